@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# build.sh — the one way relaypro is built (the Makefile and the Containerfile call it).
+#
+#   ./build.sh deps    install the toolchains from Debian's packages (needs root) and fetch,
+#                      verify and build the pinned third-party inputs (vendor/deps.lock)
+#   ./build.sh         build dist/relaypro-linux-amd64 and dist/relaypro-linux-arm64
+#                      (static, stripped) and print their sizes
+#   ./build.sh amd64   one architecture only
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian packages the build and the tests need. Checked with dpkg-query first so a
+# machine that has them needs no network.
+build_pkgs=(make gcc musl-tools musl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
+	musl-dev:arm64 qemu-user-static dpkg-dev xz-utils file)
+test_pkgs=(curl openssl python3 procps)
+
+missing_pkgs() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
+	done
+}
+
+deps() {
+	local need
+	need=$(missing_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}")
+	if [ -n "$need" ]; then
+		if [ "$(id -u)" != 0 ]; then
+			echo "build.sh: missing Debian packages (run as root to install):" $need >&2
+			exit 1
+		fi
+		dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+		echo "build.sh: installing" $need
+		apt-get -qq update
+		# shellcheck disable=SC2086
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+	fi
+	vendor/fetch.sh
+}
+
+build_arch() {
+	local a=$1
+	vendor/fetch.sh "$a" >/dev/null
+	make -s ARCH="$a" dist
+}
+
+case "${1:-all}" in
+deps) deps ;;
+all)
+	deps >/dev/null
+	build_arch amd64
+	build_arch arm64
+	for b in dist/relaypro-linux-amd64 dist/relaypro-linux-arm64; do
+		printf '%-28s %8d bytes  %s\n' "$b" "$(stat -c %s "$b")" "$(file -b "$b" | cut -d, -f1-2)"
+	done
+	;;
+amd64 | arm64)
+	deps >/dev/null
+	build_arch "$1"
+	b=dist/relaypro-linux-$1
+	printf '%-28s %8d bytes\n' "$b" "$(stat -c %s "$b")"
+	;;
+*)
+	echo "usage: ./build.sh [deps|amd64|arm64]" >&2
+	exit 2
+	;;
+esac

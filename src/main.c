@@ -1,0 +1,212 @@
+/*
+ * main.c — the command line (SPEC §7): run, check-config, version, ca show, token grant,
+ * help. Every subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure,
+ * 2 bad usage or bad configuration.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+#include "json.h"
+#include "jwt.h"
+#include "log.h"
+#include "loop.h"
+#include "rand.h"
+#include "secret.h"
+#include "units.h"
+
+#define EXIT_USAGE 2
+
+static struct config cfg; /* large: kept out of the stack */
+
+static const char usage[] =
+    "usage: relaypro [COMMAND] [-c FILE]\n"
+    "\n"
+    "commands:\n"
+    "  run                       run the relay (the default)\n"
+    "  check-config              validate the configuration, print it (secrets hidden)\n"
+    "  version                   print the version\n"
+    "  token grant --sub ID [--ttl DURATION]\n"
+    "                            print a grant signed with the security token (tests,\n"
+    "                            console integrators); --ttl defaults to 10m\n"
+    "  help                      this text\n"
+    "\n"
+    "Configuration: -c FILE, else $RELAYPRO_CONFIG, else /opt/relaypro/config.ini if it\n"
+    "exists, else the environment alone (RELAYPRO_<KEY>). See docs/configuration.md.\n";
+
+static int
+load_config(const char *cli_path)
+{
+	char err[CFG_PATH + 512];
+
+	if (config_load(&cfg, config_pick_file(cli_path), err, sizeof err) != ERR_OK) {
+		fprintf(stderr, "relaypro: config error: %s\n", err);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+cmd_version(void)
+{
+	printf("relaypro %s linux/%s (BearSSL 0.6, inih 55, musl)\n", RELAYPRO_VERSION, RELAYPRO_ARCH);
+	return 0;
+}
+
+static int
+cmd_check_config(const char *cli_path)
+{
+	int rc = load_config(cli_path);
+
+	if (rc)
+		return rc;
+	config_dump(&cfg, 1);
+	printf("config ok\n");
+	config_wipe(&cfg);
+	return 0;
+}
+
+static int
+cmd_token_grant(const char *cli_path, const char *sub, const char *ttl_text)
+{
+	char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	char claims[1024], esc[JWT_SUB_MAX * 6 + 1], token[JWT_MAX + 1];
+	uint64_t ttl = 600;
+	int64_t now = (int64_t)time(NULL);
+	size_t n;
+	int rc = load_config(cli_path);
+
+	if (rc)
+		return rc;
+	if (sub == NULL || !*sub || strlen(sub) > JWT_SUB_MAX) {
+		fprintf(stderr, "relaypro: token grant needs --sub ID (1-128 characters)\n");
+		return EXIT_USAGE;
+	}
+	if (ttl_text && (units_duration(ttl_text, &ttl) != ERR_OK || ttl < 1 || ttl > 86400)) {
+		fprintf(stderr, "relaypro: --ttl: not a duration between 1s and 24h\n");
+		return EXIT_USAGE;
+	}
+	if (!cfg.security_token[0]) {
+		fprintf(stderr, "relaypro: no securityToken configured (register first)\n");
+		return 1;
+	}
+	n = json_escape(esc, sizeof esc - 1, sub, strlen(sub));
+	esc[n] = 0;
+	snprintf(claims, sizeof claims,
+	    "{\"sub\":\"%s\",\"org\":%lld,\"aud\":\"relaypro:%lld\",\"iat\":%lld,\"exp\":%lld}", esc,
+	    (long long)cfg.organization_id, (long long)cfg.relay_id, (long long)now,
+	    (long long)(now + (int64_t)ttl));
+	n = jwt_sign(token, sizeof token, header, claims, cfg.security_token,
+	    strlen(cfg.security_token));
+	config_wipe(&cfg);
+	if (n == 0) {
+		fprintf(stderr, "relaypro: token too long\n");
+		return 1;
+	}
+	printf("%s\n", token);
+	secret_wipe(token, sizeof token);
+	return 0;
+}
+
+static int
+cmd_run(const char *cli_path)
+{
+	struct log_rec r;
+	int rc = load_config(cli_path), running = 1;
+
+	if (rc)
+		return rc;
+	if (log_open(cfg.log_file) != ERR_OK)
+		fprintf(stderr, "relaypro: cannot open log file %s: %s (logging to stderr)\n",
+		    cfg.log_file, strerror(errno));
+	log_set_debug(cfg.debug_logging);
+	if (loop_signals_init() != ERR_OK) {
+		log_msg(LOG_ERROR, "start.fail", "cannot install signal handlers");
+		return 1;
+	}
+	if (log_begin(&r, LOG_INFO, "start")) {
+		log_str(&r, "version", RELAYPRO_VERSION);
+		log_int(&r, "pid", getpid());
+		log_str(&r, "config", cfg.file[0] ? cfg.file : "(environment)");
+		log_str(&r, "https_listen", cfg.https_listen);
+		log_str(&r, "http_listen", cfg.http_listen);
+		log_end(&r);
+	}
+	while (running) {
+		struct pollfd p = { .fd = loop_signal_fd(), .events = POLLIN };
+		unsigned sig;
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		sig = loop_take_signals();
+		if (sig & LOOP_SIG_TERM)
+			running = 0;
+	}
+	if (log_begin(&r, LOG_INFO, "stop")) {
+		log_int(&r, "pid", getpid());
+		log_end(&r);
+	}
+	config_wipe(&cfg);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd = "run", *cli_path = NULL, *sub = NULL, *ttl = NULL, *sub2 = NULL;
+	int i, have_cmd = 0;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (++i == argc) {
+				fprintf(stderr, "relaypro: %s needs a file\n", a);
+				return EXIT_USAGE;
+			}
+			cli_path = argv[i];
+		} else if (strcmp(a, "--sub") == 0 && i + 1 < argc) {
+			sub = argv[++i];
+		} else if (strcmp(a, "--ttl") == 0 && i + 1 < argc) {
+			ttl = argv[++i];
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			cmd = "help";
+			have_cmd = 1;
+		} else if (a[0] == '-') {
+			fprintf(stderr, "relaypro: unknown option %s\n%s", a, usage);
+			return EXIT_USAGE;
+		} else if (!have_cmd) {
+			cmd = a;
+			have_cmd = 1;
+		} else if (sub2 == NULL) {
+			sub2 = a;
+		} else {
+			fprintf(stderr, "relaypro: unexpected argument %s\n", a);
+			return EXIT_USAGE;
+		}
+	}
+	if (rand_init() != ERR_OK) {
+		fprintf(stderr, "relaypro: getrandom() failed: %s\n", strerror(errno));
+		return 1;
+	}
+	if (strcmp(cmd, "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0)
+		return cmd_version();
+	if (strcmp(cmd, "check-config") == 0)
+		return cmd_check_config(cli_path);
+	if (strcmp(cmd, "run") == 0 && sub2 == NULL)
+		return cmd_run(cli_path);
+	if (strcmp(cmd, "token") == 0 && sub2 && strcmp(sub2, "grant") == 0)
+		return cmd_token_grant(cli_path, sub, ttl);
+	fprintf(stderr, "relaypro: unknown command '%s%s%s'\n%s", cmd, sub2 ? " " : "",
+	    sub2 ? sub2 : "", usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,1313 @@
+"""relaytest -- helpers for relaypro's integration tests (plain Python 3 scripts, stdlib only).
+
+Contract
+--------
+* Runner: `check(cond, name, detail="")` counts one pass or failure and prints one line;
+  `@case` registers a function run by `run_cases()`/`finish()`; an exception in a case is
+  one failure. `finish()` stops every process this module started, then prints
+  `<prefix>: N passed, N failed` as the LAST line of stdout and exits 1 on any failure.
+* Processes: everything started through `start_process()`/`start_console()` runs in its own
+  session, is stopped by PID (SIGTERM, bounded wait, SIGKILL; leftovers of its process
+  group likewise, by group id), and is stopped at exit even when a test fails, raises, or
+  the script receives SIGTERM/SIGINT/SIGHUP. Nothing is ever signalled by name.
+* Network: every helper connects only to loopback (127.0.0.0/8, ::1, "localhost"); anything
+  else raises ValueError. Every loop is bounded in iterations and in time.
+
+Usage sketch:
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+    import relaytest as rt
+    rt.init("integration", deadline=300)
+    tmp = rt.make_tmpdir()
+    con = rt.start_console(tmp)
+    r = rt.http_request("127.0.0.1", con.https_port, "GET", "/api/app/check",
+                        tls=True, cafile=con.ca, server_hostname="localhost")
+    rt.check(r.status == 200, "console answers")
+    rt.finish()
+"""
+
+import atexit
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = os.path.dirname(HERE)
+REPO_DIR = os.path.dirname(TESTS_DIR)
+CONSOLE_PY = os.path.join(TESTS_DIR, "console.py")
+
+MAX_HEAD = 64 * 1024           # response heads we are willing to read
+MAX_READ = 64 * 1024 * 1024    # bytes any single read-until-close helper keeps
+
+# ================================================================= runner
+
+_state = {
+    "prefix": "integration",
+    "passed": 0,
+    "failed": 0,
+    "failures": [],
+    "cases": [],        # [(name, fn, timeout)]
+    "cases_ran": False,
+    "finished": False,
+}
+_out_lock = threading.RLock()
+
+
+def _say(line):
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def init(prefix="integration", deadline=None):
+    """Set the summary prefix (one word) and an optional whole-script deadline in seconds.
+
+    When the deadline passes, the run is recorded as failed, processes are stopped, the
+    summary is printed and the script exits 1, whatever the main thread is doing.
+    """
+    if not prefix or any(c.isspace() for c in prefix) or ":" in prefix:
+        raise ValueError("prefix must be one word without a colon")
+    _state["prefix"] = prefix
+    _install_handlers()
+    if deadline:
+        def watchdog():
+            time.sleep(deadline)
+            if _state["finished"]:
+                return
+            _record(False, "deadline", "the script ran longer than %ss" % deadline)
+            _final_exit()
+        threading.Thread(target=watchdog, name="relaytest-deadline", daemon=True).start()
+
+
+def _record(ok, name, detail=""):
+    with _out_lock:
+        if ok:
+            _state["passed"] += 1
+            _say("ok   %s" % name)
+        else:
+            _state["failed"] += 1
+            _state["failures"].append(name)
+            _say("FAIL %s%s" % (name, (": " + str(detail)) if detail != "" else ""))
+    return ok
+
+
+def check(cond, name, detail=""):
+    """Count one assertion; return bool(cond). `detail` is printed only on failure."""
+    return _record(bool(cond), name, detail)
+
+
+def check_eq(got, want, name):
+    """check(got == want) with both values in the failure line."""
+    return _record(got == want, name, "got %r, want %r" % (_short(got), _short(want)))
+
+
+def _short(v, n=300):
+    r = repr(v)
+    return v if len(r) <= n else r[:n] + "..."
+
+
+def skip(name, reason):
+    """Report a case that cannot run here; not counted as pass or failure."""
+    _say("SKIP %s: %s" % (name, reason))
+
+
+def failed():
+    return _state["failed"]
+
+
+class CaseTimeout(BaseException):
+    """Raised inside a case whose own time limit passed (BaseException: `except Exception`
+    in test code does not swallow it)."""
+
+
+def case(fn=None, *, name=None, timeout=60):
+    """Decorator registering a test case; `@case` or `@case(name=..., timeout=...)`.
+
+    A case counts its own check() calls; an exception (or its timeout) is one failure; a
+    case that returns having made no check at all counts as one pass.
+    """
+    def register(f):
+        _state["cases"].append((name or f.__name__, f, timeout))
+        return f
+    if fn is not None:
+        return register(fn)
+    return register
+
+
+def run_cases(only=None):
+    """Run the registered cases in order (those named in `only`, when given). Once."""
+    if _state["cases_ran"]:
+        return
+    _state["cases_ran"] = True
+    for cname, fn, timeout in _state["cases"]:
+        if only and cname not in only:
+            continue
+        before = _state["passed"] + _state["failed"]
+        use_timer = threading.current_thread() is threading.main_thread() and timeout
+        if use_timer:
+            def on_alarm(signum, frame, _n=cname, _t=timeout):
+                raise CaseTimeout("case %s exceeded %ss" % (_n, _t))
+            old = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            fn()
+        except CaseTimeout as e:
+            _record(False, cname, str(e))
+        except Exception as e:
+            tb = traceback.format_exc().rstrip().splitlines()
+            _record(False, cname, "%s: %s" % (type(e).__name__, e))
+            with _out_lock:
+                for ln in tb[-12:]:
+                    _say("     " + ln)
+        else:
+            if _state["passed"] + _state["failed"] == before:
+                _record(True, cname)
+        finally:
+            if use_timer:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+
+
+def finish(prefix=None):
+    """Run pending cases (only those named in RELAYTEST_ONLY=a,b when set), stop every
+    process, print the summary line last, exit 1 on any failure (0 otherwise)."""
+    if prefix:
+        _state["prefix"] = prefix
+    try:
+        only = [n for n in os.environ.get("RELAYTEST_ONLY", "").split(",") if n]
+        run_cases(only=only or None)
+    except BaseException as e:  # KeyboardInterrupt and the like: still summarise
+        _record(False, "run", "%s: %s" % (type(e).__name__, e))
+    _final_exit()
+
+
+def main(prefix="integration", deadline=None):
+    init(prefix, deadline)
+    finish()
+
+
+_final_lock = threading.Lock()
+_final_owner = [None]
+
+
+def _final_exit(code=None):
+    """Cleanup, summary line, exit. Safe to reach from the watchdog or a signal handler."""
+    if not _final_lock.acquire(blocking=False):
+        if _final_owner[0] is threading.current_thread():
+            return  # a signal arrived while this thread was already finishing
+        time.sleep(60)  # another thread is finishing and will exit the process
+        os._exit(1)
+    _final_owner[0] = threading.current_thread()
+    _state["finished"] = True
+    try:
+        cleanup_all()
+    except BaseException:
+        pass
+    with _out_lock:
+        sys.stdout.write("%s: %d passed, %d failed\n"
+                         % (_state["prefix"], _state["passed"], _state["failed"]))
+        sys.stdout.flush()
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
+    if code is None:
+        code = 1 if _state["failed"] else 0
+    os._exit(code)
+
+
+# ================================================================= cleanup registry
+
+_procs = []          # Proc objects, in start order
+_cleanups = []       # callables, run after processes are stopped (LIFO)
+_tmpdirs = []
+_reg_lock = threading.RLock()
+_cleaned = [False]
+_handlers_installed = [False]
+
+
+def at_cleanup(fn):
+    """Run fn() at cleanup (exit, signal, finish), after every process has been stopped."""
+    with _reg_lock:
+        _cleanups.append(fn)
+    return fn
+
+
+def cleanup_all():
+    """Stop every tracked process (newest first), run cleanups, drop temp dirs. Idempotent."""
+    with _reg_lock:
+        if _cleaned[0]:
+            return
+        _cleaned[0] = True
+        procs = list(reversed(_procs))
+        fns = list(reversed(_cleanups))
+    for p in procs:
+        try:
+            p.stop(timeout=5)
+        except Exception:
+            pass
+    for fn in fns:
+        try:
+            fn()
+        except Exception:
+            pass
+    keep = os.environ.get("RELAYTEST_KEEP") == "1" or _state["failed"] > 0
+    for d in _tmpdirs:
+        if keep:
+            sys.stderr.write("relaytest: kept %s\n" % d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _on_signal(signum, frame):
+    _record(False, "interrupted", "signal %s" % signal.Signals(signum).name)
+    _final_exit(1)
+
+
+def _install_handlers():
+    if _handlers_installed[0]:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _handlers_installed[0] = True
+    atexit.register(cleanup_all)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        try:
+            signal.signal(s, _on_signal)
+        except (ValueError, OSError):
+            pass
+
+
+def make_tmpdir(prefix="relaytest-"):
+    """A fresh directory, removed at cleanup unless a check failed or RELAYTEST_KEEP=1."""
+    _install_handlers()
+    base = os.environ.get("RELAYTEST_TMP") or None
+    d = tempfile.mkdtemp(prefix=prefix, dir=base)
+    with _reg_lock:
+        _tmpdirs.append(d)
+    return d
+
+
+# ================================================================= processes
+
+_SCRUB_PREFIXES = ("RELAYPRO_", "AIR_")
+_SCRUB_NAMES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+
+
+def clean_environ():
+    """os.environ without RELAYPRO_*, AIR_* and proxy variables (so the developer's shell
+    cannot change what a test sees)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(_SCRUB_PREFIXES) and k.lower() not in _SCRUB_NAMES}
+
+
+def _group_members(pgid):
+    """Live (non-zombie) PIDs whose process group is pgid; None if /proc is unreadable."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    out = []
+    for n in names:
+        if not n.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % n) as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rfind(")") + 2:].split()
+        # rest[0] = state, rest[1] = ppid, rest[2] = pgrp
+        if len(rest) > 2 and rest[2] == str(pgid) and rest[0] != "Z":
+            out.append(int(n))
+    return out
+
+
+class Proc:
+    """A process started by start_process(). Attributes: name, argv, pid, popen,
+    stdout_path, stderr_path."""
+
+    def __init__(self, argv, popen, name, stdout_path, stderr_path, own_group):
+        self.argv = argv
+        self.popen = popen
+        self.pid = popen.pid
+        self.name = name
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.own_group = own_group
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return "<Proc %s pid=%d>" % (self.name, self.pid)
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self):
+        return self.popen.poll()
+
+    def wait(self, timeout):
+        """Exit status, or None if still running after `timeout` seconds."""
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal(self, sig):
+        """Send sig to this PID if it is still our running child."""
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout=10, sig=None):
+        """sig (default SIGTERM), wait up to `timeout` s, then SIGKILL; then the same for
+        anything left in its process group (workers, an upgraded binary).
+        Returns the exit status."""
+        if sig is None:
+            sig = signal.SIGTERM
+        with self._lock:
+            if self.popen.poll() is None:
+                self.signal(sig)
+                if self.wait(timeout) is None:
+                    self.signal(signal.SIGKILL)
+                    self.wait(5)
+            if self.own_group:
+                self._stop_group(timeout)
+            return self.popen.poll()
+
+    def _stop_group(self, timeout):
+        members = _group_members(self.pid)
+        if members is None:
+            try:
+                os.killpg(self.pid, 0)
+                members = [self.pid]
+            except OSError:
+                members = []
+        if not members:
+            return
+        for s, wait in ((signal.SIGTERM, min(timeout, 3.0)), (signal.SIGKILL, 2.0)):
+            try:
+                os.killpg(self.pid, s)
+            except OSError:
+                return
+            end = time.monotonic() + wait
+            while time.monotonic() < end:
+                m = _group_members(self.pid)
+                if not m:
+                    return
+                time.sleep(0.05)
+
+    def kill(self):
+        return self.stop(timeout=0, sig=signal.SIGKILL)
+
+    def stdout(self):
+        return _read_text(self.stdout_path)
+
+    def stderr(self):
+        return _read_text(self.stderr_path)
+
+    def wait_for_output(self, needle, timeout=10, stream="stdout"):
+        """True once `needle` (str) appears in the stream's file; False on timeout or exit."""
+        path = self.stdout_path if stream == "stdout" else self.stderr_path
+        end = time.monotonic() + timeout
+        while True:
+            if needle in _read_text(path):
+                return True
+            if self.popen.poll() is not None:
+                return needle in _read_text(path)
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.05)
+
+
+def _read_text(path, limit=MAX_READ):
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def start_process(argv, env=None, tmpdir=None, name=None, cwd=None, stdin=None,
+                  clean_env=True, own_group=True):
+    """Start argv with stdout/stderr in files `<tmpdir>/<name>.stdout|.stderr`.
+
+    env: extra variables laid over the environment (scrubbed of RELAYPRO_*, AIR_* and proxy
+    variables unless clean_env=False). stdin: None (=/dev/null), "pipe", or a file object.
+    The process gets its own session (so a Ctrl-C in the terminal reaches only us and we
+    stop it deliberately) and is stopped at cleanup. Returns a Proc.
+    """
+    _install_handlers()
+    if tmpdir is None:
+        tmpdir = make_tmpdir()
+    name = name or os.path.basename(str(argv[0]))
+    base = clean_environ() if clean_env else dict(os.environ)
+    if env:
+        base.update({k: str(v) for k, v in env.items()})
+    out_path = os.path.join(tmpdir, name + ".stdout")
+    err_path = os.path.join(tmpdir, name + ".stderr")
+    if stdin is None:
+        stdin = subprocess.DEVNULL
+    elif stdin == "pipe":
+        stdin = subprocess.PIPE
+    with open(out_path, "ab") as out, open(err_path, "ab") as err:
+        with _reg_lock:
+            popen = subprocess.Popen([str(a) for a in argv], env=base, cwd=cwd, stdin=stdin,
+                                     stdout=out, stderr=err, close_fds=True,
+                                     start_new_session=own_group)
+            p = Proc(list(argv), popen, name, out_path, err_path, own_group)
+            _procs.append(p)
+    return p
+
+
+def track_pid(pid, name="pid"):
+    """Have cleanup stop a process we did not start ourselves but are responsible for
+    (e.g. a PID a relay reports after a binary upgrade). Stopped by PID only."""
+    class _Ext:
+        def __init__(self):
+            self.pid, self.name = pid, name
+
+        def stop(self, timeout=5):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                return
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    return
+                time.sleep(0.05)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    with _reg_lock:
+        _procs.append(_Ext())
+
+
+# ================================================================= the test console
+
+class ConsoleHandle:
+    """A running tests/console.py. Attributes: proc, dir, ports (dict), https_port,
+    http_port, echo_port, tls_echo_port (None when disabled), ca, cert, key,
+    register_log, org, deployment_token, security_token, relay_id, ipv6 (list)."""
+
+    def __init__(self, proc, d, info, opts):
+        self.proc = proc
+        self.pid = proc.pid
+        self.dir = d
+        self.info = info
+        self.ports = {k: info[k] for k in ("https", "http", "echo", "tls_echo") if k in info}
+        self.https_port = info.get("https")
+        self.http_port = info.get("http")
+        self.echo_port = info.get("echo")
+        self.tls_echo_port = info.get("tls_echo")
+        self.ca = info.get("ca")
+        self.cert = info.get("cert")
+        self.key = info.get("key")
+        self.register_log = os.path.join(d, "register.log")
+        self.ipv6 = info.get("ipv6", [])
+        self.org = opts["org"]
+        self.deployment_token = opts["deployment_token"]
+        self.security_token = opts["security_token"]
+        self.relay_id = opts["relay_id"]
+
+    def stop(self, timeout=10):
+        return self.proc.stop(timeout=timeout)
+
+    def register_attempts(self):
+        """Registration attempts so far, one dict per attempt (see console.py)."""
+        return read_json_lines(self.register_log)
+
+    def address(self, port_kind="https", host="localhost"):
+        """"host:port" of one listener, e.g. for consoleAddress."""
+        return "%s:%d" % (host, self.ports[port_kind])
+
+
+def start_console(tmpdir, https=True, http=True, echo=True, tls_echo=True, org=1,
+                  deployment_token="test-deployment-token",
+                  security_token="test-security-token", relay_id=7, fail_register=0,
+                  ipv6=False, sans=(), key_type="rsa", ports=None, extra_args=(),
+                  timeout=20, name="console"):
+    """Start tests/console.py with ephemeral ports (or `ports={"https": 8443, ...}`) in
+    `<tmpdir>/<name>/` and wait (at most `timeout` s) for READY. Returns a ConsoleHandle;
+    raises RuntimeError (with the console's stderr) if it does not come up."""
+    d = os.path.join(tmpdir, name)
+    os.makedirs(d, exist_ok=True)
+    port_file = os.path.join(d, "ports.json")
+    try:
+        os.unlink(port_file)
+    except FileNotFoundError:
+        pass
+    ports = ports or {}
+    argv = [sys.executable, CONSOLE_PY, "--dir", d, "--port-file", port_file,
+            "--org", str(org), "--deployment-token", deployment_token,
+            "--security-token", security_token, "--relay-id", str(relay_id),
+            "--fail-register", str(fail_register), "--key-type", key_type,
+            "--exit-with-parent"]
+    for kind, on in (("https", https), ("http", http), ("echo", echo),
+                     ("tls-echo", tls_echo)):
+        if on:
+            argv += ["--%s-port" % kind, str(ports.get(kind.replace("-", "_"), 0))]
+    if ipv6:
+        argv.append("--ipv6")
+    for s in sans:
+        argv += ["--san", s]
+    argv += list(extra_args)
+    proc = start_process(argv, tmpdir=tmpdir, name=name)
+    if not proc.wait_for_output("READY\n", timeout=timeout):
+        proc.stop(timeout=2)
+        raise RuntimeError("console did not become ready in %ss; stderr:\n%s"
+                           % (timeout, proc.stderr()[-3000:]))
+    with open(port_file) as f:
+        info = json.load(f)
+    return ConsoleHandle(proc, d, info, dict(org=org, deployment_token=deployment_token,
+                                             security_token=security_token,
+                                             relay_id=relay_id))
+
+
+# ================================================================= waiting
+
+def free_port(host="127.0.0.1"):
+    """A port that was free a moment ago (bind to 0, read, close)."""
+    _check_local(host)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(fn, timeout=10, interval=0.05):
+    """Call fn() until it returns something truthy (returned) or `timeout` passes (None)."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= end:
+            return None
+        time.sleep(interval)
+
+
+def wait_for_port(host, port, timeout=10):
+    """True once a TCP connect to host:port succeeds within `timeout` s."""
+    _check_local(host)
+
+    def attempt():
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+    return bool(wait_until(attempt, timeout))
+
+
+def wait_for_file(path, timeout=10):
+    return bool(wait_until(lambda: os.path.exists(path), timeout))
+
+
+def log_offset(path):
+    """Current size of a log file (0 if missing): pass as `since` to read only newer lines."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def read_json_lines(path, since=0, limit=MAX_READ):
+    """JSON objects from the complete lines of `path` from byte `since`; other lines (text,
+    a half-written last line) are skipped."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(since)
+            data = f.read(limit)
+    except OSError:
+        return []
+    out = []
+    for ln in data.split(b"\n")[:-1]:  # the part after the last newline is incomplete
+        ln = ln.strip()
+        if not ln.startswith(b"{"):
+            continue
+        try:
+            v = json.loads(ln.decode("utf-8", "replace"))
+        except ValueError:
+            continue
+        if isinstance(v, dict):
+            out.append(v)
+    return out
+
+
+def wait_for_log(path, predicate, timeout=10, since=0):
+    """First JSON line (dict) of `path` after byte `since` for which predicate(rec) is true,
+    or None after `timeout` s. `predicate` may also be a dict of required key/values, or an
+    event name string."""
+    if isinstance(predicate, str):
+        ev = predicate
+        predicate = lambda r: r.get("event") == ev  # noqa: E731
+    elif isinstance(predicate, dict):
+        want = predicate
+        predicate = lambda r: all(r.get(k) == v for k, v in want.items())  # noqa: E731
+
+    def look():
+        for rec in read_json_lines(path, since):
+            try:
+                if predicate(rec):
+                    return rec
+            except Exception:
+                continue
+        return None
+    return wait_until(look, timeout)
+
+
+# ================================================================= sockets
+
+def _check_local(host):
+    """Only loopback: 127.0.0.0/8, ::1, 'localhost'. Anything else is a test bug."""
+    if host == "localhost":
+        return
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError("relaytest only talks to loopback, not %r" % host)
+    if not ip.is_loopback:
+        raise ValueError("relaytest only talks to loopback, not %r" % host)
+
+
+def connect(host, port, timeout=5):
+    """Plain TCP connection to a loopback host:port, with `timeout` on every operation."""
+    _check_local(host)
+    s = socket.create_connection((host.strip("[]"), port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def client_context(cafile=None, verify=None, alpn=None, min_version=None, max_version=None,
+                   certfile=None, keyfile=None):
+    """An ssl client context: verified against cafile (system store if cafile is None and
+    verify is True), or unverified when verify is False (default: verify iff cafile)."""
+    if verify is None:
+        verify = cafile is not None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        if cafile:
+            ctx.load_verify_locations(cafile)
+        else:
+            ctx.load_default_certs()
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    if min_version:
+        ctx.minimum_version = min_version
+    if max_version:
+        ctx.maximum_version = max_version
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+def tls_connect(host, port, cafile=None, server_hostname=None, verify=None, timeout=5,
+                alpn=None, min_version=None, max_version=None, context=None):
+    """TLS connection to a loopback host:port; returns a handshaken ssl.SSLSocket.
+
+    server_hostname (SNI and the name checked) defaults to `host`; verify defaults to
+    `cafile is not None`. Raises ssl.SSLError / OSError on failure.
+    """
+    ctx = context or client_context(cafile, verify, alpn, min_version, max_version)
+    raw = connect(host, port, timeout)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=server_hostname or host.strip("[]"))
+    except BaseException:
+        raw.close()
+        raise
+    s.settimeout(timeout)
+    return s
+
+
+class TLSOver:
+    """TLS spoken over any object with sendall()/recv() -- typically a tunnel that is itself
+    an SSLSocket (TLS inside TLS, which ssl.wrap_socket cannot do). Offers sendall, send,
+    recv, unwrap, close, settimeout, version(), getpeercert(), selected_alpn_protocol()."""
+
+    def __init__(self, conn, context, server_hostname, timeout=5):
+        self.conn = conn
+        self.timeout = timeout
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self._in, self._out, server_hostname=server_hostname)
+        self._do(self.obj.do_handshake)
+
+    def _flush(self):
+        data = self._out.read()
+        if data:
+            self.conn.sendall(data)
+
+    def _do(self, fn, *args):
+        end = time.monotonic() + self.timeout
+        for _ in range(1000000):
+            try:
+                r = fn(*args)
+                self._flush()
+                return r
+            except ssl.SSLWantReadError:
+                self._flush()
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout("TLSOver: timed out")
+                if hasattr(self.conn, "settimeout"):
+                    self.conn.settimeout(left)
+                data = _recv(self.conn, 65536)
+                if data:
+                    self._in.write(data)
+                else:
+                    self._in.write_eof()
+        raise socket.timeout("TLSOver: too many rounds")
+
+    def settimeout(self, t):
+        self.timeout = t if t is not None else 3600
+
+    def sendall(self, data):
+        view = memoryview(data)
+        while len(view):
+            n = self._do(self.obj.write, view[:16384])
+            view = view[n:]
+
+    def send(self, data):
+        return self._do(self.obj.write, data[:16384])
+
+    def recv(self, n):
+        try:
+            return self._do(self.obj.read, n)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""
+
+    def unwrap(self):
+        try:
+            self._do(self.obj.unwrap)
+        except (ssl.SSLError, OSError):
+            pass
+        return self.conn
+
+    def close(self):
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+    def version(self):
+        return self.obj.version()
+
+    def getpeercert(self, binary_form=False):
+        return self.obj.getpeercert(binary_form)
+
+    def selected_alpn_protocol(self):
+        return self.obj.selected_alpn_protocol()
+
+
+def tls_wrap(conn, cafile=None, server_hostname="localhost", verify=None, timeout=5,
+             alpn=None, context=None):
+    """Start TLS over an existing connection (e.g. a CONNECT tunnel) and handshake.
+
+    A plain socket gives an ssl.SSLSocket; an SSLSocket (TLS inside TLS) or another
+    socket-like object gives a TLSOver."""
+    ctx = context or client_context(cafile, verify, alpn)
+    if isinstance(conn, socket.socket) and not isinstance(conn, ssl.SSLSocket):
+        conn.settimeout(timeout)
+        s = ctx.wrap_socket(conn, server_hostname=server_hostname)
+        s.settimeout(timeout)
+        return s
+    return TLSOver(conn, ctx, server_hostname, timeout)
+
+
+def _recv(sock, n):
+    """recv that maps a TLS EOF (clean or ragged) to b''."""
+    try:
+        return sock.recv(n)
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        return b""
+
+
+def read_until_close(sock, timeout=5, max_bytes=MAX_READ):
+    """Everything the peer sends until it closes, `timeout` s pass, or max_bytes arrive.
+    A reset after data counts as the end (bytes so far are returned)."""
+    end = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < max_bytes:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            data = _recv(sock, min(65536, max_bytes - len(buf)))
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        buf += data
+    return bytes(buf)
+
+
+def http_exchange(sock, data, timeout=5, max_bytes=MAX_READ):
+    """Send `data` (bytes) and return every byte received until close or `timeout` s."""
+    sock.settimeout(timeout)
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the peer may have answered and closed early; read what it sent
+    return read_until_close(sock, timeout, max_bytes)
+
+
+def _pending(sock):
+    try:
+        return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def pump(sock, payload, timeout=10, half_close=False, expect=None, max_bytes=MAX_READ):
+    """Send `payload` while reading whatever comes back, without deadlock (for echo).
+
+    Stops when `expect` bytes have arrived (if given) after everything was sent, at EOF, or
+    at `timeout`. half_close: shutdown(SHUT_WR) once everything is sent (plain sockets only;
+    TLS cannot half-close). Returns (received_bytes, eof_seen). Works on socket.socket and
+    ssl.SSLSocket (not TLSOver -- use echo_roundtrip there).
+    """
+    end = time.monotonic() + timeout
+    sock.setblocking(False)
+    sel = selectors.DefaultSelector()
+    view = memoryview(payload)
+    got = bytearray()
+    eof = False
+    shut = False
+    try:
+        sel.register(sock, selectors.EVENT_READ)
+        while time.monotonic() < end and len(got) < max_bytes:
+            if not len(view) and half_close and not shut:
+                sock.shutdown(socket.SHUT_WR)
+                shut = True
+            if not len(view) and expect is not None and len(got) >= expect:
+                break
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if len(view) else 0)
+            sel.modify(sock, events)
+            if _pending(sock):
+                ready = [(None, selectors.EVENT_READ)]
+            else:
+                ready = sel.select(timeout=max(0.0, min(0.2, end - time.monotonic())))
+            for _, ev in ready:
+                if ev & selectors.EVENT_READ:
+                    try:
+                        data = sock.recv(65536)
+                        if not data:
+                            eof = True
+                        got += data
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                        pass
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                        eof = True
+                if ev & selectors.EVENT_WRITE and len(view):
+                    try:
+                        n = sock.send(view[:65536])
+                        view = view[n:]
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                        pass
+            if eof:
+                break
+    finally:
+        sel.close()
+        try:
+            sock.setblocking(True)
+            sock.settimeout(timeout)
+        except OSError:
+            pass
+    return bytes(got), eof
+
+
+def echo_roundtrip(sock, payload, chunk=16384, timeout=10):
+    """Send payload in chunks, reading each chunk's echo before the next (any socket-like
+    object, TLSOver included). Returns what came back (shorter on EOF/timeout)."""
+    end = time.monotonic() + timeout
+    got = bytearray()
+    for off in range(0, len(payload), chunk):
+        piece = payload[off:off + chunk]
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        sock.sendall(piece)
+        want = off + len(piece)
+        while len(got) < want:
+            left = end - time.monotonic()
+            if left <= 0:
+                return bytes(got)
+            sock.settimeout(left)
+            try:
+                data = _recv(sock, want - len(got))
+            except socket.timeout:
+                return bytes(got)
+            if not data:
+                return bytes(got)
+            got += data
+    return bytes(got)
+
+
+# ================================================================= HTTP
+
+class Headers:
+    """Response headers in order, with case-insensitive lookup."""
+
+    def __init__(self, pairs=()):
+        self.pairs = list(pairs)
+
+    def get(self, name, default=None):
+        n = name.lower()
+        for k, v in self.pairs:
+            if k.lower() == n:
+                return v
+        return default
+
+    def get_all(self, name):
+        n = name.lower()
+        return [v for k, v in self.pairs if k.lower() == n]
+
+    def __contains__(self, name):
+        return self.get(name) is not None
+
+    def __getitem__(self, name):
+        v = self.get(name)
+        if v is None:
+            raise KeyError(name)
+        return v
+
+    def items(self):
+        return list(self.pairs)
+
+    def __repr__(self):
+        return "Headers(%r)" % self.pairs
+
+
+class Response:
+    """status (int, 0 if unparseable), reason, version, headers (Headers), body (bytes),
+    raw (all bytes received), status_line."""
+
+    def __init__(self, status, reason, version, headers, body, raw):
+        self.status, self.reason, self.version = status, reason, version
+        self.headers, self.body, self.raw = headers, body, raw
+        self.status_line = ("%s %d %s" % (version, status, reason)).strip()
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "<Response %d %s %r>" % (self.status, self.reason, self.body[:200])
+
+
+def _parse_head(head):
+    """(version, status, reason, Headers) from a response head (bytes, without the blank
+    line); status 0 when the status line is malformed."""
+    lines = head.decode("latin-1").replace("\r\n", "\n").split("\n")
+    parts = lines[0].split(" ", 2)
+    version, status, reason = "", 0, lines[0]
+    if len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit():
+        version, status = parts[0], int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+    pairs = []
+    for ln in lines[1:]:
+        if ":" in ln:
+            k, v = ln.split(":", 1)
+            pairs.append((k.strip(), v.strip()))
+    return version, status, reason, Headers(pairs)
+
+
+def _split_head(data):
+    i, j = data.find(b"\r\n\r\n"), data.find(b"\n\n")
+    cands = [(i, 4), (j, 2)]
+    cands = [c for c in cands if c[0] >= 0]
+    if not cands:
+        return None, data
+    pos, n = min(cands)
+    return data[:pos], data[pos + n:]
+
+
+def parse_response(data):
+    """Parse bytes read until close (e.g. from http_exchange) into a Response; the body is
+    everything after the head (cut to Content-Length when present; chunked is decoded)."""
+    head, rest = _split_head(data)
+    if head is None:
+        return Response(0, "", "", Headers(), b"", data)
+    version, status, reason, headers = _parse_head(head)
+    body = rest
+    cl = headers.get("content-length")
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(rest)
+    elif cl is not None and cl.isdigit():
+        body = rest[:int(cl)]
+    return Response(status, reason, version, headers, body, data)
+
+
+def _dechunk(data):
+    out = bytearray()
+    pos = 0
+    for _ in range(1000000):
+        i = data.find(b"\r\n", pos)
+        if i < 0:
+            break
+        try:
+            size = int(data[pos:i].split(b";")[0], 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out += data[i + 2:i + 2 + size]
+        pos = i + 2 + size + 2
+    return bytes(out)
+
+
+def read_response_head(sock, timeout=5, max_head=MAX_HEAD):
+    """Read exactly one response head (one byte per recv, so no byte of what follows is
+    consumed). Returns (version, status, reason, Headers, raw_head) -- status 0 and a
+    partial raw_head if the peer closed or `timeout` passed first."""
+    end = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < max_head:
+        if buf.endswith(b"\r\n\r\n") or buf.endswith(b"\n\n"):
+            break
+        left = end - time.monotonic()
+        if left <= 0:
+            return "", 0, "", Headers(), bytes(buf)
+        sock.settimeout(left)
+        try:
+            b = _recv(sock, 1)
+        except (socket.timeout, ConnectionResetError):
+            return "", 0, "", Headers(), bytes(buf)
+        if not b:
+            return "", 0, "", Headers(), bytes(buf)
+        buf += b
+    head, _ = _split_head(bytes(buf))
+    if head is None:
+        return "", 0, "", Headers(), bytes(buf)
+    version, status, reason, headers = _parse_head(head)
+    return version, status, reason, headers, bytes(buf)
+
+
+def read_response(sock, timeout=5, max_body=MAX_READ, method="GET"):
+    """Read one response; leaves the connection open when the length is known
+    (Content-Length, chunked, 1xx/204/304, HEAD), else reads until close."""
+    end = time.monotonic() + timeout
+    version, status, reason, headers, raw = read_response_head(sock, timeout)
+    if status == 0:
+        return Response(0, "", "", headers, b"", raw)
+    body = bytearray()
+    cl = headers.get("content-length")
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        pass
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        data = bytearray()
+        while not data.endswith(b"0\r\n\r\n") and len(data) < max_body:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            try:
+                piece = _recv(sock, 65536)
+            except socket.timeout:
+                break
+            if not piece:
+                break
+            data += piece
+        body = bytearray(_dechunk(bytes(data)))
+    elif cl is not None and cl.isdigit():
+        n = min(int(cl), max_body)
+        while len(body) < n:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            try:
+                piece = _recv(sock, min(65536, n - len(body)))
+            except socket.timeout:
+                break
+            if not piece:
+                break
+            body += piece
+    else:
+        body = bytearray(read_until_close(sock, max(0.0, end - time.monotonic()), max_body))
+    return Response(status, reason, version, headers, bytes(body), raw + bytes(body))
+
+
+def build_request(method, target, headers=None, body=b"", host=None):
+    """Request bytes. headers: dict or list of pairs, sent as given (add Host yourself or
+    pass host=); Content-Length is added for a non-empty body unless present."""
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    names = {k.lower() for k, _ in pairs}
+    if host is not None and "host" not in names:
+        pairs.insert(0, ("Host", host))
+    if isinstance(body, str):
+        body = body.encode()
+    if body and "content-length" not in names and "transfer-encoding" not in names:
+        pairs.append(("Content-Length", str(len(body))))
+    head = "%s %s HTTP/1.1\r\n" % (method, target)
+    head += "".join("%s: %s\r\n" % (k, v) for k, v in pairs)
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+def http_request(host, port, method, path, headers=None, body=b"", tls=False, cafile=None,
+                 server_hostname=None, verify=None, timeout=5, conn=None, keep_open=False):
+    """One HTTP/1.1 request to a loopback host:port (or over `conn`), returning a Response.
+
+    Host defaults to server_hostname or host (with the port); `Connection: close` is sent
+    unless keep_open or the caller set Connection. With keep_open the response is read by
+    its length and the connection is left in `response.conn` for the next request.
+    """
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        headers = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    names = {k.lower() for k, _ in pairs}
+    if not keep_open and "connection" not in names:
+        pairs.append(("Connection", "close"))
+    hostname = server_hostname or host.strip("[]")
+    if "host" not in names:
+        h = "[%s]" % hostname if ":" in hostname else hostname
+        pairs.insert(0, ("Host", "%s:%d" % (h, port)))
+    sock = conn
+    if sock is None:
+        sock = (tls_connect(host, port, cafile, hostname, verify, timeout) if tls
+                else connect(host, port, timeout))
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(build_request(method, path, pairs, body))
+        r = read_response(sock, timeout, method=method)
+    except BaseException:
+        sock.close()
+        raise
+    r.conn = sock if keep_open else None
+    if not keep_open:
+        sock.close()
+    return r
+
+
+def connect_tunnel(proxy_host, proxy_port, target, headers=None, tls=True, cafile=None,
+                   server_hostname="localhost", verify=None, timeout=5, conn=None,
+                   pipelined=b"", body_timeout=2):
+    """CONNECT `target` through the relay at proxy_host:proxy_port.
+
+    TLS (tls=True, verified against cafile; unverified when cafile is None unless verify)
+    or plain to the proxy, or over an existing `conn`. Sends
+    `CONNECT target HTTP/1.1` + Host + `headers` (dict or pairs), then `pipelined` bytes.
+    Returns (status, headers, body_or_socket): on 2xx the open connection (TLS or plain
+    socket, positioned exactly after the response head); otherwise the response body
+    (bytes, by Content-Length or until close) and the connection is closed.
+    headers.status_line / headers.raw hold the raw status line and head.
+    """
+    if conn is None:
+        if tls:
+            conn = tls_connect(proxy_host, proxy_port, cafile, server_hostname,
+                               verify if verify is not None else cafile is not None, timeout)
+        else:
+            conn = connect(proxy_host, proxy_port, timeout)
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    if not any(k.lower() == "host" for k, _ in pairs):
+        pairs.insert(0, ("Host", target))
+    try:
+        conn.settimeout(timeout)
+        conn.sendall(build_request("CONNECT", target, pairs) + pipelined)
+        version, status, reason, h, raw = read_response_head(conn, timeout)
+    except BaseException:
+        conn.close()
+        raise
+    h.status_line = ("%s %d %s" % (version, status, reason)).strip()
+    h.raw = raw
+    if 200 <= status < 300:
+        return status, h, conn
+    body = b""
+    try:
+        cl = h.get("content-length")
+        if cl is not None and cl.isdigit():
+            want = int(cl)
+            end = time.monotonic() + body_timeout
+            buf = bytearray()
+            while len(buf) < want and time.monotonic() < end:
+                conn.settimeout(max(0.01, end - time.monotonic()))
+                try:
+                    piece = _recv(conn, want - len(buf))
+                except (socket.timeout, ConnectionResetError):
+                    break
+                if not piece:
+                    break
+                buf += piece
+            body = bytes(buf)
+        elif status:
+            body = read_until_close(conn, body_timeout)
+    finally:
+        conn.close()
+    return status, h, body
+
+
+def bearer(token):
+    return {"Proxy-Authorization": "Bearer " + token}
+
+
+def basic(user, password):
+    cred = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return {"Proxy-Authorization": "Basic " + cred}
+
+
+# ================================================================= JWT (for crafting grants)
+
+def b64url(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return base64.urlsafe_b64decode(s + b"=" * (-len(s) % 4))
+
+
+def jwt_hs256(claims, key, header=None):
+    """Compact HS256 JWS of `claims` (dict, or str/bytes used verbatim) with `key`
+    (str/bytes). header defaults to {"alg":"HS256","typ":"JWT"}; pass a dict or raw
+    str/bytes to craft hostile tokens."""
+    if header is None:
+        header = {"alg": "HS256", "typ": "JWT"}
+    enc = lambda v: b64url(v if isinstance(v, (str, bytes))  # noqa: E731
+                           else json.dumps(v, separators=(",", ":")))
+    signing_input = enc(header) + "." + enc(claims)
+    if isinstance(key, str):
+        key = key.encode()
+    sig = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(sig)
+
+
+def jwt_decode_unverified(token):
+    """(header, claims) of a compact JWS, without checking the signature."""
+    h, c, _ = token.split(".")
+    return json.loads(b64url_decode(h)), json.loads(b64url_decode(c))

@@ -1,0 +1,110 @@
+/*
+ * runner.c — runs every unit test suite and ends with "N passed, N failed".
+ * Exit status 0 only when nothing failed. `unit-tests SUITE` runs one suite.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rand.h"
+#include "test.h"
+
+void t_b64(void);
+void t_config(void);
+void t_json(void);
+void t_jwt(void);
+void t_kdf(void);
+void t_log(void);
+void t_units(void);
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} suites[] = {
+	{ "b64", t_b64 },
+	{ "config", t_config },
+	{ "json", t_json },
+	{ "jwt", t_jwt },
+	{ "kdf", t_kdf },
+	{ "log", t_log },
+	{ "units", t_units },
+};
+
+static int passed, failed;
+static const char *current;
+
+void
+t_check(int ok, const char *file, int line, const char *name)
+{
+	if (ok) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("FAIL %s: %s (%s:%d)\n", current, name, file, line);
+}
+
+void
+t_check_int(long long a, long long b, const char *file, int line, const char *name)
+{
+	t_check(a == b, file, line, name);
+	if (a != b)
+		printf("     got %lld, want %lld\n", a, b);
+}
+
+void
+t_check_str(const char *a, const char *b, const char *file, int line, const char *name)
+{
+	int ok = a && b && strcmp(a, b) == 0;
+
+	t_check(ok, file, line, name);
+	if (!ok)
+		printf("     got \"%s\"\n     want \"%s\"\n", a ? a : "(null)", b ? b : "(null)");
+}
+
+void
+t_check_mem(const void *a, const void *b, size_t n, const char *file, int line, const char *name)
+{
+	t_check(memcmp(a, b, n) == 0, file, line, name);
+}
+
+size_t
+t_unhex(const char *hex, unsigned char *out, size_t cap)
+{
+	size_t n = 0;
+	unsigned v;
+
+	while (hex[0] && hex[1] && n < cap) {
+		if (sscanf(hex, "%2x", &v) != 1)
+			break;
+		out[n++] = (unsigned char)v;
+		hex += 2;
+	}
+	return n;
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+	int ran = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (rand_init() != 0) {
+		printf("cannot seed the DRBG\n");
+		return 1;
+	}
+	for (i = 0; i < sizeof suites / sizeof suites[0]; i++) {
+		if (argc > 1 && strcmp(argv[1], suites[i].name) != 0)
+			continue;
+		current = suites[i].name;
+		suites[i].fn();
+		ran++;
+	}
+	if (argc > 1 && ran == 0) {
+		printf("no suite named %s\n", argv[1]);
+		return 2;
+	}
+	printf("unit: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * test.h — the unit test harness: one assertion is one counted case.
+ *
+ * CHECK(cond, name)    passes when cond is true; prints the case name and place on failure.
+ * CHECK_INT(a, b, name), CHECK_STR(a, b, name), CHECK_MEM(a, b, n, name) compare values.
+ * Each suite is a function `void t_<suite>(void)` listed in runner.c.
+ */
+#ifndef RELAYPRO_TEST_H
+#define RELAYPRO_TEST_H
+
+#include <stddef.h>
+#include <string.h>
+
+void t_check(int ok, const char *file, int line, const char *name);
+void t_check_int(long long a, long long b, const char *file, int line, const char *name);
+void t_check_str(const char *a, const char *b, const char *file, int line, const char *name);
+void t_check_mem(const void *a, const void *b, size_t n, const char *file, int line,
+    const char *name);
+/* Decode a hex string into out (at most cap bytes); returns the byte count. */
+size_t t_unhex(const char *hex, unsigned char *out, size_t cap);
+
+#define CHECK(c, name) t_check(!!(c), __FILE__, __LINE__, (name))
+#define CHECK_INT(a, b, name) t_check_int((long long)(a), (long long)(b), __FILE__, __LINE__, (name))
+#define CHECK_STR(a, b, name) t_check_str((a), (b), __FILE__, __LINE__, (name))
+#define CHECK_MEM(a, b, n, name) t_check_mem((a), (b), (n), __FILE__, __LINE__, (name))
+
+#endif
