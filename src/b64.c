@@ -97,3 +97,24 @@ b64url_decode(void *dst, size_t cap, size_t *outlen, const char *src, size_t n)
 	*outlen = o;
 	return ERR_OK;
 }
+
+/* see b64.h */
+int
+b64std_decode(void *dst, size_t cap, size_t *outlen, const char *src, size_t n)
+{
+	char tmp[1024];
+	size_t i, pad = 0;
+
+	/* Map to the url alphabet and drop the padding, then decode strictly. */
+	if (n % 4 != 0 || n > sizeof tmp)
+		return n > sizeof tmp ? ERR_NOSPACE : ERR_INVAL;
+	while (pad < 2 && pad < n && src[n - 1 - pad] == '=')
+		pad++;
+	for (i = 0; i < n - pad; i++) {
+		char c = src[i];
+		if (c == '-' || c == '_' || c == '=')
+			return ERR_INVAL;
+		tmp[i] = c == '+' ? '-' : c == '/' ? '_' : c;
+	}
+	return b64url_decode(dst, cap, outlen, tmp, n - pad);
+}

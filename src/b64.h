@@ -21,4 +21,9 @@ size_t b64url_encode(char *dst, size_t cap, const void *src, size_t n);
  * ERR_INVAL (not canonical base64url) or ERR_NOSPACE (cap too small). */
 int b64url_decode(void *dst, size_t cap, size_t *outlen, const char *src, size_t n);
 
+/* Decode standard base64 with padding (RFC 4648 §4), as HTTP Basic credentials use it:
+ * alphabet A-Z a-z 0-9 + /, length a multiple of 4, '=' only as final padding, zero
+ * unused bits. Same returns as b64url_decode. */
+int b64std_decode(void *dst, size_t cap, size_t *outlen, const char *src, size_t n);
+
 #endif

@@ -11,19 +11,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "ca.h"
 #include "config.h"
+#include "conn.h"
 #include "err.h"
 #include "json.h"
 #include "jwt.h"
 #include "log.h"
 #include "loop.h"
 #include "rand.h"
+#include "resolve.h"
 #include "secret.h"
+#include "server.h"
+#include "tls.h"
 #include "units.h"
 
 #define EXIT_USAGE 2
 
 static struct config cfg; /* large: kept out of the stack */
+static struct ca ca;
+static struct auth_users users;
 
 static const char usage[] =
     "usage: relaypro [COMMAND] [-c FILE]\n"
@@ -32,6 +40,8 @@ static const char usage[] =
     "  run                       run the relay (the default)\n"
     "  check-config              validate the configuration, print it (secrets hidden)\n"
     "  version                   print the version\n"
+    "  ca show                   print the CA certificate (PEM) and its SHA-256 fingerprint,\n"
+    "                            creating the CA bundle first if there is none\n"
     "  token grant --sub ID [--ttl DURATION]\n"
     "                            print a grant signed with the security token (tests,\n"
     "                            console integrators); --ttl defaults to 10m\n"
@@ -114,11 +124,57 @@ cmd_token_grant(const char *cli_path, const char *sub, const char *ttl_text)
 	return 0;
 }
 
+/* Load (or create) the CA bundle named by the configuration. */
+static int
+load_ca(void)
+{
+	char err[CFG_PATH + 256];
+
+	if (ca_load_or_create(&ca, cfg.ca_bundle_file, (int)cfg.ca_key_bits,
+	    cfg.relay_pro_id[0] ? cfg.relay_pro_id : "unregistered", err, sizeof err) != ERR_OK) {
+		fprintf(stderr, "relaypro: CA bundle: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cmd_ca_show(const char *cli_path)
+{
+	int rc = load_config(cli_path);
+
+	if (rc)
+		return rc;
+	if ((rc = load_ca()) != 0)
+		return rc;
+	rc = ca_show(&ca, 1) == ERR_OK ? 0 : 1;
+	ca_free(&ca);
+	config_wipe(&cfg);
+	return rc;
+}
+
+/* Start-up failures after the config was read: logged and reported on stderr. */
+static int
+start_fail(const char *what, const char *detail)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_ERROR, "start.fail")) {
+		log_str(&r, "what", what);
+		log_str(&r, "error", detail);
+		log_end(&r);
+	}
+	fprintf(stderr, "relaypro: %s: %s\n", what, detail);
+	return 1;
+}
+
 static int
 cmd_run(const char *cli_path)
 {
+	char err[CFG_PATH + 512];
+	const char *alts[CFG_LIST_MAX];
 	struct log_rec r;
-	int rc = load_config(cli_path), running = 1;
+	int rc = load_config(cli_path), i;
 
 	if (rc)
 		return rc;
@@ -126,34 +182,51 @@ cmd_run(const char *cli_path)
 		fprintf(stderr, "relaypro: cannot open log file %s: %s (logging to stderr)\n",
 		    cfg.log_file, strerror(errno));
 	log_set_debug(cfg.debug_logging);
-	if (loop_signals_init() != ERR_OK) {
-		log_msg(LOG_ERROR, "start.fail", "cannot install signal handlers");
-		return 1;
+	if (loop_signals_init() != ERR_OK)
+		return start_fail("signals", strerror(errno));
+	if (cfg.password_file[0]) {
+		if (auth_load_passwords(&users, cfg.password_file, err, sizeof err) != ERR_OK)
+			return start_fail("passwordFile", err);
+		srv.users = &users;
+		log_msg(LOG_WARN, "auth.password_file",
+		    "a password file is set: Basic authentication is for testing only");
 	}
+	if (load_ca() != 0)
+		return start_fail("CA bundle", cfg.ca_bundle_file);
+	srv.ca_loaded = 1;
+	for (i = 0; i < cfg.server_alt_names.n; i++)
+		alts[i] = cfg.server_alt_names.item[i];
+	if (tls_setup(&ca, cfg.server_name, alts, cfg.server_alt_names.n,
+	    strcmp(cfg.server_key_type, "rsa") == 0, err, sizeof err) != ERR_OK)
+		return start_fail("certificate", err);
+	srv.cfg = &cfg;
+	if (resolve_start() != ERR_OK)
+		return start_fail("resolver", strerror(errno));
+	if (server_set_policy(&cfg, err, sizeof err) != ERR_OK)
+		return start_fail("targets", err);
+	if (server_listen(&cfg, err, sizeof err) != ERR_OK)
+		return start_fail("listen", err);
 	if (log_begin(&r, LOG_INFO, "start")) {
 		log_str(&r, "version", RELAYPRO_VERSION);
 		log_int(&r, "pid", getpid());
 		log_str(&r, "config", cfg.file[0] ? cfg.file : "(environment)");
 		log_str(&r, "https_listen", cfg.https_listen);
 		log_str(&r, "http_listen", cfg.http_listen);
+		log_str(&r, "console", cfg.console_address);
+		log_str(&r, "ca_bundle", cfg.ca_bundle_file);
+		log_bool(&r, "ca_created", ca.created);
+		log_int(&r, "conn_bytes_tls", (int64_t)conn_footprint(1));
 		log_end(&r);
 	}
-	while (running) {
-		struct pollfd p = { .fd = loop_signal_fd(), .events = POLLIN };
-		unsigned sig;
-
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			break;
-		sig = loop_take_signals();
-		if (sig & LOOP_SIG_TERM)
-			running = 0;
-	}
+	rc = server_run();
 	if (log_begin(&r, LOG_INFO, "stop")) {
 		log_int(&r, "pid", getpid());
 		log_end(&r);
 	}
+	ca_free(&ca);
+	auth_wipe(&users);
 	config_wipe(&cfg);
-	return 0;
+	return rc;
 }
 
 int
@@ -204,6 +277,8 @@ main(int argc, char **argv)
 		return cmd_check_config(cli_path);
 	if (strcmp(cmd, "run") == 0 && sub2 == NULL)
 		return cmd_run(cli_path);
+	if (strcmp(cmd, "ca") == 0 && sub2 && strcmp(sub2, "show") == 0)
+		return cmd_ca_show(cli_path);
 	if (strcmp(cmd, "token") == 0 && sub2 && strcmp(sub2, "grant") == 0)
 		return cmd_token_grant(cli_path, sub, ttl);
 	fprintf(stderr, "relaypro: unknown command '%s%s%s'\n%s", cmd, sub2 ? " " : "",

@@ -10,24 +10,34 @@
 #include "test.h"
 
 void t_b64(void);
+void t_ca(void);
 void t_config(void);
+void t_der(void);
+void t_http(void);
 void t_json(void);
 void t_jwt(void);
 void t_kdf(void);
 void t_log(void);
+void t_target(void);
 void t_units(void);
+void t_x509(void);
 
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } suites[] = {
 	{ "b64", t_b64 },
+	{ "ca", t_ca },
 	{ "config", t_config },
+	{ "der", t_der },
+	{ "http", t_http },
 	{ "json", t_json },
 	{ "jwt", t_jwt },
 	{ "kdf", t_kdf },
 	{ "log", t_log },
+	{ "target", t_target },
 	{ "units", t_units },
+	{ "x509", t_x509 },
 };
 
 static int passed, failed;

@@ -1,0 +1,45 @@
+/*
+ * auth.h — who may open a tunnel. This issue: the password file (SPEC §3.4, testing only).
+ *
+ * The file has lines "user:password"; '#' starts a comment line; blank lines are ignored.
+ * The user name is everything before the first ':' (1..AUTH_USER_MAX bytes, no control
+ * characters); the password is the rest of the line (1..AUTH_PASS_MAX bytes).
+ * Credentials are checked against every entry with constant-time comparisons, so the
+ * time taken depends on the number of entries, not on what matched.
+ */
+#ifndef RELAYPRO_AUTH_H
+#define RELAYPRO_AUTH_H
+
+#include <stddef.h>
+
+#define AUTH_USERS_MAX 256
+#define AUTH_USER_MAX 128
+#define AUTH_PASS_MAX 256
+#define AUTH_FILE_MAX (128 * 1024)
+
+struct auth_users {
+	int n;
+	struct {
+		char user[AUTH_USER_MAX];
+		char pass[AUTH_PASS_MAX];
+		unsigned short ulen, plen;
+	} u[AUTH_USERS_MAX];
+};
+
+/* Load path into a. ERR_OK, or an error with a message naming the file and line. */
+int auth_load_passwords(struct auth_users *a, const char *path, char *err, size_t errlen);
+
+void auth_wipe(struct auth_users *a);
+
+enum { AUTH_NONE = 0, AUTH_BASIC, AUTH_BEARER, AUTH_OTHER };
+
+/* The scheme of an Authorization / Proxy-Authorization value, and where its credentials
+ * start (*cred, *credlen). */
+int auth_scheme(const char *v, size_t len, const char **cred, size_t *credlen);
+
+/* Check Basic credentials (base64 "user:password"). ERR_OK when they match an entry;
+ * the user name is copied to user (for logs) either way when it decodes. */
+int auth_check_basic(const struct auth_users *a, const char *cred, size_t len, char *user,
+    size_t usercap);
+
+#endif

@@ -1,0 +1,1022 @@
+/*
+ * conn.c — the per-connection state machine. See conn.h.
+ *
+ * Client-side I/O goes through four small functions (cin_buf/cin_ack for bytes from the
+ * client, cout_buf/cout_ack for bytes to it) that hide whether the client speaks TLS
+ * (BearSSL's application buffers) or plain TCP (our two buffers), so the head reader,
+ * the responses and the tunnel pump are written once.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bearssl.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "resolve.h"
+#include "secret.h"
+#include "server.h"
+#include "target.h"
+#include "tls.h"
+
+struct conn {
+	int cfd, ufd;
+	enum conn_state state;
+	br_ssl_server_context *sc;   /* NULL on the plain listener */
+	unsigned char *ibuf, *obuf;  /* TLS: engine buffers; plain: client->up, up->client */
+	size_t ilen, olen;
+	size_t in_off, in_end;       /* plain: client bytes waiting in ibuf */
+	size_t out_off, out_end;     /* plain: bytes for the client waiting in obuf */
+	char *head;                  /* request head (and what was pipelined after it) */
+	size_t head_cap, head_len;
+	size_t fwd_off, fwd_end;     /* head[] bytes still to send upstream */
+	struct http_request req;
+	struct target_addr target;
+	int forward;                 /* absolute-form (else CONNECT) */
+	struct net_addr addrs[RESOLVE_MAX_ADDRS];
+	int naddr, addr_i, last_errno;
+	char peer[NET_ADDR_TEXT];
+	char who[AUTH_USER_MAX + 1];
+	int64_t t_start, deadline, last_io;
+	uint64_t up_bytes, down_bytes;
+	unsigned client_eof : 1, upstream_eof : 1, up_shut : 1, down_shut : 1, over_limit : 1,
+	    tunnel_open : 1, handshaken : 1, tls_closed : 1, want_cout : 1;
+	int status;
+};
+
+static const char *const state_names[] = { "head", "resolve", "connect", "tunnel", "respond",
+	"closing" };
+
+/* see conn.h */
+size_t
+conn_footprint(int tls)
+{
+	size_t n = sizeof(struct conn) + srv.cfg->max_header_bytes + CONN_HEAD_SLACK;
+
+	return n + (tls ? sizeof(br_ssl_server_context) + TLS_IBUF + TLS_OBUF : 2 * CONN_PLAIN_BUF);
+}
+
+/* The one place a state changes; logged at debug level. */
+static void
+set_state(struct conn *c, enum conn_state s)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_DEBUG, "conn.state")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "from", state_names[c->state]);
+		log_str(&r, "to", state_names[s]);
+		log_end(&r);
+	}
+	c->state = s;
+}
+
+/* see conn.h */
+enum conn_state
+conn_state(const struct conn *c)
+{
+	return c->state;
+}
+
+/* ---- client-side I/O ------------------------------------------------------------- */
+
+static unsigned char *
+cin_buf(struct conn *c, size_t *len)
+{
+	if (c->sc)
+		return br_ssl_engine_recvapp_buf(&c->sc->eng, len);
+	*len = c->in_end - c->in_off;
+	return *len ? c->ibuf + c->in_off : NULL;
+}
+
+static void
+cin_ack(struct conn *c, size_t n)
+{
+	if (c->sc) {
+		br_ssl_engine_recvapp_ack(&c->sc->eng, n);
+		return;
+	}
+	c->in_off += n;
+	if (c->in_off == c->in_end)
+		c->in_off = c->in_end = 0;
+}
+
+static unsigned char *
+cout_buf(struct conn *c, size_t *len)
+{
+	if (c->sc)
+		return br_ssl_engine_sendapp_buf(&c->sc->eng, len);
+	if (c->out_off == c->out_end)
+		c->out_off = c->out_end = 0;
+	*len = c->olen - c->out_end;
+	return *len ? c->obuf + c->out_end : NULL;
+}
+
+static void
+cout_ack(struct conn *c, size_t n)
+{
+	if (c->sc) {
+		br_ssl_engine_sendapp_ack(&c->sc->eng, n);
+		br_ssl_engine_flush(&c->sc->eng, 0);
+		return;
+	}
+	c->out_end += n;
+}
+
+/* Nothing written by us is still waiting to reach the client's socket. */
+static int
+cout_empty(const struct conn *c)
+{
+	if (c->sc)
+		return !(br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDREC);
+	return c->out_off == c->out_end;
+}
+
+static void
+log_tls_fail(struct conn *c, int err)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "tls.fail")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "reason", tls_error_str(err));
+		log_int(&r, "code", err);
+		log_end(&r);
+	}
+}
+
+/* Move bytes between the client socket and the client-side buffers, until the socket
+ * would block. Returns 1 on progress, 0 on none, -1 when the connection must end. */
+static int
+client_io(struct conn *c)
+{
+	int progress = 0;
+	ssize_t n;
+
+	if (c->sc) {
+		br_ssl_engine_context *eng = &c->sc->eng;
+		for (;;) {
+			unsigned st = br_ssl_engine_current_state(eng);
+			int moved = 0;
+			size_t len;
+			unsigned char *b;
+
+			if (st & BR_SSL_CLOSED) {
+				int err = br_ssl_engine_last_error(eng);
+				if (!c->tls_closed && err != BR_ERR_OK && !c->handshaken)
+					log_tls_fail(c, err);
+				c->tls_closed = 1;
+				return progress;
+			}
+			if (!c->handshaken && (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)))
+				c->handshaken = 1;
+			if (st & BR_SSL_SENDREC) {
+				b = br_ssl_engine_sendrec_buf(eng, &len);
+				n = write(c->cfd, b, len);
+				if (n > 0) {
+					br_ssl_engine_sendrec_ack(eng, (size_t)n);
+					moved = 1;
+				} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+					return -1;
+				}
+			}
+			if ((st & BR_SSL_RECVREC) && !c->client_eof) {
+				b = br_ssl_engine_recvrec_buf(eng, &len);
+				n = read(c->cfd, b, len);
+				if (n > 0) {
+					br_ssl_engine_recvrec_ack(eng, (size_t)n);
+					moved = 1;
+				} else if (n == 0) {
+					c->client_eof = 1;
+					moved = 1;
+				} else if (errno != EAGAIN && errno != EINTR) {
+					return -1;
+				}
+			}
+			if (!moved)
+				return progress;
+			progress = 1;
+		}
+	}
+	/* Plain TCP. */
+	while (c->out_off < c->out_end) {
+		n = write(c->cfd, c->obuf + c->out_off, c->out_end - c->out_off);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return -1;
+			break;
+		}
+		c->out_off += (size_t)n;
+		progress = 1;
+	}
+	if (c->out_off == c->out_end)
+		c->out_off = c->out_end = 0;
+	if (!c->client_eof && c->in_end < c->ilen && c->state != CS_CLOSING) {
+		n = read(c->cfd, c->ibuf + c->in_end, c->ilen - c->in_end);
+		if (n > 0) {
+			c->in_end += (size_t)n;
+			progress = 1;
+		} else if (n == 0) {
+			c->client_eof = 1;
+			progress = 1;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			return -1;
+		}
+	}
+	return progress;
+}
+
+/* ---- responses --------------------------------------------------------------------- */
+
+/* Queue a whole response for the client (responses are small: they always fit in the
+ * send buffer, which is empty before a tunnel starts). */
+static int
+send_raw(struct conn *c, const char *data, size_t len)
+{
+	size_t room;
+	unsigned char *b = cout_buf(c, &room);
+
+	if (b == NULL || room < len)
+		return ERR_NOSPACE;
+	memcpy(b, data, len);
+	cout_ack(c, len);
+	return ERR_OK;
+}
+
+static void
+start_closing(struct conn *c)
+{
+	set_state(c, CS_CLOSING);
+	c->deadline = srv.now_ms + CONN_LINGER_MS;
+	if (c->sc && !c->tls_closed)
+		br_ssl_engine_close(&c->sc->eng);
+}
+
+/* Answer an error (or other closing) response and close after it is sent. */
+static void
+respond_error(struct conn *c, int status, const char *code, const char *msg, const char *extra)
+{
+	char buf[1024];
+	size_t n = http_error_response(buf, sizeof buf, status, code, msg, extra);
+
+	c->status = status;
+	if (n == 0 || send_raw(c, buf, n) != ERR_OK) {
+		start_closing(c);
+		return;
+	}
+	set_state(c, CS_RESPOND);
+	c->deadline = srv.now_ms + CONN_RESPOND_MS;
+}
+
+/* A 200 JSON response of the relay's own (health endpoints); closes after. */
+static void
+respond_json(struct conn *c, int status, const char *body)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof buf,
+	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s\n",
+	    status, http_reason(status), strlen(body) + 1, body);
+
+	c->status = status;
+	if (n < 0 || (size_t)n >= sizeof buf || send_raw(c, buf, (size_t)n) != ERR_OK) {
+		start_closing(c);
+		return;
+	}
+	set_state(c, CS_RESPOND);
+	c->deadline = srv.now_ms + CONN_RESPOND_MS;
+}
+
+static void
+log_auth_fail(struct conn *c, const char *reason)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "auth.fail")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "reason", reason);
+		if (c->who[0])
+			log_str(&r, "user", c->who);
+		log_end(&r);
+	}
+}
+
+/* ---- upstream ----------------------------------------------------------------------- */
+
+static void
+upstream_failed(struct conn *c, int timed_out)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "upstream.fail")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "target", c->target.host.name);
+		log_int(&r, "port", c->target.port);
+		log_str(&r, "reason", timed_out ? "timeout" : strerror(c->last_errno));
+		log_end(&r);
+	}
+	if (timed_out)
+		respond_error(c, 504, "upstream_timeout", "the console did not answer in time", NULL);
+	else
+		respond_error(c, 502, "upstream_unreachable", "cannot connect to the console", NULL);
+}
+
+/* Try the resolved addresses from addr_i on. */
+static void
+connect_next(struct conn *c)
+{
+	while (c->addr_i < c->naddr) {
+		int fd = net_connect_start(&c->addrs[c->addr_i++]);
+		if (fd >= 0) {
+			c->ufd = fd;
+			set_state(c, CS_CONNECT);
+			c->deadline = srv.now_ms + (int64_t)srv.cfg->connect_timeout * 1000;
+			return;
+		}
+		c->last_errno = errno;
+	}
+	upstream_failed(c, 0);
+}
+
+/* Look the target up (IP literals need no lookup) and connect, or wait in RESOLVE. */
+static void
+resolve_and_connect(struct conn *c)
+{
+	struct target_host *h = &c->target.host;
+	int rc;
+
+	c->naddr = c->addr_i = 0;
+	if (h->kind == TARGET_IPV4 || h->kind == TARGET_IPV6) {
+		struct net_addr *a = &c->addrs[0];
+		memset(a, 0, sizeof *a);
+		if (h->kind == TARGET_IPV4) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons((uint16_t)c->target.port);
+			memcpy(&s4->sin_addr, h->ip, 4);
+			a->len = sizeof *s4;
+		} else {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons((uint16_t)c->target.port);
+			memcpy(&s6->sin6_addr, h->ip, 16);
+			a->len = sizeof *s6;
+		}
+		c->naddr = 1;
+		connect_next(c);
+		return;
+	}
+	rc = resolve_lookup(h->name, c->target.port, c->addrs, RESOLVE_MAX_ADDRS, &c->naddr);
+	if (rc == ERR_OK) {
+		connect_next(c);
+	} else if (rc == ERR_TRUNC) {
+		if (c->state != CS_RESOLVE) {
+			set_state(c, CS_RESOLVE);
+			c->deadline = srv.now_ms + (int64_t)srv.cfg->connect_timeout * 1000;
+		}
+	} else {
+		c->last_errno = EHOSTUNREACH;
+		upstream_failed(c, 0);
+	}
+}
+
+/* see conn.h */
+void
+conn_resolved(struct conn *c)
+{
+	if (c->state == CS_RESOLVE)
+		resolve_and_connect(c);
+}
+
+/* Absolute-form: rewrite the head in origin-form for the upstream, in place: request
+ * line with the path only, Proxy-Authorization, Proxy-Connection and hop-by-hop fields
+ * removed, Host kept (or added), "Connection: close" appended. Pipelined bytes follow. */
+static int
+rewrite_forward_head(struct conn *c, const struct http_target *t)
+{
+	static char out[65536 + CONN_HEAD_SLACK];
+	const struct http_request *r = &c->req;
+	const char *h = c->head;
+	size_t o = 0, i, tail = c->head_len - r->head_len;
+	int n;
+
+#define PUT(p, l) do { if (o + (l) > sizeof out) return ERR_NOSPACE; memcpy(out + o, (p), (l)); o += (l); } while (0)
+	PUT(h + r->method.off, r->method.len);
+	PUT(" ", 1);
+	if (t->path.len == 0 || h[t->path.off] == '?')
+		PUT("/", 1);
+	PUT(h + t->path.off, t->path.len);
+	n = snprintf(out + o, sizeof out - o, " HTTP/1.%d\r\n", r->minor);
+	o += (size_t)n;
+	if (!(r->have & (1u << HTTP_H_HOST))) {
+		n = snprintf(out + o, sizeof out - o, "Host: %s%s%s:%u\r\n",
+		    t->addr.host.kind == TARGET_IPV6 ? "[" : "", t->addr.host.name,
+		    t->addr.host.kind == TARGET_IPV6 ? "]" : "", t->addr.port);
+		o += (size_t)n;
+	}
+	for (i = 0; i < r->nheaders; i++) {
+		const struct http_header *f = &r->headers[i];
+		char name[64];
+		size_t nl = f->name.len < sizeof name - 1 ? f->name.len : sizeof name - 1;
+
+		if (f->id == HTTP_H_PROXY_AUTHORIZATION || f->id == HTTP_H_PROXY_CONNECTION ||
+		    f->id == HTTP_H_CONNECTION || f->id == HTTP_H_UPGRADE)
+			continue;
+		memcpy(name, h + f->name.off, nl);
+		name[nl] = 0;
+		if (http_span_is(h, f->name, "keep-alive") || http_span_is(h, f->name, "te") ||
+		    http_span_is(h, f->name, "trailer") ||
+		    http_list_has(h, r, HTTP_H_CONNECTION, name))
+			continue;
+		PUT(h + f->name.off, f->name.len);
+		PUT(": ", 2);
+		PUT(h + f->value.off, f->value.len);
+		PUT("\r\n", 2);
+	}
+	PUT("Connection: close\r\n\r\n", 21);
+#undef PUT
+	if (o + tail > c->head_cap)
+		return ERR_NOSPACE;
+	memmove(c->head + o, c->head + r->head_len, tail);
+	memcpy(c->head, out, o);
+	c->fwd_off = 0;
+	c->fwd_end = o + tail;
+	return ERR_OK;
+}
+
+/* The upstream connect finished: answer 200 (CONNECT) and start relaying. Returns 1
+ * when the connection was closed. */
+static int
+tunnel_start(struct conn *c)
+{
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	struct log_rec r;
+
+	if (!c->forward) {
+		if (send_raw(c, ok, sizeof ok - 1) != ERR_OK) {
+			conn_close(c, "send failed");
+			return 1;
+		}
+		c->fwd_off = c->req.head_len; /* pipelined bytes go upstream first */
+		c->fwd_end = c->head_len;
+	}
+	c->status = 200;
+	c->tunnel_open = 1;
+	c->last_io = srv.now_ms;
+	set_state(c, CS_TUNNEL);
+	if (log_begin(&r, LOG_INFO, "tunnel.open")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "user", c->who);
+		log_str(&r, "target", c->target.host.name);
+		log_int(&r, "port", c->target.port);
+		log_str(&r, "kind", c->forward ? "forward" : "connect");
+		log_end(&r);
+	}
+	return 0;
+}
+
+/* ---- the request ------------------------------------------------------------------- */
+
+static int
+authenticate(struct conn *c)
+{
+	const struct http_request *r = &c->req;
+	char challenge[128];
+	const char *cred;
+	size_t credlen;
+	int scheme;
+
+	snprintf(challenge, sizeof challenge, "Proxy-Authenticate: Bearer realm=\"relaypro\"\r\n%s",
+	    srv.users ? "Proxy-Authenticate: Basic realm=\"relaypro\"\r\n" : "");
+	if (!(r->have & (1u << HTTP_H_PROXY_AUTHORIZATION))) {
+		log_auth_fail(c, "missing");
+		respond_error(c, 407, "auth_required", "proxy authentication required", challenge);
+		return 0;
+	}
+	scheme = auth_scheme(c->head + r->val[HTTP_H_PROXY_AUTHORIZATION].off,
+	    r->val[HTTP_H_PROXY_AUTHORIZATION].len, &cred, &credlen);
+	if (scheme == AUTH_BASIC && srv.users) {
+		if (auth_check_basic(srv.users, cred, credlen, c->who, sizeof c->who) == ERR_OK)
+			return 1;
+		log_auth_fail(c, "bad password");
+		c->who[0] = 0;
+		respond_error(c, 407, "auth_failed", "wrong user name or password", challenge);
+		return 0;
+	}
+	/* Bearer access tokens arrive with the token issue; until then they are refused. */
+	log_auth_fail(c, scheme == AUTH_BEARER ? "bearer not enabled" : "unsupported scheme");
+	respond_error(c, 407, scheme == AUTH_BEARER ? "token_invalid" : "auth_required",
+	    "credentials not accepted", challenge);
+	return 0;
+}
+
+static void
+handle_local(struct conn *c, const struct http_target *t)
+{
+	const char *h = c->head;
+	const struct http_request *r = &c->req;
+	struct http_span path = t->path;
+	const char *reason;
+	char body[160];
+
+	/* The path without its query. */
+	{
+		const char *q = memchr(h + path.off, '?', path.len);
+		if (q)
+			path.len = (uint32_t)(q - (h + path.off));
+	}
+	if (http_span_is(h, r->method, "GET") && http_span_is(h, path, "/healthz")) {
+		respond_json(c, 200, "{\"status\":\"ok\"}");
+		return;
+	}
+	if (http_span_is(h, r->method, "GET") && http_span_is(h, path, "/readyz")) {
+		if (server_ready(&reason)) {
+			respond_json(c, 200, "{\"status\":\"ready\"}");
+		} else {
+			snprintf(body, sizeof body, "{\"status\":\"not_ready\",\"reason\":\"%s\"}", reason);
+			respond_json(c, 503, body);
+		}
+		return;
+	}
+	if (http_span_is(h, r->method, "GET") || http_span_is(h, r->method, "HEAD") ||
+	    http_span_is(h, r->method, "POST"))
+		respond_error(c, 404, "not_found", "no such path", NULL);
+	else
+		respond_error(c, 405, "method_not_allowed", "method not allowed", "Allow: GET, POST, CONNECT\r\n");
+}
+
+/* A complete head is in head[0..req.head_len). Decide what to do with it. */
+static void
+handle_request(struct conn *c)
+{
+	struct http_target t;
+	const char *h = c->head;
+	int rc, is_connect = http_span_is(h, c->req.method, "CONNECT");
+
+	if (c->over_limit) {
+		respond_error(c, 503, "too_many_connections", "the relay is at its connection limit", NULL);
+		return;
+	}
+	rc = http_target_split(h, &c->req, &t);
+	if (rc == HTTP_HTTPS) {
+		respond_error(c, 400, "bad_request", "https:// targets need CONNECT", NULL);
+		return;
+	}
+	if (rc != ERR_OK) {
+		respond_error(c, 400, "bad_request", target_str(rc), NULL);
+		return;
+	}
+	if (t.form == HTTP_FORM_ORIGIN) {
+		if (is_connect)
+			respond_error(c, 400, "bad_request", "CONNECT needs host:port", NULL);
+		else
+			handle_local(c, &t);
+		return;
+	}
+	if (is_connect != (t.form == HTTP_FORM_AUTHORITY)) {
+		respond_error(c, 400, "bad_request", "request target does not fit the method", NULL);
+		return;
+	}
+	if (srv.draining) {
+		respond_error(c, 503, "shutting_down", "the relay is stopping", NULL);
+		return;
+	}
+	c->target = t.addr;
+	c->forward = !is_connect;
+	if (!authenticate(c))
+		return;
+	rc = target_check(&srv.policy, t.addr.host.name, t.addr.host.len, t.addr.port, srv.now);
+	if (rc != TARGET_OK) {
+		struct log_rec r;
+		if (log_begin(&r, LOG_WARN, "target.forbidden")) {
+			log_str(&r, "client", c->peer);
+			log_str(&r, "user", c->who);
+			log_str(&r, "target", t.addr.host.name);
+			log_int(&r, "port", t.addr.port);
+			log_end(&r);
+		}
+		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
+		return;
+	}
+	if (c->forward && rewrite_forward_head(c, &t) != ERR_OK) {
+		respond_error(c, 431, "bad_request", "request head too large to forward", NULL);
+		return;
+	}
+	resolve_and_connect(c);
+}
+
+/* HEAD state: move client bytes into the head buffer and parse. Returns 1 when the
+ * connection was closed (c is gone). */
+static int
+read_head(struct conn *c)
+{
+	size_t avail, room, take;
+	unsigned char *b;
+	int rc;
+
+	while ((b = cin_buf(c, &avail)) != NULL && c->head_len < srv.cfg->max_header_bytes) {
+		room = srv.cfg->max_header_bytes - c->head_len;
+		take = avail < room ? avail : room;
+		memcpy(c->head + c->head_len, b, take);
+		c->head_len += take;
+		cin_ack(c, take);
+	}
+	rc = http_parse(&c->req, c->head, c->head_len, srv.cfg->max_header_bytes);
+	if (rc == HTTP_INCOMPLETE) {
+		if (c->client_eof || c->tls_closed) {
+			conn_close(c, c->head_len ? "client closed mid-head" : "client closed");
+			return 1;
+		}
+		return 0;
+	}
+	if (rc == HTTP_TOO_LARGE)
+		respond_error(c, 431, "bad_request", c->req.reason ? c->req.reason : "head too large", NULL);
+	else if (rc != HTTP_OK)
+		respond_error(c, 400, "bad_request", c->req.reason ? c->req.reason : "malformed request", NULL);
+	else
+		handle_request(c);
+	return 0;
+}
+
+/* ---- the tunnel ---------------------------------------------------------------------- */
+
+/* Client -> upstream: first head[] bytes (rewritten head, pipelined data), then the
+ * client-side buffer. */
+static int
+pump_up(struct conn *c)
+{
+	int progress = 0;
+	size_t len;
+	unsigned char *b;
+	ssize_t n;
+
+	while (c->fwd_off < c->fwd_end) {
+		n = write(c->ufd, c->head + c->fwd_off, c->fwd_end - c->fwd_off);
+		if (n <= 0)
+			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
+		c->fwd_off += (size_t)n;
+		c->up_bytes += (size_t)n;
+		progress = 1;
+	}
+	while ((b = cin_buf(c, &len)) != NULL) {
+		n = write(c->ufd, b, len);
+		if (n <= 0)
+			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
+		cin_ack(c, (size_t)n);
+		c->up_bytes += (size_t)n;
+		progress = 1;
+	}
+	return progress;
+}
+
+/* Upstream -> client: read straight into the client-side send buffer. */
+static int
+pump_down(struct conn *c)
+{
+	int progress = 0;
+	size_t len;
+	unsigned char *b;
+	ssize_t n;
+
+	while (!c->upstream_eof && (b = cout_buf(c, &len)) != NULL) {
+		n = read(c->ufd, b, len);
+		if (n > 0) {
+			cout_ack(c, (size_t)n);
+			c->down_bytes += (size_t)n;
+			progress = 1;
+			if (c->sc)
+				break; /* let client_io push the record out first */
+			continue;
+		}
+		if (n == 0) {
+			c->upstream_eof = 1;
+			return 1;
+		}
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+		break;
+	}
+	return progress;
+}
+
+/* End-of-stream rules (SPEC §2.2). Returns 1 when the connection was closed. */
+static int
+tunnel_eof(struct conn *c)
+{
+	size_t len;
+	int up_empty = c->fwd_off == c->fwd_end && cin_buf(c, &len) == NULL;
+
+	if (c->sc) {
+		/* TLS: close_notify or TCP EOF from the client is a full close, once the data
+		 * before it went upstream. Upstream EOF: flush, close_notify, close. */
+		if ((c->tls_closed || c->client_eof) && up_empty) {
+			conn_close(c, "client closed");
+			return 1;
+		}
+		if (c->upstream_eof) {
+			if (!c->tls_closed && cout_empty(c)) {
+				c->status = 200;
+				start_closing(c);
+			}
+			return 0;
+		}
+		return 0;
+	}
+	/* Plain: half-close both ways. */
+	if (c->client_eof && up_empty && !c->up_shut) {
+		shutdown(c->ufd, SHUT_WR);
+		c->up_shut = 1;
+	}
+	if (c->upstream_eof && cout_empty(c) && !c->down_shut) {
+		shutdown(c->cfd, SHUT_WR);
+		c->down_shut = 1;
+	}
+	if (c->up_shut && c->down_shut) {
+		conn_close(c, "both sides closed");
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- driving ------------------------------------------------------------------------ */
+
+/* Do everything that can be done now without blocking. */
+static void
+run(struct conn *c)
+{
+	int rounds;
+
+	for (rounds = 0; rounds < 16; rounds++) {
+		int progress, rc = client_io(c);
+
+		if (rc < 0) {
+			conn_close(c, "client i/o error");
+			return;
+		}
+		progress = rc;
+		switch (c->state) {
+		case CS_HEAD:
+			if (read_head(c))
+				return;
+			if (c->state == CS_HEAD)
+				return; /* needs more bytes */
+			progress = 1;
+			break;
+		case CS_RESOLVE:
+		case CS_CONNECT:
+			return;
+		case CS_TUNNEL:
+			if ((rc = pump_up(c)) < 0) {
+				conn_close(c, "upstream write error");
+				return;
+			}
+			progress |= rc;
+			if ((rc = pump_down(c)) < 0) {
+				conn_close(c, "upstream read error");
+				return;
+			}
+			progress |= rc;
+			if (progress)
+				c->last_io = srv.now_ms;
+			if (tunnel_eof(c))
+				return;
+			break;
+		case CS_RESPOND:
+			if (cout_empty(c)) {
+				start_closing(c);
+				progress = 1;
+			}
+			break;
+		case CS_CLOSING:
+			if (c->client_eof || c->tls_closed) {
+				conn_close(c, "closed");
+				return;
+			}
+			if (c->sc) {
+				/* The engine reads on until the client's close_notify; application
+				 * data it still delivers is dropped, never parsed. */
+				size_t len;
+				if (cin_buf(c, &len)) {
+					cin_ack(c, len);
+					progress = 1;
+				}
+				break;
+			}
+			if (!c->down_shut) {
+				shutdown(c->cfd, SHUT_WR);
+				c->down_shut = 1;
+			}
+			{
+				char sink[4096];
+				ssize_t n = read(c->cfd, sink, sizeof sink);
+				if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+					conn_close(c, "closed");
+					return;
+				}
+				if (n > 0)
+					progress = 1;
+			}
+			break;
+		}
+		if (!progress)
+			return;
+	}
+}
+
+/* see conn.h */
+void
+conn_events(struct conn *c, short crev, short urev)
+{
+	(void)crev;
+	if (c->state == CS_CONNECT && urev) {
+		int err = net_connect_result(c->ufd);
+		if (err != 0) {
+			c->last_errno = err;
+			close(c->ufd);
+			c->ufd = -1;
+			connect_next(c);
+			run(c);
+			return;
+		}
+		if (tunnel_start(c))
+			return;
+	}
+	run(c);
+}
+
+/* see conn.h */
+void
+conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
+{
+	*cfd = c->cfd;
+	*cev = 0;
+	*ufd = c->ufd;
+	*uev = 0;
+	if (c->sc) {
+		unsigned st = br_ssl_engine_current_state(&c->sc->eng);
+		if (st & BR_SSL_SENDREC)
+			*cev |= POLLOUT;
+		if ((st & BR_SSL_RECVREC) && !c->client_eof &&
+		    (c->state == CS_HEAD || c->state == CS_TUNNEL || c->state == CS_CLOSING))
+			*cev |= POLLIN;
+	} else {
+		if (c->out_off < c->out_end)
+			*cev |= POLLOUT;
+		if (!c->client_eof && (c->state == CS_CLOSING ||
+		    (c->in_end < c->ilen && (c->state == CS_HEAD || c->state == CS_TUNNEL))))
+			*cev |= POLLIN;
+	}
+	if (c->ufd >= 0) {
+		if (c->state == CS_CONNECT) {
+			*uev = POLLOUT;
+		} else if (c->state == CS_TUNNEL) {
+			size_t len;
+			/* Read upstream only while the client side has room; write when we hold
+			 * bytes for it. */
+			if (!c->upstream_eof) {
+				if (c->sc) {
+					if (br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDAPP)
+						*uev |= POLLIN;
+				} else if (c->out_end < c->olen) {
+					*uev |= POLLIN;
+				}
+			}
+			if (c->fwd_off < c->fwd_end || (c->sc ? (br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_RECVAPP) != 0 : c->in_off < c->in_end))
+				*uev |= POLLOUT;
+			(void)len;
+		}
+	}
+}
+
+/* see conn.h */
+void
+conn_tick(struct conn *c, int64_t now)
+{
+	if (c->state == CS_TUNNEL) {
+		if (now - c->last_io >= (int64_t)srv.cfg->idle_timeout * 1000)
+			conn_close(c, "idle timeout");
+		return;
+	}
+	if (now < c->deadline)
+		return;
+	switch (c->state) {
+	case CS_HEAD:
+		conn_close(c, "header timeout");
+		break;
+	case CS_RESOLVE:
+		c->last_errno = ETIMEDOUT;
+		upstream_failed(c, 1);
+		run(c);
+		break;
+	case CS_CONNECT:
+		close(c->ufd);
+		c->ufd = -1;
+		c->last_errno = ETIMEDOUT;
+		if (c->addr_i < c->naddr)
+			connect_next(c);
+		else
+			upstream_failed(c, 1);
+		run(c);
+		break;
+	default:
+		conn_close(c, "response timeout");
+	}
+}
+
+/* see conn.h */
+void
+conn_shutdown(struct conn *c)
+{
+	if (c->state == CS_HEAD && c->head_len == 0)
+		conn_close(c, "shutting down");
+}
+
+/* see conn.h */
+struct conn *
+conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
+{
+	size_t head_cap = srv.cfg->max_header_bytes + CONN_HEAD_SLACK;
+	size_t total = conn_footprint(tls);
+	unsigned char *block = malloc(total), *p;
+	struct conn *c = (struct conn *)(void *)block;
+
+	if (block == NULL)
+		return NULL;
+	memset(c, 0, sizeof *c);
+	p = block + sizeof *c;
+	c->cfd = fd;
+	c->ufd = -1;
+	c->state = CS_HEAD;
+	c->over_limit = over_limit ? 1 : 0;
+	c->t_start = srv.now_ms;
+	c->deadline = srv.now_ms + (int64_t)srv.cfg->header_timeout * 1000;
+	net_addr_text(peer, c->peer, 1);
+	c->head = (char *)p;
+	c->head_cap = head_cap;
+	p += head_cap;
+	if (tls) {
+		c->sc = (br_ssl_server_context *)(void *)p;
+		p += sizeof(br_ssl_server_context);
+		c->ibuf = p;
+		c->ilen = TLS_IBUF;
+		c->obuf = p + TLS_IBUF;
+		c->olen = TLS_OBUF;
+		if (tls_conn_init(c->sc, c->ibuf, c->ilen, c->obuf, c->olen) != ERR_OK) {
+			free(block);
+			return NULL;
+		}
+	} else {
+		c->ibuf = p;
+		c->ilen = CONN_PLAIN_BUF;
+		c->obuf = p + CONN_PLAIN_BUF;
+		c->olen = CONN_PLAIN_BUF;
+	}
+	http_init(&c->req);
+	if (server_add_conn(c) != ERR_OK) {
+		free(block);
+		return NULL;
+	}
+	return c;
+}
+
+/* see conn.h */
+void
+conn_close(struct conn *c, const char *reason)
+{
+	struct log_rec r;
+
+	if (c->tunnel_open && log_begin(&r, LOG_INFO, "tunnel.close")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "user", c->who);
+		log_str(&r, "target", c->target.host.name);
+		log_int(&r, "port", c->target.port);
+		log_int(&r, "bytes_up", (int64_t)c->up_bytes);
+		log_int(&r, "bytes_down", (int64_t)c->down_bytes);
+		log_int(&r, "duration_ms", srv.now_ms - c->t_start);
+		log_str(&r, "reason", reason);
+		log_end(&r);
+	} else if (log_begin(&r, LOG_DEBUG, "conn.close")) {
+		log_str(&r, "client", c->peer);
+		log_int(&r, "status", c->status);
+		log_str(&r, "reason", reason);
+		log_end(&r);
+	}
+	server_remove_conn(c);
+	if (c->ufd >= 0)
+		close(c->ufd);
+	close(c->cfd);
+	if (c->sc)
+		secret_wipe(c->sc, sizeof *c->sc); /* session keys */
+	secret_wipe(c->head, c->head_cap);   /* credentials */
+	free(c);
+}

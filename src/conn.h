@@ -1,0 +1,65 @@
+/*
+ * conn.h — one client connection: an explicit state machine from accept to close.
+ *
+ *   HEAD ──> RESOLVE ──> CONNECT ──> TUNNEL ──┐
+ *     │         │           │                 ├──> (conn_close)
+ *     └────────>┴──────────>┴──> RESPOND ──> CLOSING (linger) ──┘
+ *
+ * HEAD     reading the request head (the TLS handshake happens underneath);
+ * RESOLVE  waiting for the resolver's first answer for the target's name;
+ * CONNECT  non-blocking connect to the resolved addresses, one after another;
+ * TUNNEL   relaying bytes both ways (CONNECT tunnel or absolute-form forward);
+ * RESPOND  sending a response the relay wrote itself (errors, /healthz, ...);
+ * CLOSING  close_notify sent / write side shut, discarding input until EOF or a short
+ *          linger, so the client reads the response before the connection goes.
+ *
+ * Memory is decided at accept: one allocation holds the struct, the BearSSL context (TLS
+ * listener), the client-side buffers and the head buffer; nothing grows with traffic.
+ * Bytes move between BearSSL's record buffers (or the plain buffers) and the upstream
+ * socket directly. conn_close() is the only way a connection ends.
+ */
+#ifndef RELAYPRO_CONN_H
+#define RELAYPRO_CONN_H
+
+#include <stdint.h>
+
+#include "net.h"
+
+#define CONN_PLAIN_BUF 16384   /* plain listener: each direction's buffer */
+#define CONN_HEAD_SLACK 512    /* room to rewrite an absolute-form head (Host, Connection) */
+#define CONN_LINGER_MS 2000    /* CLOSING: discard input at most this long */
+#define CONN_RESPOND_MS 5000   /* RESPOND/CLOSING: give up on a client that reads nothing */
+
+enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_TUNNEL, CS_RESPOND, CS_CLOSING };
+
+struct conn;
+
+/* Create a connection for an accepted socket (listener kind tls or plain). over_limit:
+ * beyond maxConnections, answer 503 to the request and close. NULL when out of memory
+ * (the caller closes fd). */
+struct conn *conn_new(int fd, const struct net_addr *peer, int tls, int over_limit);
+
+/* End the connection: close both sockets, wipe TLS state, log tunnel.close once, free. */
+void conn_close(struct conn *c, const char *reason);
+
+/* Poll interest for the client and upstream sockets (0 = none; ufd < 0 when none). */
+void conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev);
+
+/* Handle poll results for this connection. May close it. */
+void conn_events(struct conn *c, short crev, short urev);
+
+/* Deadlines: called once per tick with the current monotonic time. May close it. */
+void conn_tick(struct conn *c, int64_t now);
+
+/* The resolver has news: a connection in RESOLVE retries its lookup. May close it. */
+void conn_resolved(struct conn *c);
+
+/* Graceful stop: a connection still reading its head is closed. */
+void conn_shutdown(struct conn *c);
+
+enum conn_state conn_state(const struct conn *c);
+
+/* Bytes allocated per connection for a listener kind (for docs and the start log). */
+size_t conn_footprint(int tls);
+
+#endif

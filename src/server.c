@@ -1,0 +1,321 @@
+/*
+ * server.c — listeners, the connection table and the poll() loop. See server.h.
+ *
+ * Each pass: rebuild the pollfd array from each connection's derived interest
+ * (conn_interest), poll with a timeout of at most one tick, then handle signals, the
+ * resolver's wake-ups, new connections and connection events, in that order. Deadlines
+ * are checked once per tick by walking the table (O(connections) per tick, never per
+ * byte). A connection closed while the pass is handled is not looked at again: its slot
+ * is cleared by server_remove_conn and events are dispatched by slot.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "resolve.h"
+#include "server.h"
+
+struct server srv;
+
+struct listener {
+	int fd;
+	int tls;
+	const char *name;
+	char addr[NET_ADDR_TEXT];
+};
+
+static struct listener listeners[2];
+static int nlisteners;
+static int64_t accept_paused_until;
+
+static struct conn **table;   /* slots; NULL = free */
+static int table_size, table_hint;
+static struct pollfd *pfds;
+static int *pslot;            /* pfds[i] belongs to table[pslot[i]] (-1: not a conn) */
+
+/* see server.h */
+int
+server_listen(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct {
+		const char *text, *name;
+		int tls;
+	} want[] = { { cfg->https_listen, "https", 1 }, { cfg->http_listen, "http", 0 } };
+	size_t i;
+
+	for (i = 0; i < sizeof want / sizeof want[0]; i++) {
+		struct net_addr a;
+		int fd;
+
+		if (!want[i].text[0])
+			continue;
+		if (net_parse_listen(want[i].text, &a) != ERR_OK) {
+			snprintf(err, errlen, "%s listener: cannot parse %s", want[i].name, want[i].text);
+			return ERR_INVAL;
+		}
+		fd = net_listen(&a, cfg->workers != 1);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s listener: cannot listen on %s: %s", want[i].name,
+			    want[i].text, strerror(errno));
+			return ERR_IO;
+		}
+		listeners[nlisteners].fd = fd;
+		listeners[nlisteners].tls = want[i].tls;
+		listeners[nlisteners].name = want[i].name;
+		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%s", want[i].text);
+		nlisteners++;
+	}
+	return ERR_OK;
+}
+
+/* see server.h */
+int
+server_set_policy(const struct config *cfg, char *err, size_t errlen)
+{
+	struct target_policy *p = &srv.policy;
+	const char *names[RESOLVE_MAX_HOSTS];
+	int n = 0, i;
+
+	memset(p, 0, sizeof *p);
+	if (cfg->console_address[0] &&
+	    target_policy_set_console(p, cfg->console_address, strlen(cfg->console_address)) != ERR_OK) {
+		snprintf(err, errlen, "consoleAddress: not a valid host");
+		return ERR_INVAL;
+	}
+	if (cfg->migration_console_address[0] &&
+	    target_policy_set_migration(p, cfg->migration_console_address,
+	    strlen(cfg->migration_console_address), (time_t)cfg->migration_valid_until) != ERR_OK) {
+		snprintf(err, errlen, "migration.consoleAddress: not a valid host");
+		return ERR_INVAL;
+	}
+	for (i = 0; i < cfg->allowed_hosts.n; i++) {
+		if (target_policy_add_host(p, cfg->allowed_hosts.item[i],
+		    strlen(cfg->allowed_hosts.item[i])) != ERR_OK) {
+			snprintf(err, errlen, "allowedHosts: %s: not a valid host", cfg->allowed_hosts.item[i]);
+			return ERR_INVAL;
+		}
+	}
+	for (i = 0; i < cfg->n_allowed_ports; i++)
+		target_policy_add_port(p, cfg->allowed_ports[i]);
+
+	/* Names (not IP literals) the resolver keeps fresh. */
+	if (p->console.kind == TARGET_NAME)
+		names[n++] = p->console.name;
+	if (p->migration.kind == TARGET_NAME)
+		names[n++] = p->migration.name;
+	for (i = 0; i < (int)p->nhosts && n < RESOLVE_MAX_HOSTS; i++)
+		if (p->hosts[i].kind == TARGET_NAME)
+			names[n++] = p->hosts[i].name;
+	resolve_set_hosts(names, n);
+	return ERR_OK;
+}
+
+/* see server.h */
+int
+server_ready(const char **reason)
+{
+	if (!srv.ca_loaded) {
+		*reason = "ca_not_loaded";
+		return 0;
+	}
+	if (nlisteners == 0) {
+		*reason = "no_listener";
+		return 0;
+	}
+	if (!srv.cfg->security_token[0] && srv.users == NULL) {
+		*reason = "no_security_token";
+		return 0;
+	}
+	if (srv.draining) {
+		*reason = "shutting_down";
+		return 0;
+	}
+	return 1;
+}
+
+/* see server.h */
+int
+server_add_conn(struct conn *c)
+{
+	int i;
+
+	for (i = 0; i < table_size; i++) {
+		int s = (table_hint + i) % table_size;
+		if (table[s] == NULL) {
+			table[s] = c;
+			table_hint = s + 1;
+			srv.nconns++;
+			return ERR_OK;
+		}
+	}
+	return ERR_NOSPACE;
+}
+
+/* see server.h */
+void
+server_remove_conn(struct conn *c)
+{
+	int i;
+
+	for (i = 0; i < table_size; i++) {
+		if (table[i] == c) {
+			table[i] = NULL;
+			srv.nconns--;
+			return;
+		}
+	}
+}
+
+static void
+accept_some(struct listener *l)
+{
+	int i;
+
+	for (i = 0; i < SERVER_ACCEPT_BURST; i++) {
+		struct net_addr peer;
+		int fd = net_accept(l->fd, &peer);
+		int over;
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: the pending connection stays in the backlog and
+				 * keeps the listener readable, so polling it again would spin. Pause
+				 * accepting for a moment; closing connections free descriptors. */
+				struct log_rec r;
+				accept_paused_until = srv.now_ms + SERVER_EMFILE_PAUSE_MS;
+				if (log_begin(&r, LOG_WARN, "accept.pause")) {
+					log_str(&r, "reason", strerror(errno));
+					log_int(&r, "connections", srv.nconns);
+					log_end(&r);
+				}
+			}
+			return;
+		}
+		over = srv.nconns >= srv.cfg->max_connections;
+		if (srv.nconns >= table_size || conn_new(fd, &peer, l->tls, over) == NULL)
+			close(fd); /* beyond even the 503 reserve: refused outright */
+	}
+}
+
+static void
+tick(void)
+{
+	int i;
+
+	for (i = 0; i < table_size; i++)
+		if (table[i])
+			conn_tick(table[i], srv.now_ms);
+}
+
+/* see server.h */
+int
+server_run(void)
+{
+	int64_t next_tick, drain_deadline = 0;
+	int i, n, npfd;
+
+	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE;
+	table = calloc((size_t)table_size, sizeof *table);
+	pfds = calloc((size_t)table_size * 2 + 8, sizeof *pfds);
+	pslot = calloc((size_t)table_size * 2 + 8, sizeof *pslot);
+	if (!table || !pfds || !pslot) {
+		log_msg(LOG_ERROR, "start.fail", "out of memory for the connection table");
+		return 1;
+	}
+	srv.now_ms = loop_now_ms();
+	srv.now = time(NULL);
+	next_tick = srv.now_ms + SERVER_TICK_MS;
+
+	for (;;) {
+		unsigned sig;
+		int timeout;
+
+		/* Build the poll set: signals, resolver, listeners, connections. */
+		npfd = 0;
+		pfds[npfd] = (struct pollfd){ .fd = loop_signal_fd(), .events = POLLIN };
+		pslot[npfd++] = -1;
+		pfds[npfd] = (struct pollfd){ .fd = resolve_wake_fd(), .events = POLLIN };
+		pslot[npfd++] = -2;
+		for (i = 0; i < nlisteners; i++) {
+			int on = !srv.draining && srv.now_ms >= accept_paused_until;
+			pfds[npfd] = (struct pollfd){ .fd = on ? listeners[i].fd : -1, .events = POLLIN };
+			pslot[npfd++] = -3 - i;
+		}
+		for (i = 0; i < table_size; i++) {
+			int cfd, ufd;
+			short cev, uev;
+			if (!table[i])
+				continue;
+			conn_interest(table[i], &cfd, &cev, &ufd, &uev);
+			pfds[npfd] = (struct pollfd){ .fd = cfd, .events = cev };
+			pslot[npfd++] = i;
+			pfds[npfd] = (struct pollfd){ .fd = ufd, .events = uev };
+			pslot[npfd++] = i;
+		}
+		timeout = (int)(next_tick - loop_now_ms());
+		if (timeout < 0)
+			timeout = 0;
+		n = poll(pfds, (nfds_t)npfd, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_msg(LOG_ERROR, "loop.fail", strerror(errno));
+			return 1;
+		}
+		srv.now_ms = loop_now_ms();
+		srv.now = time(NULL);
+
+		if (pfds[0].revents) {
+			sig = loop_take_signals();
+			if ((sig & LOOP_SIG_TERM) && !srv.draining) {
+				struct log_rec r;
+				srv.draining = 1;
+				drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
+				for (i = 0; i < nlisteners; i++)
+					close(listeners[i].fd);
+				nlisteners = 0;
+				if (log_begin(&r, LOG_INFO, "stopping")) {
+					log_int(&r, "connections", srv.nconns);
+					log_int(&r, "timeout_s", (int64_t)srv.cfg->shutdown_timeout);
+					log_end(&r);
+				}
+				for (i = 0; i < table_size; i++)
+					if (table[i])
+						conn_shutdown(table[i]);
+			}
+		}
+		if (pfds[1].revents) {
+			resolve_drain();
+			for (i = 0; i < table_size; i++)
+				if (table[i] && conn_state(table[i]) == CS_RESOLVE)
+					conn_resolved(table[i]);
+		}
+		for (i = 2; i < npfd && pslot[i] <= -3; i++)
+			if (pfds[i].revents && !srv.draining)
+				accept_some(&listeners[-3 - pslot[i]]);
+		for (; i + 1 < npfd; i += 2) {
+			struct conn *c = table[pslot[i]];
+			/* A connection handled earlier in this pass may have closed; an accept in
+			 * this pass may have reused its slot (then it has no events here). */
+			if (c == NULL || (!pfds[i].revents && !pfds[i + 1].revents))
+				continue;
+			conn_events(c, pfds[i].revents, pfds[i + 1].revents);
+		}
+		if (srv.now_ms >= next_tick) {
+			tick();
+			next_tick = srv.now_ms + SERVER_TICK_MS;
+		}
+		if (srv.draining && (srv.nconns == 0 || srv.now_ms >= drain_deadline)) {
+			for (i = 0; i < table_size; i++)
+				if (table[i])
+					conn_close(table[i], "shutdown timeout");
+			return 0;
+		}
+	}
+}

@@ -1,0 +1,50 @@
+/*
+ * server.h — the process's relay: listeners, the connection table, the poll() loop,
+ * timers, signals and graceful stop; plus the shared state connections read (config,
+ * target policy, credentials, clock).
+ */
+#ifndef RELAYPRO_SERVER_H
+#define RELAYPRO_SERVER_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "auth.h"
+#include "config.h"
+#include "target.h"
+
+#define SERVER_TICK_MS 250     /* deadlines are checked this often */
+#define SERVER_RESERVE 64      /* connections accepted past maxConnections to say 503 */
+#define SERVER_ACCEPT_BURST 64 /* accepts per listener per loop pass */
+#define SERVER_EMFILE_PAUSE_MS 500
+
+struct server {
+	const struct config *cfg;
+	struct target_policy policy;
+	const struct auth_users *users;   /* NULL without a password file */
+	int ca_loaded;
+	int64_t now_ms;                   /* monotonic, updated once per loop pass */
+	time_t now;                       /* wall clock, same pass */
+	int nconns;
+	int draining;
+};
+
+extern struct server srv;
+
+/* Bind the listeners of cfg. ERR_OK or a message in err. */
+int server_listen(const struct config *cfg, char *err, size_t errlen);
+
+/* Build the target policy from cfg; start the resolver for its names. */
+int server_set_policy(const struct config *cfg, char *err, size_t errlen);
+
+/* Run until SIGTERM/SIGINT and the drain that follows. Returns the exit code. */
+int server_run(void);
+
+/* Connections register and unregister themselves (slot bookkeeping). */
+int server_add_conn(struct conn *c);
+void server_remove_conn(struct conn *c);
+
+/* 1 when /readyz should answer 200; reason set otherwise. */
+int server_ready(const char **reason);
+
+#endif
