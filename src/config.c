@@ -87,7 +87,7 @@ static const struct key keys[] = {
 	{ "httpsProxy", "listen", K_LISTEN, O(https_listen), 0, 0, 0 },
 	{ "httpProxy", "listen", K_LISTEN, O(http_listen), 0, 0, 0 },
 	{ "admin", "listen", K_LISTEN, O(admin_listen), 0, 0, 0 },
-	{ "clientAuthToken", "duration", K_DUR, O(token_duration), 60, DAY, 0 },
+	{ "clientAuthToken", "duration", K_DUR, O(token_duration), 1, DAY, 0 },
 	{ "clientAuthToken", "epoch", K_INT, O(token_epoch), 0, UINT32_MAX, 0 },
 	{ "migration", "consoleAddress", K_ADDR, O(migration_console_address), 0, 0, 0 },
 	{ "migration", "validUntilAt", K_TIME, O(migration_valid_until), 0, 0, 0 },

@@ -22,12 +22,14 @@
 #include "conn.h"
 #include "err.h"
 #include "http.h"
+#include "limit.h"
 #include "log.h"
 #include "resolve.h"
 #include "secret.h"
 #include "server.h"
 #include "target.h"
 #include "tls.h"
+#include "token.h"
 
 struct conn {
 	int cfd, ufd;
@@ -45,12 +47,14 @@ struct conn {
 	int forward;                 /* absolute-form (else CONNECT) */
 	struct net_addr addrs[RESOLVE_MAX_ADDRS];
 	int naddr, addr_i, last_errno;
+	struct net_addr peer_addr;
 	char peer[NET_ADDR_TEXT];
+	size_t body_len;             /* a local request's body, skipped before the next head */
 	char who[AUTH_USER_MAX + 1];
 	int64_t t_start, deadline, last_io;
 	uint64_t up_bytes, down_bytes;
 	unsigned client_eof : 1, upstream_eof : 1, up_shut : 1, down_shut : 1, over_limit : 1,
-	    tunnel_open : 1, handshaken : 1, tls_closed : 1, want_cout : 1;
+	    tunnel_open : 1, handshaken : 1, tls_closed : 1, keep_alive : 1;
 	int status;
 };
 
@@ -278,23 +282,35 @@ respond_error(struct conn *c, int status, const char *code, const char *msg, con
 	c->deadline = srv.now_ms + CONN_RESPOND_MS;
 }
 
-/* A 200 JSON response of the relay's own (health endpoints); closes after. */
+/* A JSON response of the relay's own (health endpoints, tokens). With keep_alive the
+ * connection reads the next request once it is sent; otherwise it closes. */
 static void
-respond_json(struct conn *c, int status, const char *body)
+respond_json_ka(struct conn *c, int status, const char *body, int keep_alive)
 {
-	char buf[512];
+	char buf[TOKEN_ACCESS_MAX + 512];
 	int n = snprintf(buf, sizeof buf,
 	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-	    "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s\n",
-	    status, http_reason(status), strlen(body) + 1, body);
+	    "Cache-Control: no-store\r\n%s\r\n%s\n",
+	    status, http_reason(status), strlen(body) + 1,
+	    keep_alive ? "" : "Connection: close\r\n", body);
 
 	c->status = status;
-	if (n < 0 || (size_t)n >= sizeof buf || send_raw(c, buf, (size_t)n) != ERR_OK) {
+	c->keep_alive = keep_alive ? 1 : 0;
+	if (n > 0 && (size_t)n < sizeof buf && send_raw(c, buf, (size_t)n) != ERR_OK)
+		n = -1;
+	secret_wipe(buf, sizeof buf); /* may hold an access token */
+	if (n < 0 || (size_t)n >= sizeof buf) {
 		start_closing(c);
 		return;
 	}
 	set_state(c, CS_RESPOND);
 	c->deadline = srv.now_ms + CONN_RESPOND_MS;
+}
+
+static void
+respond_json(struct conn *c, int status, const char *body)
+{
+	respond_json_ka(c, status, body, 0);
 }
 
 static void
@@ -487,37 +503,116 @@ tunnel_start(struct conn *c)
 
 /* ---- the request ------------------------------------------------------------------- */
 
+/* An authentication failure: logged, counted against the client's address. */
+static void
+auth_failed(struct conn *c, const char *reason)
+{
+	log_auth_fail(c, reason);
+	if (limit_fail(&c->peer_addr, srv.now_ms / 1000, srv.cfg->auth_fail_limit,
+	    (int64_t)srv.cfg->auth_fail_ban)) {
+		struct log_rec r;
+		if (log_begin(&r, LOG_WARN, "auth.ban")) {
+			log_str(&r, "client", c->peer);
+			log_int(&r, "seconds", (int64_t)srv.cfg->auth_fail_ban);
+			log_end(&r);
+		}
+	}
+}
+
+/* 1 when the client's address is banned (and a 429 has been queued). */
+static int
+rate_limited(struct conn *c)
+{
+	if (!limit_banned(&c->peer_addr, srv.now_ms / 1000))
+		return 0;
+	respond_error(c, 429, "rate_limited", "too many failed authentications", NULL);
+	return 1;
+}
+
 static int
 authenticate(struct conn *c)
 {
 	const struct http_request *r = &c->req;
 	char challenge[128];
-	const char *cred;
+	const char *cred, *code;
 	size_t credlen;
 	int scheme;
 
+	if (rate_limited(c))
+		return 0;
 	snprintf(challenge, sizeof challenge, "Proxy-Authenticate: Bearer realm=\"relaypro\"\r\n%s",
 	    srv.users ? "Proxy-Authenticate: Basic realm=\"relaypro\"\r\n" : "");
 	if (!(r->have & (1u << HTTP_H_PROXY_AUTHORIZATION))) {
-		log_auth_fail(c, "missing");
+		log_auth_fail(c, "missing"); /* not counted: every client's first try */
 		respond_error(c, 407, "auth_required", "proxy authentication required", challenge);
 		return 0;
 	}
 	scheme = auth_scheme(c->head + r->val[HTTP_H_PROXY_AUTHORIZATION].off,
 	    r->val[HTTP_H_PROXY_AUTHORIZATION].len, &cred, &credlen);
+	if (scheme == AUTH_BEARER) {
+		if (token_verify_access(srv.cfg, cred, credlen, (int64_t)srv.now, c->who, sizeof c->who,
+		    &code) == ERR_OK)
+			return 1;
+		c->who[0] = 0;
+		auth_failed(c, code);
+		respond_error(c, 407, code, "access token not accepted", challenge);
+		return 0;
+	}
 	if (scheme == AUTH_BASIC && srv.users) {
 		if (auth_check_basic(srv.users, cred, credlen, c->who, sizeof c->who) == ERR_OK)
 			return 1;
-		log_auth_fail(c, "bad password");
+		auth_failed(c, "bad password");
 		c->who[0] = 0;
 		respond_error(c, 407, "auth_failed", "wrong user name or password", challenge);
 		return 0;
 	}
-	/* Bearer access tokens arrive with the token issue; until then they are refused. */
-	log_auth_fail(c, scheme == AUTH_BEARER ? "bearer not enabled" : "unsupported scheme");
-	respond_error(c, 407, scheme == AUTH_BEARER ? "token_invalid" : "auth_required",
-	    "credentials not accepted", challenge);
+	auth_failed(c, "unsupported scheme");
+	respond_error(c, 407, "auth_required", "use Bearer (or Basic with a password file)", challenge);
 	return 0;
+}
+
+/* POST /v1/token: a console grant in, an access token out (SPEC §3.2). Keep-alive. */
+static void
+issue_token(struct conn *c)
+{
+	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"relaypro\"\r\n";
+	const struct http_request *r = &c->req;
+	char token[TOKEN_ACCESS_MAX], body[TOKEN_ACCESS_MAX + 128], sub[JWT_SUB_MAX + 1];
+	const char *cred = "", *code = "auth_required";
+	size_t credlen = 0, n;
+	struct log_rec lr;
+
+	if (rate_limited(c))
+		return;
+	if (r->have & (1u << HTTP_H_AUTHORIZATION) &&
+	    auth_scheme(c->head + r->val[HTTP_H_AUTHORIZATION].off, r->val[HTTP_H_AUTHORIZATION].len,
+	    &cred, &credlen) != AUTH_BEARER)
+		credlen = 0;
+	if (token_verify_grant(srv.cfg, cred, credlen, (int64_t)srv.now, sub, sizeof sub, &code) != ERR_OK) {
+		if (credlen)
+			auth_failed(c, code);
+		else
+			log_auth_fail(c, "missing");
+		respond_error(c, 401, code, "grant not accepted", challenge);
+		return;
+	}
+	n = token_issue(srv.cfg, sub, (int64_t)srv.now, token, sizeof token);
+	if (n == 0) {
+		respond_error(c, 500, "internal", "cannot issue a token", NULL);
+		return;
+	}
+	snprintf(body, sizeof body, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%llu}",
+	    token, (unsigned long long)srv.cfg->token_duration);
+	secret_wipe(token, sizeof token);
+	snprintf(c->who, sizeof c->who, "%s", sub);
+	if (log_begin(&lr, LOG_INFO, "token.issue")) {
+		log_str(&lr, "client", c->peer);
+		log_str(&lr, "sub", sub);
+		log_int(&lr, "expires_in", (int64_t)srv.cfg->token_duration);
+		log_end(&lr);
+	}
+	respond_json_ka(c, 200, body, !http_list_has(c->head, r, HTTP_H_CONNECTION, "close"));
+	secret_wipe(body, sizeof body);
 }
 
 static void
@@ -537,6 +632,10 @@ handle_local(struct conn *c, const struct http_target *t)
 	}
 	if (http_span_is(h, r->method, "GET") && http_span_is(h, path, "/healthz")) {
 		respond_json(c, 200, "{\"status\":\"ok\"}");
+		return;
+	}
+	if (http_span_is(h, r->method, "POST") && http_span_is(h, path, "/v1/token")) {
+		issue_token(c);
 		return;
 	}
 	if (http_span_is(h, r->method, "GET") && http_span_is(h, path, "/readyz")) {
@@ -639,13 +738,62 @@ read_head(struct conn *c)
 		}
 		return 0;
 	}
-	if (rc == HTTP_TOO_LARGE)
+	if (rc == HTTP_TOO_LARGE) {
 		respond_error(c, 431, "bad_request", c->req.reason ? c->req.reason : "head too large", NULL);
-	else if (rc != HTTP_OK)
+		return 0;
+	}
+	if (rc != HTTP_OK) {
 		respond_error(c, 400, "bad_request", c->req.reason ? c->req.reason : "malformed request", NULL);
-	else
-		handle_request(c);
+		return 0;
+	}
+	/* A request for the relay itself may carry a small body: wait for it whole (it is
+	 * skipped, so the next request on the connection starts after it). */
+	if (c->req.target.len && c->head[c->req.target.off] == '/') {
+		uint64_t cl = 0;
+		if (c->req.have & (1u << HTTP_H_TRANSFER_ENCODING)) {
+			respond_error(c, 400, "bad_request", "chunked bodies are not accepted here", NULL);
+			return 0;
+		}
+		if (c->req.have & (1u << HTTP_H_CONTENT_LENGTH))
+			http_parse_content_length(c->head + c->req.val[HTTP_H_CONTENT_LENGTH].off,
+			    c->req.val[HTTP_H_CONTENT_LENGTH].len, &cl);
+		if (cl > c->head_cap - c->req.head_len) {
+			respond_error(c, 400, "bad_request", "request body too large", NULL);
+			return 0;
+		}
+		c->body_len = (size_t)cl;
+		while (c->head_len < c->req.head_len + c->body_len && (b = cin_buf(c, &avail)) != NULL) {
+			take = c->req.head_len + c->body_len - c->head_len;
+			take = avail < take ? avail : take;
+			memcpy(c->head + c->head_len, b, take);
+			c->head_len += take;
+			cin_ack(c, take);
+		}
+		if (c->head_len < c->req.head_len + c->body_len) {
+			if (c->client_eof || c->tls_closed) {
+				conn_close(c, "client closed mid-body");
+				return 1;
+			}
+			return 0;
+		}
+	}
+	handle_request(c);
 	return 0;
+}
+
+/* After a keep-alive response: what followed the request becomes the next head. */
+static void
+next_request(struct conn *c)
+{
+	size_t used = c->req.head_len + c->body_len;
+
+	memmove(c->head, c->head + used, c->head_len - used);
+	c->head_len -= used;
+	c->body_len = 0;
+	c->keep_alive = 0;
+	http_init(&c->req);
+	set_state(c, CS_HEAD);
+	c->deadline = srv.now_ms + (int64_t)srv.cfg->header_timeout * 1000;
 }
 
 /* ---- the tunnel ---------------------------------------------------------------------- */
@@ -793,7 +941,10 @@ run(struct conn *c)
 			break;
 		case CS_RESPOND:
 			if (cout_empty(c)) {
-				start_closing(c);
+				if (c->keep_alive)
+					next_request(c);
+				else
+					start_closing(c);
 				progress = 1;
 			}
 			break;
@@ -960,6 +1111,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
 	c->over_limit = over_limit ? 1 : 0;
 	c->t_start = srv.now_ms;
 	c->deadline = srv.now_ms + (int64_t)srv.cfg->header_timeout * 1000;
+	c->peer_addr = *peer;
 	net_addr_text(peer, c->peer, 1);
 	c->head = (char *)p;
 	c->head_cap = head_cap;

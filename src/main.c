@@ -25,6 +25,7 @@
 #include "secret.h"
 #include "server.h"
 #include "tls.h"
+#include "token.h"
 #include "units.h"
 
 #define EXIT_USAGE 2
@@ -194,6 +195,7 @@ cmd_run(const char *cli_path)
 	if (load_ca() != 0)
 		return start_fail("CA bundle", cfg.ca_bundle_file);
 	srv.ca_loaded = 1;
+	token_init(&ca);
 	for (i = 0; i < cfg.server_alt_names.n; i++)
 		alts[i] = cfg.server_alt_names.item[i];
 	if (tls_setup(&ca, cfg.server_name, alts, cfg.server_alt_names.n,
@@ -223,6 +225,7 @@ cmd_run(const char *cli_path)
 		log_int(&r, "pid", getpid());
 		log_end(&r);
 	}
+	token_wipe();
 	ca_free(&ca);
 	auth_wipe(&users);
 	config_wipe(&cfg);
