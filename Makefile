@@ -34,8 +34,8 @@ MODULES := auth b64 ca config conn der err http json jwt kdf limit log loop net 
            secret server target tls token units x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_b64 t_ca t_config t_der t_http t_json t_jwt t_kdf t_log t_target \
-           t_units t_x509
+TESTS   := runner t_b64 t_ca t_config t_der t_http t_json t_jwt t_kdf t_limit t_log \
+           t_target t_token t_units t_x509
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
 .PHONY: all dist test unit integration asan run clean deps

@@ -17,8 +17,10 @@ void t_http(void);
 void t_json(void);
 void t_jwt(void);
 void t_kdf(void);
+void t_limit(void);
 void t_log(void);
 void t_target(void);
+void t_token(void);
 void t_units(void);
 void t_x509(void);
 
@@ -34,8 +36,10 @@ static const struct {
 	{ "json", t_json },
 	{ "jwt", t_jwt },
 	{ "kdf", t_kdf },
+	{ "limit", t_limit },
 	{ "log", t_log },
 	{ "target", t_target },
+	{ "token", t_token },
 	{ "units", t_units },
 	{ "x509", t_x509 },
 };
