@@ -2,6 +2,7 @@
  * key derivation of SPEC §3.3 against the fixed vector written in docs/protocol.md. */
 #include <bearssl.h>
 
+#include "jwt.h"
 #include "kdf.h"
 #include "test.h"
 
@@ -83,6 +84,17 @@ t_kdf(void)
 		/* Computed independently with Python's hmac module (see docs/protocol.md). */
 		t_unhex("0b07607d28c5be8aca3e96b51f7e616d647d4c7179bab73d4f10ce6ca282f4ce", want, 32);
 		CHECK_MEM(k1, want, 32, "access key matches the documented vector");
+		{
+			/* docs/protocol.md §5: the access token signed with that key. */
+			char tok[600];
+			jwt_sign(tok, sizeof tok, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"0123456789abcdef\"}",
+			    "{\"iss\":\"relaypro\",\"sub\":\"responder-1\",\"org\":42,\"ep\":0,"
+			    "\"iat\":1795428000,\"exp\":1795431600,\"jti\":\"00112233445566778899aabbccddeeff\"}",
+			    k1, 32);
+			CHECK_STR(tok, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6IjAxMjM0NTY3ODlhYmNkZWYifQ"
+			    ".eyJpc3MiOiJyZWxheXBybyIsInN1YiI6InJlc3BvbmRlci0xIiwib3JnIjo0MiwiZXAiOjAsImlhdCI6MTc5NTQyODAwMCwiZXhwIjoxNzk1NDMxNjAwLCJqdGkiOiIwMDExMjIzMzQ0NTU2Njc3ODg5OWFhYmJjY2RkZWVmZiJ9"
+			    ".dSbxL8OHbS8B4Z3C0099dkzvb-VZpOQ-ShjVsR0kH54", "documented access token");
+		}
 		CHECK_INT(kdf_access_key(&m, "responder-1", 11, 42, 1, k3), 0, "derive epoch 1");
 		CHECK(memcmp(k1, k3, 32) != 0, "epoch changes the key");
 		CHECK_INT(kdf_access_key(&m, "responder-2", 11, 42, 0, k3), 0, "derive other sub");
