@@ -38,7 +38,7 @@ TESTS   := runner t_b64 t_ca t_config t_der t_http t_json t_jwt t_kdf t_limit t_
            t_target t_token t_units t_x509
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit integration asan run clean deps
+.PHONY: all dist test unit integration asan run clean deps bench
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -91,6 +91,13 @@ asan: deps
 
 run: deps
 	tests/demo.sh
+
+# Benchmarks: ratios against a peer measured in the same run; never part of make test.
+$(BUILD)/token-bench: tests/bench/token_bench.c $(OBJS) $(LIBS)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -O2 -static -no-pie -o $@ $< $(OBJS) $(LIBS)
+
+bench: deps $(BUILD)/token-bench
+	$(BUILD)/token-bench
 
 clean:
 	rm -rf build dist
