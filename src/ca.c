@@ -2,10 +2,11 @@
  * ca.c — the CA bundle: load, generate, write atomically, show. See ca.h.
  *
  * Loading splits the PEM text into its objects (an RSA key, a certificate; any other
- * private key format is refused by name), decodes both with BearSSL, and accepts the pair
- * only when the key's modulus and exponent equal the certificate's. The issuer Name and
- * subjectKeyIdentifier that minted certificates need are read from the certificate itself
- * with the DER reader, so they match it byte for byte.
+ * private key format is refused by name), reads the PKCS#1 key with the DER reader and the
+ * certificate with BearSSL's decoder, and accepts the pair only when the key's modulus and
+ * exponent equal the certificate's and a signature made with the private half verifies
+ * with the public half. The issuer Name and subjectKeyIdentifier that minted certificates
+ * need are read from the certificate itself, so they match it byte for byte.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,61 +124,87 @@ pem_split(br_pem_decoder_context *pc, struct found *f, const void *data, size_t 
 
 /* Copy n bytes to *at and advance it; NULL when fewer than n bytes are left. */
 static unsigned char *
-take(unsigned char **at, size_t *left, const unsigned char *src, size_t n)
+take(unsigned char **at, size_t *left, const struct der_tlv *v)
 {
 	unsigned char *r = *at;
 
-	if (n == 0 || n > *left)
+	if (v->len > *left)
 		return NULL;
-	memcpy(r, src, n);
-	*at += n;
-	*left -= n;
+	memcpy(r, v->val, v->len);
+	*at += v->len;
+	*left -= v->len;
 	return r;
 }
 
-/* Copy a decoded key (whose storage the decoder owns) into ca->sk_buf. */
+/* Take the key from its PKCS#1 DER (RFC 8017 A.1.2: version 0, n, e, d, p, q, dp, dq, iq):
+ * n and e into ca->pk, the CRT parts into ca->sk, the DER itself into ca->key_der. Read
+ * here rather than recomputed, because BearSSL recomputes e only for keys whose primes are
+ * 3 mod 4 (its own) and its i31 modulus code stops short of 4096 bits. ERR_INVAL: not
+ * PKCS#1; ERR_RANGE: size outside CA_KEY_BITS_MIN..CA_KEY_BITS_MAX. */
 static int
-copy_key(struct ca *ca, const br_rsa_private_key *k)
+parse_key(struct ca *ca, const unsigned char *der, size_t len)
 {
+	struct der_tlv seq, v[9];
 	unsigned char *at = ca->sk_buf;
-	size_t left = sizeof ca->sk_buf;
-	br_rsa_private_key *s = &ca->sk;
+	size_t left = sizeof ca->sk_buf, p = 0, q = 0, i;
+	br_rsa_private_key *k = &ca->sk;
+	uint32_t bits;
+	unsigned top;
 
-	if (k->n_bitlen < CA_KEY_BITS_MIN || k->n_bitlen > CA_KEY_BITS_MAX)
+	if (len > sizeof ca->key_der || der_read(der, len, &p, &seq) != ERR_OK ||
+	    seq.tag != DER_SEQUENCE || p != len)
+		return ERR_INVAL;
+	for (i = 0; i < 9; i++) {
+		if (der_read(seq.val, seq.len, &q, &v[i]) != ERR_OK || v[i].tag != DER_INTEGER ||
+		    v[i].len == 0 || (v[i].val[0] & 0x80))
+			return ERR_INVAL;
+		while (v[i].len > 1 && v[i].val[0] == 0) {
+			v[i].val++;
+			v[i].len--;
+		}
+	}
+	if (q != seq.len || v[0].len != 1 || v[0].val[0] != 0)
+		return ERR_INVAL;
+	for (bits = (uint32_t)(v[1].len - 1) * 8, top = v[1].val[0]; top > 0; top >>= 1)
+		bits++;
+	if (bits < CA_KEY_BITS_MIN || bits > CA_KEY_BITS_MAX || v[2].len > 4)
 		return ERR_RANGE;
-	s->n_bitlen = k->n_bitlen;
-	s->p = take(&at, &left, k->p, s->plen = k->plen);
-	s->q = take(&at, &left, k->q, s->qlen = k->qlen);
-	s->dp = take(&at, &left, k->dp, s->dplen = k->dplen);
-	s->dq = take(&at, &left, k->dq, s->dqlen = k->dqlen);
-	s->iq = take(&at, &left, k->iq, s->iqlen = k->iqlen);
-	if (!s->p || !s->q || !s->dp || !s->dq || !s->iq)
+	memcpy(ca->pk_buf, v[1].val, v[1].len);
+	memcpy(ca->pk_buf + v[1].len, v[2].val, v[2].len);
+	ca->pk.n = ca->pk_buf;
+	ca->pk.nlen = v[1].len;
+	ca->pk.e = ca->pk_buf + v[1].len;
+	ca->pk.elen = v[2].len;
+	k->n_bitlen = bits;
+	k->p = take(&at, &left, &v[4]);
+	k->plen = v[4].len;
+	k->q = take(&at, &left, &v[5]);
+	k->qlen = v[5].len;
+	k->dp = take(&at, &left, &v[6]);
+	k->dplen = v[6].len;
+	k->dq = take(&at, &left, &v[7]);
+	k->dqlen = v[7].len;
+	k->iq = take(&at, &left, &v[8]);
+	k->iqlen = v[8].len;
+	if (!k->p || !k->q || !k->dp || !k->dq || !k->iq)
 		return ERR_RANGE;
+	memcpy(ca->key_der, der, len);
+	ca->key_der_len = len;
 	return ERR_OK;
 }
 
-/* Recompute the public key (n, e) from the private key into ca->pk_buf. */
+/* The private half matches the public half: a signature made with sk verifies with pk. */
 static int
-derive_pub(struct ca *ca)
+pair_ok(const struct ca *ca)
 {
-	size_t nlen = br_rsa_compute_modulus_get_default()(NULL, &ca->sk);
-	uint32_t e = br_rsa_compute_pubexp_get_default()(&ca->sk);
-	unsigned char *p;
-	int i;
+	static const unsigned char h[32] = "relaypro CA bundle key check";
+	unsigned char sig[X509_SIG_MAX], out[32];
+	size_t n = (ca->sk.n_bitlen + 7) / 8;
 
-	if (nlen == 0 || e == 0 || nlen + 4 > sizeof ca->pk_buf)
-		return ERR_CRYPTO;
-	br_rsa_compute_modulus_get_default()(ca->pk_buf, &ca->sk);
-	ca->pk.n = ca->pk_buf;
-	ca->pk.nlen = nlen;
-	p = ca->pk_buf + nlen;
-	for (i = 0; i < 4; i++)
-		p[i] = (unsigned char)(e >> (24 - 8 * i));
-	for (i = 0; p[i] == 0; i++)
-		continue;
-	ca->pk.e = p + i;
-	ca->pk.elen = (size_t)(4 - i);
-	return ERR_OK;
+	return n == ca->pk.nlen &&
+	    br_rsa_pkcs1_sign_get_default()(BR_HASH_OID_SHA256, h, sizeof h, &ca->sk, sig) &&
+	    br_rsa_pkcs1_vrfy_get_default()(sig, n, BR_HASH_OID_SHA256, sizeof out, &ca->pk,
+	    out) && memcmp(out, h, sizeof h) == 0;
 }
 
 /* Two unsigned big-endian numbers are equal (public values: plain comparison). */
@@ -258,23 +285,12 @@ cert_info(struct ca *ca)
 	return ca->name_len > 0 && ca->ski_len > 0 ? ERR_OK : ERR_INVAL;
 }
 
-/* With sk, pk and cert in place: fill key_der, cert_sha256, name and ski. */
+/* With the key and the certificate in place: fill cert_sha256, name and ski. */
 static int
 finish(struct ca *ca)
 {
-	unsigned char d[CA_KEY_BITS_MAX / 8];
 	br_sha256_context h;
-	size_t dlen, n;
-	uint32_t e = br_rsa_compute_pubexp_get_default()(&ca->sk);
 
-	dlen = e ? br_rsa_compute_privexp_get_default()(d, &ca->sk, e) : 0;
-	n = dlen ? br_encode_rsa_raw_der(NULL, &ca->sk, &ca->pk, d, dlen) : 0;
-	if (n == 0 || n > sizeof ca->key_der) {
-		secret_wipe(d, sizeof d);
-		return ERR_CRYPTO;
-	}
-	ca->key_der_len = br_encode_rsa_raw_der(ca->key_der, &ca->sk, &ca->pk, d, dlen);
-	secret_wipe(d, sizeof d);
 	br_sha256_init(&h);
 	br_sha256_update(&h, ca->cert, ca->cert_len);
 	br_sha256_out(&h, ca->cert_sha256);
@@ -287,12 +303,12 @@ load(struct ca *ca, const char *path, const unsigned char *text, size_t n, char 
     size_t errlen)
 {
 	br_pem_decoder_context pc;
-	br_skey_decoder_context kc;
 	br_x509_decoder_context xc;
 	const br_x509_pkey *pub;
 	unsigned char key[CA_KEY_DER_MAX];
 	struct found f;
 	const char *why;
+	int r;
 
 	memset(ca, 0, sizeof *ca);
 	memset(&f, 0, sizeof f);
@@ -315,17 +331,11 @@ load(struct ca *ca, const char *path, const unsigned char *text, size_t n, char 
 		why = "the private key or the certificate is too large";
 
 	if (why == NULL) {
-		br_skey_decoder_init(&kc);
-		br_skey_decoder_push(&kc, key, f.key.len);
-		if (br_skey_decoder_last_error(&kc) != 0)
-			why = "the private key is malformed";
-		else if (br_skey_decoder_key_type(&kc) != BR_KEYTYPE_RSA)
-			why = "the private key is not an RSA key";
-		else if (copy_key(ca, br_skey_decoder_get_rsa(&kc)) != ERR_OK)
+		r = parse_key(ca, key, f.key.len);
+		if (r == ERR_RANGE)
 			why = "the RSA key must have 2048 to 4096 bits";
-		else if (derive_pub(ca) != ERR_OK)
-			why = "the RSA key is not usable";
-		secret_wipe(&kc, sizeof kc);
+		else if (r != ERR_OK)
+			why = "the private key is not a PKCS#1 RSA key, or is malformed";
 	}
 	secret_wipe(key, sizeof key);
 
@@ -340,7 +350,8 @@ load(struct ca *ca, const char *path, const unsigned char *text, size_t n, char 
 			why = "the certificate is not a CA certificate";
 		else if (pub->key_type != BR_KEYTYPE_RSA ||
 		    !same_uint(pub->key.rsa.n, pub->key.rsa.nlen, ca->pk.n, ca->pk.nlen) ||
-		    !same_uint(pub->key.rsa.e, pub->key.rsa.elen, ca->pk.e, ca->pk.elen))
+		    !same_uint(pub->key.rsa.e, pub->key.rsa.elen, ca->pk.e, ca->pk.elen) ||
+		    !pair_ok(ca))
 			why = "the private key does not match the certificate";
 		else if (finish(ca) != ERR_OK)
 			why = "the certificate has no subject name or no subjectKeyIdentifier";
@@ -426,10 +437,13 @@ create(struct ca *ca, const char *path, int key_bits, const char *relay_pro_id,
 	size_t n, m;
 	int r;
 
+	if (key_bits != 2048 && key_bits != 3072 && key_bits != 4096)
+		return say(errbuf, errlen, ERR_RANGE, path,
+		    "cannot create: caKeyBits must be 2048, 3072 or 4096, not %d", key_bits);
 	r = ca_generate(ca, key_bits, relay_pro_id, time(NULL));
 	if (r == ERR_RANGE)
-		return say(errbuf, errlen, r, path, "caKeyBits must be 2048, 3072 or 4096 and "
-		    "the CA name (relaypro CA <relayProId>) at most %d bytes", X509_CN_MAX);
+		return say(errbuf, errlen, r, path, "cannot create: the CA name "
+		    "(relaypro CA <relayProId>) is longer than %d bytes", X509_CN_MAX);
 	if (r != ERR_OK)
 		return say(errbuf, errlen, r, path, "cannot generate the CA: %s", err_str(r));
 	n = br_pem_encode(NULL, ca->key_der, ca->key_der_len, "RSA PRIVATE KEY", BR_PEM_LINE64);
@@ -494,6 +508,8 @@ ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char *rel
 int
 ca_generate(struct ca *ca, int key_bits, const char *relay_pro_id, time_t now)
 {
+	unsigned char d[CA_KEY_BITS_MAX / 8];
+	size_t dlen, n;
 	int r;
 
 	memset(ca, 0, sizeof *ca);
@@ -501,10 +517,18 @@ ca_generate(struct ca *ca, int key_bits, const char *relay_pro_id, time_t now)
 		return ERR_RANGE;
 	if (!br_rsa_keygen_get_default()(rand_prng(), &ca->sk, ca->sk_buf, &ca->pk, ca->pk_buf,
 	    (unsigned)key_bits, 65537))
+		return ERR_CRYPTO;
+	/* d, for the PKCS#1 encoding only; BearSSL's keygen primes make this exact */
+	dlen = br_rsa_compute_privexp_get_default()(d, &ca->sk, 65537);
+	n = dlen ? br_encode_rsa_raw_der(NULL, &ca->sk, &ca->pk, d, dlen) : 0;
+	if (n == 0 || n > sizeof ca->key_der) {
 		r = ERR_CRYPTO;
-	else
+	} else {
+		ca->key_der_len = br_encode_rsa_raw_der(ca->key_der, &ca->sk, &ca->pk, d, dlen);
 		r = x509_mint_ca(ca->cert, sizeof ca->cert, &ca->cert_len, &ca->sk, &ca->pk,
 		    relay_pro_id, now);
+	}
+	secret_wipe(d, sizeof d);
 	if (r == ERR_OK)
 		r = finish(ca);
 	if (r != ERR_OK)

@@ -35,7 +35,8 @@ struct ca {
 	unsigned char cert[X509_CERT_MAX];  /* the CA certificate, DER */
 	size_t cert_len;
 	unsigned char cert_sha256[32];      /* its fingerprint; token kid = first 8 bytes, hex */
-	unsigned char key_der[CA_KEY_DER_MAX]; /* PKCS#1 DER of the key (secret; HKDF input) */
+	unsigned char key_der[CA_KEY_DER_MAX]; /* the key's PKCS#1 DER, as in the file (secret;
+	                                        * the token keys are HKDF'ed from it) */
 	size_t key_der_len;
 	unsigned char name[CA_NAME_MAX];    /* subject Name DER: the issuer of minted certs */
 	size_t name_len;

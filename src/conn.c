@@ -32,6 +32,7 @@
 #include "token.h"
 
 struct conn {
+	int slot;                    /* in the server's table */
 	int cfd, ufd;
 	enum conn_state state;
 	br_ssl_server_context *sc;   /* NULL on the plain listener */
@@ -1134,7 +1135,8 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
 		c->olen = CONN_PLAIN_BUF;
 	}
 	http_init(&c->req);
-	if (server_add_conn(c) != ERR_OK) {
+	c->slot = server_add_conn(c);
+	if (c->slot < 0) {
 		free(block);
 		return NULL;
 	}
@@ -1163,7 +1165,7 @@ conn_close(struct conn *c, const char *reason)
 		log_str(&r, "reason", reason);
 		log_end(&r);
 	}
-	server_remove_conn(c);
+	server_remove_conn(c->slot);
 	if (c->ufd >= 0)
 		close(c->ufd);
 	close(c->cfd);

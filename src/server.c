@@ -153,7 +153,7 @@ server_add_conn(struct conn *c)
 			table[s] = c;
 			table_hint = s + 1;
 			srv.nconns++;
-			return ERR_OK;
+			return s;
 		}
 	}
 	return ERR_NOSPACE;
@@ -161,16 +161,11 @@ server_add_conn(struct conn *c)
 
 /* see server.h */
 void
-server_remove_conn(struct conn *c)
+server_remove_conn(int slot)
 {
-	int i;
-
-	for (i = 0; i < table_size; i++) {
-		if (table[i] == c) {
-			table[i] = NULL;
-			srv.nconns--;
-			return;
-		}
+	if (slot >= 0 && slot < table_size && table[slot]) {
+		table[slot] = NULL;
+		srv.nconns--;
 	}
 }
 

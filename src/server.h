@@ -40,9 +40,10 @@ int server_set_policy(const struct config *cfg, char *err, size_t errlen);
 /* Run until SIGTERM/SIGINT and the drain that follows. Returns the exit code. */
 int server_run(void);
 
-/* Connections register and unregister themselves (slot bookkeeping). */
+/* Connections register and unregister themselves: add returns the slot (or ERR_NOSPACE),
+ * which the connection passes back to remove. */
 int server_add_conn(struct conn *c);
-void server_remove_conn(struct conn *c);
+void server_remove_conn(int slot);
 
 /* 1 when /readyz should answer 200; reason set otherwise. */
 int server_ready(const char **reason);

@@ -124,7 +124,9 @@ put_exts(struct der *d, const struct tmpl *t, const unsigned char ski[SKI_LEN])
 {
 	size_t x = der_begin(d), s = der_begin(d), e, v, q, i;
 
-	/* basicConstraints: CA:TRUE pathlen 0, or the empty sequence (cA DEFAULT FALSE) */
+	/* basicConstraints: the CA (the one template without an AKI) gets CA:TRUE and
+	 * pathLenConstraint 0 (zero bytes encode 0); others the empty sequence, since
+	 * cA DEFAULT FALSE must be left out in DER */
 	e = ext_begin(d, "2.5.29.19", 1, &v);
 	q = der_begin(d);
 	if (t->aki == NULL) {
