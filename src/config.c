@@ -904,6 +904,15 @@ check_combinations(struct loader *ld)
 		place(ld, (size_t)key_index("", "serverName"), where, sizeof where);
 		fail(ld, "%s: not a host name or IP address", where);
 	}
+	if (strlen(c->server_name) > 64) {
+		/* It becomes the certificate's CN, which X.509 limits to 64 (ub-common-name). */
+		place(ld, (size_t)key_index("", "serverName"), where, sizeof where);
+		fail(ld, "%s: longer than 64 characters (use serverAltNames for long names)", where);
+	}
+	if (c->server_alt_names.n > 15) {
+		place(ld, (size_t)key_index("", "serverAltNames"), where, sizeof where);
+		fail(ld, "%s: at most 15 entries (the certificate holds 16 names with serverName)", where);
+	}
 	v = getenv("RELAYPRO_CA_BUNDLE_FILE");
 	if (v && *v) {
 		if (resolve_path(c->dir, v, c->ca_bundle_file, sizeof c->ca_bundle_file) != ERR_OK)

@@ -22,6 +22,7 @@
 #include "net.h"
 #include "resolve.h"
 #include "server.h"
+#include "tls.h"
 
 struct server srv;
 
@@ -208,6 +209,7 @@ tick(void)
 	for (i = 0; i < table_size; i++)
 		if (table[i])
 			conn_tick(table[i], srv.now_ms);
+	tls_maintain(srv.now); /* remint the server certificate when < 30 days remain */
 }
 
 /* see server.h */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "log.h"
 #include "tls.h"
 #include "x509.h"
 
@@ -70,8 +71,8 @@ tls_maintain(time_t now)
 {
 	char err[128];
 
-	if (certs[cur].not_after - now < 30 * 86400)
-		mint(now, err, sizeof err);
+	if (certs[cur].not_after - now < 30 * 86400 && mint(now, err, sizeof err) != ERR_OK)
+		log_msg(LOG_ERROR, "tls.remint_fail", err); /* the current certificate stays in use */
 }
 
 /* see tls.h */

@@ -15,15 +15,69 @@
 #include <bearssl.h>
 
 #include "ca.h"
+#include "der.h"
 #include "err.h"
 #include "rand.h"
 #include "test.h"
+#include "x509.h"
 
 static struct ca a, b, c;
 static char dir[64], sub[96], path[128], bad[128];
 static char text[CA_FILE_MAX + 64], good[CA_FILE_MAX];
 static size_t tlen, glen;
 static char err[512];
+
+/* An OpenSSL-made CA (openssl genrsa -traditional 2048; openssl req -x509 -days 36500,
+ * subject O=Example Org, CN=Example Private CA) whose first prime is 1 mod 4: BearSSL
+ * cannot recompute e for it, so loading must read n and e from the file. Test key only. */
+static const char foreign[] =
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEAxQN0W+sremMJHCSEOMHZ2xmW8rJ6XNDfoIeX1qt7f6S/ycJt\n"
+    "v0/i1Jm8w9KYDt4GWtPQqbgCaxV2nJfJChGl2eql5j3JUBWl1dPKq1SXxQ9gdguI\n"
+    "sRMwo7Wz+yS5I716+xDX+F4p+es/+ajkTgGch5XsoKiTEaoiIjf8adDTzJ6OADRy\n"
+    "h/0fgWUkqETx+JT7BPiXH35QHOvT8QqmvyRwXdX58Mrd0vF+J97FXA9UsDam5iXW\n"
+    "LHAAKqXh8U1hWA5/4hF5vygv7/EtyoWMQCJykHei6VR6c+mmSFvNX3tZuFCvQzsN\n"
+    "uq1q/TUnMq1jBQCY/dHabubDdiSXLe+TLxVxswIDAQABAoIBABvtU288NNuSclYk\n"
+    "7wFEqWcfh4A7wJCroyeUUPfDMyxy5CTrhLcb0eGlMVbo4VkqK+hwIiIMzXr0fe3Q\n"
+    "rlTZD5OGaaHrnD/X8bwP26jRwvnSJjBVjjjbqYdrWGn/WKcyUt6IErVIU9bzfAwd\n"
+    "3s8X92JY5EQZ4U8duNz05rjxOzTD/T3KpHbSs8088luCLgJgjUYbK749BDl1eE2q\n"
+    "RPjUgcZ6yOZySTTTmRo44pQ4r5eSya/4jUsNxZMa9fgyTPlFZu/dsEKkDX4UCB8+\n"
+    "6H8TO9bqusPx3JP3bQn8M4D8kpOC87hfjvACtoOjDfHnMmxIdlt1kChYsAF12uiY\n"
+    "ixV9TdECgYEA7w5B1fr+i8A1hYvvIQGkYOZ77vvmhbIC8nfWQYfqOF6YP8oosBuJ\n"
+    "rKL5IERmhxi3T2NWV562WfKTLY1AWW/Y9nnclNDKpsqkH4Az5Z30MsG80aFSxJJP\n"
+    "HXCaI31xj6ykbpFvk0rYZYXB872Ze7DpeVcEj5VmaZWimj4Pj44LKT0CgYEA0vpT\n"
+    "/TvV/yvrWP6PM8RUpEv/f9AFSZr6Bwd9n365LrX7AJtGbMpJghswzAbew43XmSEy\n"
+    "4idZ2HU72C6xrSXQrJbev8aeyS71ecfWiRfo1jTy4E79Hybhb/KsLwDYJPrSPyuB\n"
+    "GDzAgT2l+LxOs0LQyCJeFbkgcdjZ0/nBYVH/Va8CgYBjabRrPiPZDiezz8u0GDC5\n"
+    "s1/atJrbAnpDRx6sxc7bfksmS/W7ttf8GRItHwTcLaUduJvReEkxArW9/b3C88Zw\n"
+    "SaE3qdR8pEy4ZOIwHQ3Ohc72BnabFJUeExOmqqYtL4h6CrUxtbBkF8neiPxo+ds+\n"
+    "ALf+1gxu4DFsn15tPo7ZqQKBgHV6mPwgroe5YAKdNQZhY7Rc8TetkNQsrN7vJ9+B\n"
+    "RAKjqNHspKl9drMxCtoBVVfVCuGk392YheoHVbyKO7urm+gO1pg5ND/Ymy4lvet2\n"
+    "2ds1fqyyrzYCg3O/0GsX8EOfOyWbxvXFFnig6GN6D+S35uQaZwN3o35hfuIPZ8QW\n"
+    "UbTXAoGBALjJlOUiTnhFH4xD/X2uKwWdCCmmR6IPkkeAIeXrTELWOn+FAMF+3b6A\n"
+    "s32Yq2/2NHPl2gIdsG84oo7XH55U4IE1rvWuToeMDOxx7P5SHFRYcxN1YEyUTWuz\n"
+    "evj+Az/M+lcBRf30OSvQwX/0IDTmGOzrnwZVT/2H3y9rRxXLXP/k\n"
+    "-----END RSA PRIVATE KEY-----\n"
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIDWTCCAkGgAwIBAgIUWam15bAZfFYodcdzAx+6PaLgF6cwDQYJKoZIhvcNAQEL\n"
+    "BQAwMzEUMBIGA1UECgwLRXhhbXBsZSBPcmcxGzAZBgNVBAMMEkV4YW1wbGUgUHJp\n"
+    "dmF0ZSBDQTAgFw0yNjExMjMxMTA3MjNaGA8yMTI2MTAzMDExMDcyM1owMzEUMBIG\n"
+    "A1UECgwLRXhhbXBsZSBPcmcxGzAZBgNVBAMMEkV4YW1wbGUgUHJpdmF0ZSBDQTCC\n"
+    "ASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAMUDdFvrK3pjCRwkhDjB2dsZ\n"
+    "lvKyelzQ36CHl9are3+kv8nCbb9P4tSZvMPSmA7eBlrT0Km4AmsVdpyXyQoRpdnq\n"
+    "peY9yVAVpdXTyqtUl8UPYHYLiLETMKO1s/skuSO9evsQ1/heKfnrP/mo5E4BnIeV\n"
+    "7KCokxGqIiI3/GnQ08yejgA0cof9H4FlJKhE8fiU+wT4lx9+UBzr0/EKpr8kcF3V\n"
+    "+fDK3dLxfifexVwPVLA2puYl1ixwACql4fFNYVgOf+IReb8oL+/xLcqFjEAicpB3\n"
+    "oulUenPppkhbzV97WbhQr0M7Dbqtav01JzKtYwUAmP3R2m7mw3Ykly3vky8VcbMC\n"
+    "AwEAAaNjMGEwHQYDVR0OBBYEFLI9ODgsLWlaUvNBpvyX9oZ/csurMB8GA1UdIwQY\n"
+    "MBaAFLI9ODgsLWlaUvNBpvyX9oZ/csurMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0P\n"
+    "AQH/BAQDAgEGMA0GCSqGSIb3DQEBCwUAA4IBAQAGyAtIpuYOuzy4htKVC5BuWnGr\n"
+    "gTROrEAkVL4+eDZBPKOCg+cbxoLGQw9w8eEcZ4bOIx6M+MnMrAdEot7HTEL9+AEJ\n"
+    "GTEhsgWE3prWDX/vZpnmIDIvUjMQCIELE8gkwLxkkPyG2Vf0ovwm3U5sjGvjBclG\n"
+    "rMlRNHc8rFaqSZe3EXh7cBKGlSV6IIvkOFZC9fCzn4gvIcE/JzeVDw23z6s2U7hw\n"
+    "hAaGl71g0hFPhDD5Wt1m8rDlP/3XH4NdMnR2lChDYTORj8JcSTAVsfYC/mClDBOu\n"
+    "/guVoVPM9VdOxw5CacG8y0tTdTASBj/31szI7FqQ7OPLYFiS8qaX8AIwk5Pv\n"
+    "-----END CERTIFICATE-----\n";
 
 static void
 put_file(const char *p, const void *data, size_t n)
@@ -152,7 +206,8 @@ refusals(void)
 	br_ec_public_key ep;
 	unsigned char kb[BR_EC_KBUF_PRIV_MAX_SIZE], pb[BR_EC_KBUF_PUB_MAX_SIZE];
 	unsigned char der[3000], d[512];
-	size_t n, dl, i, cut = 0;
+	size_t n, dl, i, cut = 0, pos;
+	struct der_tlv t;
 	int r, all = 1;
 
 	/* PKCS#8 wrapping of the right key */
@@ -174,7 +229,7 @@ refusals(void)
 	tlen = 0;
 	add_pem(der, n, "RSA PRIVATE KEY");
 	add_pem(a.cert, a.cert_len, "CERTIFICATE");
-	refused("not an RSA key", "EC key under an RSA banner refused");
+	refused("not a PKCS#1 RSA key", "EC key under an RSA banner refused");
 
 	/* another CA's key with this certificate */
 	r = ca_generate(&c, 2048, "other", 1735689600);
@@ -184,6 +239,19 @@ refusals(void)
 	add_pem(a.cert, a.cert_len, "CERTIFICATE");
 	refused("does not match", "mismatched key and certificate refused");
 	ca_free(&c);
+
+	/* right n and e, but a damaged prime: caught by the sign-and-verify check */
+	memcpy(der, a.key_der, a.key_der_len);
+	pos = 0;
+	der_read(der, a.key_der_len, &pos, &t);
+	pos = (size_t)(t.val - der);
+	for (i = 0; i < 5; i++)
+		der_read(der, a.key_der_len, &pos, &t);
+	der[t.val - der + t.len / 2] ^= 0x10;
+	tlen = 0;
+	add_pem(der, a.key_der_len, "RSA PRIVATE KEY");
+	add_pem(a.cert, a.cert_len, "CERTIFICATE");
+	refused("does not match", "key with a damaged prime refused");
 
 	tlen = 0;
 	add_pem(a.cert, a.cert_len, "CERTIFICATE");
@@ -246,6 +314,35 @@ refusals(void)
 	    "caKeyBits 1024 refused, nothing written");
 }
 
+/* A bundle made by OpenSSL: other Name layout, prime 1 mod 4; loads and issues. */
+static void
+foreign_ca(void)
+{
+	static struct x509_server srv;
+	unsigned char want[32];
+	int r;
+
+	put_file(bad, foreign, sizeof foreign - 1);
+	r = ca_load_or_create(&b, bad, 2048, "x", err, sizeof err);
+	CHECK_INT(r, ERR_OK, "OpenSSL-made bundle loads");
+	if (r != ERR_OK) {
+		printf("     %s\n", err);
+		return;
+	}
+	t_unhex("cbd8008b93f45b5e66337b1516b6ef8c7ab475ffa75df6b8fbf5f47506b786a8", want, 32);
+	CHECK_MEM(b.cert_sha256, want, 32, "its fingerprint matches openssl's");
+	t_unhex("b23d38382c2d695a52f341a6fc97f6867f72cbab", want, 20);
+	CHECK(b.ski_len == 20 && memcmp(b.ski, want, 20) == 0, "its SKI read from the certificate");
+	CHECK(b.name_len > 40 && memmem(b.name, b.name_len, "Example Org", 11) != NULL &&
+	    memmem(b.name, b.name_len, "Example Private CA", 18) != NULL,
+	    "its two-RDN subject copied whole");
+	CHECK(b.pk.elen == 3 && b.pk.nlen == 256, "n and e read from the key file");
+	CHECK_INT(x509_mint_server(&srv, &b, "relay.example.org", NULL, 0, BR_KEYTYPE_EC,
+	    1735689600), ERR_OK, "it mints a server certificate");
+	x509_server_free(&srv);
+	ca_free(&b);
+}
+
 void
 t_ca(void)
 {
@@ -261,6 +358,7 @@ t_ca(void)
 	if (a.cert_len > 0) {
 		show();
 		refusals();
+		foreign_ca();
 	}
 	ca_free(&a);
 	unlink(path);
