@@ -46,6 +46,9 @@ echo "== unit tests (arm64 under qemu)"
 make -s ARCH=arm64 build/arm64/unit-tests || broken=$((broken + 1))
 tally unit-arm64 qemu-aarch64-static build/arm64/unit-tests
 
+echo "== unit tests (glibc, ASan + UBSan)"
+tally unit-asan make -s asan
+
 for t in tests/integration/test_*.py; do
 	echo "== $t"
 	tally "$t" timeout 900 python3 "$t"
