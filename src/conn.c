@@ -509,7 +509,7 @@ static void
 auth_failed(struct conn *c, const char *reason)
 {
 	log_auth_fail(c, reason);
-	if (limit_fail(&c->peer_addr, srv.now_ms / 1000, srv.cfg->auth_fail_limit,
+	if (limit_fail(&c->peer_addr, srv.now_ms, srv.cfg->auth_fail_limit,
 	    (int64_t)srv.cfg->auth_fail_ban)) {
 		struct log_rec r;
 		if (log_begin(&r, LOG_WARN, "auth.ban")) {
@@ -524,7 +524,7 @@ auth_failed(struct conn *c, const char *reason)
 static int
 rate_limited(struct conn *c)
 {
-	if (!limit_banned(&c->peer_addr, srv.now_ms / 1000))
+	if (!limit_banned(&c->peer_addr, srv.now_ms))
 		return 0;
 	respond_error(c, 429, "rate_limited", "too many failed authentications", NULL);
 	return 1;

@@ -6,11 +6,13 @@
 
 #include "limit.h"
 
+#define WINDOW_MS ((int64_t)LIMIT_WINDOW_S * 1000)
+
 struct slot {
 	unsigned char ip[16];
 	int used;
-	int64_t window_start, banned_until, last_seen;
-	int64_t fails;
+	int64_t window_start, banned_until, last_seen; /* ms */
+	int64_t cur, prev;                             /* failures this / last window */
 };
 
 static struct slot table[LIMIT_BUCKETS][LIMIT_WAYS];
@@ -78,17 +80,26 @@ limit_fail(const struct net_addr *addr, int64_t now, int64_t max_fails, int64_t 
 {
 	unsigned char ip[16];
 	struct slot *s;
+	int64_t elapsed;
 
 	key_of(addr, ip);
 	s = find(ip, 1, now);
 	s->last_seen = now;
-	if (now - s->window_start >= LIMIT_WINDOW_S) {
+	if (now - s->window_start >= 2 * WINDOW_MS) {
+		s->prev = s->cur = 0;
 		s->window_start = now;
-		s->fails = 0;
+	} else if (now - s->window_start >= WINDOW_MS) {
+		s->prev = s->cur;
+		s->cur = 0;
+		s->window_start += WINDOW_MS;
 	}
-	if (++s->fails > max_fails && s->banned_until <= now) {
-		s->banned_until = now + ban_s;
-		s->fails = 0;
+	s->cur++;
+	elapsed = now - s->window_start;
+	/* cur + prev * (W - elapsed) / W > max, without division. */
+	if (s->cur * WINDOW_MS + s->prev * (WINDOW_MS - elapsed) > max_fails * WINDOW_MS &&
+	    s->banned_until <= now) {
+		s->banned_until = now + ban_s * 1000;
+		s->prev = s->cur = 0;
 		s->window_start = now;
 		return 1;
 	}

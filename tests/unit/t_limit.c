@@ -28,35 +28,46 @@ t_limit(void)
 	int i, started = 0;
 	unsigned k;
 
+	/* Times in milliseconds. */
 	limit_reset();
 	for (i = 0; i < 20; i++)
-		started |= limit_fail(&a, 100, 20, 60);
-	CHECK(!started && !limit_banned(&a, 100), "20 failures: not banned (limit is more than 20)");
-	CHECK(limit_fail(&a, 100, 20, 60), "21st failure starts a ban");
-	CHECK(limit_banned(&a, 100), "banned");
-	CHECK(limit_banned(&a2, 130), "same address, other port: banned");
-	CHECK(!limit_banned(&b, 130), "other address unaffected");
-	CHECK(limit_banned(&a, 159), "still banned before the ban ends");
-	CHECK(!limit_banned(&a, 160), "ban over after authFailBan");
+		started |= limit_fail(&a, 100000, 20, 60);
+	CHECK(!started && !limit_banned(&a, 100000), "20 failures: not banned (limit is more than 20)");
+	CHECK(limit_fail(&a, 100000, 20, 60), "21st failure starts a ban");
+	CHECK(limit_banned(&a, 100000), "banned");
+	CHECK(limit_banned(&a2, 130000), "same address, other port: banned");
+	CHECK(!limit_banned(&b, 130000), "other address unaffected");
+	CHECK(limit_banned(&a, 159999), "still banned 1 ms before the ban ends");
+	CHECK(!limit_banned(&a, 160000), "ban over after authFailBan");
 
 	limit_reset();
 	for (i = 0; i < 20; i++)
-		limit_fail(&a, 100, 20, 60);
-	CHECK(!limit_fail(&a, 161, 20, 60), "failures older than the window are forgotten");
-	CHECK(!limit_banned(&a, 161), "not banned after the window reset");
+		limit_fail(&a, 100000, 20, 60);
+	CHECK(!limit_fail(&a, 220000, 20, 60), "failures more than 60 s old are forgotten");
+	CHECK(!limit_banned(&a, 220000), "not banned after the window passed");
+
+	/* A burst across a window boundary is still a burst (limit 3): one failure at 0 s,
+	 * two at 57.5 s, then the fourth within 60 s at 61.5 s bans. */
+	limit_reset();
+	limit_fail(&a, 1000000, 3, 3);
+	limit_fail(&a, 1057500, 3, 3);
+	CHECK(!limit_fail(&a, 1057500, 3, 3), "3 failures in 60 s: no ban");
+	CHECK(limit_fail(&a, 1061500, 3, 3), "4th failure within 60 s across the boundary bans");
+	CHECK(limit_banned(&a, 1061500), "banned across the window boundary");
+	CHECK(!limit_banned(&a, 1064500), "3 s ban over");
 
 	/* A flood of 100,000 addresses: the table does not grow, and each lookup still works. */
 	limit_reset();
 	for (k = 0; k < 100000; k++) {
 		struct net_addr x = v4("10.0.0.0", 1);
 		((struct sockaddr_in *)&x.ss)->sin_addr.s_addr = htonl(0x0a000000u + k);
-		limit_fail(&x, 200, 1, 60);
-		limit_fail(&x, 200, 1, 60);
+		limit_fail(&x, 200000, 1, 60);
+		limit_fail(&x, 200000, 1, 60);
 	}
 	{
 		struct net_addr last = v4("10.0.0.0", 1);
 		((struct sockaddr_in *)&last.ss)->sin_addr.s_addr = htonl(0x0a000000u + 99999);
-		CHECK(limit_banned(&last, 200), "the newest flooding address is banned");
+		CHECK(limit_banned(&last, 200000), "the newest flooding address is banned");
 	}
-	CHECK(!limit_banned(&b, 200), "an innocent address is not banned by a flood");
+	CHECK(!limit_banned(&b, 200000), "an innocent address is not banned by a flood");
 }
