@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -451,9 +452,8 @@ rewrite_forward_head(struct conn *c, const struct http_target *t)
 			continue;
 		memcpy(name, h + f->name.off, nl);
 		name[nl] = 0;
-		if (http_span_is(h, f->name, "keep-alive") || http_span_is(h, f->name, "te") ||
-		    http_span_is(h, f->name, "trailer") ||
-		    http_list_has(h, r, HTTP_H_CONNECTION, name))
+		if (strcasecmp(name, "keep-alive") == 0 || strcasecmp(name, "te") == 0 ||
+		    strcasecmp(name, "trailer") == 0 || http_list_has(h, r, HTTP_H_CONNECTION, name))
 			continue;
 		PUT(h + f->name.off, f->name.len);
 		PUT(": ", 2);
@@ -670,6 +670,18 @@ handle_request(struct conn *c)
 	rc = http_target_split(h, &c->req, &t);
 	if (rc == HTTP_HTTPS) {
 		respond_error(c, 400, "bad_request", "https:// targets need CONNECT", NULL);
+		return;
+	}
+	if (rc == TARGET_E_NUMERIC) {
+		/* 167772165, 012.0.0.5, 0x0a.0.0.5, 10.5: other spellings of an address never
+		 * match a configured one (SPEC §2.3), so they are refused as not allowed. */
+		struct log_rec r;
+		if (log_begin(&r, LOG_WARN, "target.forbidden")) {
+			log_str(&r, "client", c->peer);
+			log_strn(&r, "target", h + c->req.target.off, c->req.target.len);
+			log_end(&r);
+		}
+		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
 		return;
 	}
 	if (rc != ERR_OK) {

@@ -6,13 +6,12 @@
 
 #include "limit.h"
 
-#define WINDOW_MS ((int64_t)LIMIT_WINDOW_S * 1000)
-
 struct slot {
 	unsigned char ip[16];
 	int used;
-	int64_t window_start, banned_until, last_seen; /* ms */
-	int64_t cur, prev;                             /* failures this / last window */
+	int64_t banned_until, last_seen;    /* ms */
+	int64_t last_s;                     /* the second cnt[] was last advanced to */
+	uint16_t cnt[LIMIT_WINDOW_S];       /* failures in second s at cnt[s % 60] */
 };
 
 static struct slot table[LIMIT_BUCKETS][LIMIT_WAYS];
@@ -58,7 +57,7 @@ find(const unsigned char ip[16], int create, int64_t now)
 	memset(victim, 0, sizeof *victim);
 	memcpy(victim->ip, ip, 16);
 	victim->used = 1;
-	victim->window_start = now;
+	victim->last_s = now / 1000;
 	return victim;
 }
 
@@ -80,27 +79,24 @@ limit_fail(const struct net_addr *addr, int64_t now, int64_t max_fails, int64_t 
 {
 	unsigned char ip[16];
 	struct slot *s;
-	int64_t elapsed;
+	int64_t sec = now / 1000, t, total = 0;
+	int i;
 
 	key_of(addr, ip);
 	s = find(ip, 1, now);
 	s->last_seen = now;
-	if (now - s->window_start >= 2 * WINDOW_MS) {
-		s->prev = s->cur = 0;
-		s->window_start = now;
-	} else if (now - s->window_start >= WINDOW_MS) {
-		s->prev = s->cur;
-		s->cur = 0;
-		s->window_start += WINDOW_MS;
-	}
-	s->cur++;
-	elapsed = now - s->window_start;
-	/* cur + prev * (W - elapsed) / W > max, without division. */
-	if (s->cur * WINDOW_MS + s->prev * (WINDOW_MS - elapsed) > max_fails * WINDOW_MS &&
-	    s->banned_until <= now) {
+	/* Age out the seconds that left the window (at most all 60 of them). */
+	for (t = s->last_s + 1; t <= sec && t <= s->last_s + LIMIT_WINDOW_S; t++)
+		s->cnt[t % LIMIT_WINDOW_S] = 0;
+	if (sec > s->last_s)
+		s->last_s = sec;
+	if (s->cnt[sec % LIMIT_WINDOW_S] < UINT16_MAX)
+		s->cnt[sec % LIMIT_WINDOW_S]++;
+	for (i = 0; i < LIMIT_WINDOW_S; i++)
+		total += s->cnt[i];
+	if (total > max_fails && s->banned_until <= now) {
 		s->banned_until = now + ban_s * 1000;
-		s->prev = s->cur = 0;
-		s->window_start = now;
+		memset(s->cnt, 0, sizeof s->cnt);
 		return 1;
 	}
 	return 0;

@@ -3,9 +3,9 @@
  *
  * Per client IP: more than authFailLimit failed authentications within LIMIT_WINDOW_S
  * seconds bans that address for authFailBan seconds (answers 429). "Within 60 s" is a
- * sliding window, counted the usual compact way: the current 60 s window's count plus the
- * previous window's count weighted by how much of it still lies in the last 60 s, so a
- * burst around a window boundary is still seen as one burst. The table has a fixed
+ * sliding window with one-second resolution: each address keeps a count per second for
+ * the last 60 seconds (a ring of LIMIT_WINDOW_S counters), so a burst around any boundary
+ * is seen whole and old failures age out second by second. The table has a fixed
  * number of entries (LIMIT_BUCKETS x LIMIT_WAYS); a new address evicts the entry of its
  * bucket seen least recently, so a flood of addresses costs memory O(1) and can at worst
  * shorten someone's record, never grow the table.

@@ -47,11 +47,13 @@ t_limit(void)
 	CHECK(!limit_banned(&a, 220000), "not banned after the window passed");
 
 	/* A burst across a window boundary is still a burst (limit 3): one failure at 0 s,
-	 * two at 57.5 s, then the fourth within 60 s at 61.5 s bans. */
+	 * two at 57.5 s, two at 61.5 s. At 61.5 s the one at 0 s has aged out, so the third
+	 * in 60 s does not ban and the fourth does. */
 	limit_reset();
 	limit_fail(&a, 1000000, 3, 3);
 	limit_fail(&a, 1057500, 3, 3);
 	CHECK(!limit_fail(&a, 1057500, 3, 3), "3 failures in 60 s: no ban");
+	CHECK(!limit_fail(&a, 1061500, 3, 3), "the failure at 0 s aged out at 61.5 s");
 	CHECK(limit_fail(&a, 1061500, 3, 3), "4th failure within 60 s across the boundary bans");
 	CHECK(limit_banned(&a, 1061500), "banned across the window boundary");
 	CHECK(!limit_banned(&a, 1064500), "3 s ban over");
