@@ -125,14 +125,37 @@ cmd_token_grant(const char *cli_path, const char *sub, const char *ttl_text)
 	return 0;
 }
 
+/* SPEC §6: relayProId is generated when missing. Saving it into the config file comes
+ * with the registration write-back; until then it is logged so an operator can set it. */
+static void
+ensure_relay_pro_id(void)
+{
+	unsigned char u[16];
+	struct log_rec lr;
+
+	if (cfg.relay_pro_id[0])
+		return;
+	rand_bytes(u, sizeof u);
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(cfg.relay_pro_id, sizeof cfg.relay_pro_id,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+	    u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	if (log_begin(&lr, LOG_WARN, "config.relay_pro_id")) {
+		log_str(&lr, "generated", cfg.relay_pro_id);
+		log_str(&lr, "msg", "relayProId was not set; set it in the configuration to keep it");
+		log_end(&lr);
+	}
+}
+
 /* Load (or create) the CA bundle named by the configuration. */
 static int
 load_ca(void)
 {
 	char err[CFG_PATH + 256];
 
-	if (ca_load_or_create(&ca, cfg.ca_bundle_file, (int)cfg.ca_key_bits,
-	    cfg.relay_pro_id[0] ? cfg.relay_pro_id : "00000000-0000-0000-0000-000000000000", err,
+	ensure_relay_pro_id();
+	if (ca_load_or_create(&ca, cfg.ca_bundle_file, (int)cfg.ca_key_bits, cfg.relay_pro_id, err,
 	    sizeof err) != ERR_OK) {
 		fprintf(stderr, "relaypro: CA bundle: %s\n", err);
 		return 1;
@@ -184,23 +207,7 @@ cmd_run(const char *cli_path)
 		fprintf(stderr, "relaypro: cannot open log file %s: %s (logging to stderr)\n",
 		    cfg.log_file, strerror(errno));
 	log_set_debug(cfg.debug_logging);
-	if (!cfg.relay_pro_id[0]) {
-		/* SPEC §6: generated when missing. Saving it into the config file comes with the
-		 * registration write-back; until then it is logged so an operator can set it. */
-		unsigned char u[16];
-		struct log_rec lr;
-		rand_bytes(u, sizeof u);
-		u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
-		u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-		snprintf(cfg.relay_pro_id, sizeof cfg.relay_pro_id,
-		    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-		    u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-		if (log_begin(&lr, LOG_WARN, "config.relay_pro_id")) {
-			log_str(&lr, "generated", cfg.relay_pro_id);
-			log_str(&lr, "msg", "relayProId was not set; set it in the configuration to keep it");
-			log_end(&lr);
-		}
-	}
+	ensure_relay_pro_id();
 	if (loop_signals_init() != ERR_OK)
 		return start_fail("signals", strerror(errno));
 	if (cfg.password_file[0]) {
