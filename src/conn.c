@@ -42,6 +42,7 @@ struct conn {
 	size_t in_off, in_end;       /* plain: client bytes waiting in ibuf */
 	size_t out_off, out_end;     /* plain: bytes for the client waiting in obuf */
 	char *head;                  /* request head (and what was pipelined after it) */
+	size_t head_max;             /* maxHeaderBytes when accepted (a reload may change it) */
 	size_t head_cap, head_len;
 	size_t fwd_off, fwd_end;     /* head[] bytes still to send upstream */
 	struct http_request req;
@@ -736,14 +737,14 @@ read_head(struct conn *c)
 	unsigned char *b;
 	int rc;
 
-	while ((b = cin_buf(c, &avail)) != NULL && c->head_len < srv.cfg->max_header_bytes) {
-		room = srv.cfg->max_header_bytes - c->head_len;
+	while ((b = cin_buf(c, &avail)) != NULL && c->head_len < c->head_max) {
+		room = c->head_max - c->head_len;
 		take = avail < room ? avail : room;
 		memcpy(c->head + c->head_len, b, take);
 		c->head_len += take;
 		cin_ack(c, take);
 	}
-	rc = http_parse(&c->req, c->head, c->head_len, srv.cfg->max_header_bytes);
+	rc = http_parse(&c->req, c->head, c->head_len, c->head_max);
 	if (rc == HTTP_INCOMPLETE) {
 		if (c->client_eof || c->tls_closed) {
 			conn_close(c, c->head_len ? "client closed mid-head" : "client closed");
@@ -1127,6 +1128,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
 	c->peer_addr = *peer;
 	net_addr_text(peer, c->peer, 1);
 	c->head = (char *)p;
+	c->head_max = srv.cfg->max_header_bytes;
 	c->head_cap = head_cap;
 	p += head_cap;
 	if (tls) {

@@ -4,6 +4,7 @@
  * 2 bad usage or bad configuration.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,10 @@
 #define EXIT_USAGE 2
 
 static struct config cfg; /* large: kept out of the stack */
+static struct config next_cfg; /* a reload is loaded here first */
 static struct ca ca;
-static struct auth_users users;
+static struct auth_users users[2]; /* running and next: swapped on reload */
+static int cur_users;
 
 static const char usage[] =
     "usage: relaypro [COMMAND] [-c FILE]\n"
@@ -193,6 +196,91 @@ start_fail(const char *what, const char *detail)
 	return 1;
 }
 
+/* SIGHUP (SPEC §6): load the configuration again; apply the reloadable keys, report the
+ * restart-only ones that changed, and keep everything as it was when the new
+ * configuration (or its password file) is bad. Open tunnels are not touched. */
+static void
+reload(void)
+{
+	static const struct {
+		const char *name;
+		size_t off, len;
+	} restart_only[] = {
+#define R(n, f) { n, offsetof(struct config, f), sizeof(((struct config *)0)->f) }
+		R("privateFolder", private_folder), R("serverName", server_name),
+		R("serverAltNames", server_alt_names), R("serverKeyType", server_key_type),
+		R("caKeyBits", ca_key_bits), R("httpsProxy.listen", https_listen),
+		R("httpProxy.listen", http_listen), R("admin.listen", admin_listen),
+		R("logger.fileName", log_file), R("logger.maxSize", log_max_size),
+		R("logger.maxAge", log_max_age), R("logger.maxBackups", log_max_backups),
+		R("logger.noCompress", log_no_compress), R("workers", workers),
+		R("proxyProtocol", proxy_protocol), R("trustedProxies", trusted_proxies),
+		R("caBundle", ca_bundle_file),
+#undef R
+	};
+	char err[CFG_PATH + 512], changed[512];
+	struct log_rec r;
+	size_t i, o = 0;
+	int next_users = cur_users ^ 1;
+
+	if (config_load(&next_cfg, cfg.file, err, sizeof err) != ERR_OK) {
+		if (log_begin(&r, LOG_ERROR, "config.reload")) {
+			log_bool(&r, "ok", 0);
+			log_str(&r, "error", err);
+			log_str(&r, "msg", "keeping the running configuration");
+			log_end(&r);
+		}
+		return;
+	}
+	if (next_cfg.password_file[0] &&
+	    auth_load_passwords(&users[next_users], next_cfg.password_file, err, sizeof err) != ERR_OK) {
+		if (log_begin(&r, LOG_ERROR, "config.reload")) {
+			log_bool(&r, "ok", 0);
+			log_str(&r, "error", err);
+			log_str(&r, "msg", "keeping the running configuration");
+			log_end(&r);
+		}
+		config_wipe(&next_cfg);
+		return;
+	}
+	changed[0] = 0;
+	for (i = 0; i < sizeof restart_only / sizeof restart_only[0]; i++) {
+		char *now = (char *)&cfg + restart_only[i].off, *want = (char *)&next_cfg + restart_only[i].off;
+		if (memcmp(now, want, restart_only[i].len) != 0 && o + 40 < sizeof changed)
+			o += (size_t)snprintf(changed + o, sizeof changed - o, "%s%s", o ? "," : "",
+			    restart_only[i].name);
+		memcpy(want, now, restart_only[i].len); /* keep the running value */
+	}
+	if (!next_cfg.relay_pro_id[0])
+		memcpy(next_cfg.relay_pro_id, cfg.relay_pro_id, sizeof cfg.relay_pro_id);
+	if (server_set_policy(&next_cfg, err, sizeof err) != ERR_OK) {
+		server_set_policy(&cfg, err, sizeof err);
+		log_msg(LOG_ERROR, "config.reload", "bad targets; keeping the running configuration");
+		return;
+	}
+	memcpy(&cfg, &next_cfg, sizeof cfg);
+	config_wipe(&next_cfg);
+	if (cfg.password_file[0]) {
+		srv.users = &users[next_users];
+		auth_wipe(&users[cur_users]);
+		cur_users = next_users;
+		log_msg(LOG_WARN, "auth.password_file",
+		    "a password file is set: Basic authentication is for testing only");
+	} else {
+		srv.users = NULL;
+		auth_wipe(&users[cur_users]);
+	}
+	log_set_debug(cfg.debug_logging);
+	if (log_begin(&r, LOG_INFO, "config.reload")) {
+		log_bool(&r, "ok", 1);
+		if (changed[0]) {
+			log_str(&r, "restart_required", changed);
+			log_str(&r, "msg", "these keys changed but take effect only after a restart");
+		}
+		log_end(&r);
+	}
+}
+
 static int
 cmd_run(const char *cli_path)
 {
@@ -211,9 +299,9 @@ cmd_run(const char *cli_path)
 	if (loop_signals_init() != ERR_OK)
 		return start_fail("signals", strerror(errno));
 	if (cfg.password_file[0]) {
-		if (auth_load_passwords(&users, cfg.password_file, err, sizeof err) != ERR_OK)
+		if (auth_load_passwords(&users[0], cfg.password_file, err, sizeof err) != ERR_OK)
 			return start_fail("passwordFile", err);
-		srv.users = &users;
+		srv.users = &users[0];
 		log_msg(LOG_WARN, "auth.password_file",
 		    "a password file is set: Basic authentication is for testing only");
 	}
@@ -227,6 +315,7 @@ cmd_run(const char *cli_path)
 	    strcmp(cfg.server_key_type, "rsa") == 0, err, sizeof err) != ERR_OK)
 		return start_fail("certificate", err);
 	srv.cfg = &cfg;
+	srv.on_reload = reload;
 	if (resolve_start() != ERR_OK)
 		return start_fail("resolver", strerror(errno));
 	if (server_set_policy(&cfg, err, sizeof err) != ERR_OK)
@@ -252,8 +341,10 @@ cmd_run(const char *cli_path)
 	}
 	token_wipe();
 	ca_free(&ca);
-	auth_wipe(&users);
+	auth_wipe(&users[0]);
+	auth_wipe(&users[1]);
 	config_wipe(&cfg);
+	config_wipe(&next_cfg);
 	return rc;
 }
 

@@ -195,7 +195,7 @@ accept_some(struct listener *l)
 			}
 			return;
 		}
-		over = srv.nconns >= srv.cfg->max_connections;
+		over = srv.nconns >= srv.cfg->max_connections || srv.nconns >= table_size - SERVER_RESERVE;
 		if (srv.nconns >= table_size || conn_new(fd, &peer, l->tls, over) == NULL)
 			close(fd); /* beyond even the 503 reserve: refused outright */
 	}
@@ -219,6 +219,8 @@ server_run(void)
 	int64_t next_tick, drain_deadline = 0;
 	int i, n, npfd;
 
+	/* Sized once: a reload may lower maxConnections; raising it past the value at start
+	 * takes a restart (the extra connections get 503). */
 	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE;
 	table = calloc((size_t)table_size, sizeof *table);
 	pfds = calloc((size_t)table_size * 2 + 8, sizeof *pfds);
@@ -270,6 +272,8 @@ server_run(void)
 
 		if (pfds[0].revents) {
 			sig = loop_take_signals();
+			if ((sig & LOOP_SIG_HUP) && srv.on_reload && !srv.draining)
+				srv.on_reload();
 			if ((sig & LOOP_SIG_TERM) && !srv.draining) {
 				struct log_rec r;
 				srv.draining = 1;

@@ -27,6 +27,7 @@ struct server {
 	time_t now;                       /* wall clock, same pass */
 	int nconns;
 	int draining;
+	void (*on_reload)(void);          /* SIGHUP: set by main */
 };
 
 extern struct server srv;

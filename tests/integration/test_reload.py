@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""test_reload.py — SIGHUP reload (SPEC §6): a password-file change takes effect, an
+allowedPorts change takes effect, a tunnel open across reloads keeps echoing, a broken
+configuration is refused and the old one keeps serving, restart-only keys are reported."""
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relaytest as rt  # noqa: E402
+
+BIN = os.environ.get("RELAYPRO_BIN", os.path.join(rt.REPO_DIR, "dist", "relaypro-linux-amd64"))
+
+state = {}
+
+
+def write(path, text):
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def config(ports, listen, extra=""):
+    return ("consoleAddress = localhost\nallowedPorts = %s\npasswordFile = users.txt\n"
+            "serverName = localhost\n%s[httpsProxy]\nlisten = 127.0.0.1:%d\n"
+            "[logger]\nfileName = relay.log\n" % (ports, extra, listen))
+
+
+def tunnel(user, pw):
+    return rt.connect_tunnel("127.0.0.1", state["port"], "localhost:%d" % state["echo"],
+                             headers=rt.basic(user, pw))
+
+
+def reload_and_wait():
+    since = rt.log_offset(state["log"])
+    os.kill(state["relay"].pid, signal.SIGHUP)
+    return rt.wait_for_log(state["log"], "config.reload", timeout=10, since=since)
+
+
+@rt.case
+def setup():
+    tmp = rt.make_tmpdir()
+    con = rt.start_console(tmp, https=False, http=False, tls_echo=False)
+    state.update(tmp=tmp, con=con, echo=con.echo_port, port=rt.free_port(),
+                 log=os.path.join(tmp, "relay.log"), cfg=os.path.join(tmp, "config.ini"))
+    write(os.path.join(tmp, "users.txt"), "alice:first-pass\n")
+    write(state["cfg"], config(con.echo_port, state["port"]))
+    state["relay"] = rt.start_process([BIN, "run", "-c", state["cfg"]], tmpdir=tmp, name="relay")
+    rt.check(rt.wait_for_log(state["log"], "start", timeout=15), "relay started")
+
+
+@rt.case
+def password_change_and_open_tunnel():
+    st, _, sock = tunnel("alice", "first-pass")
+    rt.check_eq(st, 200, "alice opens a tunnel before the reload")
+    state["open"] = sock
+    write(os.path.join(state["tmp"], "users.txt"), "bob:second-pass\n")
+    ev = reload_and_wait()
+    rt.check(ev and ev.get("ok") is True, "reload logged ok", ev)
+    st, _, _ = tunnel("alice", "first-pass")
+    rt.check_eq(st, 407, "alice refused after her line was removed")
+    st, _, s2 = tunnel("bob", "second-pass")
+    rt.check_eq(st, 200, "bob accepted after the reload")
+    if st == 200:
+        s2.close()
+    payload = os.urandom(65536)
+    rt.check(rt.echo_roundtrip(sock, payload) == payload, "tunnel opened before the reload still echoes")
+
+
+@rt.case
+def broken_config_keeps_running():
+    good = open(state["cfg"]).read()
+    write(state["cfg"], good + "noSuchKey = 1\n")
+    ev = reload_and_wait()
+    rt.check(ev and ev.get("ok") is False and "noSuchKey" in ev.get("error", ""),
+             "bad config: reload refused with the reason", ev)
+    st, _, s = tunnel("bob", "second-pass")
+    rt.check_eq(st, 200, "old configuration keeps serving after a bad reload")
+    if st == 200:
+        s.close()
+    write(os.path.join(state["tmp"], "users.txt"), "broken line without colon\n")
+    write(state["cfg"], good)
+    ev = reload_and_wait()
+    rt.check(ev and ev.get("ok") is False, "bad password file: reload refused", ev)
+    st, _, s = tunnel("bob", "second-pass")
+    rt.check_eq(st, 200, "old password file keeps serving")
+    if st == 200:
+        s.close()
+    write(os.path.join(state["tmp"], "users.txt"), "bob:second-pass\n")
+
+
+@rt.case
+def targets_and_restart_only_keys():
+    other = rt.free_port()
+    write(state["cfg"], config("443", other))
+    ev = reload_and_wait()
+    rt.check(ev and ev.get("ok") is True and "httpsProxy.listen" in ev.get("restart_required", ""),
+             "a listen change is reported as needing a restart", ev)
+    st, _, _ = tunnel("bob", "second-pass")
+    rt.check_eq(st, 403, "echo port no longer allowed after allowedPorts changed")
+    payload = os.urandom(4096)
+    rt.check(rt.echo_roundtrip(state["open"], payload) == payload,
+             "the old tunnel keeps echoing after the targets changed")
+    state["open"].close()
+    rc = state["relay"].stop()
+    rt.check_eq(rc, 0, "relay exits 0 on SIGTERM")
+
+
+if __name__ == "__main__":
+    rt.main("reload", deadline=120)
