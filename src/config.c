@@ -22,7 +22,9 @@
 
 #include "config.h"
 #include "err.h"
+#include "net.h"
 #include "secret.h"
+#include "target.h"
 #include "units.h"
 
 extern char **environ;
@@ -235,98 +237,25 @@ resolve_path(const char *dir, const char *v, char *out, size_t cap)
 	return n >= 0 && (size_t)n < cap ? ERR_OK : ERR_NOSPACE;
 }
 
-/* Host: a DNS name (letters, digits, '-', '.', '_'), an IPv4 literal or an IPv6 literal
- * (bare or in brackets). Only the syntax is checked here. */
+/* Host, port and address syntax are target.c's and net.c's: the configuration accepts
+ * exactly what the relay will match and bind. */
 static int
 host_ok(const char *h, size_t n)
 {
-	char tmp[CFG_STR];
-	unsigned char bin[16];
-	size_t i;
+	struct target_host tmp;
 
-	if (n == 0 || n >= sizeof tmp)
-		return 0;
-	if (h[0] == '[') {
-		if (n < 3 || h[n - 1] != ']')
-			return 0;
-		memcpy(tmp, h + 1, n - 2);
-		tmp[n - 2] = 0;
-		return inet_pton(AF_INET6, tmp, bin) == 1;
-	}
-	memcpy(tmp, h, n);
-	tmp[n] = 0;
-	if (inet_pton(AF_INET6, tmp, bin) == 1)
-		return 1;
-	if (n > 253)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char c = h[i];
-		if (!(isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_'))
-			return 0;
-	}
-	return 1;
+	return target_parse_host(h, n, &tmp) == TARGET_OK;
 }
 
-/* A port: 1..65535, digits only, no leading zero. */
 static int
 port_ok(const char *p, size_t n, uint16_t *out)
 {
-	unsigned v = 0;
-	size_t i;
+	unsigned v;
 
-	if (n == 0 || n > 5 || p[0] == '0')
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return 0;
-		v = v * 10 + (unsigned)(p[i] - '0');
-	}
-	if (v == 0 || v > 65535)
+	if (target_parse_port(p, n, &v) != TARGET_OK)
 		return 0;
 	if (out)
 		*out = (uint16_t)v;
-	return 1;
-}
-
-/* "host:port", "[v6]:port" (port required) or, with port_optional, also "host". */
-static int
-hostport_ok(const char *v, int port_optional, int ip_only)
-{
-	const char *colon;
-	size_t hl;
-	char tmp[CFG_STR];
-	unsigned char bin[16];
-
-	if (v[0] == '[') {
-		const char *rb = strchr(v, ']');
-		if (rb == NULL)
-			return 0;
-		hl = (size_t)(rb - v) + 1;
-		if (rb[1] == 0)
-			return port_optional && host_ok(v, hl);
-		if (rb[1] != ':')
-			return 0;
-		return host_ok(v, hl) && port_ok(rb + 2, strlen(rb + 2), NULL);
-	}
-	colon = strrchr(v, ':');
-	if (colon == NULL) {
-		hl = strlen(v);
-		if (!port_optional)
-			return 0;
-	} else {
-		if (strchr(v, ':') != colon)
-			return 0; /* bare IPv6 needs brackets when a port follows */
-		hl = (size_t)(colon - v);
-		if (!port_ok(colon + 1, strlen(colon + 1), NULL))
-			return 0;
-	}
-	if (!host_ok(v, hl) || hl >= sizeof tmp)
-		return 0;
-	if (ip_only) {
-		memcpy(tmp, v, hl);
-		tmp[hl] = 0;
-		return inet_pton(AF_INET, tmp, bin) == 1 || strcmp(tmp, "localhost") == 0;
-	}
 	return 1;
 }
 
@@ -437,6 +366,8 @@ set_value(struct loader *ld, size_t k, const char *v, const char **why)
 {
 	const struct key *key = &keys[k];
 	char *field = (char *)ld->cfg + key->off;
+	struct target_addr addr;
+	struct net_addr listen;
 	int64_t i;
 	uint64_t u;
 	int b, rc;
@@ -463,11 +394,11 @@ set_value(struct loader *ld, size_t k, const char *v, const char **why)
 			*why = "must be ec or rsa";
 			return ERR_INVAL;
 		}
-		if (key->type == K_ADDR && *v && !hostport_ok(v, 1, 0)) {
+		if (key->type == K_ADDR && *v && target_parse_console(v, strlen(v), &addr) != TARGET_OK) {
 			*why = "must be host or host:port (port 1-65535)";
 			return ERR_INVAL;
 		}
-		if (key->type == K_LISTEN && *v && !hostport_ok(v, 0, 1)) {
+		if (key->type == K_LISTEN && *v && net_parse_listen(v, &listen) != ERR_OK) {
 			*why = "must be IP:port or [IPv6]:port (port 1-65535)";
 			return ERR_INVAL;
 		}

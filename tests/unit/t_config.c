@@ -156,6 +156,9 @@ t_config(void)
 	bad("allowedPorts = 443,\n", 1, "empty list entry", "trailing comma");
 	bad("allowedHosts = a b\n", 1, "invalid entry", "host with space");
 	bad("trustedProxies = 10.0.0.0/33\n", 1, "invalid entry", "bad CIDR");
+	bad("allowedHosts = 167772165\n", 1, "invalid entry", "decimal IPv4 spelling refused");
+	bad("allowedHosts = 012.0.0.5\n", 1, "invalid entry", "octal IPv4 spelling refused");
+	bad("consoleAddress = console..example\n", 1, "host or host:port", "empty label refused");
 	bad("relayProId = not-a-uuid\n", 1, "not a UUID", "bad UUID");
 	bad("consoleAddress = host:0\n", 1, "host or host:port", "console port 0");
 	bad("consoleAddress = user@host\n", 1, "host or host:port", "console userinfo");
