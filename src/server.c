@@ -254,9 +254,11 @@ server_run(void)
 			if (!table[i])
 				continue;
 			conn_interest(table[i], &cfd, &cev, &ufd, &uev);
-			pfds[npfd] = (struct pollfd){ .fd = cfd, .events = cev };
+			/* A socket we want nothing from is left out (fd -1): otherwise a peer that
+			 * hung up would report POLLHUP on every pass while we wait on the other side. */
+			pfds[npfd] = (struct pollfd){ .fd = cev ? cfd : -1, .events = cev };
 			pslot[npfd++] = i;
-			pfds[npfd] = (struct pollfd){ .fd = ufd, .events = uev };
+			pfds[npfd] = (struct pollfd){ .fd = uev ? ufd : -1, .events = uev };
 			pslot[npfd++] = i;
 		}
 		timeout = (int)(next_tick - loop_now_ms());
