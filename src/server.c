@@ -40,7 +40,8 @@ static int64_t accept_paused_until;
 static struct conn **table;   /* slots; NULL = free */
 static int table_size, table_hint;
 static struct pollfd *pfds;
-static int *pslot;            /* pfds[i] belongs to table[pslot[i]] (-1: not a conn) */
+static int *pslot;            /* pfds[i] belongs to table[pslot[i]] (< 0: not a conn) */
+static unsigned char *pside;  /* 0: the client socket, 1: the upstream socket */
 
 /* see server.h */
 int
@@ -225,7 +226,8 @@ server_run(void)
 	table = calloc((size_t)table_size, sizeof *table);
 	pfds = calloc((size_t)table_size * 2 + 8, sizeof *pfds);
 	pslot = calloc((size_t)table_size * 2 + 8, sizeof *pslot);
-	if (!table || !pfds || !pslot) {
+	pside = calloc((size_t)table_size * 2 + 8, sizeof *pside);
+	if (!table || !pfds || !pslot || !pside) {
 		log_msg(LOG_ERROR, "start.fail", "out of memory for the connection table");
 		return 1;
 	}
@@ -254,20 +256,30 @@ server_run(void)
 			if (!table[i])
 				continue;
 			conn_interest(table[i], &cfd, &cev, &ufd, &uev);
-			/* A socket we want nothing from is left out (fd -1): otherwise a peer that
-			 * hung up would report POLLHUP on every pass while we wait on the other side. */
-			pfds[npfd] = (struct pollfd){ .fd = cev ? cfd : -1, .events = cev };
-			pslot[npfd++] = i;
-			pfds[npfd] = (struct pollfd){ .fd = uev ? ufd : -1, .events = uev };
-			pslot[npfd++] = i;
+			/* Only sockets we want something from: a peer that hung up would otherwise
+			 * report POLLHUP on every pass while we wait on the other side, and poll()
+			 * refuses more entries than RLIMIT_NOFILE allows. */
+			if (cev) {
+				pfds[npfd] = (struct pollfd){ .fd = cfd, .events = cev };
+				pslot[npfd] = i;
+				pside[npfd++] = 0;
+			}
+			if (uev && ufd >= 0) {
+				pfds[npfd] = (struct pollfd){ .fd = ufd, .events = uev };
+				pslot[npfd] = i;
+				pside[npfd++] = 1;
+			}
 		}
 		timeout = (int)(next_tick - loop_now_ms());
 		if (timeout < 0)
 			timeout = 0;
 		n = poll(pfds, (nfds_t)npfd, timeout);
 		if (n < 0 && errno != EINTR) {
-			log_msg(LOG_ERROR, "loop.fail", strerror(errno));
-			return 1;
+			/* ENOMEM is transient: wait a little and go on. Anything else is a bug. */
+			log_msg(LOG_ERROR, "loop.poll_fail", strerror(errno));
+			if (errno != ENOMEM)
+				return 1;
+			poll(NULL, 0, 50);
 		}
 		srv.now_ms = loop_now_ms();
 		srv.now = time(NULL);
@@ -302,13 +314,18 @@ server_run(void)
 		for (i = 2; i < npfd && pslot[i] <= -3; i++)
 			if (pfds[i].revents && !srv.draining)
 				accept_some(&listeners[-3 - pslot[i]]);
-		for (; i + 1 < npfd; i += 2) {
-			struct conn *c = table[pslot[i]];
+		while (i < npfd) {
+			/* A connection's entries are adjacent: gather both sides' events. */
+			int slot = pslot[i];
+			short rev[2] = { 0, 0 };
+			struct conn *c = table[slot];
+			for (; i < npfd && pslot[i] == slot; i++)
+				rev[pside[i]] |= pfds[i].revents;
 			/* A connection handled earlier in this pass may have closed; an accept in
 			 * this pass may have reused its slot (then it has no events here). */
-			if (c == NULL || (!pfds[i].revents && !pfds[i + 1].revents))
+			if (c == NULL || (!rev[0] && !rev[1]))
 				continue;
-			conn_events(c, pfds[i].revents, pfds[i + 1].revents);
+			conn_events(c, rev[0], rev[1]);
 		}
 		if (srv.now_ms >= next_tick) {
 			tick();
