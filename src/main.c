@@ -4,6 +4,7 @@
  * 2 bad usage or bad configuration.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "auth.h"
 #include "ca.h"
+#include "cfgwrite.h"
 #include "config.h"
 #include "conn.h"
 #include "err.h"
@@ -22,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "rand.h"
+#include "register.h"
 #include "resolve.h"
 #include "secret.h"
 #include "server.h"
@@ -36,6 +39,13 @@ static struct config next_cfg; /* a reload is loaded here first */
 static struct ca ca;
 static struct auth_users users[2]; /* running and next: swapped on reload */
 static int cur_users;
+static int reg_pipe[2] = { -1, -1 }; /* registration thread -> loop */
+
+/* What the registration thread hands the loop, in one atomic pipe write. */
+struct reg_result {
+	int64_t relay_id;
+	char token[REG_TOKEN_MAX + 1];
+};
 
 static const char usage[] =
     "usage: relaypro [COMMAND] [-c FILE]\n"
@@ -281,6 +291,68 @@ reload(void)
 	}
 }
 
+/* Runs on the registration thread: hand the result to the loop. */
+static void
+on_registered(void *user, int64_t relay_id, const char *token)
+{
+	struct reg_result r;
+
+	(void)user;
+	memset(&r, 0, sizeof r);
+	r.relay_id = relay_id;
+	snprintf(r.token, sizeof r.token, "%s", token);
+	(void)!write(reg_pipe[1], &r, sizeof r); /* < PIPE_BUF: atomic */
+	secret_wipe(&r, sizeof r);
+}
+
+/* On the loop: apply the registration (SPEC §5) and save it in the config file. */
+static void
+apply_registration(void)
+{
+	struct reg_result res;
+	struct log_rec r;
+	char err[CFG_PATH + 256];
+	int saved = 0;
+
+	if (read(reg_pipe[0], &res, sizeof res) != (ssize_t)sizeof res)
+		return;
+	res.token[REG_TOKEN_MAX] = 0;
+	if (cfg.file[0]) {
+		saved = cfgwrite_update(cfg.file, res.relay_id, cfg.console_address, res.token,
+		    cfg.relay_pro_id, err, sizeof err) == ERR_OK;
+	} else {
+		snprintf(err, sizeof err, "no config file (environment only)");
+	}
+	cfg.relay_id = res.relay_id;
+	snprintf(cfg.security_token, sizeof cfg.security_token, "%s", res.token);
+	snprintf(cfg.registered_to, sizeof cfg.registered_to, "%s", cfg.console_address);
+	secret_wipe(cfg.deployment_token, sizeof cfg.deployment_token);
+	secret_wipe(&res, sizeof res);
+	if (log_begin(&r, saved ? LOG_INFO : LOG_WARN, "register.saved")) {
+		log_bool(&r, "saved", saved);
+		log_int(&r, "relay_id", cfg.relay_id);
+		if (!saved) {
+			log_str(&r, "error", err);
+			log_str(&r, "msg", "running with the new values; to keep them set "
+			    "RELAYPRO_RELAY_ID, RELAYPRO_SECURITY_TOKEN and RELAYPRO_REGISTERED_TO");
+		}
+		log_end(&r);
+	}
+}
+
+/* Register when a deployment token is set and no security token is (SPEC §5). */
+static int
+start_registration(void)
+{
+	if (!cfg.deployment_token[0] || cfg.security_token[0])
+		return 0;
+	if (pipe2(reg_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	srv.aux_fd = reg_pipe[0];
+	srv.on_aux = apply_registration;
+	return register_start(&cfg, on_registered, NULL) == ERR_OK ? 0 : -1;
+}
+
 static int
 cmd_run(const char *cli_path)
 {
@@ -322,6 +394,8 @@ cmd_run(const char *cli_path)
 		return start_fail("targets", err);
 	if (server_listen(&cfg, err, sizeof err) != ERR_OK)
 		return start_fail("listen", err);
+	if (start_registration() != 0)
+		return start_fail("registration", "consoleAddress and deploymentToken are needed");
 	if (log_begin(&r, LOG_INFO, "start")) {
 		log_str(&r, "version", RELAYPRO_VERSION);
 		log_int(&r, "pid", getpid());
@@ -335,6 +409,7 @@ cmd_run(const char *cli_path)
 		log_end(&r);
 	}
 	rc = server_run();
+	register_stop();
 	if (log_begin(&r, LOG_INFO, "stop")) {
 		log_int(&r, "pid", getpid());
 		log_end(&r);

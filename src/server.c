@@ -245,6 +245,8 @@ server_run(void)
 		pslot[npfd++] = -1;
 		pfds[npfd] = (struct pollfd){ .fd = resolve_wake_fd(), .events = POLLIN };
 		pslot[npfd++] = -2;
+		pfds[npfd] = (struct pollfd){ .fd = srv.on_aux ? srv.aux_fd : -1, .events = POLLIN };
+		pslot[npfd++] = -100;
 		for (i = 0; i < nlisteners; i++) {
 			int on = !srv.draining && srv.now_ms >= accept_paused_until;
 			pfds[npfd] = (struct pollfd){ .fd = on ? listeners[i].fd : -1, .events = POLLIN };
@@ -311,7 +313,9 @@ server_run(void)
 				if (table[i] && conn_state(table[i]) == CS_RESOLVE)
 					conn_resolved(table[i]);
 		}
-		for (i = 2; i < npfd && pslot[i] <= -3; i++)
+		if (pfds[2].revents && srv.on_aux)
+			srv.on_aux();
+		for (i = 3; i < npfd && pslot[i] <= -3 && pslot[i] > -100; i++)
 			if (pfds[i].revents && !srv.draining)
 				accept_some(&listeners[-3 - pslot[i]]);
 		while (i < npfd) {

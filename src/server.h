@@ -28,6 +28,8 @@ struct server {
 	int nconns;
 	int draining;
 	void (*on_reload)(void);          /* SIGHUP: set by main */
+	int aux_fd;                       /* one more descriptor to poll (-1: none) ... */
+	void (*on_aux)(void);             /* ... and what to do when it is readable */
 };
 
 extern struct server srv;

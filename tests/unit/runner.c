@@ -11,6 +11,7 @@
 
 void t_b64(void);
 void t_ca(void);
+void t_cfgwrite(void);
 void t_config(void);
 void t_der(void);
 void t_http(void);
@@ -19,6 +20,7 @@ void t_jwt(void);
 void t_kdf(void);
 void t_limit(void);
 void t_log(void);
+void t_register(void);
 void t_target(void);
 void t_token(void);
 void t_units(void);
@@ -30,6 +32,7 @@ static const struct {
 } suites[] = {
 	{ "b64", t_b64 },
 	{ "ca", t_ca },
+	{ "cfgwrite", t_cfgwrite },
 	{ "config", t_config },
 	{ "der", t_der },
 	{ "http", t_http },
@@ -38,6 +41,7 @@ static const struct {
 	{ "kdf", t_kdf },
 	{ "limit", t_limit },
 	{ "log", t_log },
+	{ "register", t_register },
 	{ "target", t_target },
 	{ "token", t_token },
 	{ "units", t_units },

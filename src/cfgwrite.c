@@ -1,0 +1,307 @@
+/*
+ * cfgwrite.c — registration result into the INI file, atomically. See cfgwrite.h.
+ *
+ * Two passes over the lines of the old text: the first finds which of our keys exist at
+ * top level and where missing ones go; the second copies every line, replacing values in
+ * place and dropping deploymentToken. The new text is built in one buffer whose size is
+ * bounded up front (old length + five lines of at most CFG_LINE_MAX).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfgwrite.h"
+#include "config.h"
+#include "err.h"
+#include "secret.h"
+
+enum { K_RELAY_ID, K_REGISTERED_TO, K_SECURITY_TOKEN, K_RELAY_PRO_ID, K_DEPLOYMENT_TOKEN, NK };
+static const char *const names[NK] = {
+	"relayId", "registeredTo", "securityToken", "relayProId", "deploymentToken"
+};
+#define L_OTHER (-1)    /* blank, comment, not a key */
+#define L_SECTION (-2)
+#define L_KEY (-3)      /* a key that is not ours */
+
+static int
+say(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* What line [s, e) is to inih; for one of our keys, *vs = where its value starts. */
+static int
+classify(const char *s, const char *e, size_t *vs)
+{
+	const char *p = s, *d, *ne;
+	int k;
+
+	while (p < e && isspace((unsigned char)*p))
+		p++;
+	if (p == e || *p == ';' || *p == '#')
+		return L_OTHER;
+	if (*p == '[')
+		return L_SECTION;
+	for (d = p; d < e && *d != '=' && *d != ':'; d++)
+		;
+	if (d == e)
+		return L_OTHER;
+	for (ne = d; ne > p && isspace((unsigned char)ne[-1]); ne--)
+		;
+	for (k = 0; k < NK; k++) {
+		if (strlen(names[k]) == (size_t)(ne - p) && strncasecmp(p, names[k], (size_t)(ne - p)) == 0) {
+			for (d++; d < e && isspace((unsigned char)*d); d++)
+				;
+			*vs = (size_t)(d - s);
+			return k;
+		}
+	}
+	return L_KEY;
+}
+
+/* A value inih gives back unchanged: no control bytes, no white space at either end. */
+static int
+value_ok(const char *v)
+{
+	size_t n = strlen(v), i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			return 0;
+	return n == 0 || (!isspace((unsigned char)v[0]) && !isspace((unsigned char)v[n - 1]));
+}
+
+struct line {
+	size_t s, e, next;   /* content [s, e), line ending [e, next) */
+};
+
+/* The line starting at p. */
+static struct line
+line_at(const char *t, size_t len, size_t p)
+{
+	struct line l = { p, p, p };
+	const char *nl = memchr(t + p, '\n', len - p);
+
+	l.next = nl ? (size_t)(nl - t) + 1 : len;
+	l.e = nl ? (size_t)(nl - t) : len;
+	if (nl && l.e > p && t[l.e - 1] == '\r')
+		l.e--;
+	return l;
+}
+
+static void
+emit(char *out, size_t *o, const void *p, size_t n)
+{
+	memcpy(out + *o, p, n);
+	*o += n;
+}
+
+/* Build the new text into out (cap bytes). ERR_OK, or ERR_RANGE for an over-long line. */
+static int
+rewrite(const char *in, size_t len, const char *const val[NK], char *out, size_t *outlen)
+{
+	int have[NK] = { 0 }, done[NK] = { 0 }, top = 1, k, added = 0;
+	const char *eol = "\n";
+	size_t p, ins = len, o = 0, vs, skip0;
+	struct line l;
+
+	/* Pass 1: which keys exist, where missing ones go, the file's line ending. */
+	skip0 = len >= 3 && memcmp(in, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	for (p = 0; p < len && top; p = l.next) {
+		l = line_at(in, len, p);
+		if (p == 0 && l.next > l.e + 1)
+			eol = "\r\n";
+		k = classify(in + l.s + (p ? 0 : skip0), in + l.e, &vs);
+		if (k == L_SECTION) {
+			top = 0;
+			if (ins == len)
+				ins = p; /* no top-level key: before the first section */
+		} else if (k != L_OTHER) {
+			ins = l.next;
+			if (k >= 0)
+				have[k] = 1;
+		}
+	}
+	for (k = 0; k < K_DEPLOYMENT_TOKEN; k++)
+		if (val[k] && !have[k] && strlen(names[k]) + 3 + strlen(val[k]) > CFG_LINE_MAX)
+			return ERR_RANGE;
+
+	/* Pass 2: copy, replace, drop, insert. */
+	top = 1;
+	for (p = 0;; p = l.next) {
+		if (p == ins && !added) {
+			if (p > 0 && in[p - 1] != '\n')
+				emit(out, &o, eol, strlen(eol)); /* the last line had no ending */
+			for (k = 0; k < K_DEPLOYMENT_TOKEN; k++) {
+				if (!val[k] || have[k])
+					continue;
+				emit(out, &o, names[k], strlen(names[k]));
+				emit(out, &o, " = ", 3);
+				emit(out, &o, val[k], strlen(val[k]));
+				emit(out, &o, eol, strlen(eol));
+			}
+			added = 1;
+		}
+		if (p >= len)
+			break;
+		l = line_at(in, len, p);
+		k = L_OTHER;
+		if (top) {
+			k = classify(in + l.s + (p ? 0 : skip0), in + l.e, &vs);
+			vs += p ? 0 : skip0;
+			top = k != L_SECTION;
+		}
+		if (k < 0 || (k != K_DEPLOYMENT_TOKEN && !val[k])) {
+			emit(out, &o, in + l.s, l.next - l.s);
+			continue;
+		}
+		if (k == K_DEPLOYMENT_TOKEN || done[k])
+			continue; /* removed; a duplicate (which config.c refuses) goes too */
+		if (vs + strlen(val[k]) > CFG_LINE_MAX)
+			return ERR_RANGE;
+		emit(out, &o, in + l.s, vs);
+		emit(out, &o, val[k], strlen(val[k]));
+		emit(out, &o, in + l.e, l.next - l.e);
+		done[k] = 1;
+	}
+	*outlen = o;
+	return ERR_OK;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return ERR_IO;
+		p += k;
+		n -= (size_t)k;
+	}
+	return ERR_OK;
+}
+
+/* see cfgwrite.h */
+int
+cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
+    const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen)
+{
+	char real[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], num[24], *in = NULL, *out = NULL;
+	const char *val[NK];
+	struct stat st;
+	size_t len = 0, cap = 0, outlen = 0;
+	ssize_t k = 0;
+	int fd = -1, rc = ERR_IO, i, e;
+
+	snprintf(num, sizeof num, "%lld", (long long)relay_id);
+	val[K_RELAY_ID] = num;
+	val[K_REGISTERED_TO] = registered_to;
+	val[K_SECURITY_TOKEN] = security_token;
+	val[K_RELAY_PRO_ID] = relay_pro_id_or_null;
+	val[K_DEPLOYMENT_TOKEN] = NULL;
+	for (i = 0; i < K_DEPLOYMENT_TOKEN; i++)
+		if (val[i] && !value_ok(val[i]))
+			return say(err, errlen, ERR_INVAL, "%s: %s has control characters or "
+			    "surrounding white space", path, names[i]);
+	if (!security_token[0] || relay_id < 0)
+		return say(err, errlen, ERR_INVAL, "%s: no securityToken or relayId", path);
+
+	if (realpath(path, real) == NULL)
+		return say(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
+	fd = open(real, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		rc = say(err, errlen, ERR_IO, "%s: cannot read: %s", real, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CFG_FILE_MAX) {
+		rc = say(err, errlen, ERR_INVAL, "%s: not a regular file of at most 1 MiB", real);
+		goto out;
+	}
+	if (access(real, W_OK) != 0) {
+		rc = say(err, errlen, ERR_IO, "%s: not writable: %s", real, strerror(errno));
+		goto out;
+	}
+	cap = (size_t)st.st_size + NK * (CFG_LINE_MAX + 3);
+	in = malloc((size_t)st.st_size + 1);
+	out = malloc(cap);
+	if (in == NULL || out == NULL) {
+		rc = say(err, errlen, ERR_IO, "%s: out of memory", real);
+		goto out;
+	}
+	while (len < (size_t)st.st_size &&
+	    ((k = read(fd, in + len, (size_t)st.st_size - len)) > 0 || (k < 0 && errno == EINTR)))
+		len += k > 0 ? (size_t)k : 0;
+	if (len != (size_t)st.st_size) {
+		rc = say(err, errlen, ERR_IO, "%s: short read: %s", real, k < 0 ? strerror(errno) :
+		    "the file changed while being read");
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rewrite(in, len, val, out, &outlen) != ERR_OK) {
+		rc = say(err, errlen, ERR_RANGE, "%s: a line would exceed %d characters", real,
+		    CFG_LINE_MAX);
+		goto out;
+	}
+
+	snprintf(dir, sizeof dir, "%s", real);
+	*strrchr(dir, '/') = 0; /* realpath is absolute: there is a slash */
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", real, (long)getpid());
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = say(err, errlen, ERR_IO, "%s: cannot create %s: %s", real, tmp, strerror(errno));
+		goto out;
+	}
+	if (fchown(fd, st.st_uid, st.st_gid) != 0) {
+		/* not permitted unless root: the file stays ours, which it already was */
+	}
+	if (fchmod(fd, st.st_mode & 07777) != 0 || write_all(fd, out, outlen) != ERR_OK ||
+	    fsync(fd) != 0 || close(fd) != 0) {
+		e = errno;
+		fd = -1;
+		unlink(tmp);
+		rc = say(err, errlen, ERR_IO, "%s: cannot write %s: %s", real, tmp, strerror(e));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, real) != 0) {
+		e = errno;
+		unlink(tmp);
+		rc = say(err, errlen, ERR_IO, "%s: cannot replace: %s", real, strerror(e));
+		goto out;
+	}
+	fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		rc = say(err, errlen, ERR_IO, "%s: replaced, but syncing %s failed: %s", real, dir,
+		    strerror(errno));
+	else
+		rc = ERR_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (in) {
+		secret_wipe(in, len);
+		free(in);
+	}
+	if (out) {
+		secret_wipe(out, cap);
+		free(out);
+	}
+	return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * cfgwrite.h — writing the registration result back into the INI file (SPEC §5).
+ *
+ * cfgwrite_update() rewrites the file so that the top-level keys relayId, registeredTo,
+ * securityToken (and relayProId when given) hold the new values and deploymentToken is
+ * gone. Everything else — other keys, comments, blank lines, sections, a UTF-8 BOM, each
+ * line's own ending (CRLF stays CRLF) — is kept byte for byte. Keys are matched as
+ * config.c and inih see them: case-insensitively, before the first [section] line, after
+ * leading white space, with '=' or ':' as the delimiter; lines starting with ';' or '#'
+ * are comments. A key already present keeps its line: only the value after the delimiter
+ * (and the white space following it) is replaced. A missing key is added after the last
+ * top-level key line (before the first section when there is none, at the end when there
+ * are no sections), with the line ending the file uses (its first line's).
+ *
+ * Values are refused (ERR_INVAL) when they contain control characters (CR, LF, ...) or
+ * start or end with white space (inih would strip it), the security token when empty,
+ * and (ERR_RANGE) when the resulting line exceeds CFG_LINE_MAX, which config_load would
+ * refuse. The file is replaced atomically: written to "<file>.tmp.<pid>" in the same
+ * folder with the original's mode (and owner, when permitted), fsync'ed, renamed over
+ * the original, then the folder is fsync'ed. A symbolic link is followed: its target is
+ * replaced, the link stays. On any failure the original file is untouched and err says
+ * why in one line (no secret in it); the caller then advises RELAYPRO_RELAY_ID /
+ * RELAYPRO_SECURITY_TOKEN. Every buffer that held file text is wiped before it is freed.
+ */
+#ifndef RELAYPRO_CFGWRITE_H
+#define RELAYPRO_CFGWRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
+    const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,903 @@
+/*
+ * register.c — console registration on a thread of its own. See register.h.
+ *
+ * The parsers (address, HTTP answer, JSON answer) and the body builder are pure and take
+ * (buf, len); the thread part owns one heap block (struct reg) holding every buffer it
+ * needs — trust anchors, the BearSSL contexts and I/O buffer, the answer — so its stack
+ * stays small and its secrets are wiped in one place before the block is freed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bearssl.h>
+
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "loop.h"
+#include "rand.h"
+#include "register.h"
+#include "secret.h"
+
+#ifndef RELAYPRO_VERSION
+#define RELAYPRO_VERSION "dev"
+#endif
+
+#define TA_MAX 512                 /* certificates kept from one CA source */
+#define TA_ARENA (256 * 1024)      /* their names and keys (the system bundle needs ~80 KiB) */
+#define CA_READ_MAX (4 << 20)      /* bytes read from a CA file */
+
+enum { A_DONE, A_RETRY, A_SLOW };
+
+/* Trust anchors decoded from PEM; names and keys live in arena, which never moves. */
+struct anchors {
+	br_x509_trust_anchor ta[TA_MAX];
+	size_t n, used, mark;
+	int over, in_cert;
+	unsigned char arena[TA_ARENA];
+	br_pem_decoder_context pc;
+	br_x509_decoder_context xc;
+};
+
+/* Everything one registration thread owns; wiped and freed when it ends. */
+struct reg {
+	unsigned gen;
+	register_done_fn done;
+	void *user;
+	uint32_t base_ms, cap_ms;
+	char host[CFG_STR], port[8], console[CFG_STR + 16];
+	char ca[CFG_PEM], ca_file[CFG_PATH];
+	char *req;                 /* request head and body: holds the deployment token */
+	size_t reqlen;
+	int fd, io_errno;
+	int64_t deadline;
+	br_hmac_drbg_context rng;  /* this thread's own: rand.c is not thread-safe */
+	struct anchors an;
+	br_ssl_client_context cc;
+	br_x509_minimal_context xc;
+	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+	char resp[REG_RESP_MAX];
+	char token[REG_TOKEN_MAX + 1];
+};
+
+/* gen changes on every start and stop; a thread whose gen is stale is cancelled. mu
+ * orders done() against register_stop(). */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned gen;
+static uint32_t set_base_ms, set_cap_ms;
+
+static int
+cancelled(const struct reg *r)
+{
+	return __atomic_load_n(&gen, __ATOMIC_ACQUIRE) != r->gen;
+}
+
+/* ---------------------------------------------------------------- pure parts */
+
+/* see register.h */
+uint32_t
+register_backoff_ms(unsigned failures, uint32_t base_ms, uint32_t cap_ms, uint32_t rnd)
+{
+	uint64_t d = base_ms;
+	unsigned i;
+
+	for (i = 1; i < failures && d < cap_ms; i++)
+		d *= 2;
+	if (d > cap_ms)
+		d = cap_ms;
+	d = d * (800 + rnd % 401) / 1000;
+	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+}
+
+/* see register.h */
+int
+register_split_address(const char *addr, char *host, size_t hostcap, char *port,
+    size_t portcap)
+{
+	const char *h = addr, *p = NULL, *c = strchr(addr, ':');
+	size_t hl, pl, i;
+
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+		if (rb == NULL || (rb[1] != 0 && rb[1] != ':'))
+			return ERR_INVAL;
+		h = addr + 1;
+		hl = (size_t)(rb - h);
+		p = rb[1] ? rb + 2 : NULL;
+	} else if (c != NULL && strchr(c + 1, ':') == NULL) {
+		hl = (size_t)(c - addr);
+		p = c + 1;
+	} else {
+		hl = strlen(addr); /* a name, or a bare IPv6 literal */
+	}
+	if (p == NULL)
+		p = "443";
+	pl = strlen(p);
+	if (hl == 0 || pl == 0 || pl > 5 || p[0] == '0')
+		return ERR_INVAL;
+	for (i = 0; i < pl; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return ERR_INVAL;
+	if (atoi(p) > 65535)
+		return ERR_INVAL;
+	if (hl >= hostcap || pl >= portcap)
+		return ERR_NOSPACE;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	memcpy(port, p, pl + 1);
+	return ERR_OK;
+}
+
+/* Append s[0..n) (JSON-escaped when esc) at out + *o; out == NULL only counts. */
+static void
+put(char *out, size_t *o, const char *s, size_t n, int esc)
+{
+	if (esc) {
+		*o += json_escape(out ? out + *o : NULL, (size_t)-1 / 2, s, n);
+		return;
+	}
+	if (out)
+		memcpy(out + *o, s, n);
+	*o += n;
+}
+
+static size_t
+body_pass(char *w, const char *num, const char *const val[4])
+{
+	static const char *const name[] = { "deploymentToken", "relayProId", "hostname", "version" };
+	size_t o = 0, i;
+
+	put(w, &o, "{\"organizationId\":", 18, 0);
+	put(w, &o, num, strlen(num), 0);
+	for (i = 0; i < 4; i++) {
+		put(w, &o, ",\"", 2, 0);
+		put(w, &o, name[i], strlen(name[i]), 0);
+		put(w, &o, "\":\"", 3, 0);
+		put(w, &o, val[i], strlen(val[i]), 1);
+		put(w, &o, "\"", 1, 0);
+	}
+	put(w, &o, "}", 1, 0);
+	return o;
+}
+
+/* see register.h */
+size_t
+register_body(char *out, size_t cap, int64_t org, const char *deployment_token,
+    const char *relay_pro_id, const char *hostname, const char *version)
+{
+	const char *const val[4] = { deployment_token, relay_pro_id, hostname, version };
+	char num[24];
+	size_t n;
+
+	snprintf(num, sizeof num, "%lld", (long long)org);
+	n = body_pass(NULL, num, val);
+	if (out != NULL && n < cap) {
+		body_pass(out, num, val);
+		out[n] = 0;
+	}
+	return n;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A byte allowed in a reason phrase, header value or chunk extension. */
+static int
+textbyte(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* An RFC 9110 token character (header names). */
+static int
+tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+	    (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Chunked body at buf[start..len): checks it (write == 0) or also decodes it in place to
+ * buf[start..) (write == 1). ERR_TRUNC when incomplete. */
+static int
+dechunk(char *buf, size_t len, size_t start, size_t *outlen, int write)
+{
+	size_t p = start, o = start, size, e;
+	int digits, v;
+
+	for (;;) {
+		for (size = 0, digits = 0; p < len && (v = hexval(buf[p])) >= 0; p++, digits++) {
+			size = size * 16 + (size_t)v;
+			if (size > REG_RESP_MAX)
+				return ERR_INVAL; /* could never fit */
+		}
+		if (p < len && digits == 0)
+			return ERR_INVAL;
+		if (p < len && buf[p] == ';') /* chunk extensions are ignored */
+			for (; p < len && buf[p] != '\r'; p++)
+				if (!textbyte((unsigned char)buf[p]))
+					return ERR_INVAL;
+		if (p < len && buf[p] != '\r')
+			return ERR_INVAL;
+		if (len - p < 2)
+			return ERR_TRUNC;
+		if (buf[p + 1] != '\n')
+			return ERR_INVAL;
+		p += 2;
+		if (size == 0)
+			break;
+		if (len - p < size + 2)
+			return ERR_TRUNC;
+		if (buf[p + size] != '\r' || buf[p + size + 1] != '\n')
+			return ERR_INVAL;
+		if (write)
+			memmove(buf + o, buf + p, size);
+		o += size;
+		p += size + 2;
+	}
+	for (;;) { /* trailer lines, then an empty line */
+		for (e = p; e < len && buf[e] != '\r'; e++)
+			if (!textbyte((unsigned char)buf[e]))
+				return ERR_INVAL;
+		if (len - e < 2)
+			return ERR_TRUNC;
+		if (buf[e + 1] != '\n')
+			return ERR_INVAL;
+		if (e == p)
+			break;
+		p = e + 2;
+	}
+	*outlen = o - start;
+	return ERR_OK;
+}
+
+/* see register.h */
+int
+register_parse_response(char *buf, size_t len, int eof, int *status, char **body,
+    size_t *bodylen)
+{
+	size_t p, e, hend, cl = 0, n, i;
+	int have_cl = 0, chunked = 0, rc;
+	const int more = eof ? ERR_INVAL : ERR_TRUNC;
+
+	for (hend = 0; hend + 4 <= len && memcmp(buf + hend, "\r\n\r\n", 4) != 0; hend++)
+		;
+	if (hend + 4 > len) {
+		/* a head that has already gone wrong needs no more bytes to be refused */
+		if (len >= 9 && (memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' '))
+			return ERR_INVAL;
+		return more;
+	}
+	hend += 2; /* end of the last header line's CRLF... */
+	if (hend < 14 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
+	    buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
+	    buf[11] < '0' || buf[11] > '9' || buf[12] != ' ')
+		return ERR_INVAL;
+	*status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	for (p = 13; buf[p] != '\r'; p++)
+		if (!textbyte((unsigned char)buf[p]))
+			return ERR_INVAL;
+	if (buf[p + 1] != '\n')
+		return ERR_INVAL;
+	for (p += 2; p < hend; p = e + 2) {
+		size_t name, vs, ve;
+
+		for (e = p; buf[e] != ':' && buf[e] != '\r'; e++)
+			if (!tchar((unsigned char)buf[e]))
+				return ERR_INVAL;
+		if (buf[e] != ':' || e == p)
+			return ERR_INVAL;
+		name = e - p;
+		for (vs = e + 1; buf[vs] == ' ' || buf[vs] == '\t'; vs++)
+			;
+		for (e = vs; buf[e] != '\r'; e++)
+			if (!textbyte((unsigned char)buf[e]))
+				return ERR_INVAL;
+		if (buf[e + 1] != '\n')
+			return ERR_INVAL;
+		for (ve = e; ve > vs && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t'); ve--)
+			;
+		if (name == 14 && strncasecmp(buf + p, "content-length", 14) == 0) {
+			if (ve == vs || ve - vs > 9)
+				return ERR_INVAL;
+			for (n = 0, i = vs; i < ve; i++) {
+				if (buf[i] < '0' || buf[i] > '9')
+					return ERR_INVAL;
+				n = n * 10 + (size_t)(buf[i] - '0');
+			}
+			if (have_cl && n != cl)
+				return ERR_INVAL;
+			cl = n;
+			have_cl = 1;
+		} else if (name == 17 && strncasecmp(buf + p, "transfer-encoding", 17) == 0) {
+			if (chunked || ve - vs != 7 || strncasecmp(buf + vs, "chunked", 7) != 0)
+				return ERR_INVAL;
+			chunked = 1;
+		}
+	}
+	hend += 2; /* ...and of the empty line */
+	if (have_cl && chunked)
+		return ERR_INVAL;
+	*body = buf + hend;
+	if (*status < 200 || *status == 204 || *status == 304) {
+		*bodylen = 0;
+	} else if (have_cl) {
+		if (len - hend < cl)
+			return more;
+		*bodylen = cl;
+	} else if (chunked) {
+		rc = dechunk(buf, len, hend, bodylen, 0);
+		if (rc != ERR_OK)
+			return rc == ERR_TRUNC ? more : rc;
+		dechunk(buf, len, hend, bodylen, 1);
+	} else {
+		if (!eof)
+			return ERR_TRUNC;
+		*bodylen = len - hend;
+	}
+	return ERR_OK;
+}
+
+struct answer {
+	int64_t id;
+	int have_id, have_token;
+	char *token;
+	size_t cap, toklen;
+};
+
+static int
+answer_member(void *user, const char *key, size_t keylen, struct json *j)
+{
+	struct answer *a = user;
+
+	if (keylen == 7 && memcmp(key, "relayId", 7) == 0) {
+		a->have_id = 1;
+		if (json_peek(j) != JSON_NUMBER || json_read_int(j, &a->id) != ERR_OK || a->id < 1)
+			return ERR_INVAL;
+		return ERR_OK;
+	}
+	if (keylen == 13 && memcmp(key, "securityToken", 13) == 0) {
+		a->have_token = 1;
+		if (json_peek(j) != JSON_STRING ||
+		    json_read_string(j, a->token, a->cap, &a->toklen) != ERR_OK)
+			return ERR_INVAL;
+		return ERR_OK;
+	}
+	return json_skip(j);
+}
+
+/* see register.h */
+int
+register_parse_answer(const char *body, size_t len, int64_t *relay_id, char *token,
+    size_t cap)
+{
+	struct answer a;
+	struct json j;
+	size_t i;
+	int ok;
+
+	memset(&a, 0, sizeof a);
+	a.token = token;
+	a.cap = cap < REG_TOKEN_MAX + 1 ? cap : REG_TOKEN_MAX + 1;
+	json_init(&j, body, len);
+	ok = cap > 0 && json_walk_object(&j, answer_member, &a) == ERR_OK &&
+	    json_end(&j) == ERR_OK && a.have_id && a.have_token && a.toklen > 0 &&
+	    token[0] != ' ' && token[a.toklen - 1] != ' ';
+	for (i = 0; ok && i < a.toklen; i++)
+		ok = (unsigned char)token[i] >= 0x20 && token[i] != 0x7f;
+	if (!ok) {
+		secret_wipe(token, cap);
+		return ERR_INVAL;
+	}
+	*relay_id = a.id;
+	return ERR_OK;
+}
+
+/* ---------------------------------------------------------------- trust anchors */
+
+static void
+dn_append(void *ctx, const void *buf, size_t len)
+{
+	struct anchors *a = ctx;
+
+	if (a->over || len > TA_ARENA - a->used) {
+		a->over = 1;
+		return;
+	}
+	memcpy(a->arena + a->used, buf, len);
+	a->used += len;
+}
+
+static unsigned char *
+arena_copy(struct anchors *a, const unsigned char *p, size_t len)
+{
+	unsigned char *r = a->arena + a->used;
+
+	dn_append(a, p, len);
+	return a->over ? NULL : r;
+}
+
+static void
+to_x509(void *ctx, const void *buf, size_t len)
+{
+	br_x509_decoder_push(ctx, buf, len);
+}
+
+/* A CERTIFICATE object ended: keep it when it decoded and fits, else roll back. */
+static void
+anchor_end(struct anchors *a)
+{
+	const br_x509_pkey *pk = br_x509_decoder_get_pkey(&a->xc);
+	br_x509_trust_anchor *ta = &a->ta[a->n];
+	int ok = pk != NULL && !a->over && a->n < TA_MAX;
+
+	if (ok) {
+		ta->dn.data = a->arena + a->mark;
+		ta->dn.len = a->used - a->mark;
+		ta->flags = br_x509_decoder_isCA(&a->xc) ? BR_X509_TA_CA : 0;
+		ta->pkey = *pk;
+		if (pk->key_type == BR_KEYTYPE_RSA) {
+			ta->pkey.key.rsa.n = arena_copy(a, pk->key.rsa.n, pk->key.rsa.nlen);
+			ta->pkey.key.rsa.e = arena_copy(a, pk->key.rsa.e, pk->key.rsa.elen);
+		} else if (pk->key_type == BR_KEYTYPE_EC) {
+			ta->pkey.key.ec.q = arena_copy(a, pk->key.ec.q, pk->key.ec.qlen);
+		} else {
+			a->over = 1;
+		}
+		ok = !a->over;
+	}
+	if (ok)
+		a->n++;
+	else
+		a->used = a->mark;
+	a->over = 0;
+}
+
+/* Feed PEM text; a damaged object is dropped and decoding goes on. */
+static void
+anchors_push(struct anchors *a, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = br_pem_decoder_push(&a->pc, p, n);
+
+		p += k;
+		n -= k;
+		switch (br_pem_decoder_event(&a->pc)) {
+		case BR_PEM_BEGIN_OBJ:
+			a->in_cert = strcmp(br_pem_decoder_name(&a->pc), "CERTIFICATE") == 0;
+			a->mark = a->used;
+			br_x509_decoder_init(&a->xc, dn_append, a);
+			br_pem_decoder_setdest(&a->pc, a->in_cert ? to_x509 : NULL, &a->xc);
+			break;
+		case BR_PEM_END_OBJ:
+			if (a->in_cert)
+				anchor_end(a);
+			a->in_cert = 0;
+			break;
+		case BR_PEM_ERROR:
+			a->used = a->mark;
+			a->in_cert = a->over = 0;
+			break;
+		}
+	}
+}
+
+/* Load the anchors for this attempt (the operator may fix a CA file between attempts).
+ * ERR_OK with at least one anchor, or a reason in why. */
+static int
+load_anchors(struct reg *r, char *why, size_t whylen)
+{
+	struct anchors *a = &r->an;
+	const char *path = r->ca[0] ? r->ca : r->ca_file[0] ? r->ca_file : REG_SYSTEM_BUNDLE;
+	char chunk[4096];
+	size_t total = 0;
+
+	a->n = a->used = 0;
+	a->over = a->in_cert = 0;
+	br_pem_decoder_init(&a->pc);
+	if (strstr(r->ca, "-----BEGIN") != NULL) {
+		const char *p = r->ca, *bs;
+		/* Inline PEM; a literal backslash-n (one-line environment values) is a newline. */
+		while ((bs = strstr(p, "\\n")) != NULL) {
+			anchors_push(a, p, (size_t)(bs - p));
+			anchors_push(a, "\n", 1);
+			p = bs + 2;
+		}
+		anchors_push(a, p, strlen(p));
+		path = "inline consoleCACert";
+	} else {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t k;
+
+		if (fd < 0) {
+			snprintf(why, whylen, "cannot read CA file %.1024s: %s", path, strerror(errno));
+			return ERR_IO;
+		}
+		while (total < CA_READ_MAX && (k = read(fd, chunk, sizeof chunk)) > 0) {
+			anchors_push(a, chunk, (size_t)k);
+			total += (size_t)k;
+		}
+		close(fd);
+	}
+	anchors_push(a, "\n", 1); /* ends a last line that has no newline */
+	if (a->n == 0) {
+		snprintf(why, whylen, "no usable CA certificate in %.1024s", path);
+		return ERR_INVAL;
+	}
+	return ERR_OK;
+}
+
+/* ---------------------------------------------------------------- the attempt */
+
+static int
+sock_read(void *ctx, unsigned char *buf, size_t len)
+{
+	struct reg *r = ctx;
+	ssize_t n;
+
+	do {
+		if (loop_now_ms() > r->deadline) {
+			r->io_errno = ETIMEDOUT;
+			return -1;
+		}
+		n = recv(r->fd, buf, len, 0);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return (int)n;
+	r->io_errno = n == 0 ? 0 : errno == EAGAIN ? ETIMEDOUT : errno;
+	return -1;
+}
+
+static int
+sock_write(void *ctx, const unsigned char *buf, size_t len)
+{
+	struct reg *r = ctx;
+	ssize_t n;
+
+	do {
+		if (loop_now_ms() > r->deadline) {
+			r->io_errno = ETIMEDOUT;
+			return -1;
+		}
+		n = send(r->fd, buf, len, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return (int)n;
+	r->io_errno = errno == EAGAIN ? ETIMEDOUT : errno;
+	return -1;
+}
+
+/* Resolve and connect to each address in turn. ERR_OK with r->fd, or a reason. */
+static int
+dial(struct reg *r, char *why, size_t whylen)
+{
+	struct addrinfo hints, *res, *ai;
+	struct timeval tv = { REG_IO_TIMEOUT_MS / 1000, (REG_IO_TIMEOUT_MS % 1000) * 1000 };
+	int rc, e = 0;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(r->host, r->port, &hints, &res);
+	if (rc != 0) {
+		snprintf(why, whylen, "cannot resolve %s: %s", r->host, gai_strerror(rc));
+		return ERR_IO;
+	}
+	r->fd = -1;
+	for (ai = res; ai != NULL && r->fd < 0 && !cancelled(r); ai = ai->ai_next) {
+		r->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (r->fd < 0) {
+			e = errno;
+			continue;
+		}
+		/* On Linux SO_SNDTIMEO also bounds connect(). */
+		setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+		setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		if (connect(r->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+			e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+			close(r->fd);
+			r->fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (r->fd < 0) {
+		snprintf(why, whylen, "cannot connect: %s", e ? strerror(e) : "cancelled");
+		return ERR_IO;
+	}
+	return ERR_OK;
+}
+
+/* Why the TLS session failed. *level becomes error for certificate problems. */
+static void
+tls_why(struct reg *r, char *why, size_t whylen, int *level)
+{
+	int err = br_ssl_engine_last_error(&r->cc.eng);
+	const char *s = NULL;
+
+	switch (err) {
+	case BR_ERR_X509_NOT_TRUSTED:
+		s = "console certificate not trusted (check consoleCACert or RELAYPRO_CONSOLE_CA_FILE)";
+		break;
+	case BR_ERR_X509_BAD_SERVER_NAME:
+		s = "console certificate does not name the console host";
+		break;
+	case BR_ERR_X509_EXPIRED:
+		s = "console certificate expired or not yet valid";
+		break;
+	case BR_ERR_OK: case BR_ERR_IO:
+		snprintf(why, whylen, "connection %s", r->io_errno ? strerror(r->io_errno) :
+		    "closed by the console without an answer");
+		return;
+	}
+	if (err >= BR_ERR_X509_OK && err < BR_ERR_X509_OK + 32)
+		*level = LOG_ERROR;
+	if (s)
+		snprintf(why, whylen, "tls: %s", s);
+	else if (err >= BR_ERR_SEND_FATAL_ALERT)
+		snprintf(why, whylen, "tls: alert %d", err & 255);
+	else
+		snprintf(why, whylen, "tls: BearSSL error %d", err);
+}
+
+/* One registration attempt. A_DONE with *id and r->token, else A_RETRY or A_SLOW with a
+ * reason in why, the HTTP status (0 when there was none) and the log level. */
+static int
+attempt(struct reg *r, int64_t *id, int *status, int *level, char *why, size_t whylen)
+{
+	br_sslio_context io;
+	unsigned char seed[32];
+	size_t len = 0, bodylen = 0;
+	char *body = NULL;
+	int rc = ERR_INVAL, k;
+
+	*status = 0;
+	*level = LOG_WARN;
+	if (load_anchors(r, why, whylen) != ERR_OK) {
+		*level = LOG_ERROR;
+		return A_RETRY;
+	}
+	if (dial(r, why, whylen) != ERR_OK)
+		return A_RETRY;
+	r->deadline = loop_now_ms() + REG_ATTEMPT_MS;
+	r->io_errno = 0;
+	br_ssl_client_init_full(&r->cc, &r->xc, r->an.ta, r->an.n);
+	br_ssl_engine_set_buffer(&r->cc.eng, r->iobuf, sizeof r->iobuf, 1);
+	br_hmac_drbg_generate(&r->rng, seed, sizeof seed);
+	br_ssl_engine_inject_entropy(&r->cc.eng, seed, sizeof seed);
+	secret_wipe(seed, sizeof seed);
+	br_ssl_client_reset(&r->cc, r->host, 0);
+	br_sslio_init(&io, &r->cc.eng, sock_read, r, sock_write, r);
+	if (br_sslio_write_all(&io, r->req, r->reqlen) != 0 || br_sslio_flush(&io) != 0) {
+		close(r->fd);
+		tls_why(r, why, whylen, level);
+		return A_RETRY;
+	}
+	for (;;) {
+		rc = register_parse_response(r->resp, len, 0, status, &body, &bodylen);
+		if (rc != ERR_TRUNC || len == sizeof r->resp)
+			break;
+		k = br_sslio_read(&io, r->resp + len, sizeof r->resp - len);
+		if (k < 0) {
+			/* EOF counts only after close_notify: a cut connection is not an answer. */
+			if (len > 0)
+				rc = register_parse_response(r->resp, len,
+				    br_ssl_engine_last_error(&r->cc.eng) == BR_ERR_OK, status, &body,
+				    &bodylen);
+			break;
+		}
+		len += (size_t)k;
+	}
+	close(r->fd);
+	if (rc != ERR_OK) {
+		if (len == 0)
+			tls_why(r, why, whylen, level);
+		else
+			snprintf(why, whylen, "%s HTTP answer", rc == ERR_TRUNC ?
+			    len == sizeof r->resp ? "oversized" : "truncated" : "malformed");
+		*status = 0;
+		return A_RETRY;
+	}
+	if (*status == 200) {
+		if (register_parse_answer(body, bodylen, id, r->token, sizeof r->token) == ERR_OK)
+			return A_DONE;
+		*level = LOG_ERROR;
+		snprintf(why, whylen, "malformed registration answer");
+		return A_RETRY;
+	}
+	snprintf(why, whylen, "console answered %d", *status);
+	if (*status >= 500 || *status == 429 || *status == 408)
+		return A_RETRY;
+	*level = LOG_ERROR; /* 401/403: wrong deploymentToken or organizationId */
+	return A_SLOW;
+}
+
+/* Sleep ms, waking early when cancelled. Returns 0 when cancelled. */
+static int
+nap(const struct reg *r, uint32_t ms)
+{
+	int64_t end = loop_now_ms() + ms;
+
+	while (!cancelled(r)) {
+		int64_t left = end - loop_now_ms();
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		if (left <= 0)
+			return 1;
+		if (left < 50)
+			ts.tv_nsec = (long)left * 1000 * 1000;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+static void
+reg_free(struct reg *r)
+{
+	secret_wipe(r->req, r->reqlen);
+	free(r->req);
+	secret_wipe(r, sizeof *r);
+	free(r);
+}
+
+static void *
+reg_main(void *arg)
+{
+	struct reg *r = arg;
+	struct log_rec lr;
+	unsigned failures = 0;
+
+	while (!cancelled(r)) {
+		char why[CFG_PATH + 256];
+		int64_t id = 0;
+		int status, level, c;
+		uint32_t rnd, wait;
+
+		c = attempt(r, &id, &status, &level, why, sizeof why);
+		secret_wipe(r->resp, sizeof r->resp);
+		secret_wipe(r->iobuf, sizeof r->iobuf);
+		if (c == A_DONE) {
+			pthread_mutex_lock(&mu);
+			if (!cancelled(r)) {
+				if (log_begin(&lr, LOG_INFO, "register.ok")) {
+					log_int(&lr, "relay_id", id);
+					log_int(&lr, "attempt", failures + 1);
+					log_str(&lr, "console", r->console);
+					log_end(&lr);
+				}
+				r->done(r->user, id, r->token);
+			}
+			pthread_mutex_unlock(&mu);
+			break;
+		}
+		failures++;
+		br_hmac_drbg_generate(&r->rng, &rnd, sizeof rnd);
+		wait = register_backoff_ms(c == A_SLOW ? 64 : failures, r->base_ms, r->cap_ms, rnd);
+		if (cancelled(r))
+			break;
+		if (log_begin(&lr, (enum log_level)level, "register.fail")) {
+			log_int(&lr, "status", status);
+			log_int(&lr, "attempt", failures);
+			log_int(&lr, "retry_ms", wait);
+			log_str(&lr, "reason", why);
+			log_str(&lr, "console", r->console);
+			log_end(&lr);
+		}
+		if (!nap(r, wait))
+			break;
+	}
+	reg_free(r);
+	return NULL;
+}
+
+#define REQ_HEAD "POST /api/relaypro/register HTTP/1.1\r\nHost: %s%s%s%s%s\r\n" \
+	"User-Agent: relaypro/%s\r\nContent-Type: application/json\r\n" \
+	"Accept: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n"
+
+/* see register.h */
+int
+register_start(const struct config *cfg, register_done_fn done, void *user)
+{
+	char hostname[CFG_STR] = "", seed[32];
+	struct reg *r;
+	pthread_attr_t at;
+	pthread_t t;
+	sigset_t all, old;
+	size_t blen;
+	int hl, v6, rc;
+
+	if (!cfg->console_address[0] || !cfg->deployment_token[0])
+		return ERR_INVAL;
+	r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return ERR_IO;
+	if (register_split_address(cfg->console_address, r->host, sizeof r->host, r->port,
+	    sizeof r->port) != ERR_OK) {
+		free(r);
+		return ERR_INVAL;
+	}
+	v6 = strchr(r->host, ':') != NULL;
+	snprintf(r->console, sizeof r->console, "%s%s%s:%s", v6 ? "[" : "", r->host,
+	    v6 ? "]" : "", r->port);
+	memcpy(r->ca, cfg->console_ca_cert, sizeof r->ca);
+	memcpy(r->ca_file, cfg->console_ca_file, sizeof r->ca_file);
+	r->ca[sizeof r->ca - 1] = r->ca_file[sizeof r->ca_file - 1] = 0;
+	gethostname(hostname, sizeof hostname - 1);
+	blen = register_body(NULL, 0, cfg->organization_id, cfg->deployment_token,
+	    cfg->relay_pro_id, hostname, RELAYPRO_VERSION);
+	hl = snprintf(NULL, 0, REQ_HEAD, v6 ? "[" : "", r->host, v6 ? "]" : "",
+	    strcmp(r->port, "443") ? ":" : "", strcmp(r->port, "443") ? r->port : "",
+	    RELAYPRO_VERSION, blen);
+	r->reqlen = (size_t)hl + blen;
+	r->req = malloc(r->reqlen + 1);
+	if (hl < 0 || r->req == NULL) {
+		reg_free(r);
+		return ERR_IO;
+	}
+	snprintf(r->req, (size_t)hl + 1, REQ_HEAD, v6 ? "[" : "", r->host, v6 ? "]" : "",
+	    strcmp(r->port, "443") ? ":" : "", strcmp(r->port, "443") ? r->port : "",
+	    RELAYPRO_VERSION, blen);
+	register_body(r->req + hl, blen + 1, cfg->organization_id, cfg->deployment_token,
+	    cfg->relay_pro_id, hostname, RELAYPRO_VERSION);
+	rand_bytes(seed, sizeof seed);
+	br_hmac_drbg_init(&r->rng, &br_sha256_vtable, seed, sizeof seed);
+	secret_wipe(seed, sizeof seed);
+	r->done = done;
+	r->user = user;
+	r->fd = -1;
+
+	pthread_mutex_lock(&mu);
+	r->base_ms = set_base_ms ? set_base_ms : REG_BACKOFF_BASE_MS;
+	r->cap_ms = set_cap_ms ? set_cap_ms : REG_BACKOFF_CAP_MS;
+	r->gen = gen + 1;
+	__atomic_store_n(&gen, r->gen, __ATOMIC_RELEASE); /* cancels any earlier thread */
+	pthread_mutex_unlock(&mu);
+
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 256 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: signals stay with the loop */
+	rc = pthread_create(&t, &at, reg_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+	if (rc != 0) {
+		reg_free(r);
+		return ERR_IO;
+	}
+	return ERR_OK;
+}
+
+/* see register.h */
+void
+register_stop(void)
+{
+	pthread_mutex_lock(&mu);
+	__atomic_store_n(&gen, gen + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&mu);
+}
+
+/* see register.h */
+void
+register_set_backoff(uint32_t base_ms, uint32_t cap_ms)
+{
+	pthread_mutex_lock(&mu);
+	set_base_ms = base_ms;
+	set_cap_ms = cap_ms;
+	pthread_mutex_unlock(&mu);
+}

@@ -1,0 +1,94 @@
+/*
+ * register.h — console registration (SPEC §5), on a thread of its own so the relay's poll
+ * loop never waits for DNS, a TCP connect or a TLS handshake.
+ *
+ * register_start() copies what it needs from the config (console address, organizationId,
+ * deploymentToken, relayProId, the console CA choice) and starts a detached thread that
+ *   1. resolves the console host (getaddrinfo) and connects to each address in turn,
+ *      with SO_SNDTIMEO/SO_RCVTIMEO of REG_IO_TIMEOUT_MS and REG_ATTEMPT_MS per attempt;
+ *   2. speaks TLS 1.2 with BearSSL (br_ssl_client_init_full), SNI and certificate name =
+ *      the console host, trust anchors from consoleCACert (inline PEM — real newlines or
+ *      literal "\n" — or a file path), else RELAYPRO_CONSOLE_CA_FILE, else the system
+ *      bundle REG_SYSTEM_BUNDLE; BearSSL matches the name against DNS names only, so an
+ *      IP-literal consoleAddress cannot be verified and always fails;
+ *   3. POSTs /api/relaypro/register with the JSON of register_body() and reads the answer
+ *      into a REG_RESP_MAX buffer (register_parse_response, register_parse_answer);
+ *   4. on a 200 with a valid answer calls done() once and ends; otherwise logs
+ *      register.fail and retries: network, TLS, 5xx, 429 and malformed answers after
+ *      register_backoff_ms() (base doubling to cap, ±20 % jitter); 401, 403 and other
+ *      4xx/3xx answers at the cap (±20 %), logged at level error.
+ * Logged: register.ok (relay_id, attempt, console), register.fail (status, attempt,
+ * retry_ms, reason, console). Tokens are never logged; the thread wipes every copy of
+ * the deployment and security tokens it made before it ends.
+ *
+ * Threads: done() runs ON THE REGISTRATION THREAD, while a lock is held that
+ * register_stop() also takes: keep it short (write the result to a pipe the loop polls)
+ * and never call register_* from it. security_token is valid only during the call.
+ * The thread blocks every signal, uses its own DRBG (seeded from rand_bytes() by
+ * register_start, so rand.c is never touched from two threads) and logs through log.h
+ * (one write(2) per record). Start it in the process that owns the config file, after
+ * any fork(): a child forked later would not have the thread.
+ */
+#ifndef RELAYPRO_REGISTER_H
+#define RELAYPRO_REGISTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define REG_RESP_MAX (16 * 1024)     /* whole HTTP answer, head and body */
+#define REG_TOKEN_MAX 1023           /* securityToken bytes */
+#define REG_IO_TIMEOUT_MS 10000      /* each connect, send and receive */
+#define REG_ATTEMPT_MS 30000         /* one whole attempt, after DNS */
+#define REG_BACKOFF_BASE_MS 1000
+#define REG_BACKOFF_CAP_MS (5 * 60 * 1000)
+#define REG_SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+typedef void (*register_done_fn)(void *user, int64_t relay_id, const char *security_token);
+
+/* Start registering with cfg (consoleAddress and deploymentToken must be set; rand_init()
+ * must have succeeded). Cancels any registration already running. ERR_OK, ERR_INVAL when
+ * consoleAddress or deploymentToken is empty, ERR_IO when the thread cannot start. */
+int register_start(const struct config *cfg, register_done_fn done, void *user);
+
+/* Cancel: once this returns, done() is not running and will not be called. The thread
+ * ends by itself within its I/O timeouts. Safe to call when nothing runs. */
+void register_stop(void);
+
+/* Backoff for registrations started afterwards (tests); 0 keeps the default. */
+void register_set_backoff(uint32_t base_ms, uint32_t cap_ms);
+
+/* The delay before retry number `failures` (1 = after the first failure):
+ * min(cap, base * 2^(failures-1)) scaled by 0.8 + 0.4 * (rnd % 401) / 400. */
+uint32_t register_backoff_ms(unsigned failures, uint32_t base_ms, uint32_t cap_ms, uint32_t rnd);
+
+/* Split a consoleAddress ("host", "host:port", "[v6]", "[v6]:port") into host (no
+ * brackets) and port ("443" when absent). ERR_INVAL or ERR_NOSPACE on failure. */
+int register_split_address(const char *addr, char *host, size_t hostcap, char *port,
+    size_t portcap);
+
+/* The request body {"organizationId":N,"deploymentToken":"..","relayProId":"..",
+ * "hostname":"..","version":".."}, strings JSON-escaped. Returns its length; writes it and
+ * a NUL only when out != NULL and length < cap (two-pass: call with out == NULL first). */
+size_t register_body(char *out, size_t cap, int64_t org, const char *deployment_token,
+    const char *relay_pro_id, const char *hostname, const char *version);
+
+/* Parse an HTTP/1.x answer in buf[0..len): status line "HTTP/1.D SSS reason" and header
+ * lines ending in CRLF, Content-Length (digits, duplicates must agree) or
+ * Transfer-Encoding: chunked (not both) or, with neither, a body ending at EOF.
+ * eof: the peer has closed. ERR_TRUNC: need more bytes; ERR_INVAL: malformed. On ERR_OK,
+ * *status, and *body, *bodylen inside buf (a chunked body is decoded in place; buf is
+ * changed only when ERR_OK is returned). */
+int register_parse_response(char *buf, size_t len, int eof, int *status, char **body,
+    size_t *bodylen);
+
+/* The 200 answer: a JSON object with relayId (integer 1..INT64_MAX) and securityToken
+ * (string of 1..REG_TOKEN_MAX bytes, no control characters, no leading or trailing white
+ * space — it must survive the INI file); other members are ignored. token gets the
+ * NUL-terminated value (cap > REG_TOKEN_MAX). ERR_OK or ERR_INVAL; token is wiped on
+ * failure. */
+int register_parse_answer(const char *body, size_t len, int64_t *relay_id, char *token,
+    size_t cap);
+
+#endif

@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Console registration (SPEC §5) against tests/console.py, through two small drivers in
+tests/tools/ built here (register_tool: register.c + cfgwrite.c as the relay will use
+them; cfgwrite_tool: cfgwrite_update in a loop for the crash test).
+
+Cases: success with write-back (file compared whole, reloads, no token in any output);
+CA from RELAYPRO_CONSOLE_CA_FILE, inline PEM (real newlines and one-line "\\n" form);
+503 retried with growing backoff; wrong deployment token -> 401 logged as error and
+retried slowly while the process keeps running; unreachable console -> attempt gaps grow;
+a console certificate from another CA, an IP-literal address (name check) and the system
+bundle -> refused, logged, no token; register_stop cancels; kill -9 during write-back
+30 times -> the file is always the old or the new text, never torn.
+Last line: `register: N passed, N failed`.
+"""
+
+import calendar
+import concurrent.futures
+import glob
+import hashlib
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relaytest as rt  # noqa: E402
+
+rt.init("register", deadline=90)
+TMP = rt.make_tmpdir("relaytest-register-")
+REPO = rt.REPO_DIR
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+DEPS = os.path.join(REPO, ".deps", ARCH)
+VERSION = "0.1.0-test"
+ORG = 42
+DEP_TOKEN = "dep-good-token-5f2a"
+SEC_TOKEN = "sec-token-XYZ-9c1e"
+RELAY_ID = 4242
+PRO_ID = "12345678-1234-4abc-8def-123456789abc"
+SECRETS = (DEP_TOKEN, SEC_TOKEN, "wrong-token-77")
+TOOLS = {}
+
+
+def sha16(s):
+    return hashlib.sha256(s.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- build the drivers
+
+def build_tools():
+    """Compile every module but main.c (the set config.c and log.c need keeps changing),
+    then link the two drivers with --gc-sections. Raises with the compiler output."""
+    cc = shutil.which("musl-gcc") or "gcc"
+    out = os.path.join(TMP, "build")
+    os.makedirs(out, exist_ok=True)
+    flags = ["-std=c11", "-D_GNU_SOURCE", "-Os", "-Wall", "-Wextra", "-Wshadow",
+             "-Wstrict-prototypes", "-Wcast-qual", "-Wformat=2", "-Wvla", "-Werror",
+             "-ffunction-sections", "-fdata-sections", '-DRELAYPRO_VERSION="%s"' % VERSION,
+             '-DRELAYPRO_ARCH="%s"' % ARCH, "-I" + os.path.join(DEPS, "include"),
+             "-I" + os.path.join(REPO, "src")]
+    srcs = [s for s in sorted(glob.glob(os.path.join(REPO, "src", "*.c")))
+            if os.path.basename(s) != "main.c"]
+
+    def compile_one(src):
+        obj = os.path.join(out, os.path.basename(src)[:-2] + ".o")
+        r = subprocess.run([cc] + flags + ["-c", "-o", obj, src], capture_output=True,
+                           text=True, timeout=120)
+        return obj if r.returncode == 0 else None, src, r.stderr
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        results = list(ex.map(compile_one, srcs))
+    objs = [o for o, _, _ in results if o]
+    needed = {"register.c", "cfgwrite.c", "config.c", "log.c", "json.c", "rand.c"}
+    broken = [(s, e) for o, s, e in results if o is None]
+    for s, e in broken:
+        if os.path.basename(s) in needed:
+            raise RuntimeError("cannot compile %s:\n%s" % (s, e[-2000:]))
+    libs = [os.path.join(DEPS, "lib", "libbearssl.a"), os.path.join(DEPS, "lib", "libinih.a")]
+    for tool in ("register_tool", "cfgwrite_tool"):
+        exe = os.path.join(out, tool)
+        src = os.path.join(REPO, "tests", "tools", tool + ".c")
+        r = subprocess.run([cc] + flags + ["-static", "-Wl,--gc-sections", "-o", exe, src]
+                           + objs + libs + ["-lpthread"], capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("cannot link %s:\n%s" % (tool, r.stderr[-3000:]))
+        TOOLS[tool] = exe
+
+
+# ---------------------------------------------------------------- helpers
+
+def write_config(name, address, token=DEP_TOKEN, ca="console/console-ca.pem", extra=""):
+    path = os.path.join(TMP, name + ".ini")
+    text = ("# relaypro test configuration\n"
+            "consoleAddress = %s\n"
+            "organizationId = %d\n"
+            "relayProId = %s\n"
+            "; the deployment token goes away after registration\n"
+            "deploymentToken = %s\n" % (address, ORG, PRO_ID, token))
+    if ca:
+        text += "consoleCACert = %s\n" % ca
+    text += "serverName = relay.test\n%s\n[limits]\nidleTimeout = 15m\n" % extra
+    with open(path, "w") as f:
+        f.write(text)
+    return path, text
+
+
+def run_tool(name, config, args=(), env=None, timeout=30):
+    """Run register_tool to its end; returns (exit code, stdout, log records, raw stderr)."""
+    p = rt.start_process([TOOLS["register_tool"], config] + list(args), env=env,
+                         tmpdir=TMP, name=name)
+    rc = p.wait(timeout)
+    if rc is None:
+        p.kill()
+    return rc, p.stdout(), rt.read_json_lines(p.stderr_path), p.stderr()
+
+
+def events(recs, name):
+    return [r for r in recs if r.get("event") == name]
+
+
+def no_secrets(name, *texts):
+    joined = "\n".join(texts)
+    rt.check(not any(s in joined for s in SECRETS), name + ": no token in any output")
+
+
+def attempts(con):
+    return con.register_attempts()
+
+
+def ms(ts):
+    """Milliseconds of a log timestamp "2026-11-23T10:00:00.123Z"."""
+    t = time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")
+    return calendar.timegm(t) * 1000 + int(ts[20:23])
+
+
+# ---------------------------------------------------------------- cases
+
+CON = None
+
+
+@rt.case(timeout=60)
+def setup():
+    global CON
+    build_tools()
+    rt.check(os.access(TOOLS["register_tool"], os.X_OK), "drivers built")
+    CON = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+                           deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                           relay_id=RELAY_ID)
+
+
+@rt.case(timeout=30)
+def success_and_write_back():
+    cfg, text = write_config("ok", CON.address())
+    before = len(attempts(CON))
+    os.chmod(cfg, 0o640)
+    rc, out, recs, err = run_tool("ok", cfg, ["--write", "--timeout", "20"])
+    rt.check_eq(rc, 0, "success: exit 0")
+    rt.check("registered relayId=%d token_sha256=%s\n" % (RELAY_ID, sha16(SEC_TOKEN)) in out,
+             "success: done() got relayId and the token", out)
+    rt.check("written\n" in out, "success: config written", out)
+    rt.check("reloaded relayId=%d token_sha256=%s deploymentToken=empty\n"
+             % (RELAY_ID, sha16(SEC_TOKEN)) in out, "success: rewritten config loads", out)
+    want = text.replace("; the deployment token goes away after registration\n"
+                        "deploymentToken = %s\n" % DEP_TOKEN,
+                        "; the deployment token goes away after registration\n")
+    want = want.replace("serverName = relay.test\n",
+                        "serverName = relay.test\nrelayId = %d\nregisteredTo = %s\n"
+                        "securityToken = %s\n" % (RELAY_ID, CON.address(), SEC_TOKEN))
+    with open(cfg) as f:
+        rt.check_eq(f.read(), want, "success: file = old text with the keys changed, byte for byte")
+    rt.check_eq(oct(os.stat(cfg).st_mode & 0o7777), oct(0o640), "success: file mode kept")
+    rt.check(not glob.glob(cfg + ".tmp.*"), "success: no temporary file left")
+    new = attempts(CON)[before:]
+    rt.check_eq(len(new), 1, "success: one attempt")
+    if new:
+        a = new[-1]
+        rt.check_eq((a.get("status"), a.get("organizationId"), a.get("relayProId"),
+                     a.get("version"), a.get("contentType")),
+                    (200, ORG, PRO_ID, VERSION, "application/json"), "success: request fields")
+        rt.check_eq(a.get("hostname"), socket.gethostname(), "success: hostname sent")
+        rt.check(a.get("deploymentTokenMatch") is True, "success: deployment token sent intact")
+    ok = events(recs, "register.ok")
+    rt.check(len(ok) == 1 and ok[0].get("relay_id") == RELAY_ID and ok[0].get("attempt") == 1
+             and ok[0].get("level") == "info", "success: register.ok logged", recs)
+    no_secrets("success", out, err, open(CON.register_log).read())
+
+
+@rt.case(timeout=30)
+def ca_sources():
+    cfg, _ = write_config("envca", CON.address(), ca=None)
+    rc, out, _, err = run_tool("envca", cfg, ["--timeout", "10"],
+                               env={"RELAYPRO_CONSOLE_CA_FILE": CON.ca})
+    rt.check(rc == 0 and "registered relayId=%d" % RELAY_ID in out,
+             "CA from RELAYPRO_CONSOLE_CA_FILE", out + err[-500:])
+    with open(CON.ca) as f:
+        pem = f.read()
+    rc, out, _, err = run_tool("inlineca", cfg, ["--timeout", "10"],
+                               env={"RELAYPRO_CONSOLE_CA_CERT": pem.replace("\n", "\\n")})
+    rt.check(rc == 0 and "registered" in out, "inline consoleCACert, one line with \\n",
+             out + err[-500:])
+    rc, out, _, err = run_tool("inlineca2", cfg, ["--timeout", "10", "--inline-ca", CON.ca])
+    rt.check(rc == 0 and "registered" in out, "inline consoleCACert with real newlines",
+             out + err[-500:])
+    cfg, _ = write_config("missingca", CON.address(), ca="nowhere/ca.pem")
+    rc, out, recs, _ = run_tool("missingca", cfg, ["--timeout", "1", "--backoff", "100", "400"])
+    fails = events(recs, "register.fail")
+    rt.check(rc == 3 and fails and "cannot read CA file" in fails[0].get("reason", "")
+             and fails[0].get("level") == "error", "missing CA file: logged, retried", recs[:2])
+
+
+@rt.case(timeout=30)
+def retry_on_503():
+    con = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+                           deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                           relay_id=RELAY_ID, fail_register=2, name="console503")
+    cfg, _ = write_config("r503", con.address(), ca=con.ca)
+    rc, out, recs, err = run_tool("r503", cfg, ["--timeout", "20", "--backoff", "200", "5000"])
+    rt.check(rc == 0 and "registered relayId=%d" % RELAY_ID in out, "503: registered in the end",
+             out)
+    fails = events(recs, "register.fail")
+    rt.check_eq([(f.get("status"), f.get("level"), f.get("attempt")) for f in fails],
+                [(503, "warn", 1), (503, "warn", 2)], "503: two failures logged as warnings")
+    if len(fails) == 2:
+        r1, r2 = fails[0]["retry_ms"], fails[1]["retry_ms"]
+        rt.check(160 <= r1 <= 240 and 320 <= r2 <= 480, "503: backoff 200 then 400 (±20%)",
+                 (r1, r2))
+    ok = events(recs, "register.ok")
+    rt.check(len(ok) == 1 and ok[0].get("attempt") == 3, "503: register.ok on attempt 3", ok)
+    rt.check_eq([a.get("status") for a in attempts(con)], [503, 503, 200],
+                "503: console saw three attempts")
+    no_secrets("503", out, err)
+    con.stop()
+
+
+@rt.case(timeout=30)
+def wrong_token_401():
+    cfg, _ = write_config("r401", CON.address(), token="wrong-token-77")
+    before = len(attempts(CON))
+    t0 = time.monotonic()
+    rc, out, recs, err = run_tool("r401", cfg, ["--timeout", "3", "--backoff", "100", "600"])
+    took = time.monotonic() - t0
+    rt.check(rc == 3 and took >= 2.9, "401: process keeps running until its own timeout",
+             (rc, took))
+    rt.check("registered" not in out, "401: no registration", out)
+    new = attempts(CON)[before:]
+    rt.check(len(new) >= 4, "401: retried (console saw %d attempts in 3 s)" % len(new))
+    rt.check(all(a.get("status") == 401 and a.get("deploymentTokenMatch") is False for a in new),
+             "401: every attempt refused", new)
+    fails = events(recs, "register.fail")
+    rt.check(fails and all(f.get("level") == "error" and f.get("status") == 401 for f in fails),
+             "401: logged as error with the status", fails[:2])
+    rt.check(fails and all(480 <= f.get("retry_ms", 0) <= 720 for f in fails),
+             "401: retried slowly, at the cap (600 ms ±20%)", [f.get("retry_ms") for f in fails])
+    no_secrets("401", out, err)
+
+
+@rt.case(timeout=30)
+def unreachable_backoff():
+    port = rt.free_port()
+    cfg, _ = write_config("down", "localhost:%d" % port)
+    rc, out, recs, err = run_tool("down", cfg, ["--timeout", "4", "--backoff", "100", "1600"])
+    rt.check(rc == 3 and "registered" not in out, "unreachable: still trying at the timeout")
+    fails = events(recs, "register.fail")
+    rt.check(len(fails) >= 5, "unreachable: %d attempts in 4 s" % len(fails))
+    rt.check(all("cannot connect" in f.get("reason", "") and f.get("level") == "warn"
+                 for f in fails), "unreachable: reason and level", fails[:1])
+    waits = [f.get("retry_ms") for f in fails]
+    rt.check(waits[:5] == sorted(waits[:5]) and len(set(waits[:5])) == len(waits[:5]),
+             "unreachable: retry delays grow", waits)
+    gaps = [ms(b["ts"]) - ms(a["ts"]) for a, b in zip(fails, fails[1:])]
+    rt.check(len(gaps) >= 4 and all(gaps[i] < gaps[i + 1] for i in range(3))
+             and gaps[0] >= 70, "unreachable: attempt times spread out", gaps)
+    no_secrets("unreachable", out, err)
+
+
+@rt.case(timeout=30)
+def certificate_refused():
+    other = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+                             deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                             relay_id=RELAY_ID, name="otherca", extra_args=["--new-ca"])
+    cfg, _ = write_config("otherca", other.address(), ca=CON.ca)
+    rc, out, recs, err = run_tool("otherca", cfg, ["--timeout", "2", "--backoff", "100", "400"])
+    fails = events(recs, "register.fail")
+    rt.check(rc == 3 and "registered" not in out, "other CA: no registration", out)
+    rt.check(fails and all("not trusted" in f.get("reason", "") and f.get("level") == "error"
+                           for f in fails), "other CA: refused and logged as error", fails[:1])
+    rt.check_eq(attempts(other), [], "other CA: no request reached the console")
+    no_secrets("other CA", out, err)
+    other.stop()
+
+    cfg, _ = write_config("iplit", CON.address(host="127.0.0.1"))
+    before = len(attempts(CON))
+    rc, out, recs, _ = run_tool("iplit", cfg, ["--timeout", "1", "--backoff", "100", "400"])
+    fails = events(recs, "register.fail")
+    rt.check(rc == 3 and fails and "does not name" in fails[0].get("reason", ""),
+             "IP-literal address: BearSSL name check refuses", fails[:1])
+    rt.check_eq(len(attempts(CON)), before, "IP-literal address: nothing sent")
+
+    cfg, _ = write_config("sysca", CON.address(), ca=None)
+    rc, out, recs, _ = run_tool("sysca", cfg, ["--timeout", "1", "--backoff", "100", "400"])
+    fails = events(recs, "register.fail")
+    rt.check(rc == 3 and fails and ("not trusted" in fails[0].get("reason", "") or
+                                    "cannot read CA file" in fails[0].get("reason", "")),
+             "no CA configured: system bundle used, test CA not in it", fails[:1])
+
+
+@rt.case(timeout=30)
+def stop_cancels():
+    cfg, _ = write_config("stop", CON.address(), token="wrong-token-77")
+    before = len(attempts(CON))
+    t0 = time.time()
+    rc, out, recs, _ = run_tool("stop", cfg, ["--stop-after", "700", "--backoff", "100", "200"])
+    rt.check(rc == 0 and "stopped" in out, "stop: done not called, tool ends", out)
+    late = [a for a in attempts(CON)[before:] if ms(a["ts"]) > (t0 + 0.7 + 0.35) * 1000]
+    rt.check_eq(late, [], "stop: no attempt after register_stop")
+    n = len(events(recs, "register.fail"))
+    rt.check(2 <= n <= 6, "stop: retrying before the stop (%d failures)" % n)
+
+
+@rt.case(timeout=40)
+def relay_end_to_end():
+    """The real binary registers at start, saves the result, and uses it at once."""
+    relay_bin = os.environ.get("RELAYPRO_BIN", os.path.join(REPO, "dist", "relaypro-linux-amd64"))
+    d = os.path.join(TMP, "relay-e2e")
+    os.makedirs(d, exist_ok=True)
+    port = rt.free_port()
+    cfg = os.path.join(d, "config.ini")
+    text = ("# relay registered by the test\n"
+            "consoleAddress = %s\n"
+            "organizationId = %d\n"
+            "deploymentToken = %s\n"
+            "consoleCACert = %s\n"
+            "serverName = localhost\n"
+            "[httpsProxy]\nlisten = 127.0.0.1:%d\n"
+            "[logger]\nfileName = relay.log\n" % (CON.address(), ORG, DEP_TOKEN, CON.ca, port))
+    with open(cfg, "w") as f:
+        f.write(text)
+    before = len(attempts(CON))
+    relay = rt.start_process([relay_bin, "run", "-c", cfg], tmpdir=d, name="relay")
+    log = os.path.join(d, "relay.log")
+    ev = rt.wait_for_log(log, "register.saved", timeout=20)
+    rt.check(ev is not None and ev.get("saved") is True and ev.get("relay_id") == RELAY_ID,
+             "relay: registered and saved", ev)
+    with open(cfg) as f:
+        new = f.read()
+    rt.check("deploymentToken" not in new and ("relayId = %d\n" % RELAY_ID) in new
+             and ("securityToken = %s\n" % SEC_TOKEN) in new
+             and new.startswith("# relay registered by the test\n")
+             and "relayProId = " in new, "relay: config rewritten (comment kept, generated relayProId saved)")
+    r = rt.http_request("127.0.0.1", port, "GET", "/readyz", tls=True)
+    rt.check_eq(r.status, 200, "relay: ready once registered")
+    grant = rt.jwt_hs256({"sub": "r-1", "org": ORG, "aud": "relaypro:%d" % RELAY_ID,
+                          "exp": int(time.time()) + 300}, SEC_TOKEN)
+    r = rt.http_request("127.0.0.1", port, "POST", "/v1/token", tls=True,
+                        headers={"Authorization": "Bearer " + grant})
+    rt.check_eq(r.status, 200, "relay: the received security token verifies grants at once")
+    rt.check_eq(relay.stop(), 0, "relay: exits 0")
+    relay = rt.start_process([relay_bin, "run", "-c", cfg], tmpdir=d, name="relay2")
+    rt.check(rt.wait_for_log(log, "start", timeout=15, since=0) is not None, "relay: restarted")
+    time.sleep(1)
+    rt.check_eq(len(attempts(CON)) - before, 1, "relay: no second registration after the restart")
+    rt.check_eq(relay.stop(), 0, "relay: second run exits 0")
+    no_secrets("relay", open(log).read(), relay.stdout(), relay.stderr())
+
+
+@rt.case(timeout=40)
+def write_back_crash():
+    path, orig = write_config("crash", "console.test")
+    states = {}
+    for i, (rid, tok) in enumerate(((1, "token-one"), (2, "token-two"))):
+        r = subprocess.run([TOOLS["cfgwrite_tool"], "once", path, str(rid), tok],
+                           capture_output=True, text=True, timeout=10)
+        rt.check(r.returncode == 0, "crash: reference update %d" % rid, r.stderr)
+        with open(path) as f:
+            states[f.read()] = "relayId=%d" % rid
+    states[orig] = "relayId=0"
+    rt.check_eq(len(states), 3, "crash: three distinct texts")
+    with open(path, "w") as f:
+        f.write(orig)
+    seen, torn, leftovers = {}, 0, 0
+    for i in range(30):
+        p = rt.start_process([TOOLS["cfgwrite_tool"], "loop", path], tmpdir=TMP, name="cfgloop")
+        time.sleep(random.uniform(0.003, 0.06))
+        p.kill()
+        with open(path) as f:
+            text = f.read()
+        if text not in states:
+            torn += 1
+            continue
+        seen[states[text]] = seen.get(states[text], 0) + 1
+        r = subprocess.run([TOOLS["cfgwrite_tool"], "check", path], capture_output=True,
+                           text=True, timeout=10)
+        if r.returncode != 0 or r.stdout.strip() != states[text]:
+            torn += 1
+        for t in glob.glob(path + ".tmp.*"):
+            leftovers += 1
+            os.unlink(t)
+    rt.check_eq(torn, 0, "crash: 30 kill -9 during rewrites, file always old or new and loads")
+    rt.check(seen.get("relayId=1", 0) + seen.get("relayId=2", 0) >= 1,
+             "crash: the rewrites ran (%s, %d temporary files left by kills)" % (seen, leftovers))
+
+
+rt.finish()
