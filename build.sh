@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 # machine that has them needs no network.
 build_pkgs=(make gcc musl-tools musl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
 	musl-dev:arm64 qemu-user-static dpkg-dev xz-utils file)
-test_pkgs=(curl openssl python3 procps)
+test_pkgs=(curl openssl python3 procps tinyproxy)
 
 missing_pkgs() {
 	local p

@@ -31,6 +31,7 @@
 #include "target.h"
 #include "tls.h"
 #include "token.h"
+#include "upstream.h"
 
 struct conn {
 	int slot;                    /* in the server's table */
@@ -48,6 +49,10 @@ struct conn {
 	struct http_request req;
 	struct target_addr target;
 	int forward;                 /* absolute-form (else CONNECT) */
+	const struct upstream_proxy *via; /* the HTTP proxy in between, or NULL */
+	size_t preq_off;             /* PROXY: bytes of our CONNECT request already sent */
+	size_t presp_len;            /* PROXY: bytes of the proxy's answer head read */
+	char presp[256];             /* PROXY: the proxy's answer head */
 	struct net_addr addrs[RESOLVE_MAX_ADDRS];
 	int naddr, addr_i, last_errno;
 	struct net_addr peer_addr;
@@ -61,8 +66,8 @@ struct conn {
 	int status;
 };
 
-static const char *const state_names[] = { "head", "resolve", "connect", "tunnel", "respond",
-	"closing" };
+static const char *const state_names[] = { "head", "resolve", "connect", "proxy", "tunnel",
+	"respond", "closing" };
 
 /* see conn.h */
 size_t
@@ -371,9 +376,13 @@ connect_next(struct conn *c)
 static void
 resolve_and_connect(struct conn *c)
 {
-	struct target_host *h = &c->target.host;
+	const struct target_host *h;
+	unsigned port;
 	int rc;
 
+	c->via = upstream_route(&srv.routes, &c->target.host, c->target.port);
+	h = c->via ? &c->via->host : &c->target.host;
+	port = c->via ? c->via->port : c->target.port;
 	c->naddr = c->addr_i = 0;
 	if (h->kind == TARGET_IPV4 || h->kind == TARGET_IPV6) {
 		struct net_addr *a = &c->addrs[0];
@@ -381,13 +390,13 @@ resolve_and_connect(struct conn *c)
 		if (h->kind == TARGET_IPV4) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
 			s4->sin_family = AF_INET;
-			s4->sin_port = htons((uint16_t)c->target.port);
+			s4->sin_port = htons((uint16_t)port);
 			memcpy(&s4->sin_addr, h->ip, 4);
 			a->len = sizeof *s4;
 		} else {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
 			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons((uint16_t)c->target.port);
+			s6->sin6_port = htons((uint16_t)port);
 			memcpy(&s6->sin6_addr, h->ip, 16);
 			a->len = sizeof *s6;
 		}
@@ -395,7 +404,7 @@ resolve_and_connect(struct conn *c)
 		connect_next(c);
 		return;
 	}
-	rc = resolve_lookup(h->name, c->target.port, c->addrs, RESOLVE_MAX_ADDRS, &c->naddr);
+	rc = resolve_lookup(h->name, port, c->addrs, RESOLVE_MAX_ADDRS, &c->naddr);
 	if (rc == ERR_OK) {
 		connect_next(c);
 	} else if (rc == ERR_TRUNC) {
@@ -501,6 +510,78 @@ tunnel_start(struct conn *c)
 		log_end(&r);
 	}
 	return 0;
+}
+
+/* PROXY state: send CONNECT to the upstream proxy, read its answer head (and not a byte
+ * more: what follows belongs to the tunnel). Returns 1 when the connection was closed. */
+static int
+proxy_step(struct conn *c)
+{
+	char req[UPSTREAM_REQ_MAX];
+	size_t len = upstream_connect_request(c->via, &c->target.host, c->target.port, req, sizeof req);
+	size_t head_len, i;
+	ssize_t n;
+	int status, rc;
+
+	while (c->preq_off < len) {
+		n = write(c->ufd, req + c->preq_off, len - c->preq_off);
+		if (n <= 0) {
+			secret_wipe(req, sizeof req);
+			if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				c->last_errno = errno;
+				upstream_failed(c, 0);
+			}
+			return 0;
+		}
+		c->preq_off += (size_t)n;
+	}
+	secret_wipe(req, sizeof req); /* it may carry the proxy's credentials */
+	for (;;) {
+		size_t room = sizeof c->presp - c->presp_len, take;
+		n = recv(c->ufd, c->presp + c->presp_len, room, MSG_PEEK);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			c->last_errno = n == 0 ? ECONNRESET : errno;
+			upstream_failed(c, 0);
+			return 0;
+		}
+		if (n < 0)
+			return 0;
+		/* Everything up to the blank line is head; take no more than that. */
+		take = (size_t)n;
+		for (i = c->presp_len > 3 ? c->presp_len - 3 : 0; i + 3 < c->presp_len + (size_t)n; i++) {
+			if (memcmp(c->presp + i, "\r\n\r\n", 4) == 0) {
+				take = i + 4 - c->presp_len;
+				break;
+			}
+		}
+		if (recv(c->ufd, c->presp + c->presp_len, take, 0) != (ssize_t)take) {
+			c->last_errno = EIO;
+			upstream_failed(c, 0);
+			return 0;
+		}
+		c->presp_len += take;
+		rc = upstream_parse_answer(c->presp, c->presp_len, &status, &head_len);
+		if (rc == ERR_OK)
+			break;
+		if (rc != ERR_TRUNC || c->presp_len == sizeof c->presp) {
+			c->last_errno = EPROTO;
+			upstream_failed(c, 0);
+			return 0;
+		}
+	}
+	if (status != 200) {
+		struct log_rec r;
+		if (log_begin(&r, LOG_WARN, "upstream.proxy_refused")) {
+			log_str(&r, "client", c->peer);
+			log_str(&r, "proxy", c->via->host.name);
+			log_int(&r, "status", status);
+			log_end(&r);
+		}
+		respond_error(c, 502, "upstream_unreachable", status == 407 || status == 401 ?
+		    "the upstream proxy refused the relay's credentials" : "the upstream proxy refused the tunnel", NULL);
+		return 0;
+	}
+	return tunnel_start(c);
 }
 
 /* ---- the request ------------------------------------------------------------------- */
@@ -936,6 +1017,7 @@ run(struct conn *c)
 			break;
 		case CS_RESOLVE:
 		case CS_CONNECT:
+		case CS_PROXY:
 			return;
 		case CS_TUNNEL:
 			if ((rc = pump_up(c)) < 0) {
@@ -1013,7 +1095,16 @@ conn_events(struct conn *c, short crev, short urev)
 			run(c);
 			return;
 		}
-		if (tunnel_start(c))
+		if (c->via) {
+			set_state(c, CS_PROXY);
+			c->preq_off = c->presp_len = 0;
+			if (proxy_step(c))
+				return;
+		} else if (tunnel_start(c)) {
+			return;
+		}
+	} else if (c->state == CS_PROXY && urev) {
+		if (proxy_step(c))
 			return;
 	}
 	run(c);
@@ -1044,6 +1135,8 @@ conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 	if (c->ufd >= 0) {
 		if (c->state == CS_CONNECT) {
 			*uev = POLLOUT;
+		} else if (c->state == CS_PROXY) {
+			*uev = POLLIN | POLLOUT;
 		} else if (c->state == CS_TUNNEL) {
 			size_t len;
 			/* Read upstream only while the client side has room; write when we hold
@@ -1079,6 +1172,11 @@ conn_tick(struct conn *c, int64_t now)
 		conn_close(c, "header timeout");
 		break;
 	case CS_RESOLVE:
+		c->last_errno = ETIMEDOUT;
+		upstream_failed(c, 1);
+		run(c);
+		break;
+	case CS_PROXY:
 		c->last_errno = ETIMEDOUT;
 		upstream_failed(c, 1);
 		run(c);

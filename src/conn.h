@@ -1,13 +1,14 @@
 /*
  * conn.h — one client connection: an explicit state machine from accept to close.
  *
- *   HEAD ──> RESOLVE ──> CONNECT ──> TUNNEL ──┐
+ *   HEAD ──> RESOLVE ──> CONNECT ──> [PROXY] ──> TUNNEL ──┐
  *     │         │           │                 ├──> (conn_close)
  *     └────────>┴──────────>┴──> RESPOND ──> CLOSING (linger) ──┘
  *
  * HEAD     reading the request head (the TLS handshake happens underneath);
  * RESOLVE  waiting for the resolver's first answer for the target's name;
  * CONNECT  non-blocking connect to the resolved addresses, one after another;
+ * PROXY    (proxyEnabled) CONNECT sent to the upstream proxy, its answer read;
  * TUNNEL   relaying bytes both ways (CONNECT tunnel or absolute-form forward);
  * RESPOND  sending a response the relay wrote itself (errors, /healthz, ...);
  * CLOSING  close_notify sent / write side shut, discarding input until EOF or a short
@@ -30,7 +31,7 @@
 #define CONN_LINGER_MS 2000    /* CLOSING: discard input at most this long */
 #define CONN_RESPOND_MS 5000   /* RESPOND/CLOSING: give up on a client that reads nothing */
 
-enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_TUNNEL, CS_RESPOND, CS_CLOSING };
+enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING };
 
 struct conn;
 

@@ -16,8 +16,36 @@
  * Values are escaped by json_escape: any byte string yields valid JSON. A record longer
  * than LOG_REC_MAX is cut at a field boundary and marked "truncated":true.
  * Write errors (full disk, closed stdout) are counted and otherwise ignored: logging never
- * stops relaying. errno is preserved across every call.
+ * stops relaying. At most once a minute a "log.dropped" warning with the running count
+ * goes to standard error (when the log is elsewhere), and once the log takes records
+ * again the count is written into it, at most once a minute as well.
+ * errno is preserved across every call. The calls may come from several threads: the
+ * descriptor, the rotation state and each write are guarded by one mutex.
  * Secrets must never be passed to these functions (SPEC §8).
+ *
+ * Rotation (SPEC §8), only when logging to a regular file opened with log_open:
+ * - before a record that would take the file past max_size (and the file is not empty),
+ *   the file is renamed to "<name>.<UTC YYYYMMDDTHHMMSS.mmmZ>" (the log clock, strictly
+ *   increasing, so names sort by time; never over an existing name) and a fresh file is
+ *   opened under the old name; the record goes to the fresh file. A record larger than
+ *   max_size still goes whole into an empty file.
+ * - housekeeping then runs in a detached thread (signals blocked, lower priority), never
+ *   in the caller: rotated files beyond max_backups (oldest first) or older than max_age
+ *   (by the time in their name) are deleted, and the remaining uncompressed ones are
+ *   gzip'ed (deflate.c) to "<rotated>.gz", written atomically, the plain file removed
+ *   after. One thread at a time; a rotation meanwhile makes it run once more. Without a
+ *   thread (creation failed) it runs synchronously in the caller: bounded by max_size per
+ *   file. It also runs once when log_open and log_set_rotation have both been called, to
+ *   finish what an earlier run left (a stop during compression leaves the plain file).
+ * - fork() is safe at any time (pthread_atfork): the child gets a free mutex and no
+ *   housekeeping in progress; its next rotation starts its own.
+ * - several processes (workers) may share the file: a rotation is done under an fcntl
+ *   write lock and re-checks that the name still holds the file it has open, and every
+ *   record first checks (stat) that the name still holds its descriptor's file: after
+ *   another process rotated it, or an operator moved or removed it, the name is reopened.
+ * - a failed rename or reopen leaves logging on the current file and is retried a minute
+ *   later; failures are reported by "log.rotate" warnings, at most one a minute.
+ * Cost with rotation on: one fstat and one stat per record.
  */
 #ifndef RELAYPRO_LOG_H
 #define RELAYPRO_LOG_H
@@ -26,6 +54,7 @@
 #include <stdint.h>
 
 #define LOG_REC_MAX 2048
+#define LOG_PATH_MAX 1024   /* longer log paths are logged to without rotation */
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -51,6 +80,16 @@ void log_set_clock(int64_t (*now_ms)(void));
 
 /* Number of records that could not be written in full. */
 uint64_t log_dropped(void);
+
+/* Rotate the file given to log_open at max_size bytes (0 = never); delete rotated files
+ * older than max_age_s seconds (0 = no age limit) and beyond the newest max_backups
+ * (0 = no count limit); gzip rotated files when compress is nonzero. May be called
+ * before or after log_open; has no effect when logging to "-" or a descriptor. */
+void log_set_rotation(uint64_t max_size, uint64_t max_age_s, int max_backups, int compress);
+
+/* Wait until background housekeeping (pruning, compression) has finished: for tests,
+ * and for a clean stop. Returns at once when none is running. */
+void log_rotation_wait(void);
 
 int log_begin(struct log_rec *r, enum log_level level, const char *event);
 void log_str(struct log_rec *r, const char *key, const char *val);

@@ -367,6 +367,8 @@ cmd_run(const char *cli_path)
 		fprintf(stderr, "relaypro: cannot open log file %s: %s (logging to stderr)\n",
 		    cfg.log_file, strerror(errno));
 	log_set_debug(cfg.debug_logging);
+	log_set_rotation(cfg.log_max_size, cfg.log_max_age, (int)cfg.log_max_backups,
+	    !cfg.log_no_compress);
 	ensure_relay_pro_id();
 	if (loop_signals_init() != ERR_OK)
 		return start_fail("signals", strerror(errno));
@@ -414,6 +416,7 @@ cmd_run(const char *cli_path)
 		log_int(&r, "pid", getpid());
 		log_end(&r);
 	}
+	log_rotation_wait(); /* a compression under way finishes (at most one file) */
 	token_wipe();
 	ca_free(&ca);
 	auth_wipe(&users[0]);

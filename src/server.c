@@ -107,6 +107,8 @@ server_set_policy(const struct config *cfg, char *err, size_t errlen)
 	}
 	for (i = 0; i < cfg->n_allowed_ports; i++)
 		target_policy_add_port(p, cfg->allowed_ports[i]);
+	if (upstream_load(&srv.routes, cfg->proxy_enabled, err, errlen) != ERR_OK)
+		return ERR_INVAL;
 
 	/* Names (not IP literals) the resolver keeps fresh. */
 	if (p->console.kind == TARGET_NAME)
@@ -116,6 +118,10 @@ server_set_policy(const struct config *cfg, char *err, size_t errlen)
 	for (i = 0; i < (int)p->nhosts && n < RESOLVE_MAX_HOSTS; i++)
 		if (p->hosts[i].kind == TARGET_NAME)
 			names[n++] = p->hosts[i].name;
+	if (srv.routes.https.set && srv.routes.https.host.kind == TARGET_NAME && n < RESOLVE_MAX_HOSTS)
+		names[n++] = srv.routes.https.host.name;
+	if (srv.routes.http.set && srv.routes.http.host.kind == TARGET_NAME && n < RESOLVE_MAX_HOSTS)
+		names[n++] = srv.routes.http.host.name;
 	resolve_set_hosts(names, n);
 	return ERR_OK;
 }

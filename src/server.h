@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "target.h"
+#include "upstream.h"
 
 #define SERVER_TICK_MS 250     /* deadlines are checked this often */
 #define SERVER_RESERVE 64      /* connections accepted past maxConnections to say 503 */
@@ -21,6 +22,7 @@
 struct server {
 	const struct config *cfg;
 	struct target_policy policy;
+	struct upstream_routes routes;    /* proxyEnabled: HTTPS_PROXY / HTTP_PROXY / NO_PROXY */
 	const struct auth_users *users;   /* NULL without a password file */
 	int ca_loaded;
 	int64_t now_ms;                   /* monotonic, updated once per loop pass */

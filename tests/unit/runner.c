@@ -13,6 +13,7 @@ void t_b64(void);
 void t_ca(void);
 void t_cfgwrite(void);
 void t_config(void);
+void t_deflate(void);
 void t_der(void);
 void t_http(void);
 void t_json(void);
@@ -20,6 +21,7 @@ void t_jwt(void);
 void t_kdf(void);
 void t_limit(void);
 void t_log(void);
+void t_logrotate(void);
 void t_register(void);
 void t_target(void);
 void t_token(void);
@@ -34,6 +36,7 @@ static const struct {
 	{ "ca", t_ca },
 	{ "cfgwrite", t_cfgwrite },
 	{ "config", t_config },
+	{ "deflate", t_deflate },
 	{ "der", t_der },
 	{ "http", t_http },
 	{ "json", t_json },
@@ -41,6 +44,7 @@ static const struct {
 	{ "kdf", t_kdf },
 	{ "limit", t_limit },
 	{ "log", t_log },
+	{ "logrotate", t_logrotate },
 	{ "register", t_register },
 	{ "target", t_target },
 	{ "token", t_token },

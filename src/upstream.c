@@ -1,0 +1,197 @@
+/*
+ * upstream.c — proxy URLs, NO_PROXY and the CONNECT exchange. See upstream.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "b64.h"
+#include "err.h"
+#include "secret.h"
+#include "upstream.h"
+
+static const char *
+env2(const char *upper, const char *lower)
+{
+	const char *v = getenv(upper);
+
+	return v && *v ? v : getenv(lower);
+}
+
+/* Standard base64 with padding (Basic credentials). */
+static size_t
+b64std(char *out, size_t cap, const unsigned char *in, size_t n)
+{
+	size_t o = b64url_encode(out, cap, in, n), i;
+
+	for (i = 0; i < o; i++)
+		out[i] = out[i] == '-' ? '+' : out[i] == '_' ? '/' : out[i];
+	while (o % 4 && o + 1 < cap)
+		out[o++] = '=';
+	return o;
+}
+
+static int
+parse_proxy(const char *name, const char *url, struct upstream_proxy *p, char *err, size_t errlen)
+{
+	const char *s = url, *at, *end, *colon, *hs;
+	size_t n;
+
+	memset(p, 0, sizeof *p);
+	if (strncasecmp(s, "https://", 8) == 0) {
+		snprintf(err, errlen, "%s: https:// proxies are not supported yet (use http://)", name);
+		return ERR_INVAL;
+	}
+	if (strncasecmp(s, "http://", 7) == 0)
+		s += 7;
+	else if (strstr(s, "://")) {
+		snprintf(err, errlen, "%s: only http:// proxies are supported", name);
+		return ERR_INVAL;
+	}
+	end = s + strcspn(s, "/");
+	if (end[0] == '/' && end[1] != 0) {
+		snprintf(err, errlen, "%s: a proxy URL has no path", name);
+		return ERR_INVAL;
+	}
+	at = memchr(s, '@', (size_t)(end - s));
+	hs = s;
+	if (at) {
+		unsigned char cred[300];
+		size_t cl = (size_t)(at - s), o;
+		if (cl >= sizeof cred || memchr(s, ':', cl) == NULL || memchr(s, '%', cl) != NULL) {
+			snprintf(err, errlen, "%s: credentials must be user:password (no %%-escapes)", name);
+			return ERR_INVAL;
+		}
+		memcpy(cred, s, cl);
+		memcpy(p->auth, "Basic ", 6);
+		o = b64std(p->auth + 6, sizeof p->auth - 7, cred, cl);
+		p->auth[6 + o] = 0;
+		secret_wipe(cred, sizeof cred);
+		hs = at + 1;
+	}
+	n = (size_t)(end - hs);
+	colon = hs[0] == '[' ? memchr(hs, ']', n) : hs;
+	colon = colon ? memchr(colon, ':', (size_t)(end - colon)) : NULL;
+	if (colon) {
+		if (target_parse_port(colon + 1, (size_t)(end - colon - 1), &p->port) != TARGET_OK) {
+			snprintf(err, errlen, "%s: bad port", name);
+			return ERR_INVAL;
+		}
+		n = (size_t)(colon - hs);
+	} else {
+		p->port = 80;
+	}
+	if (target_parse_host(hs, n, &p->host) != TARGET_OK) {
+		snprintf(err, errlen, "%s: bad host", name);
+		return ERR_INVAL;
+	}
+	p->set = 1;
+	return ERR_OK;
+}
+
+/* see upstream.h */
+int
+upstream_load(struct upstream_routes *r, int enabled, char *err, size_t errlen)
+{
+	const char *v;
+
+	memset(r, 0, sizeof *r);
+	r->enabled = enabled;
+	if (!enabled)
+		return ERR_OK;
+	if ((v = env2("HTTPS_PROXY", "https_proxy")) && *v &&
+	    parse_proxy("HTTPS_PROXY", v, &r->https, err, errlen) != ERR_OK)
+		return ERR_INVAL;
+	if ((v = env2("HTTP_PROXY", "http_proxy")) && *v &&
+	    parse_proxy("HTTP_PROXY", v, &r->http, err, errlen) != ERR_OK)
+		return ERR_INVAL;
+	if ((v = env2("NO_PROXY", "no_proxy")) != NULL) {
+		while (*v) {
+			size_t n = strcspn(v, ",");
+			const char *e = v;
+			while (n && (*e == ' ' || *e == '.')) {
+				e++;
+				n--;
+			}
+			while (n && e[n - 1] == ' ')
+				n--;
+			if (n == 1 && *e == '*')
+				r->no_proxy_all = 1;
+			else if (n && n <= TARGET_HOST_MAX && r->n_no_proxy < UPSTREAM_NO_PROXY_MAX) {
+				size_t i;
+				for (i = 0; i < n; i++)
+					r->no_proxy[r->n_no_proxy][i] = (char)((e[i] >= 'A' && e[i] <= 'Z') ? e[i] + 32 : e[i]);
+				r->no_proxy[r->n_no_proxy++][n] = 0;
+			}
+			v += strcspn(v, ",");
+			if (*v == ',')
+				v++;
+		}
+	}
+	return ERR_OK;
+}
+
+/* see upstream.h */
+const struct upstream_proxy *
+upstream_route(const struct upstream_routes *r, const struct target_host *host, unsigned port)
+{
+	const struct upstream_proxy *p;
+	int i;
+
+	if (!r->enabled)
+		return NULL;
+	p = port == 80 ? &r->http : &r->https;
+	if (!p->set || r->no_proxy_all)
+		return NULL;
+	for (i = 0; i < r->n_no_proxy; i++) {
+		size_t n = strlen(r->no_proxy[i]);
+		if (strcmp(host->name, r->no_proxy[i]) == 0)
+			return NULL;
+		if (host->kind == TARGET_NAME && host->len > n && host->name[host->len - n - 1] == '.' &&
+		    strcmp(host->name + host->len - n, r->no_proxy[i]) == 0)
+			return NULL;
+	}
+	return p;
+}
+
+/* see upstream.h */
+size_t
+upstream_connect_request(const struct upstream_proxy *p, const struct target_host *host,
+    unsigned port, char *out, size_t cap)
+{
+	const char *lb = host->kind == TARGET_IPV6 ? "[" : "", *rb = host->kind == TARGET_IPV6 ? "]" : "";
+	int n = snprintf(out, cap, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n%s%s%s\r\n", lb,
+	    host->name, rb, port, lb, host->name, rb, port, p->auth[0] ? "Proxy-Authorization: " : "",
+	    p->auth, p->auth[0] ? "\r\n" : "");
+
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* see upstream.h */
+int
+upstream_parse_answer(const char *buf, size_t len, int *status, size_t *head_len)
+{
+	size_t i;
+
+	for (i = 0; i + 3 < len; i++) {
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n')
+			break;
+	}
+	if (i + 3 >= len)
+		return ERR_TRUNC;
+	if (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
+	    buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
+	    buf[11] < '0' || buf[11] > '9')
+		return ERR_INVAL;
+	*status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	*head_len = i + 4;
+	return ERR_OK;
+}
+
+/* see upstream.h */
+void
+upstream_wipe(struct upstream_routes *r)
+{
+	secret_wipe(r, sizeof *r);
+}
