@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "rand.h"
 #include "register.h"
+#include "upstream.h"
 #include "secret.h"
 
 #ifndef RELAYPRO_VERSION
@@ -69,6 +70,9 @@ struct reg {
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 	char resp[REG_RESP_MAX];
 	char token[REG_TOKEN_MAX + 1];
+	int via_proxy;             /* proxyEnabled and HTTPS_PROXY applies (SPEC §2.4) */
+	struct upstream_proxy proxy;
+	struct target_host target;
 };
 
 /* gen changes on every start and stop; a thread whose gen is stale is cancelled. mu
@@ -583,6 +587,35 @@ sock_write(void *ctx, const unsigned char *buf, size_t len)
 	return -1;
 }
 
+/* Through the upstream proxy: CONNECT to the console and read the answer head byte by
+ * byte (what follows it is the console's TLS). */
+static int
+proxy_connect(struct reg *r, char *why, size_t whylen)
+{
+	char req[UPSTREAM_REQ_MAX], head[1024];
+	size_t len = upstream_connect_request(&r->proxy, &r->target, (unsigned)atoi(r->port), req,
+	    sizeof req), n = 0, hl;
+	int status = 0, rc = ERR_TRUNC;
+
+	if (len == 0 || send(r->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		secret_wipe(req, sizeof req);
+		snprintf(why, whylen, "cannot send CONNECT to the proxy");
+		return ERR_IO;
+	}
+	secret_wipe(req, sizeof req);
+	while (rc == ERR_TRUNC && n < sizeof head && recv(r->fd, head + n, 1, 0) == 1) {
+		n++;
+		rc = upstream_parse_answer(head, n, &status, &hl);
+	}
+	if (rc != ERR_OK || status != 200) {
+		snprintf(why, whylen, "the upstream proxy refused the tunnel (status %d)", status);
+		close(r->fd);
+		r->fd = -1;
+		return ERR_IO;
+	}
+	return ERR_OK;
+}
+
 /* Resolve and connect to each address in turn. ERR_OK with r->fd, or a reason. */
 static int
 dial(struct reg *r, char *why, size_t whylen)
@@ -591,12 +624,17 @@ dial(struct reg *r, char *why, size_t whylen)
 	struct timeval tv = { REG_IO_TIMEOUT_MS / 1000, (REG_IO_TIMEOUT_MS % 1000) * 1000 };
 	int rc, e = 0;
 
+	char pport[8];
+
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(r->host, r->port, &hints, &res);
+	snprintf(pport, sizeof pport, "%u", r->proxy.port);
+	rc = r->via_proxy ? getaddrinfo(r->proxy.host.name, pport, &hints, &res) :
+	    getaddrinfo(r->host, r->port, &hints, &res);
 	if (rc != 0) {
-		snprintf(why, whylen, "cannot resolve %s: %s", r->host, gai_strerror(rc));
+		snprintf(why, whylen, "cannot resolve %s: %s",
+		    r->via_proxy ? r->proxy.host.name : r->host, gai_strerror(rc));
 		return ERR_IO;
 	}
 	r->fd = -1;
@@ -617,10 +655,11 @@ dial(struct reg *r, char *why, size_t whylen)
 	}
 	freeaddrinfo(res);
 	if (r->fd < 0) {
-		snprintf(why, whylen, "cannot connect: %s", e ? strerror(e) : "cancelled");
+		snprintf(why, whylen, "cannot connect%s: %s", r->via_proxy ? " to the proxy" : "",
+		    e ? strerror(e) : "cancelled");
 		return ERR_IO;
 	}
-	return ERR_OK;
+	return r->via_proxy ? proxy_connect(r, why, whylen) : ERR_OK;
 }
 
 /* Why the TLS session failed. *level becomes error for certificate problems. */
@@ -834,6 +873,20 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 	v6 = strchr(r->host, ':') != NULL;
 	snprintf(r->console, sizeof r->console, "%s%s%s:%s", v6 ? "[" : "", r->host,
 	    v6 ? "]" : "", r->port);
+	if (cfg->proxy_enabled) {
+		/* Registration takes the same route as the tunnels (SPEC §2.4). */
+		static struct upstream_routes routes;
+		const struct upstream_proxy *p;
+		char err[160];
+		unsigned port = (unsigned)atoi(r->port);
+		if (upstream_load(&routes, 1, err, sizeof err) == ERR_OK &&
+		    target_parse_host(r->host, strlen(r->host), &r->target) == TARGET_OK &&
+		    (p = upstream_route(&routes, &r->target, port)) != NULL) {
+			r->proxy = *p;
+			r->via_proxy = 1;
+		}
+		upstream_wipe(&routes);
+	}
 	memcpy(r->ca, cfg->console_ca_cert, sizeof r->ca);
 	memcpy(r->ca_file, cfg->console_ca_file, sizeof r->ca_file);
 	r->ca[sizeof r->ca - 1] = r->ca_file[sizeof r->ca_file - 1] = 0;

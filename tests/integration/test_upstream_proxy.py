@@ -159,5 +159,34 @@ def absolute_form_through_http_proxy():
     tp.stop()
 
 
+@rt.case
+def registration_through_proxy():
+    con = rt.start_console(S["tmp"], https=True, http=False, echo=False, tls_echo=False, org=5,
+                           deployment_token="dep-via-proxy", security_token="sec-via-proxy",
+                           relay_id=11, name="console-reg")
+    S["con_reg"] = con
+    port = rt.free_port()
+    conf = os.path.join(S["tmp"], "tp-reg.conf")
+    tlog = os.path.join(S["tmp"], "tp-reg.log")
+    with open(conf, "w") as f:
+        f.write("Port %d\nListen 127.0.0.1\nTimeout 30\nLogFile \"%s\"\nLogLevel Connect\n"
+                "Allow 127.0.0.1\nConnectPort %d\n" % (port, tlog, con.https_port))
+    tp = rt.start_process([TINYPROXY, "-d", "-c", conf], tmpdir=S["tmp"], name="tp-reg")
+    rt.check(rt.wait_for_port("127.0.0.1", port, timeout=10), "tp-reg listening")
+    cfg = os.path.join(S["tmp"], "relay-reg.ini")
+    with open(cfg, "w") as f:
+        f.write("consoleAddress = %s\norganizationId = 5\ndeploymentToken = dep-via-proxy\n"
+                "consoleCACert = %s\nproxyEnabled = true\nserverName = localhost\n"
+                "[httpsProxy]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay-reg.log\n"
+                % (con.address(), con.ca, rt.free_port()))
+    relay = rt.start_process([BIN, "run", "-c", cfg], tmpdir=S["tmp"], name="relay-reg",
+                             env={"HTTPS_PROXY": "http://127.0.0.1:%d" % port})
+    ev = rt.wait_for_log(os.path.join(S["tmp"], "relay-reg.log"), "register.saved", timeout=20)
+    rt.check(ev is not None and ev.get("relay_id") == 11, "registration through the proxy succeeded", ev)
+    rt.check("localhost:%d" % con.https_port in proxy_log(tlog), "the registration went through tinyproxy")
+    relay.stop()
+    tp.stop()
+
+
 if __name__ == "__main__":
     rt.main("upstream", deadline=120)
