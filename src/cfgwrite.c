@@ -111,7 +111,8 @@ emit(char *out, size_t *o, const void *p, size_t n)
 
 /* Build the new text into out (cap bytes). ERR_OK, or ERR_RANGE for an over-long line. */
 static int
-rewrite(const char *in, size_t len, const char *const val[NK], char *out, size_t *outlen)
+rewrite(const char *in, size_t len, const char *const val[NK], int drop_deploy, char *out,
+    size_t *outlen)
 {
 	int have[NK] = { 0 }, done[NK] = { 0 }, top = 1, k, added = 0;
 	const char *eol = "\n";
@@ -164,7 +165,7 @@ rewrite(const char *in, size_t len, const char *const val[NK], char *out, size_t
 			vs += p ? 0 : skip0;
 			top = k != L_SECTION;
 		}
-		if (k < 0 || (k != K_DEPLOYMENT_TOKEN && !val[k])) {
+		if (k < 0 || (k != K_DEPLOYMENT_TOKEN && !val[k]) || (k == K_DEPLOYMENT_TOKEN && !drop_deploy)) {
 			emit(out, &o, in + l.s, l.next - l.s);
 			continue;
 		}
@@ -196,30 +197,21 @@ write_all(int fd, const char *p, size_t n)
 	return ERR_OK;
 }
 
-/* see cfgwrite.h */
-int
-cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
-    const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen)
+/* Replace the file at path with val[] applied (NULL: leave that key alone); drop the
+ * deploymentToken line when drop_deploy. */
+static int
+update(const char *path, const char *const val[NK], int drop_deploy, char *err, size_t errlen)
 {
-	char real[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], num[24], *in = NULL, *out = NULL;
-	const char *val[NK];
+	char real[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], *in = NULL, *out = NULL;
 	struct stat st;
 	size_t len = 0, cap = 0, outlen = 0;
 	ssize_t k = 0;
 	int fd = -1, rc = ERR_IO, i, e;
 
-	snprintf(num, sizeof num, "%lld", (long long)relay_id);
-	val[K_RELAY_ID] = num;
-	val[K_REGISTERED_TO] = registered_to;
-	val[K_SECURITY_TOKEN] = security_token;
-	val[K_RELAY_PRO_ID] = relay_pro_id_or_null;
-	val[K_DEPLOYMENT_TOKEN] = NULL;
 	for (i = 0; i < K_DEPLOYMENT_TOKEN; i++)
 		if (val[i] && !value_ok(val[i]))
 			return say(err, errlen, ERR_INVAL, "%s: %s has control characters or "
 			    "surrounding white space", path, names[i]);
-	if (!security_token[0] || relay_id < 0)
-		return say(err, errlen, ERR_INVAL, "%s: no securityToken or relayId", path);
 
 	if (realpath(path, real) == NULL)
 		return say(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
@@ -253,7 +245,7 @@ cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
 	}
 	close(fd);
 	fd = -1;
-	if (rewrite(in, len, val, out, &outlen) != ERR_OK) {
+	if (rewrite(in, len, val, drop_deploy, out, &outlen) != ERR_OK) {
 		rc = say(err, errlen, ERR_RANGE, "%s: a line would exceed %d characters", real,
 		    CFG_LINE_MAX);
 		goto out;
@@ -304,4 +296,33 @@ out:
 		free(out);
 	}
 	return rc;
+}
+
+/* see cfgwrite.h */
+int
+cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
+    const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen)
+{
+	char num[24];
+	const char *val[NK];
+
+	if (!security_token[0] || relay_id < 0)
+		return say(err, errlen, ERR_INVAL, "%s: no securityToken or relayId", path);
+	snprintf(num, sizeof num, "%lld", (long long)relay_id);
+	val[K_RELAY_ID] = num;
+	val[K_REGISTERED_TO] = registered_to;
+	val[K_SECURITY_TOKEN] = security_token;
+	val[K_RELAY_PRO_ID] = relay_pro_id_or_null;
+	val[K_DEPLOYMENT_TOKEN] = NULL;
+	return update(path, val, 1, err, errlen);
+}
+
+/* see cfgwrite.h */
+int
+cfgwrite_set_relay_pro_id(const char *path, const char *relay_pro_id, char *err, size_t errlen)
+{
+	const char *val[NK] = { NULL };
+
+	val[K_RELAY_PRO_ID] = relay_pro_id;
+	return update(path, val, 0, err, errlen);
 }

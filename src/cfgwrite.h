@@ -31,4 +31,9 @@
 int cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
     const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen);
 
+/* Set only relayProId (SPEC §6: generated and saved when missing); every other line,
+ * deploymentToken included, stays. Same atomic replacement and errors. */
+int cfgwrite_set_relay_pro_id(const char *path, const char *relay_pro_id, char *err,
+    size_t errlen);
+
 #endif

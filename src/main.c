@@ -138,13 +138,16 @@ cmd_token_grant(const char *cli_path, const char *sub, const char *ttl_text)
 	return 0;
 }
 
-/* SPEC §6: relayProId is generated when missing. Saving it into the config file comes
- * with the registration write-back; until then it is logged so an operator can set it. */
+/* SPEC §6: relayProId is generated when missing and saved into the config file (the one
+ * key changed; everything else kept). Without a writable file it is logged, so an operator
+ * can set it. */
 static void
 ensure_relay_pro_id(void)
 {
 	unsigned char u[16];
+	char err[CFG_PATH + 128];
 	struct log_rec lr;
+	int saved;
 
 	if (cfg.relay_pro_id[0])
 		return;
@@ -154,9 +157,15 @@ ensure_relay_pro_id(void)
 	snprintf(cfg.relay_pro_id, sizeof cfg.relay_pro_id,
 	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
 	    u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-	if (log_begin(&lr, LOG_WARN, "config.relay_pro_id")) {
+	saved = cfg.file[0] &&
+	    cfgwrite_set_relay_pro_id(cfg.file, cfg.relay_pro_id, err, sizeof err) == ERR_OK;
+	if (log_begin(&lr, saved ? LOG_INFO : LOG_WARN, "config.relay_pro_id")) {
 		log_str(&lr, "generated", cfg.relay_pro_id);
-		log_str(&lr, "msg", "relayProId was not set; set it in the configuration to keep it");
+		log_bool(&lr, "saved", saved);
+		if (!saved) {
+			log_str(&lr, "error", cfg.file[0] ? err : "no config file (environment only)");
+			log_str(&lr, "msg", "set relayProId (RELAYPRO_RELAY_PRO_ID) to keep it");
+		}
 		log_end(&lr);
 	}
 }

@@ -173,6 +173,22 @@ def run_logs_and_stops():
 
 
 @rt.case
+def relay_pro_id_generated_and_saved():
+    tmp = rt.make_tmpdir()
+    cfg = os.path.join(tmp, "config.ini")
+    text = "# operator comment\nconsoleAddress = console.test\n[httpsProxy]\nlisten = 127.0.0.1:%d\n" \
+        "[logger]\nfileName = -\n" % rt.free_port()
+    write(cfg, text)
+    start_and_stop([BIN, "run", "-c", cfg], env_clean(), "relayProId run")
+    new = open(cfg).read()
+    m = re.search(r"^relayProId = ([0-9a-f-]{36})$", new, re.M)
+    rt.check(m is not None and new.startswith("# operator comment\nconsoleAddress = console.test\n"),
+             "relayProId generated and saved; other lines kept", new)
+    start_and_stop([BIN, "run", "-c", cfg], env_clean(), "relayProId second run")
+    rt.check_eq(open(cfg).read(), new, "a saved relayProId is kept on the next start")
+
+
+@rt.case
 def run_in_empty_chroot():
     if os.geteuid() != 0:
         rt.check(False, "chroot needs root (the tests run as root on CI)")

@@ -99,6 +99,14 @@ t_cfgwrite(void)
 	}
 	snprintf(path, sizeof path, "%s/config.ini", dir);
 
+	/* relayProId alone: added, deploymentToken and everything else kept. */
+	put_file(path, "# c\ndeploymentToken = dep\n[limits]\nidleTimeout = 1m\n", 0640);
+	CHECK_INT(cfgwrite_set_relay_pro_id(path, "123e4567-e89b-12d3-a456-426614174000", err,
+	    sizeof err), 0, "set relayProId only");
+	CHECK_STR(get_file(path), "# c\ndeploymentToken = dep\nrelayProId = "
+	    "123e4567-e89b-12d3-a456-426614174000\n[limits]\nidleTimeout = 1m\n",
+	    "relayProId added, deploymentToken kept");
+
 	rewrite_case(
 	    "; relaypro configuration\n"
 	    "# written by the installer\n"
