@@ -91,6 +91,31 @@ def broken_config_keeps_running():
 
 
 @rt.case
+def migration_window():
+    import time as _t
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    future = _t.strftime(fmt, _t.gmtime(_t.time() + 3600))
+    past = _t.strftime(fmt, _t.gmtime(_t.time() - 60))
+    base = config(state["echo"], state["port"])
+    write(state["cfg"], base + "[migration]\nconsoleAddress = 127.0.0.1\nvalidUntilAt = %s\n" % future)
+    ev = reload_and_wait()
+    rt.check(ev and ev.get("ok") is True, "reload with a migration window", ev)
+    st, _, s = rt.connect_tunnel("127.0.0.1", state["port"], "127.0.0.1:%d" % state["echo"],
+                                 headers=rt.basic("bob", "second-pass"))
+    rt.check_eq(st, 200, "migration console allowed inside its window")
+    if st == 200:
+        s.close()
+    write(state["cfg"], base + "[migration]\nconsoleAddress = 127.0.0.1\nvalidUntilAt = %s\n" % past)
+    ev = reload_and_wait()
+    rt.check(ev and ev.get("ok") is True, "reload with the window over", ev)
+    st, _, _ = rt.connect_tunnel("127.0.0.1", state["port"], "127.0.0.1:%d" % state["echo"],
+                                 headers=rt.basic("bob", "second-pass"))
+    rt.check_eq(st, 403, "migration console refused after validUntilAt")
+    write(state["cfg"], base)
+    reload_and_wait()
+
+
+@rt.case
 def targets_and_restart_only_keys():
     other = rt.free_port()
     write(state["cfg"], config("443", other))
