@@ -23,6 +23,7 @@
 #include "ca.h"
 #include "der.h"
 #include "err.h"
+#include "fileio.h"
 #include "rand.h"
 #include "secret.h"
 #include "x509.h"
@@ -363,33 +364,15 @@ load(struct ca *ca, const char *path, const unsigned char *text, size_t n, char 
 	return ERR_OK;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return ERR_IO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return ERR_OK;
-}
-
 /* Write data to path atomically with mode 0600 (see ca.h). */
 static int
 write_atomic(const char *path, const void *data, size_t len, char *errbuf, size_t errlen)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX];
+	char dir[PATH_MAX], why[PATH_MAX + 64];
 	const char *slash = strrchr(path, '/');
 	size_t dl = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
-	int fd, e;
 
-	if (strlen(path) + sizeof ".XXXXXX" > sizeof tmp)
+	if (strlen(path) + sizeof ".tmp.XXXXXX" > sizeof dir)
 		return say(errbuf, errlen, ERR_RANGE, path, "path too long");
 	if (dl == 0) {
 		strcpy(dir, ".");
@@ -400,31 +383,8 @@ write_atomic(const char *path, const void *data, size_t len, char *errbuf, size_
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return say(errbuf, errlen, ERR_IO, path, "cannot create folder %s: %s", dir,
 		    strerror(errno));
-	snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return say(errbuf, errlen, ERR_IO, path, "cannot create %s: %s", tmp,
-		    strerror(errno));
-	if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != ERR_OK || fsync(fd) != 0) {
-		e = errno;
-		close(fd);
-		unlink(tmp);
-		return say(errbuf, errlen, ERR_IO, path, "cannot write %s: %s", tmp, strerror(e));
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		e = errno;
-		unlink(tmp);
-		return say(errbuf, errlen, ERR_IO, path, "cannot write: %s", strerror(e));
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		return say(errbuf, errlen, ERR_IO, path, "cannot sync folder %s: %s", dir,
-		    strerror(e));
-	}
-	close(fd);
+	if (fileio_replace(path, data, len, NULL, why, sizeof why) != ERR_OK)
+		return say(errbuf, errlen, ERR_IO, path, "%s", why);
 	return ERR_OK;
 }
 
@@ -555,7 +515,7 @@ ca_show(const struct ca *ca, int fd)
 		line[o++] = ':';
 	}
 	line[o - 1] = '\n';
-	if (write_all(fd, pem, n) != ERR_OK || write_all(fd, line, o) != ERR_OK)
+	if (fileio_write_all(fd, pem, n) != ERR_OK || fileio_write_all(fd, line, o) != ERR_OK)
 		return ERR_IO;
 	return ERR_OK;
 }

@@ -21,6 +21,7 @@
 #include "cfgwrite.h"
 #include "config.h"
 #include "err.h"
+#include "fileio.h"
 #include "secret.h"
 
 enum { K_RELAY_ID, K_REGISTERED_TO, K_SECURITY_TOKEN, K_RELAY_PRO_ID, K_DEPLOYMENT_TOKEN, NK };
@@ -182,31 +183,16 @@ rewrite(const char *in, size_t len, const char *const val[NK], int drop_deploy, 
 	return ERR_OK;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return ERR_IO;
-		p += k;
-		n -= (size_t)k;
-	}
-	return ERR_OK;
-}
-
 /* Replace the file at path with val[] applied (NULL: leave that key alone); drop the
  * deploymentToken line when drop_deploy. */
 static int
 update(const char *path, const char *const val[NK], int drop_deploy, char *err, size_t errlen)
 {
-	char real[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], *in = NULL, *out = NULL;
+	char real[PATH_MAX], why[PATH_MAX + 64], *in = NULL, *out = NULL;
 	struct stat st;
 	size_t len = 0, cap = 0, outlen = 0;
 	ssize_t k = 0;
-	int fd = -1, rc = ERR_IO, i, e;
+	int fd = -1, rc = ERR_IO, i;
 
 	for (i = 0; i < K_DEPLOYMENT_TOKEN; i++)
 		if (val[i] && !value_ok(val[i]))
@@ -251,37 +237,8 @@ update(const char *path, const char *const val[NK], int drop_deploy, char *err, 
 		goto out;
 	}
 
-	snprintf(dir, sizeof dir, "%s", real);
-	*strrchr(dir, '/') = 0; /* realpath is absolute: there is a slash */
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", real, (long)getpid());
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = say(err, errlen, ERR_IO, "%s: cannot create %s: %s", real, tmp, strerror(errno));
-		goto out;
-	}
-	if (fchown(fd, st.st_uid, st.st_gid) != 0) {
-		/* not permitted unless root: the file stays ours, which it already was */
-	}
-	if (fchmod(fd, st.st_mode & 07777) != 0 || write_all(fd, out, outlen) != ERR_OK ||
-	    fsync(fd) != 0 || close(fd) != 0) {
-		e = errno;
-		fd = -1;
-		unlink(tmp);
-		rc = say(err, errlen, ERR_IO, "%s: cannot write %s: %s", real, tmp, strerror(e));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, real) != 0) {
-		e = errno;
-		unlink(tmp);
-		rc = say(err, errlen, ERR_IO, "%s: cannot replace: %s", real, strerror(e));
-		goto out;
-	}
-	fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0)
-		rc = say(err, errlen, ERR_IO, "%s: replaced, but syncing %s failed: %s", real, dir,
-		    strerror(errno));
+	if (fileio_replace(real, out, outlen, &st, why, sizeof why) != ERR_OK)
+		rc = say(err, errlen, ERR_IO, "%s: %s", real, why);
 	else
 		rc = ERR_OK;
 out:

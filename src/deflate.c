@@ -17,6 +17,7 @@
 
 #include "deflate.h"
 #include "err.h"
+#include "fileio.h"
 
 #define WSIZE DEFLATE_WSIZE
 #define WMASK (WSIZE - 1)
@@ -436,46 +437,7 @@ deflate_finish(struct deflate_ctx *c)
 static int
 sink_fd(void *arg, const uint8_t *buf, size_t len)
 {
-	int fd = *(const int *)arg;
-
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* fsync the folder holding path, so a rename in it is durable. Best effort. */
-static void
-sync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-	int fd;
-
-	if (!slash)
-		memcpy(dir, ".", 2);
-	else if (n == 0)
-		memcpy(dir, "/", 2);
-	else if (n < sizeof dir) {
-		memcpy(dir, path, n);
-		dir[n] = 0;
-	} else
-		return;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)fsync(fd);
-		close(fd);
-	}
+	return fileio_write_all(*(const int *)arg, buf, len) == ERR_OK ? 0 : -1;
 }
 
 /* see deflate.h */
@@ -517,7 +479,7 @@ deflate_gzip_file(const char *src_path, const char *dst_path)
 	out = -1;
 	if (n != 0 || rename(tmp, dst_path) != 0)
 		goto done;
-	sync_dir(dst_path);
+	(void)fileio_sync_dir(dst_path); /* best effort: the file itself is complete */
 	rc = ERR_OK;
 done:
 	saved = errno;

@@ -24,6 +24,7 @@
 
 #include "deflate.h"
 #include "err.h"
+#include "fileio.h"
 #include "json.h"
 #include "log.h"
 
@@ -368,26 +369,6 @@ log_bool(struct log_rec *r, const char *key, int val)
 
 /* ------------------------------------------------------------ writing */
 
-/* write(2) all of buf; 0, or -1 with errno set. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return 0;
-}
-
 /* Close a record built with log_begin and write it to fd, bypassing everything else:
  * for the warnings about the log itself, written with mu held. */
 static int
@@ -396,7 +377,7 @@ emit(struct log_rec *r, int fd)
 	r->buf[r->len++] = '}';
 	r->buf[r->len++] = '\n';
 	r->on = 0;
-	return write_all(fd, r->buf, r->len);
+	return fileio_write_all(fd, r->buf, r->len);
 }
 
 /* One warning a minute per subject: 1 when this one may go out (and is now counted). */
@@ -440,7 +421,7 @@ warn_rotate(const char *what, int err)
 	log_str(&r, "error", strerror(err));
 	log_str(&r, "file", log_path);
 	if (emit(&r, log_fd) != 0 && log_fd != 2)
-		(void)write_all(2, r.buf, r.len);
+		(void)fileio_write_all(2, r.buf, r.len);
 }
 
 /* After a successful write: report drops and failed housekeeping not yet in the log. */
@@ -654,7 +635,7 @@ log_end(struct log_rec *r)
 	pthread_mutex_lock(&mu);
 	if (log_path[0] && log_is_file && rot.max_size)
 		rotate_check(r->len);
-	if (write_all(log_fd, r->buf, r->len) != 0) {
+	if (fileio_write_all(log_fd, r->buf, r->len) != 0) {
 		dropped++;
 		warn_dropped(errno);
 	} else if (dropped > dropped_told || hk_failed != hk_failed_told) {

@@ -1,0 +1,28 @@
+/*
+ * fileio.h — the few file operations several modules need, written once:
+ * writing a whole buffer, and replacing a file atomically.
+ *
+ * fileio_replace() writes a temporary file "<path>.tmp.<pid>" in the same folder, gives
+ * it the mode (and, when allowed, the owner) of `like` or 0600, fsyncs it, renames it
+ * over path and fsyncs the folder, so a crash at any moment leaves either the old file or
+ * the new one, never a torn one. On failure the temporary file is removed and path is
+ * untouched.
+ */
+#ifndef RELAYPRO_FILEIO_H
+#define RELAYPRO_FILEIO_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+/* write(2) all of buf, retrying on EINTR. ERR_OK, or ERR_IO with errno set. */
+int fileio_write_all(int fd, const void *buf, size_t len);
+
+/* fsync the folder holding path, so a rename in it is durable. ERR_OK or ERR_IO. */
+int fileio_sync_dir(const char *path);
+
+/* Replace path with data[0..len) atomically (see above). ERR_OK, or an error with a
+ * short reason in why (no file contents in it). */
+int fileio_replace(const char *path, const void *data, size_t len, const struct stat *like,
+    char *why, size_t whylen);
+
+#endif
