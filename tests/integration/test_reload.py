@@ -116,6 +116,35 @@ def migration_window():
 
 
 @rt.case
+def epoch_raise_revokes_tokens():
+    """[clientAuthToken] epoch raised by a reload: older access tokens get token_revoked."""
+    sec = "reload-test-security-token"
+    base = config(state["echo"], state["port"],
+                  "organizationId = 9\nrelayId = 3\nsecurityToken = %s\n" % sec)
+    write(state["cfg"], base)
+    rt.check(reload_and_wait() is not None, "reload with a security token")
+    grant = rt.jwt_hs256({"sub": "resp-9", "org": 9, "aud": "relaypro:3",
+                          "exp": int(__import__("time").time()) + 300}, sec)
+    r = rt.http_request("127.0.0.1", state["port"], "POST", "/v1/token", tls=True,
+                        headers={"Authorization": "Bearer " + grant})
+    rt.check_eq(r.status, 200, "access token issued")
+    tok = __import__("json").loads(r.body).get("access_token", "") if r.status == 200 else ""
+    st, _, s = rt.connect_tunnel("127.0.0.1", state["port"], "localhost:%d" % state["echo"],
+                                 headers={"Proxy-Authorization": "Bearer " + tok})
+    rt.check_eq(st, 200, "token opens a tunnel at epoch 0")
+    if st == 200:
+        s.close()
+    write(state["cfg"], base + "[clientAuthToken]\nepoch = 1\n")
+    rt.check(reload_and_wait() is not None, "reload with epoch 1")
+    st, _, body = rt.connect_tunnel("127.0.0.1", state["port"], "localhost:%d" % state["echo"],
+                                    headers={"Proxy-Authorization": "Bearer " + tok})
+    rt.check(st == 407 and b"token_revoked" in (body or b""), "older token revoked after the reload",
+             st)
+    write(state["cfg"], config(state["echo"], state["port"]))
+    reload_and_wait()
+
+
+@rt.case
 def targets_and_restart_only_keys():
     other = rt.free_port()
     write(state["cfg"], config("443", other))
