@@ -22,6 +22,7 @@
 #include "json.h"
 #include "jwt.h"
 #include "log.h"
+#include "notify.h"
 #include "loop.h"
 #include "rand.h"
 #include "register.h"
@@ -219,7 +220,7 @@ start_fail(const char *what, const char *detail)
  * restart-only ones that changed, and keep everything as it was when the new
  * configuration (or its password file) is bad. Open tunnels are not touched. */
 static void
-reload(void)
+reload_apply(void)
 {
 	static const struct {
 		const char *name;
@@ -298,6 +299,15 @@ reload(void)
 		}
 		log_end(&r);
 	}
+}
+
+/* SIGHUP, with systemd told (RELOADING=1 ... READY=1) either way. */
+static void
+reload(void)
+{
+	notify_reloading();
+	reload_apply();
+	notify_send("READY=1\nSTATUS=relaying");
 }
 
 /* Runs on the registration thread: hand the result to the loop. */
@@ -418,6 +428,11 @@ cmd_run(const char *cli_path)
 		log_bool(&r, "ca_created", ca.created);
 		log_int(&r, "conn_bytes_tls", (int64_t)conn_footprint(1));
 		log_end(&r);
+	}
+	{
+		char ready[96];
+		snprintf(ready, sizeof ready, "READY=1\nSTATUS=relaying\nMAINPID=%ld", (long)getpid());
+		notify_send(ready);
 	}
 	rc = server_run();
 	register_stop();

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "notify.h"
 #include "resolve.h"
 #include "server.h"
 #include "tls.h"
@@ -299,6 +300,7 @@ server_run(void)
 			if ((sig & LOOP_SIG_TERM) && !srv.draining) {
 				struct log_rec r;
 				srv.draining = 1;
+				notify_send("STOPPING=1\nSTATUS=draining");
 				drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
 				for (i = 0; i < nlisteners; i++)
 					close(listeners[i].fd);
