@@ -4,6 +4,9 @@
  * 2 bad usage or bad configuration.
  */
 #include <errno.h>
+#include <signal.h>
+#include <limits.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <poll.h>
@@ -41,6 +44,14 @@ static struct ca ca;
 static struct auth_users users[2]; /* running and next: swapped on reload */
 static int cur_users;
 static int reg_pipe[2] = { -1, -1 }; /* registration thread -> loop */
+
+/* Binary upgrade (SIGUSR2, SPEC §7). */
+#define UPGRADE_READY_MS 10000
+static char self_path[PATH_MAX];     /* resolved at start, not /proc/self/exe */
+static char **saved_argv;
+static pid_t upgrade_pid;            /* the new binary while it starts */
+static int upgrade_fd = -1;          /* its readiness pipe (read end) */
+static int64_t upgrade_deadline;
 
 /* What the registration thread hands the loop, in one atomic pipe write. */
 struct reg_result {
@@ -367,9 +378,206 @@ start_registration(void)
 		return 0;
 	if (pipe2(reg_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return -1;
-	srv.aux_fd = reg_pipe[0];
-	srv.on_aux = apply_registration;
+	server_watch(reg_pipe[0], apply_registration);
 	return register_start(&cfg, on_registered, NULL) == ERR_OK ? 0 : -1;
+}
+
+/* Where this binary was started from, resolved once at start (SPEC §7: an upgrade starts
+ * the file found there then, which is the new one after a package upgrade). */
+static void
+resolve_self(const char *argv0)
+{
+	char cand[PATH_MAX];
+	const char *path = getenv("PATH");
+
+	self_path[0] = 0;
+	if (strchr(argv0, '/')) {
+		if (realpath(argv0, self_path) == NULL)
+			self_path[0] = 0;
+		return;
+	}
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+		if (n && n + strlen(argv0) + 2 < sizeof cand) {
+			snprintf(cand, sizeof cand, "%.*s/%s", (int)n, path, argv0);
+			if (access(cand, X_OK) == 0 && realpath(cand, self_path) != NULL)
+				return;
+		}
+		path += n + (path[n] == ':');
+	}
+	self_path[0] = 0;
+}
+
+static void
+upgrade_end(const char *event, const char *why, int kill_child)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, kill_child ? LOG_ERROR : LOG_INFO, event)) {
+		log_int(&r, "new_pid", upgrade_pid);
+		if (why)
+			log_str(&r, "error", why);
+		log_end(&r);
+	}
+	if (kill_child && upgrade_pid > 0)
+		kill(upgrade_pid, SIGTERM); /* by PID: the process we started */
+	if (upgrade_fd >= 0) {
+		server_unwatch(upgrade_fd);
+		close(upgrade_fd);
+		upgrade_fd = -1;
+	}
+	if (kill_child)
+		upgrade_pid = 0;
+}
+
+/* The new binary wrote to its readiness pipe (or closed it by exiting). */
+static void
+upgrade_readable(void)
+{
+	char b;
+	ssize_t n = read(upgrade_fd, &b, 1);
+	pid_t child = upgrade_pid;
+
+	if (n == 1 && b == 'R') {
+		char msg[64];
+		upgrade_end("upgrade.ready", NULL, 0);
+		snprintf(msg, sizeof msg, "MAINPID=%ld", (long)child);
+		notify_send(msg); /* systemd: the new process is the service now */
+		upgrade_pid = 0;
+		server_begin_drain("upgrade");
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	upgrade_end("upgrade.fail", "the new binary exited before it was ready; still serving", 1);
+}
+
+/* Every tick: give up on a new binary that is not ready in time. */
+static void
+upgrade_tick(void)
+{
+	if (upgrade_fd >= 0 && srv.now_ms >= upgrade_deadline)
+		upgrade_end("upgrade.fail", "the new binary was not ready within 10 s; still serving", 1);
+}
+
+/* Reap children (a failed new binary). */
+static void
+reap(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+/* SIGUSR2: start the binary at self_path with our listening sockets; switch over when it
+ * reports ready (upgrade_readable), keep serving otherwise. No connection is refused:
+ * both processes hold the same listening sockets until the old one stops accepting. */
+static void
+upgrade(void)
+{
+	static char nfd[32], npid[40], fdnames[64], fdnames_env[96], rfd[48];
+	static char **child_envp;
+	int fds[4], pipefd[2], n, i;
+	const char *names[4];
+	struct log_rec r;
+	pid_t pid;
+
+	if (upgrade_fd >= 0)
+		return; /* one at a time */
+	if (!self_path[0]) {
+		log_msg(LOG_ERROR, "upgrade.fail", "the binary's path could not be resolved at start");
+		return;
+	}
+	n = server_listeners(fds, names, 4);
+	if (pipe2(pipefd, O_CLOEXEC) != 0) {
+		log_msg(LOG_ERROR, "upgrade.fail", strerror(errno));
+		return;
+	}
+	/* Everything the child needs is prepared here: after fork() in a process with
+	 * threads only async-signal-safe calls are allowed (no malloc, no stdio). */
+	{
+		extern char **environ;
+		static char *envp[512];
+		int k, m = 0, o = 0;
+		fdnames[0] = 0;
+		for (k = 0; k < n; k++)
+			o += snprintf(fdnames + o, sizeof fdnames - (size_t)o, "%s%s", k ? ":" : "", names[k]);
+		snprintf(nfd, sizeof nfd, "LISTEN_FDS=%d", n);
+		snprintf(rfd, sizeof rfd, "RELAYPRO_UPGRADE_READY_FD=%d", 3 + n);
+		memcpy(npid, "LISTEN_PID=", 12);
+		for (k = 0; environ[k] && m < 500; k++)
+			if (strncmp(environ[k], "LISTEN_", 7) != 0 &&
+			    strncmp(environ[k], "RELAYPRO_UPGRADE_READY_FD=", 26) != 0)
+				envp[m++] = environ[k];
+		envp[m++] = nfd;
+		envp[m++] = npid;
+		envp[m++] = fdnames_env;
+		envp[m++] = rfd;
+		envp[m] = NULL;
+		snprintf(fdnames_env, sizeof fdnames_env, "LISTEN_FDNAMES=%s", fdnames);
+		child_envp = envp;
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		log_msg(LOG_ERROR, "upgrade.fail", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		/* Child: listeners at 3, 4, ...; the readiness pipe after them. Copied up out of
+		 * the way first so that no descriptor is overwritten before it is copied. */
+		int tmp[5], k;
+		long v = (long)getpid(), d = 1;
+		char *p = npid + 11;
+		sigset_t none;
+		for (k = 0; k < n; k++)
+			tmp[k] = fcntl(fds[k], F_DUPFD, 10);
+		tmp[n] = fcntl(pipefd[1], F_DUPFD, 10);
+		for (k = 0; k <= n; k++)
+			dup2(tmp[k], 3 + k); /* dup2 clears close-on-exec */
+		while (v / d >= 10)
+			d *= 10;
+		for (; d > 0; d /= 10)
+			*p++ = (char)('0' + (v / d) % 10);
+		*p = 0;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(self_path, saved_argv, child_envp);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	upgrade_fd = pipefd[0];
+	upgrade_pid = pid;
+	upgrade_deadline = srv.now_ms + UPGRADE_READY_MS;
+	server_watch(upgrade_fd, upgrade_readable);
+	if (log_begin(&r, LOG_INFO, "upgrade.start")) {
+		log_str(&r, "binary", self_path);
+		log_int(&r, "new_pid", pid);
+		log_int(&r, "listeners", n);
+		log_end(&r);
+	}
+	(void)i;
+}
+
+/* The new process of an upgrade: tell the old one we are serving. */
+static void
+upgrade_report_ready(void)
+{
+	const char *v = getenv("RELAYPRO_UPGRADE_READY_FD");
+	int fd;
+
+	if (v == NULL)
+		return;
+	fd = atoi(v);
+	unsetenv("RELAYPRO_UPGRADE_READY_FD");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	if (fd > 2) {
+		(void)!write(fd, "R", 1);
+		close(fd);
+	}
 }
 
 static int
@@ -409,6 +617,9 @@ cmd_run(const char *cli_path)
 		return start_fail("certificate", err);
 	srv.cfg = &cfg;
 	srv.on_reload = reload;
+	srv.on_upgrade = upgrade;
+	srv.on_child = reap;
+	srv.on_tick = upgrade_tick;
 	if (resolve_start() != ERR_OK)
 		return start_fail("resolver", strerror(errno));
 	if (server_set_policy(&cfg, err, sizeof err) != ERR_OK)
@@ -434,6 +645,7 @@ cmd_run(const char *cli_path)
 		snprintf(ready, sizeof ready, "READY=1\nSTATUS=relaying\nMAINPID=%ld", (long)getpid());
 		notify_send(ready);
 	}
+	upgrade_report_ready();
 	rc = server_run();
 	register_stop();
 	if (log_begin(&r, LOG_INFO, "stop")) {
@@ -455,6 +667,9 @@ main(int argc, char **argv)
 {
 	const char *cmd = "run", *cli_path = NULL, *sub = NULL, *ttl = NULL, *sub2 = NULL;
 	int i, have_cmd = 0;
+
+	saved_argv = argv;
+	resolve_self(argv[0]);
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];

@@ -9,6 +9,7 @@
  * is cleared by server_remove_conn and events are dispatched by slot.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,104 @@ static struct conn **table;   /* slots; NULL = free */
 static int table_size, table_hint;
 static struct pollfd *pfds;
 static int *pslot;            /* pfds[i] belongs to table[pslot[i]] (< 0: not a conn) */
+static struct {
+	int fd;
+	void (*cb)(void);
+} watches[SERVER_WATCH_MAX];
+static int64_t drain_deadline;
 static unsigned char *pside;  /* 0: the client socket, 1: the upstream socket */
+
+/* A listening socket handed over by the binary we replace (or by systemd socket
+ * activation): LISTEN_PID is us, LISTEN_FDS sockets from fd 3 on, LISTEN_FDNAMES their
+ * names ("https:http"). -1 when there is none for name. */
+static int
+inherited(const char *name)
+{
+	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
+	int n, i;
+
+	if (!pid || !nfd || atol(pid) != (long)getpid())
+		return -1;
+	n = atoi(nfd);
+	for (i = 0; i < n && i < 8 && names; i++) {
+		size_t len = strcspn(names, ":");
+		if (len == strlen(name) && strncmp(names, name, len) == 0) {
+			int fd = 3 + i;
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+			return fd;
+		}
+		names += len + (names[len] == ':');
+	}
+	return -1;
+}
+
+/* see server.h */
+int
+server_listeners(int *fds, const char **names, int max)
+{
+	int i;
+
+	for (i = 0; i < nlisteners && i < max; i++) {
+		fds[i] = listeners[i].fd;
+		names[i] = listeners[i].name;
+	}
+	return i;
+}
+
+/* see server.h */
+int
+server_watch(int fd, void (*cb)(void))
+{
+	int k;
+
+	for (k = 0; k < SERVER_WATCH_MAX; k++) {
+		if (watches[k].cb == NULL) {
+			watches[k].fd = fd;
+			watches[k].cb = cb;
+			return ERR_OK;
+		}
+	}
+	return ERR_NOSPACE;
+}
+
+/* see server.h */
+void
+server_unwatch(int fd)
+{
+	int k;
+
+	for (k = 0; k < SERVER_WATCH_MAX; k++)
+		if (watches[k].cb && watches[k].fd == fd)
+			watches[k].cb = NULL;
+}
+
+/* see server.h */
+void
+server_begin_drain(const char *why)
+{
+	struct log_rec r;
+	int i;
+
+	if (srv.draining)
+		return;
+	srv.draining = 1;
+	notify_send("STOPPING=1\nSTATUS=draining");
+	drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
+	for (i = 0; i < nlisteners; i++)
+		close(listeners[i].fd);
+	nlisteners = 0;
+	if (log_begin(&r, LOG_INFO, "stopping")) {
+		log_str(&r, "why", why);
+		log_int(&r, "connections", srv.nconns);
+		log_int(&r, "timeout_s", (int64_t)srv.cfg->shutdown_timeout);
+		log_end(&r);
+	}
+	for (i = 0; i < table_size; i++)
+		if (table[i])
+			conn_shutdown(table[i]);
+}
 
 /* see server.h */
 int
@@ -64,7 +162,9 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 			snprintf(err, errlen, "%s listener: cannot parse %s", want[i].name, want[i].text);
 			return ERR_INVAL;
 		}
-		fd = net_listen(&a, cfg->workers != 1);
+		fd = inherited(want[i].name);
+		if (fd < 0)
+			fd = net_listen(&a, cfg->workers != 1);
 		if (fd < 0) {
 			snprintf(err, errlen, "%s listener: cannot listen on %s: %s", want[i].name,
 			    want[i].text, strerror(errno));
@@ -224,7 +324,7 @@ tick(void)
 int
 server_run(void)
 {
-	int64_t next_tick, drain_deadline = 0;
+	int64_t next_tick;
 	int i, n, npfd;
 
 	/* Sized once: a reload may lower maxConnections; raising it past the value at start
@@ -252,8 +352,10 @@ server_run(void)
 		pslot[npfd++] = -1;
 		pfds[npfd] = (struct pollfd){ .fd = resolve_wake_fd(), .events = POLLIN };
 		pslot[npfd++] = -2;
-		pfds[npfd] = (struct pollfd){ .fd = srv.on_aux ? srv.aux_fd : -1, .events = POLLIN };
-		pslot[npfd++] = -100;
+		for (i = 0; i < SERVER_WATCH_MAX; i++) {
+			pfds[npfd] = (struct pollfd){ .fd = watches[i].cb ? watches[i].fd : -1, .events = POLLIN };
+			pslot[npfd++] = -100 - i;
+		}
 		for (i = 0; i < nlisteners; i++) {
 			int on = !srv.draining && srv.now_ms >= accept_paused_until;
 			pfds[npfd] = (struct pollfd){ .fd = on ? listeners[i].fd : -1, .events = POLLIN };
@@ -297,23 +399,12 @@ server_run(void)
 			sig = loop_take_signals();
 			if ((sig & LOOP_SIG_HUP) && srv.on_reload && !srv.draining)
 				srv.on_reload();
-			if ((sig & LOOP_SIG_TERM) && !srv.draining) {
-				struct log_rec r;
-				srv.draining = 1;
-				notify_send("STOPPING=1\nSTATUS=draining");
-				drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
-				for (i = 0; i < nlisteners; i++)
-					close(listeners[i].fd);
-				nlisteners = 0;
-				if (log_begin(&r, LOG_INFO, "stopping")) {
-					log_int(&r, "connections", srv.nconns);
-					log_int(&r, "timeout_s", (int64_t)srv.cfg->shutdown_timeout);
-					log_end(&r);
-				}
-				for (i = 0; i < table_size; i++)
-					if (table[i])
-						conn_shutdown(table[i]);
-			}
+			if (sig & LOOP_SIG_TERM)
+				server_begin_drain("signal");
+			if ((sig & LOOP_SIG_USR2) && srv.on_upgrade && !srv.draining)
+				srv.on_upgrade();
+			if ((sig & LOOP_SIG_CHLD) && srv.on_child)
+				srv.on_child();
 		}
 		if (pfds[1].revents) {
 			resolve_drain();
@@ -321,9 +412,10 @@ server_run(void)
 				if (table[i] && conn_state(table[i]) == CS_RESOLVE)
 					conn_resolved(table[i]);
 		}
-		if (pfds[2].revents && srv.on_aux)
-			srv.on_aux();
-		for (i = 3; i < npfd && pslot[i] <= -3 && pslot[i] > -100; i++)
+		for (i = 2; i < 2 + SERVER_WATCH_MAX; i++)
+			if (pfds[i].revents && watches[-100 - pslot[i]].cb)
+				watches[-100 - pslot[i]].cb();
+		for (; i < npfd && pslot[i] <= -3 && pslot[i] > -100; i++)
 			if (pfds[i].revents && !srv.draining)
 				accept_some(&listeners[-3 - pslot[i]]);
 		while (i < npfd) {
@@ -341,6 +433,8 @@ server_run(void)
 		}
 		if (srv.now_ms >= next_tick) {
 			tick();
+			if (srv.on_tick)
+				srv.on_tick();
 			next_tick = srv.now_ms + SERVER_TICK_MS;
 		}
 		if (srv.draining && (srv.nconns == 0 || srv.now_ms >= drain_deadline)) {

@@ -30,9 +30,24 @@ struct server {
 	int nconns;
 	int draining;
 	void (*on_reload)(void);          /* SIGHUP: set by main */
-	int aux_fd;                       /* one more descriptor to poll (-1: none) ... */
-	void (*on_aux)(void);             /* ... and what to do when it is readable */
+	void (*on_upgrade)(void);         /* SIGUSR2: set by main */
+	void (*on_child)(void);           /* SIGCHLD: set by main */
+	void (*on_tick)(void);            /* every tick: set by main */
 };
+
+#define SERVER_WATCH_MAX 4
+
+/* Poll fd for POLLIN and call cb when it is readable (registration results, the upgrade
+ * handshake). ERR_NOSPACE when SERVER_WATCH_MAX are watched already. */
+int server_watch(int fd, void (*cb)(void));
+void server_unwatch(int fd);
+
+/* Stop accepting (close the listeners), close connections still waiting for a head, and
+ * end the loop once the rest have closed or shutdownTimeout has passed. */
+void server_begin_drain(const char *why);
+
+/* The listening sockets and their names ("https", "http"), to hand to a new binary. */
+int server_listeners(int *fds, const char **names, int max);
 
 extern struct server srv;
 
