@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""test_image.py — the container deliverables, checked with tools nobody here wrote.
+
+packaging/oci-image.sh (run on the dist/ binaries that ./build.sh made) must give an OCI
+image layout that skopeo reads (the multi-arch index, each platform, its config, and the
+oci-archive tar copied with digest verification) and umoci unpacks: a rootfs of exactly one
+file `relaypro`, 0755, byte-identical to dist/, with the runtime config the image declares
+(entrypoint, user 65532, env, exposed 9443/tcp). The unpacked binary runs, also in a chroot
+of that rootfs (like a FROM scratch image), and as UID 65532 serves /healthz and /readyz
+with the CA bundle read-only. Two runs give the same digests. The Containerfile, the
+Kubernetes manifests and the compose file hold what SPEC §7 asks for and agree on the
+port. A missing tool is a FAILURE naming the Debian package to install."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relaytest as rt  # noqa: E402
+
+REPO = rt.REPO_DIR
+DIST = os.path.join(REPO, "dist")
+LAYOUT = os.path.join(DIST, "relaypro-oci")
+ARCHIVE = os.path.join(DIST, "relaypro-oci.tar")
+SCRIPT = os.path.join(REPO, "packaging", "oci-image.sh")
+CONTAINERFILE = os.path.join(REPO, "Containerfile")
+K8S = os.path.join(REPO, "docker", "kubernetes", "relaypro.yaml")
+COMPOSE = os.path.join(REPO, "docker", "compose.yaml")
+TAG = "latest"
+ARCHS = ("amd64", "arm64")
+BIN = {a: os.path.join(DIST, "relaypro-linux-" + a) for a in ARCHS}
+PORT = 9443
+TOKEN = "sEcReT-t0ken-value-1234"
+
+state = {}   # filled by build_layout: index digest, manifests by arch, unpacked rootfs
+
+
+def have_tool(cmd, package):
+    ok = shutil.which(cmd) is not None
+    rt.check(ok, "tool %s present" % cmd,
+             "%s not found: install the Debian package %s (apt-get install -y %s)"
+             % (cmd, package, package))
+    return ok
+
+
+def have_yaml():
+    try:
+        import yaml  # noqa: F401
+        ok = True
+    except ImportError:
+        ok = False
+    rt.check(ok, "python3 yaml module present",
+             "install the Debian package python3-yaml (apt-get install -y python3-yaml)")
+    return ok
+
+
+def run(argv, timeout=30, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env=rt.clean_environ(), **kw)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def blob(digest):
+    return os.path.join(LAYOUT, "blobs", "sha256", digest.split(":", 1)[1])
+
+
+def load_blob(digest):
+    with open(blob(digest), "rb") as f:
+        return json.loads(f.read())
+
+
+def build():
+    r = run([SCRIPT], timeout=60)
+    ok = rt.check(r.returncode == 0, "oci-image.sh exits 0", r.stdout + r.stderr)
+    with open(os.path.join(LAYOUT, "index.json"), "rb") as f:
+        index_json = f.read()
+    return ok, hashlib.sha256(index_json).hexdigest(), sha256_file(ARCHIVE)
+
+
+# ------------------------------------------------------------------ the layout itself
+
+@rt.case(timeout=60)
+def build_layout():
+    for a in ARCHS:
+        if not rt.check(os.path.isfile(BIN[a]), "dist/relaypro-linux-%s exists" % a,
+                        "run ./build.sh first"):
+            return
+    ok, idx, tar_sum = build()
+    if not ok:
+        return
+    state["index_json_sha"], state["tar_sha"] = idx, tar_sum
+    with open(os.path.join(LAYOUT, "oci-layout")) as f:
+        rt.check_eq(json.load(f), {"imageLayoutVersion": "1.0.0"}, "oci-layout file")
+    bad = []
+    blobs = os.listdir(os.path.join(LAYOUT, "blobs", "sha256"))
+    for name in blobs:
+        if sha256_file(os.path.join(LAYOUT, "blobs", "sha256", name)) != name:
+            bad.append(name)
+    rt.check(blobs and not bad, "every blob is named by its sha256", bad)
+    with open(os.path.join(LAYOUT, "index.json")) as f:
+        top = json.load(f)
+    refs = {m.get("annotations", {}).get("org.opencontainers.image.ref.name"): m
+            for m in top["manifests"]}
+    rt.check_eq(sorted(refs), sorted([TAG] + ["%s-%s" % (TAG, a) for a in ARCHS]),
+                "index.json references")
+    rt.check_eq(refs[TAG]["mediaType"], "application/vnd.oci.image.index.v1+json",
+                "ref %s is a multi-arch image index" % TAG)
+    state["index_digest"] = refs[TAG]["digest"]
+    state["manifest"] = {a: refs["%s-%s" % (TAG, a)]["digest"] for a in ARCHS}
+    # The layer: one tar entry `relaypro`, 0755, 0:0, fixed mtime, equal to dist/.
+    for a in ARCHS:
+        man = load_blob(state["manifest"][a])
+        rt.check_eq(len(man["layers"]), 1, "%s: one layer" % a)
+        layer = man["layers"][0]
+        rt.check_eq(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "%s: layer is tar+gzip" % a)
+        with tarfile.open(blob(layer["digest"]), "r:gz") as tf:
+            members = tf.getmembers()
+            m = members[0]
+            data = tf.extractfile(m).read() if m.isfile() else b""
+        rt.check_eq([(x.name, x.type, oct(x.mode), x.uid, x.gid) for x in members],
+                    [("relaypro", tarfile.REGTYPE, "0o755", 0, 0)],
+                    "%s: layer holds only relaypro, 0755, 0:0" % a)
+        with open(BIN[a], "rb") as f:
+            rt.check(data == f.read(), "%s: layer file equals dist/relaypro-linux-%s" % (a, a))
+        with open(blob(layer["digest"]), "rb") as f:
+            import gzip
+            diff_id = "sha256:" + hashlib.sha256(gzip.decompress(f.read())).hexdigest()
+        cfg = load_blob(man["config"]["digest"])
+        rt.check_eq(cfg["rootfs"], {"type": "layers", "diff_ids": [diff_id]},
+                    "%s: config diff_id is the sha256 of the uncompressed layer" % a)
+
+
+@rt.case(timeout=60)
+def reproducible():
+    if "index_json_sha" not in state:
+        rt.check(False, "reproducible", "no layout was built")
+        return
+    ok, idx, tar_sum = build()
+    if not ok:
+        return
+    rt.check_eq(idx, state["index_json_sha"], "second run: same index.json")
+    rt.check_eq(tar_sum, state["tar_sha"], "second run: same relaypro-oci.tar")
+    with open(os.path.join(LAYOUT, "index.json")) as f:
+        top = json.load(f)
+    rt.check(any(m["digest"] == state["index_digest"] for m in top["manifests"]),
+             "second run: same image index digest")
+
+
+# ------------------------------------------------------------------ skopeo
+
+@rt.case(timeout=60)
+def skopeo_reads_it():
+    if not have_tool("skopeo", "skopeo") or "index_digest" not in state:
+        return
+    r = run(["skopeo", "inspect", "--raw", "oci:%s:%s" % (LAYOUT, TAG)])
+    if not rt.check(r.returncode == 0, "skopeo inspect --raw the index", r.stderr):
+        return
+    raw = r.stdout.encode()
+    rt.check_eq("sha256:" + hashlib.sha256(raw).hexdigest(), state["index_digest"],
+                "skopeo: index bytes match the index digest")
+    idx = json.loads(raw)
+    rt.check_eq(idx.get("mediaType"), "application/vnd.oci.image.index.v1+json",
+                "skopeo: an OCI image index")
+    plats = sorted((m["platform"]["os"], m["platform"]["architecture"]) for m in idx["manifests"])
+    rt.check_eq(plats, [("linux", "amd64"), ("linux", "arm64")], "skopeo: both platforms")
+    for a in ARCHS:
+        r = run(["skopeo", "inspect", "oci:%s:%s-%s" % (LAYOUT, TAG, a)])
+        if not rt.check(r.returncode == 0, "skopeo inspect %s" % a, r.stderr):
+            continue
+        info = json.loads(r.stdout)
+        rt.check_eq((info.get("Os"), info.get("Architecture"), info.get("Digest"), len(info["Layers"])),
+                    ("linux", a, state["manifest"][a], 1), "skopeo %s: os, arch, digest, 1 layer" % a)
+        # Platform selection from the multi-arch index picks the same manifest.
+        r = run(["skopeo", "inspect", "--override-os", "linux", "--override-arch", a,
+                 "oci:%s:%s" % (LAYOUT, TAG)])
+        want_layers = [l["digest"] for l in load_blob(state["manifest"][a])["layers"]]
+        got = json.loads(r.stdout) if r.returncode == 0 else {}
+        rt.check(got.get("Architecture") == a and got.get("Layers") == want_layers,
+                 "skopeo picks the %s image from the index" % a, r.stdout[:300] + r.stderr)
+        r = run(["skopeo", "inspect", "--config", "oci:%s:%s-%s" % (LAYOUT, TAG, a)])
+        if not rt.check(r.returncode == 0, "skopeo inspect --config %s" % a, r.stderr):
+            continue
+        cfg = json.loads(r.stdout)
+        c = cfg.get("config", {})
+        rt.check_eq((cfg.get("os"), cfg.get("architecture")), ("linux", a), "config %s: platform" % a)
+        rt.check_eq((c.get("User"), c.get("Entrypoint"), c.get("Cmd")),
+                    ("65532:65532", ["/relaypro"], ["run"]), "config %s: user, entrypoint, cmd" % a)
+        rt.check_eq(list(c.get("ExposedPorts", {})), ["%d/tcp" % PORT], "config %s: exposes 9443/tcp" % a)
+        env = c.get("Env", [])
+        rt.check("RELAYPRO_LOGGER_FILE_NAME=-" in env and any(e.startswith("PATH=") for e in env),
+                 "config %s: env logs to stdout and sets PATH" % a, env)
+    # The archive: skopeo copies it, verifying every blob digest on the way.
+    tmp = rt.make_tmpdir()
+    for a in ARCHS:
+        dst = os.path.join(tmp, "copy-" + a)
+        r = run(["skopeo", "copy", "--quiet", "oci-archive:%s:%s-%s" % (ARCHIVE, TAG, a),
+                 "dir:" + dst], timeout=60)
+        rt.check(r.returncode == 0, "skopeo copy from relaypro-oci.tar (%s)" % a, r.stderr)
+
+
+# ------------------------------------------------------------------ umoci + running it
+
+@rt.case(timeout=60)
+def umoci_unpack_and_run():
+    if not have_tool("umoci", "umoci") or "index_digest" not in state:
+        return
+    tmp = rt.make_tmpdir()
+    for a in ARCHS:
+        bundle = os.path.join(tmp, "bundle-" + a)
+        r = run(["umoci", "unpack", "--rootless", "--image", "%s:%s-%s" % (LAYOUT, TAG, a), bundle],
+                timeout=60)
+        if not rt.check(r.returncode == 0, "umoci unpack %s" % a, r.stdout + r.stderr):
+            continue
+        rootfs = os.path.join(bundle, "rootfs")
+        rt.check_eq(sorted(os.listdir(rootfs)), ["relaypro"], "%s rootfs: exactly one file relaypro" % a)
+        f = os.path.join(rootfs, "relaypro")
+        st = os.lstat(f)
+        rt.check(stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755,
+                 "%s rootfs: relaypro is a regular 0755 file" % a, oct(st.st_mode))
+        rt.check_eq(sha256_file(f), sha256_file(BIN[a]), "%s rootfs: byte-identical to dist/" % a)
+        with open(os.path.join(bundle, "config.json")) as fh:
+            spec = json.load(fh)
+        p = spec.get("process", {})
+        rt.check_eq(p.get("args"), ["/relaypro", "run"], "%s runtime: args entrypoint + cmd" % a)
+        rt.check_eq((p.get("user", {}).get("uid"), p.get("user", {}).get("gid")), (65532, 65532),
+                    "%s runtime: user 65532:65532" % a)
+        rt.check("RELAYPRO_LOGGER_FILE_NAME=-" in p.get("env", []), "%s runtime: env" % a, p.get("env"))
+        rt.check_eq(spec.get("annotations", {}).get("org.opencontainers.image.exposedPorts"),
+                    "%d/tcp" % PORT, "%s runtime: exposed port" % a)
+        state["rootfs_" + a] = rootfs
+        state["env_" + a] = p.get("env", [])
+    rootfs = state.get("rootfs_amd64")
+    if not rootfs:
+        return
+    r = run([os.path.join(rootfs, "relaypro"), "version"])
+    rt.check(r.returncode == 0 and r.stdout.startswith("relaypro ") and "linux/amd64" in r.stdout,
+             "unpacked binary runs: version", r.stdout + r.stderr)
+    if os.geteuid() != 0:
+        rt.check(False, "chroot needs root (the tests run as root on CI)")
+        return
+    r = run(["chroot", rootfs, "/relaypro", "version"])
+    rt.check(r.returncode == 0 and r.stdout.startswith("relaypro "), "version in a chroot of the rootfs",
+             r.stdout + r.stderr)
+
+
+@rt.case(timeout=40)
+def chroot_serves_as_65532():
+    """The unpacked rootfs as the pod runs it: UID 65532, nothing writable, the CA bundle
+    read-only under /secrets, the image's env; /healthz 200 and /readyz 200."""
+    rootfs = state.get("rootfs_amd64")
+    if not rootfs:
+        rt.check(False, "chroot run", "no unpacked rootfs")
+        return
+    if os.geteuid() != 0:
+        rt.check(False, "chroot needs root (the tests run as root on CI)")
+        return
+    root = os.path.join(rt.make_tmpdir(), "root")
+    shutil.copytree(rootfs, root, symlinks=True)
+    os.chmod(root, 0o755)
+    os.mkdir(os.path.join(root, "secrets"), 0o755)
+    bundle = os.path.join(root, "secrets", "ca-bundle.pem")
+    r = subprocess.run(
+        [BIN["amd64"], "ca", "show"], capture_output=True, text=True, timeout=30,
+        env=dict(rt.clean_environ(), RELAYPRO_CA_BUNDLE_FILE=bundle))
+    if not rt.check(r.returncode == 0 and os.path.isfile(bundle),
+                    "relaypro ca show creates the CA bundle", r.stderr):
+        return
+    os.chown(bundle, 0, 65532)     # as a Secret volume with defaultMode 0440, fsGroup 65532
+    os.chmod(bundle, 0o440)
+    port = rt.free_port()
+    env = dict(e.split("=", 1) for e in state.get("env_amd64", []))
+    env.update(RELAYPRO_HTTPS_PROXY_LISTEN="127.0.0.1:%d" % port,
+               RELAYPRO_CA_BUNDLE_FILE="/secrets/ca-bundle.pem",
+               RELAYPRO_SECURITY_TOKEN=TOKEN)
+    p = rt.start_process([shutil.which("chroot") or "/usr/sbin/chroot", "--userspec=65532:65532", root, "/relaypro", "run"],
+                         env=env, name="chroot-run")
+    if not rt.check(rt.wait_for_port("127.0.0.1", port, timeout=10), "chroot run as 65532 listens",
+                    rt._read_text(p.stdout_path)[-500:] + rt._read_text(p.stderr_path)[-500:]):
+        return
+    for path in ("/healthz", "/readyz"):
+        resp = rt.http_request("127.0.0.1", port, "GET", path, tls=True, verify=False)
+        rt.check_eq(resp.status, 200, "chroot run as 65532: GET %s" % path)
+    rc = p.stop(timeout=10)
+    rt.check_eq(rc, 0, "chroot run: SIGTERM exits 0")
+    lines = [ln for ln in rt._read_text(p.stdout_path).splitlines() if ln.strip()]
+    try:
+        events = [json.loads(ln).get("event") for ln in lines]
+    except ValueError:
+        events = None
+    rt.check(events and "start" in events and "stop" in events,
+             "chroot run: JSON log lines on stdout (start, stop)", lines[:5])
+    rt.check(TOKEN not in "\n".join(lines), "chroot run: token not logged")
+    rt.check_eq(sorted(os.listdir(root)), ["relaypro", "secrets"], "chroot run wrote nothing to /")
+
+
+# ------------------------------------------------------------------ Containerfile
+
+def containerfile_instructions():
+    with open(CONTAINERFILE) as f:
+        text = f.read()
+    text = re.sub(r"\\\n", " ", text)
+    out = []
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if ln and not ln.startswith("#"):
+            word, _, rest = ln.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+@rt.case
+def containerfile():
+    ins = containerfile_instructions()
+    froms = [r for w, r in ins if w == "FROM"]
+    rt.check(len(froms) == 2 and "debian:bookworm" in froms[0] and froms[1] == "scratch",
+             "Containerfile: debian:bookworm build stage, then FROM scratch", froms)
+    runs = [r for w, r in ins if w == "RUN"]
+    rt.check(any("./build.sh deps && ./build.sh" in r for r in runs) and
+             sum(r.count("./build.sh") for r in runs) == 2,
+             "Containerfile: builds once with ./build.sh deps && ./build.sh", runs)
+    last = ins[[w for w, _ in ins].index("FROM", 1):] if len(froms) == 2 else []
+    copies = [r for w, r in last if w == "COPY"]
+    rt.check(len(copies) == 1 and "relaypro-linux-${TARGETARCH}" in copies[0]
+             and copies[0].endswith(" /relaypro"),
+             "Containerfile: final stage copies only the TARGETARCH binary to /relaypro", copies)
+    rt.check(("ARG", "TARGETARCH=amd64") in last or any(w == "ARG" and r.startswith("TARGETARCH")
+                                                        for w, r in last),
+             "Containerfile: ARG TARGETARCH in the final stage")
+    rt.check_eq([r for w, r in last if w == "USER"], ["65532:65532"], "Containerfile: USER 65532")
+    rt.check_eq([r for w, r in last if w == "EXPOSE"], [str(PORT)], "Containerfile: EXPOSE 9443")
+    rt.check_eq([r for w, r in last if w == "ENV"], ["RELAYPRO_LOGGER_FILE_NAME=-"],
+                "Containerfile: logs to stdout")
+    rt.check_eq([json.loads(r) for w, r in last if w == "ENTRYPOINT"], [["/relaypro"]],
+                "Containerfile: ENTRYPOINT")
+    rt.check_eq([json.loads(r) for w, r in last if w == "CMD"], [["run"]], "Containerfile: CMD")
+    rt.check(not any(w == "HEALTHCHECK" for w, _ in ins), "Containerfile: no HEALTHCHECK")
+
+
+# ------------------------------------------------------------------ Kubernetes, compose
+
+def exposed_port():
+    return [int(r) for w, r in containerfile_instructions() if w == "EXPOSE"]
+
+
+@rt.case
+def kubernetes_manifests():
+    if not have_yaml():
+        return
+    import yaml
+    with open(K8S) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    kinds = {}
+    for d in docs:
+        kinds.setdefault(d["kind"], []).append(d)
+    for k in ("Deployment", "Service", "PodDisruptionBudget"):
+        rt.check_eq(len(kinds.get(k, [])), 1, "k8s: one %s" % k)
+    if len(kinds.get("Deployment", [])) != 1:
+        return
+    dep = kinds["Deployment"][0]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    rt.check(spec.get("replicas", 1) >= 2, "k8s: replicas >= 2", spec.get("replicas"))
+    rt.check(all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items()),
+             "k8s: Deployment selector matches its pods")
+    cs = pod["containers"]
+    rt.check_eq(len(cs), 1, "k8s: one container")
+    c = cs[0]
+    ports = [p["containerPort"] for p in c.get("ports", [])]
+    rt.check_eq(ports, [PORT], "k8s: containerPort 9443")
+    rt.check_eq(ports, exposed_port(), "k8s: containerPort = Containerfile EXPOSE")
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        g = c.get(probe, {}).get("httpGet", {})
+        rt.check_eq((g.get("path"), g.get("port"), g.get("scheme")), (path, PORT, "HTTPS"),
+                    "k8s: %s httpGet %s on 9443 over HTTPS" % (probe, path))
+    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+    merged = dict(psc, **csc)
+    rt.check(merged.get("runAsNonRoot") is True and merged.get("runAsUser") == 65532,
+             "k8s: runAsNonRoot, runAsUser 65532", merged)
+    rt.check(csc.get("readOnlyRootFilesystem") is True, "k8s: readOnlyRootFilesystem")
+    rt.check(csc.get("allowPrivilegeEscalation") is False, "k8s: allowPrivilegeEscalation false")
+    rt.check_eq(csc.get("capabilities", {}).get("drop"), ["ALL"], "k8s: capabilities drop ALL")
+    res = c.get("resources", {})
+    rt.check(all(res.get(k, {}).get(r) for k in ("requests", "limits") for r in ("cpu", "memory")),
+             "k8s: cpu and memory requests and limits", res)
+    env = {e["name"]: e for e in c.get("env", [])}
+    bundle = env.get("RELAYPRO_CA_BUNDLE_FILE", {}).get("value", "")
+    rt.check_eq(bundle, "/secrets/ca-bundle.pem", "k8s: RELAYPRO_CA_BUNDLE_FILE")
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounted = [(m, vols.get(m["name"], {})) for m in c.get("volumeMounts", [])]
+    ca = [(m, v) for m, v in mounted if v.get("secret", {}).get("secretName") == "relaypro-ca-bundle"]
+    ok = False
+    if len(ca) == 1:
+        m, v = ca[0]
+        items = {i["path"]: i["key"] for i in v["secret"].get("items", [])} or None
+        name = os.path.relpath(bundle, m["mountPath"]) if m.get("subPath") is None else None
+        ok = (m.get("readOnly") is True and
+              (m.get("subPath") is not None and m["mountPath"] == bundle or
+               name is not None and not name.startswith("..") and (items is None or name in items)))
+    rt.check(ok, "k8s: Secret relaypro-ca-bundle mounted read-only at the bundle path", ca)
+    tok = env.get("RELAYPRO_SECURITY_TOKEN", {})
+    rt.check("secretKeyRef" in tok.get("valueFrom", {}) and "value" not in tok,
+             "k8s: security token from a Secret", tok)
+    cms = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
+    cm_names = [d["metadata"]["name"] for d in kinds.get("ConfigMap", [])]
+    rt.check(cms and all(n in cm_names for n in cms) and
+             any("RELAYPRO_CONSOLE_ADDRESS" in d.get("data", {}) for d in kinds.get("ConfigMap", [])),
+             "k8s: config from a ConfigMap (consoleAddress)", cms)
+    if kinds.get("Service"):
+        svc = kinds["Service"][0]["spec"]
+        rt.check(svc.get("type", "ClusterIP") in ("ClusterIP", "LoadBalancer"), "k8s: Service type")
+        sp = svc.get("ports", [])
+        rt.check(len(sp) == 1 and sp[0]["port"] == PORT and sp[0].get("targetPort", PORT) in (PORT, "https"),
+                 "k8s: Service port 9443 -> 9443", sp)
+        rt.check(all(labels.get(k) == v for k, v in svc.get("selector", {}).items()) and svc.get("selector"),
+                 "k8s: Service selects the pods")
+    if kinds.get("PodDisruptionBudget"):
+        pdb = kinds["PodDisruptionBudget"][0]
+        rt.check_eq(pdb["spec"].get("minAvailable"), 1, "k8s: PDB minAvailable 1")
+        rt.check(all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items()),
+                 "k8s: PDB selects the pods")
+    ns = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
+    rt.check_eq(len(ns), 1, "k8s: every object in one namespace")
+
+
+@rt.case
+def compose_file():
+    if not have_yaml():
+        return
+    import yaml
+    with open(COMPOSE) as f:
+        doc = yaml.safe_load(f)
+    svcs = doc.get("services", {})
+    rt.check_eq(len(svcs), 1, "compose: one service")
+    s = next(iter(svcs.values()))
+    rt.check_eq(s.get("image"), "relaypro:latest", "compose: image relaypro:latest")
+    env = s.get("environment", {})
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env)
+    bundle = env.get("RELAYPRO_CA_BUNDLE_FILE")
+    rt.check(bundle and "RELAYPRO_SECURITY_TOKEN" in env, "compose: env config with CA bundle and token", env)
+    vols = [v for v in s.get("volumes", []) if isinstance(v, str)]
+    rt.check(any(v.split(":")[1:] == [bundle, "ro"] for v in vols),
+             "compose: CA bundle mounted read-only at RELAYPRO_CA_BUNDLE_FILE", vols)
+    ports = [str(p) for p in s.get("ports", [])]
+    rt.check(any(p.split(":")[-1].split("/")[0] == str(PORT) for p in ports) and
+             exposed_port() == [PORT], "compose: port 9443 = Containerfile EXPOSE", ports)
+
+
+if __name__ == "__main__":
+    rt.main("image", deadline=120)
