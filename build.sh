@@ -6,6 +6,7 @@
 #   ./build.sh         build dist/relaypro-linux-amd64 and dist/relaypro-linux-arm64
 #                      (static, stripped) and print their sizes
 #   ./build.sh amd64   one architecture only
+#   ./build.sh package dist/*.deb and dist/*.rpm for amd64/x86_64 and arm64/aarch64
 #   ./build.sh image   dist/relaypro-oci/ and dist/relaypro-oci.tar: the FROM scratch image
 #                      for both architectures as an OCI layout, built without a daemon
 set -euo pipefail
@@ -15,7 +16,8 @@ cd "$(dirname "$0")"
 # machine that has them needs no network.
 build_pkgs=(make gcc musl-tools musl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
 	musl-dev:arm64 qemu-user-static dpkg-dev xz-utils file)
-test_pkgs=(curl openssl python3 procps tinyproxy skopeo umoci python3-yaml)
+test_pkgs=(curl openssl python3 procps tinyproxy skopeo umoci python3-yaml rpm rpmlint lintian
+	cpio)
 
 missing_pkgs() {
 	local p
@@ -63,13 +65,20 @@ amd64 | arm64)
 	b=dist/relaypro-linux-$1
 	printf '%-28s %8d bytes\n' "$b" "$(stat -c %s "$b")"
 	;;
+package)
+	# relaypro_<version>_<arch>.deb and relaypro-<version>-1.<arch>.rpm for both architectures
+	deps >/dev/null
+	build_arch amd64
+	build_arch arm64
+	packaging/package.sh
+	;;
 image)
 	# OCI image layout + archive for both architectures, no daemon (packaging/oci-image.sh)
 	[ -f dist/relaypro-linux-amd64 ] && [ -f dist/relaypro-linux-arm64 ] || "$0"
 	packaging/oci-image.sh
 	;;
 *)
-	echo "usage: ./build.sh [deps|amd64|arm64|image]" >&2
+	echo "usage: ./build.sh [deps|amd64|arm64|package|image]" >&2
 	exit 2
 	;;
 esac
