@@ -120,6 +120,7 @@ static const char *const env_other[] = {
 	"RELAYPRO_CONFIG", "RELAYPRO_CA_BUNDLE_FILE", "RELAYPRO_CONSOLE_CA_FILE",
 	"RELAYPRO_LOGGER_CONF",
 	"RELAYPRO_UPGRADE_READY_FD", /* set by a running relay for the binary replacing it */
+	"RELAYPRO_WORKER",           /* set by the supervisor for its workers */
 };
 
 /* Install-time variables that seed keys (SPEC §5): lower precedence than the file. */

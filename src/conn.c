@@ -502,6 +502,7 @@ tunnel_start(struct conn *c)
 	c->last_io = srv.now_ms;
 	set_state(c, CS_TUNNEL);
 	if (log_begin(&r, LOG_INFO, "tunnel.open")) {
+		log_int(&r, "pid", srv.pid); /* which worker */
 		log_str(&r, "client", c->peer);
 		log_str(&r, "user", c->who);
 		log_str(&r, "target", c->target.host.name);

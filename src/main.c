@@ -52,6 +52,8 @@ static char **saved_argv;
 static pid_t upgrade_pid;            /* the new binary while it starts */
 static int upgrade_fd = -1;          /* its readiness pipe (read end) */
 static int64_t upgrade_deadline;
+static void (*handover)(const char *why) = server_begin_drain; /* after an upgrade is ready */
+static int worker_index = -1;        /* RELAYPRO_WORKER: this process is worker N */
 
 /* What the registration thread hands the loop, in one atomic pipe write. */
 struct reg_result {
@@ -444,7 +446,7 @@ upgrade_readable(void)
 		snprintf(msg, sizeof msg, "MAINPID=%ld", (long)child);
 		notify_send(msg); /* systemd: the new process is the service now */
 		upgrade_pid = 0;
-		server_begin_drain("upgrade");
+		handover("upgrade");
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -468,65 +470,55 @@ reap(void)
 		;
 }
 
-/* SIGUSR2: start the binary at self_path with our listening sockets; switch over when it
- * reports ready (upgrade_readable), keep serving otherwise. No connection is refused:
- * both processes hold the same listening sockets until the old one stops accepting. */
-static void
-upgrade(void)
+/* Start the binary at self_path with our listening sockets at fd 3, 4, ... (LISTEN_FDS,
+ * LISTEN_FDNAMES) and a readiness pipe after them (RELAYPRO_UPGRADE_READY_FD); extra, when
+ * not NULL, is one more "NAME=value" for its environment (a worker's index). Returns the
+ * child's pid with *ready_fd the pipe's read end (non-blocking), or -1. */
+static pid_t
+spawn_self(const char *extra, int *ready_fd)
 {
-	static char nfd[32], npid[40], fdnames[64], fdnames_env[96], rfd[48];
-	static char **child_envp;
-	int fds[4], pipefd[2], n, i;
+	static char nfd[32], npid[40], fdnames[64], fdnames_env[96], rfd[48], extra_env[64];
+	static char *envp[512];
+	extern char **environ;
+	int fds[4], pipefd[2], n, k, m = 0, o = 0;
 	const char *names[4];
-	struct log_rec r;
 	pid_t pid;
 
-	if (upgrade_fd >= 0)
-		return; /* one at a time */
-	if (!self_path[0]) {
-		log_msg(LOG_ERROR, "upgrade.fail", "the binary's path could not be resolved at start");
-		return;
-	}
 	n = server_listeners(fds, names, 4);
-	if (pipe2(pipefd, O_CLOEXEC) != 0) {
-		log_msg(LOG_ERROR, "upgrade.fail", strerror(errno));
-		return;
-	}
+	if (pipe2(pipefd, O_CLOEXEC) != 0)
+		return -1;
 	/* Everything the child needs is prepared here: after fork() in a process with
 	 * threads only async-signal-safe calls are allowed (no malloc, no stdio). */
-	{
-		extern char **environ;
-		static char *envp[512];
-		int k, m = 0, o = 0;
-		fdnames[0] = 0;
-		for (k = 0; k < n; k++)
-			o += snprintf(fdnames + o, sizeof fdnames - (size_t)o, "%s%s", k ? ":" : "", names[k]);
-		snprintf(nfd, sizeof nfd, "LISTEN_FDS=%d", n);
-		snprintf(rfd, sizeof rfd, "RELAYPRO_UPGRADE_READY_FD=%d", 3 + n);
-		memcpy(npid, "LISTEN_PID=", 12);
-		for (k = 0; environ[k] && m < 500; k++)
-			if (strncmp(environ[k], "LISTEN_", 7) != 0 &&
-			    strncmp(environ[k], "RELAYPRO_UPGRADE_READY_FD=", 26) != 0)
-				envp[m++] = environ[k];
-		envp[m++] = nfd;
-		envp[m++] = npid;
-		envp[m++] = fdnames_env;
-		envp[m++] = rfd;
-		envp[m] = NULL;
-		snprintf(fdnames_env, sizeof fdnames_env, "LISTEN_FDNAMES=%s", fdnames);
-		child_envp = envp;
-	}
+	fdnames[0] = 0;
+	for (k = 0; k < n; k++)
+		o += snprintf(fdnames + o, sizeof fdnames - (size_t)o, "%s%s", k ? ":" : "", names[k]);
+	snprintf(fdnames_env, sizeof fdnames_env, "LISTEN_FDNAMES=%s", fdnames);
+	snprintf(nfd, sizeof nfd, "LISTEN_FDS=%d", n);
+	snprintf(rfd, sizeof rfd, "RELAYPRO_UPGRADE_READY_FD=%d", 3 + n);
+	snprintf(extra_env, sizeof extra_env, "%s", extra ? extra : "");
+	memcpy(npid, "LISTEN_PID=", 12);
+	for (k = 0; environ[k] && m < 500; k++)
+		if (strncmp(environ[k], "LISTEN_", 7) != 0 &&
+		    strncmp(environ[k], "RELAYPRO_UPGRADE_READY_FD=", 26) != 0 &&
+		    strncmp(environ[k], "RELAYPRO_WORKER=", 16) != 0)
+			envp[m++] = environ[k];
+	envp[m++] = nfd;
+	envp[m++] = npid;
+	envp[m++] = fdnames_env;
+	envp[m++] = rfd;
+	if (extra)
+		envp[m++] = extra_env;
+	envp[m] = NULL;
 	pid = fork();
 	if (pid < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
-		log_msg(LOG_ERROR, "upgrade.fail", strerror(errno));
-		return;
+		return -1;
 	}
 	if (pid == 0) {
 		/* Child: listeners at 3, 4, ...; the readiness pipe after them. Copied up out of
 		 * the way first so that no descriptor is overwritten before it is copied. */
-		int tmp[5], k;
+		int tmp[5];
 		long v = (long)getpid(), d = 1;
 		char *p = npid + 11;
 		sigset_t none;
@@ -542,22 +534,45 @@ upgrade(void)
 		*p = 0;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		execve(self_path, saved_argv, child_envp);
+		execve(self_path, saved_argv, envp);
 		_exit(127);
 	}
 	close(pipefd[1]);
 	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-	upgrade_fd = pipefd[0];
+	*ready_fd = pipefd[0];
+	return pid;
+}
+
+/* SIGUSR2: start the binary at self_path with our listening sockets; switch over when it
+ * reports ready (upgrade_readable), keep serving otherwise. No connection is refused:
+ * both processes hold the same listening sockets until the old one stops accepting. */
+static void
+upgrade(void)
+{
+	struct log_rec r;
+	pid_t pid;
+	int fd;
+
+	if (upgrade_fd >= 0)
+		return; /* one at a time */
+	if (!self_path[0]) {
+		log_msg(LOG_ERROR, "upgrade.fail", "the binary's path could not be resolved at start");
+		return;
+	}
+	pid = spawn_self(NULL, &fd);
+	if (pid < 0) {
+		log_msg(LOG_ERROR, "upgrade.fail", strerror(errno));
+		return;
+	}
+	upgrade_fd = fd;
 	upgrade_pid = pid;
 	upgrade_deadline = srv.now_ms + UPGRADE_READY_MS;
 	server_watch(upgrade_fd, upgrade_readable);
 	if (log_begin(&r, LOG_INFO, "upgrade.start")) {
 		log_str(&r, "binary", self_path);
 		log_int(&r, "new_pid", pid);
-		log_int(&r, "listeners", n);
 		log_end(&r);
 	}
-	(void)i;
 }
 
 /* The new process of an upgrade: tell the old one we are serving. */
@@ -577,6 +592,187 @@ upgrade_report_ready(void)
 	if (fd > 2) {
 		(void)!write(fd, "R", 1);
 		close(fd);
+	}
+}
+
+/* ---- workers (SPEC §7: workers = N|auto) --------------------------------------------
+ * The first process binds the listeners and becomes a supervisor: it starts N copies of
+ * the binary (spawn_self, like an upgrade) that inherit the listening sockets and run the
+ * relay, restarts a worker that dies (at most once a second per slot), forwards SIGHUP,
+ * and on SIGTERM stops them all and waits for them to drain. SIGUSR2 upgrades the
+ * supervisor itself: the new one starts its own workers and reports ready once they all
+ * are; then the old supervisor stops its workers, which drain. */
+#define WORKERS_MAX 64
+
+static struct {
+	pid_t pid;
+	int ready_fd;
+	int64_t respawn_at;
+} workers[WORKERS_MAX];
+static int nworkers, sup_stopping, sup_reported;
+static int64_t sup_deadline;
+
+static void
+sup_stop(const char *why)
+{
+	struct log_rec r;
+	int i;
+
+	if (sup_stopping)
+		return;
+	sup_stopping = 1;
+	notify_send("STOPPING=1\nSTATUS=draining");
+	sup_deadline = srv.now_ms + (int64_t)cfg.shutdown_timeout * 1000 + 5000;
+	if (log_begin(&r, LOG_INFO, "stopping")) {
+		log_str(&r, "why", why);
+		log_int(&r, "workers", nworkers);
+		log_end(&r);
+	}
+	for (i = 0; i < nworkers; i++)
+		if (workers[i].pid > 0)
+			kill(workers[i].pid, SIGTERM);
+}
+
+static void
+sup_spawn(int i)
+{
+	char extra[32];
+	struct log_rec r;
+	int fd;
+
+	snprintf(extra, sizeof extra, "RELAYPRO_WORKER=%d", i);
+	workers[i].pid = spawn_self(extra, &fd);
+	workers[i].ready_fd = workers[i].pid > 0 ? fd : -1;
+	if (workers[i].pid < 0) {
+		workers[i].pid = 0;
+		workers[i].respawn_at = srv.now_ms + 1000;
+	}
+	if (log_begin(&r, workers[i].pid > 0 ? LOG_INFO : LOG_ERROR, "worker.start")) {
+		log_int(&r, "index", i);
+		log_int(&r, "pid", workers[i].pid);
+		log_end(&r);
+	}
+}
+
+static void
+sup_reap(void)
+{
+	int st, i;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (i = 0; i < nworkers; i++) {
+			struct log_rec r;
+			if (workers[i].pid != pid)
+				continue;
+			workers[i].pid = 0;
+			if (workers[i].ready_fd >= 0) {
+				close(workers[i].ready_fd);
+				workers[i].ready_fd = -1;
+			}
+			workers[i].respawn_at = srv.now_ms + 1000;
+			if (!sup_stopping && log_begin(&r, LOG_WARN, "worker.exit")) {
+				log_int(&r, "index", i);
+				log_int(&r, "pid", pid);
+				log_int(&r, "status", WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+				log_str(&r, "msg", "restarting it");
+				log_end(&r);
+			}
+		}
+	}
+}
+
+static int
+supervise(int n)
+{
+	struct pollfd p[WORKERS_MAX + 4];
+	int who[WORKERS_MAX + 4];
+	char ready[96];
+	int i;
+
+	nworkers = n < WORKERS_MAX ? n : WORKERS_MAX;
+	handover = sup_stop;
+	setenv("RELAYPRO_RELAY_PRO_ID", cfg.relay_pro_id, 1); /* one id for all workers */
+	srv.now_ms = loop_now_ms();
+	for (i = 0; i < nworkers; i++)
+		sup_spawn(i);
+	for (;;) {
+		int np = 0, alive = 0;
+
+		p[np] = (struct pollfd){ .fd = loop_signal_fd(), .events = POLLIN };
+		who[np++] = -1;
+		p[np] = (struct pollfd){ .fd = reg_pipe[0], .events = POLLIN };
+		who[np++] = -2;
+		p[np] = (struct pollfd){ .fd = upgrade_fd, .events = POLLIN };
+		who[np++] = -3;
+		for (i = 0; i < nworkers; i++) {
+			if (workers[i].ready_fd < 0)
+				continue;
+			p[np] = (struct pollfd){ .fd = workers[i].ready_fd, .events = POLLIN };
+			who[np++] = i;
+		}
+		if (poll(p, (nfds_t)np, SERVER_TICK_MS) < 0 && errno != EINTR)
+			poll(NULL, 0, 50);
+		srv.now_ms = loop_now_ms();
+		srv.now = time(NULL);
+		for (i = 0; i < np; i++) {
+			if (!p[i].revents)
+				continue;
+			if (who[i] == -1) {
+				unsigned sig = loop_take_signals();
+				int k;
+				if (sig & LOOP_SIG_CHLD)
+					sup_reap();
+				if (sig & LOOP_SIG_TERM)
+					sup_stop("signal");
+				if ((sig & LOOP_SIG_HUP) && !sup_stopping)
+					for (k = 0; k < nworkers; k++)
+						if (workers[k].pid > 0)
+							kill(workers[k].pid, SIGHUP);
+				if ((sig & LOOP_SIG_USR2) && !sup_stopping)
+					upgrade();
+			} else if (who[i] == -2) {
+				int k;
+				apply_registration();
+				for (k = 0; k < nworkers; k++) /* they read the saved file again */
+					if (workers[k].pid > 0)
+						kill(workers[k].pid, SIGHUP);
+			} else if (who[i] == -3) {
+				if (upgrade_fd >= 0)
+					upgrade_readable();
+			} else {
+				char b = 0;
+				int w = who[i];
+				if (read(workers[w].ready_fd, &b, 1) != 0 && b != 'R')
+					continue;
+				close(workers[w].ready_fd);
+				workers[w].ready_fd = -1;
+			}
+		}
+		upgrade_tick();
+		if (!sup_reported) {
+			int all = 1;
+			for (i = 0; i < nworkers; i++)
+				all &= workers[i].pid > 0 && workers[i].ready_fd < 0;
+			if (all) {
+				sup_reported = 1;
+				snprintf(ready, sizeof ready, "READY=1\nSTATUS=%d workers\nMAINPID=%ld",
+				    nworkers, (long)getpid());
+				notify_send(ready);
+				upgrade_report_ready();
+			}
+		}
+		for (i = 0; i < nworkers; i++) {
+			alive += workers[i].pid > 0;
+			if (!sup_stopping && workers[i].pid == 0 && srv.now_ms >= workers[i].respawn_at)
+				sup_spawn(i);
+		}
+		if (sup_stopping && (alive == 0 || srv.now_ms >= sup_deadline)) {
+			for (i = 0; i < nworkers; i++)
+				if (workers[i].pid > 0)
+					kill(workers[i].pid, SIGKILL);
+			return 0;
+		}
 	}
 }
 
@@ -626,7 +822,9 @@ cmd_run(const char *cli_path)
 		return start_fail("targets", err);
 	if (server_listen(&cfg, err, sizeof err) != ERR_OK)
 		return start_fail("listen", err);
-	if (start_registration() != 0)
+	if (getenv("RELAYPRO_WORKER"))
+		worker_index = atoi(getenv("RELAYPRO_WORKER"));
+	if (worker_index < 0 && start_registration() != 0)
 		return start_fail("registration", "consoleAddress and deploymentToken are needed");
 	if (log_begin(&r, LOG_INFO, "start")) {
 		log_str(&r, "version", RELAYPRO_VERSION);
@@ -640,13 +838,21 @@ cmd_run(const char *cli_path)
 		log_int(&r, "conn_bytes_tls", (int64_t)conn_footprint(1));
 		log_end(&r);
 	}
-	{
+	if (worker_index < 0 && cfg.workers != 1) {
+		long n = cfg.workers ? (long)cfg.workers : sysconf(_SC_NPROCESSORS_ONLN);
+		rc = supervise(n > 0 ? (int)n : 1);
+		goto stopped;
+	}
+	if (worker_index < 0) {
 		char ready[96];
 		snprintf(ready, sizeof ready, "READY=1\nSTATUS=relaying\nMAINPID=%ld", (long)getpid());
 		notify_send(ready);
+	} else {
+		srv.on_upgrade = NULL; /* the supervisor upgrades */
 	}
 	upgrade_report_ready();
 	rc = server_run();
+stopped:
 	register_stop();
 	if (log_begin(&r, LOG_INFO, "stop")) {
 		log_int(&r, "pid", getpid());

@@ -340,6 +340,7 @@ server_run(void)
 	}
 	srv.now_ms = loop_now_ms();
 	srv.now = time(NULL);
+	srv.pid = (long)getpid();
 	next_tick = srv.now_ms + SERVER_TICK_MS;
 
 	for (;;) {

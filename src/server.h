@@ -29,6 +29,7 @@ struct server {
 	time_t now;                       /* wall clock, same pass */
 	int nconns;
 	int draining;
+	long pid;                         /* this process (a worker, with workers > 1) */
 	void (*on_reload)(void);          /* SIGHUP: set by main */
 	void (*on_upgrade)(void);         /* SIGUSR2: set by main */
 	void (*on_child)(void);           /* SIGCHLD: set by main */
