@@ -2,8 +2,8 @@
 # packaging/package.sh — build the host packages of relaypro from the static binaries in dist/
 # (run ./build.sh first):
 #
-#   dist/relaypro_<version>_amd64.deb       dist/relaypro-<version>-1.x86_64.rpm
-#   dist/relaypro_<version>_arm64.deb       dist/relaypro-<version>-1.aarch64.rpm
+#   dist/relaypro_<version>_amd64.deb       dist/relaypro-<version>.x86_64.rpm
+#   dist/relaypro_<version>_arm64.deb       dist/relaypro-<version>.aarch64.rpm
 #
 #   packaging/package.sh            all four
 #   packaging/package.sh deb|rpm    one format, both architectures
@@ -12,7 +12,7 @@
 # first install; an existing config.ini is never overwritten):
 #
 #   sudo -E dpkg -i relaypro_<version>_<arch>.deb
-#   sudo -E rpm -i relaypro-<version>-1.<arch>.rpm
+#   sudo -E rpm -i relaypro-<version>.<arch>.rpm
 #   with AIR_CONSOLE_ADDRESS, AIR_ORGANIZATION_ID, AIR_DEPLOYMENT_TOKEN exported, e.g.
 #   AIR_CONSOLE_ADDRESS=console.example.com AIR_ORGANIZATION_ID=42 \
 #       AIR_DEPLOYMENT_TOKEN=... sudo -E dpkg -i relaypro_0.1.0_amd64.deb
@@ -425,7 +425,7 @@ EOF
 		cat "$top/rpmbuild.log" >&2
 		exit 1
 	}
-	out=dist/relaypro-$VERSION-$RELEASE.$ra.rpm
+	out=dist/relaypro-$VERSION.$ra.rpm
 	mv -f "$top/RPMS/relaypro-$VERSION-$RELEASE.$ra.rpm" "$out"
 	echo "$out"
 }
