@@ -1139,20 +1139,14 @@ conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 		} else if (c->state == CS_PROXY) {
 			*uev = POLLIN | POLLOUT;
 		} else if (c->state == CS_TUNNEL) {
-			size_t len;
+			unsigned st = c->sc ? br_ssl_engine_current_state(&c->sc->eng) : 0;
 			/* Read upstream only while the client side has room; write when we hold
 			 * bytes for it. */
-			if (!c->upstream_eof) {
-				if (c->sc) {
-					if (br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDAPP)
-						*uev |= POLLIN;
-				} else if (c->out_end < c->olen) {
-					*uev |= POLLIN;
-				}
-			}
-			if (c->fwd_off < c->fwd_end || (c->sc ? (br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_RECVAPP) != 0 : c->in_off < c->in_end))
+			if (!c->upstream_eof && (c->sc ? (st & BR_SSL_SENDAPP) != 0 : c->out_end < c->olen))
+				*uev |= POLLIN;
+			if (c->fwd_off < c->fwd_end ||
+			    (c->sc ? (st & BR_SSL_RECVAPP) != 0 : c->in_off < c->in_end))
 				*uev |= POLLOUT;
-			(void)len;
 		}
 	}
 }

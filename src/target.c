@@ -112,18 +112,28 @@ parse_v6(const char *s, size_t len, struct target_host *out)
 }
 
 /* Parse and normalise a host; bare6: an IPv6 literal may come without brackets. */
+/* Refusals every authority and host share: empty, userinfo, percent-escapes. */
 static int
-parse_host(const char *s, size_t len, int bare6, struct target_host *out)
+precheck(const char *s, size_t len)
 {
-	size_t i, label = 0;
-
-	memset(out, 0, sizeof *out);
 	if (len == 0)
 		return TARGET_E_EMPTY_HOST;
 	if (memchr(s, '@', len) != NULL)
 		return TARGET_E_USERINFO;
 	if (memchr(s, '%', len) != NULL)
 		return TARGET_E_PERCENT;
+	return TARGET_OK;
+}
+
+static int
+parse_host(const char *s, size_t len, int bare6, struct target_host *out)
+{
+	size_t i, label = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = precheck(s, len)) != TARGET_OK)
+		return rc;
 	if (s[0] == '[') {
 		if (len < 2 || s[len - 1] != ']')
 			return TARGET_E_IPV6;
@@ -206,12 +216,8 @@ target_parse_authority(const char *s, size_t len, unsigned default_port,
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if (len == 0)
-		return TARGET_E_EMPTY_HOST;
-	if (memchr(s, '@', len) != NULL)
-		return TARGET_E_USERINFO;
-	if (memchr(s, '%', len) != NULL)
-		return TARGET_E_PERCENT;
+	if ((rc = precheck(s, len)) != TARGET_OK)
+		return rc;
 	if (s[0] == '[') {
 		if ((p = memchr(s, ']', len)) == NULL)
 			return TARGET_E_IPV6;

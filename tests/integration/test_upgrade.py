@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -21,24 +20,11 @@ BIN = os.environ.get("RELAYPRO_BIN", os.path.join(rt.REPO_DIR, "dist", "relaypro
 S = {}
 
 
-def healthz(port, timeout=3):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        return rt.read_until_close(s, timeout=timeout).startswith(b"HTTP/1.1 200")
-    finally:
-        s.close()
-
 
 def starts(log):
     return [r for r in rt.read_json_lines(log) if r.get("event") == "start"]
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().split(")")[-1].split()[0] != "Z"
@@ -82,7 +68,7 @@ def upgrade_under_load():
         end = time.monotonic() + 60
         while not stop.is_set() and time.monotonic() < end:
             try:
-                if healthz(S["port"]):
+                if rt.plain_healthz(S["port"]):
                     stats["ok"] += 1
                 else:
                     stats["fail"] += 1
@@ -111,11 +97,11 @@ def upgrade_under_load():
     payload = os.urandom(65536)
     rt.check(rt.echo_roundtrip(tunnel, payload) == payload,
              "the tunnel opened before the upgrade still echoes")
-    rt.check(alive(old_pid), "the old process stays while its tunnel is open")
+    rt.check(rt.pid_alive(old_pid), "the old process stays while its tunnel is open")
     tunnel.close()
     rc = S["relay"].wait(15)
     rt.check_eq(rc, 0, "the old process exits 0 once its tunnel closed")
-    rt.check(healthz(S["port"]), "the new process serves")
+    rt.check(rt.plain_healthz(S["port"]), "the new process serves")
     S["new_pid"] = new_pid
 
 
@@ -133,7 +119,7 @@ def failed_binary_rolls_back():
     os.kill(pid, signal.SIGUSR2)
     ev = rt.wait_for_log(S["log"], "upgrade.fail", timeout=15, since=since)
     rt.check(ev is not None, "a binary that exits is rolled back (upgrade.fail)", ev)
-    rt.check(alive(pid) and healthz(S["port"]), "the running relay keeps serving")
+    rt.check(rt.pid_alive(pid) and rt.plain_healthz(S["port"]), "the running relay keeps serving")
     with open(S["bin"] + ".new", "w") as f:
         f.write("#!/bin/sh\nexec sleep 30\n")
     os.chmod(S["bin"] + ".new", 0o755)
@@ -144,12 +130,12 @@ def failed_binary_rolls_back():
     ev = rt.wait_for_log(S["log"], "upgrade.fail", timeout=20, since=since)
     took = time.monotonic() - t0
     rt.check(ev is not None and 9 <= took <= 16, "a binary never ready is given up after about 10 s (%.1f s)" % took, ev)
-    rt.check(alive(pid) and healthz(S["port"]), "the relay still serves after the rollback")
+    rt.check(rt.pid_alive(pid) and rt.plain_healthz(S["port"]), "the relay still serves after the rollback")
     os.kill(pid, signal.SIGTERM)
     end = time.monotonic() + 15
-    while alive(pid) and time.monotonic() < end:
+    while rt.pid_alive(pid) and time.monotonic() < end:
         time.sleep(0.1)
-    rt.check(not alive(pid), "the upgraded relay stops on SIGTERM")
+    rt.check(not rt.pid_alive(pid), "the upgraded relay stops on SIGTERM")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ SIGUSR2 upgrades the supervisor with its workers while clients keep connecting; 
 stops everything with exit 0."""
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -22,21 +21,7 @@ def events(name, since=0):
     return [r for r in rt.read_json_lines(S["log"], since=since) if r.get("event") == name]
 
 
-def healthz():
-    s = socket.create_connection(("127.0.0.1", S["port"]), timeout=3)
-    try:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        return rt.read_until_close(s, timeout=3).startswith(b"HTTP/1.1 200")
-    finally:
-        s.close()
 
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_workers(n, since=0, timeout=15):
@@ -97,7 +82,7 @@ def killed_worker_restarts():
     new = wait_workers(1, since=since)
     rt.check(len(new) == 1 and new[0]["pid"] != victim, "a new worker replaced it")
     time.sleep(0.5)
-    rt.check(healthz(), "still serving")
+    rt.check(rt.plain_healthz(S["port"]), "still serving")
     if new:
         S["pids"] = [S["pids"][1], new[0]["pid"]]
 
@@ -122,7 +107,7 @@ def supervisor_upgrade():
         end = time.monotonic() + 40
         while not stop.is_set() and time.monotonic() < end:
             try:
-                stats["ok" if healthz() else "fail"] += 1
+                stats["ok" if rt.plain_healthz(S["port"]) else "fail"] += 1
             except OSError:
                 stats["fail"] += 1
             time.sleep(0.02)
@@ -160,9 +145,9 @@ def sigterm_stops_all():
     os.kill(sup, signal.SIGTERM)
     end = time.monotonic() + 20
     procs = [sup] + S.get("new_workers", [])
-    while time.monotonic() < end and any(alive(p) for p in procs):
+    while time.monotonic() < end and any(rt.pid_alive(p) for p in procs):
         time.sleep(0.1)
-    rt.check(not any(alive(p) for p in procs), "SIGTERM stops the supervisor and its workers")
+    rt.check(not any(rt.pid_alive(p) for p in procs), "SIGTERM stops the supervisor and its workers")
 
 
 if __name__ == "__main__":

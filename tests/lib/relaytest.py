@@ -595,6 +595,25 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def pid_alive(pid):
+    """True while pid exists and is not a zombie (Linux /proc)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def plain_healthz(port, timeout=3):
+    """GET /healthz over plain HTTP to 127.0.0.1:port; True on a 200 answer."""
+    s = connect("127.0.0.1", port, timeout)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return read_until_close(s, timeout=timeout).startswith(b"HTTP/1.1 200")
+    finally:
+        s.close()
+
+
 def wait_until(fn, timeout=10, interval=0.05):
     """Call fn() until it returns something truthy (returned) or `timeout` passes (None)."""
     end = time.monotonic() + timeout
