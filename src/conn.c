@@ -1384,7 +1384,10 @@ ws_tunnel(struct conn *c)
 		start_closing(c);
 		return 1;
 	}
-	if ((c->client_eof || c->tls_closed) && ws_in_buf(c, &len) == NULL) {
+	/* The client is gone; a close frame still owed goes out first unless TLS is closed
+	 * (a client may half-close right after its own close frame). */
+	if ((c->client_eof || c->tls_closed) && ws_in_buf(c, &len) == NULL &&
+	    (c->tls_closed || !(c->ws_close_due || c->ws_close_sent))) {
 		conn_close(c, "client closed");
 		return -1;
 	}

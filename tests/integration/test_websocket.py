@@ -427,6 +427,15 @@ def close_from_client():
         ck(f is not None and f[1] == 8 and f[2][:2] == struct.pack(">H", 3000),
            "%s: close 3000 echoed" % lname)
         ws.close()
+        if not tls:
+            # Close frame and FIN in one go: the echo still comes back.
+            ws = open_ws(RELAY, tls, TOKEN)
+            ws.send(frame(8, struct.pack(">H", 1001)))
+            ws.s.shutdown(socket.SHUT_WR)
+            f = ws.recv_frame(5)
+            ck(f is not None and f[1] == 8 and f[2][:2] == struct.pack(">H", 1001) and ws.wait_eof(5),
+               "plain: close then half-close: close 1001 echoed, then EOF")
+            ws.close()
         # A close without status: an empty close comes back.
         ws = open_ws(RELAY, tls, TOKEN)
         ws.send(frame(8, b""))
