@@ -9,7 +9,8 @@
  * RESOLVE  waiting for the resolver's first answer for the target's name;
  * CONNECT  non-blocking connect to the resolved addresses, one after another;
  * PROXY    (proxyEnabled) CONNECT sent to the upstream proxy, its answer read;
- * TUNNEL   relaying bytes both ways (CONNECT tunnel or absolute-form forward);
+ * TUNNEL   relaying bytes both ways (CONNECT tunnel, absolute-form forward, or a WebSocket
+ *          tunnel from GET /v1/tunnel: client bytes in RFC 6455 frames, see ws.h);
  * RESPOND  sending a response the relay wrote itself (errors, /healthz, ...);
  * CLOSING  close_notify sent / write side shut, discarding input until EOF or a short
  *          linger, so the client reads the response before the connection goes.

@@ -27,6 +27,7 @@ void t_target(void);
 void t_token(void);
 void t_units(void);
 void t_x509(void);
+void t_ws(void);
 
 static const struct {
 	const char *name;
@@ -50,6 +51,7 @@ static const struct {
 	{ "token", t_token },
 	{ "units", t_units },
 	{ "x509", t_x509 },
+	{ "ws", t_ws },
 };
 
 static int passed, failed;
