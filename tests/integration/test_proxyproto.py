@@ -21,6 +21,7 @@ RELAYTEST_ONLY=case,case, RELAYTEST_KEEP=1.
 import ipaddress
 import os
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -229,21 +230,7 @@ class Relay:
     def start(self):
         for attempt in range(3):
             self.https_port, self.http_port = rt.free_port(), rt.free_port()
-            lines = ["consoleAddress = localhost",
-                     "allowedPorts = %d" % S["con"].echo_port,
-                     "passwordFile = users.txt",
-                     "serverName = localhost"]
-            if self.trusted:
-                lines += ["proxyProtocol = true", "trustedProxies = " + self.trusted]
-            if self.debug:
-                lines.append("debugLogging = true")
-            lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
-                      "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
-                      "[logger]", "fileName = relay.log",
-                      "[limits]", "headerTimeout = %ds" % HEADER_TIMEOUT,
-                      "authFailLimit = %d" % AUTH_FAIL_LIMIT, "authFailBan = 60s"]
-            with open(self.cfg, "w") as f:
-                f.write("\n".join(lines) + "\n")
+            self.write_config()
             since = rt.log_offset(self.log)
             self.proc = rt.start_process([BIN, "run", "-c", self.cfg], tmpdir=self.dir,
                                          name="relaypro", cwd=self.dir)
@@ -256,6 +243,28 @@ class Relay:
         sys.stdout.write("     relay %s did not start: %s\n"
                          % (self.name, redact(self.proc.stderr()[-800:])))
         return False
+
+    def write_config(self, proxy_protocol=None, trusted=None):
+        """config.ini; proxy_protocol/trusted override the relay's own (for a reload)."""
+        trusted = trusted or self.trusted
+        if proxy_protocol is None:
+            proxy_protocol = bool(trusted)
+        lines = ["consoleAddress = localhost",
+                 "allowedPorts = %d" % S["con"].echo_port,
+                 "passwordFile = users.txt",
+                 "serverName = localhost"]
+        if trusted:
+            lines += ["proxyProtocol = %s" % ("true" if proxy_protocol else "false"),
+                      "trustedProxies = " + trusted]
+        if self.debug:
+            lines.append("debugLogging = true")
+        lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
+                  "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
+                  "[logger]", "fileName = relay.log",
+                  "[limits]", "headerTimeout = %ds" % HEADER_TIMEOUT,
+                  "authFailLimit = %d" % AUTH_FAIL_LIMIT, "authFailBan = 60s"]
+        with open(self.cfg, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
     def find(self, event, since=0, **want):
         """First log record of `event` with the wanted fields, waiting up to 10 s."""
@@ -541,6 +550,42 @@ def limiter_bans_the_header_address():
     chk(st == 200 and ok, "another forwarded address from the same balancer still tunnels", st)
     st, ok, _ = through_a(v2("LOCAL"), True)
     chk(st == 200 and ok, "the balancer's own address (v2 LOCAL) is not banned", st)
+
+
+@rt.case(timeout=60)
+def reload_keeps_proxy_protocol_settings():
+    """Both keys are restart-only: a SIGHUP that changes them names them and changes
+    nothing until a restart."""
+    setup()
+    b = S["B"]
+    since = rt.log_offset(b.log)
+    b.write_config(trusted="127.0.0.0/8")
+    b.proc.signal(signal.SIGHUP)
+    rec = b.find("config.reload", since)
+    chk(rec is not None and rec.get("ok") is True
+        and "trustedProxies" in rec.get("restart_required", ""),
+        "reload: trustedProxies named in restart_required", rec)
+    sock = raw_from("127.0.0.1", b.https_port)
+    me = local_addr(sock)
+    send_quiet(sock, v1("TCP4", "203.0.113.70", "127.0.0.1", 40070, 443))
+    ok, detail = closed_silently(sock)
+    chk(ok and b.find("proxyproto.untrusted", since, client=me) is not None,
+        "reload: 127.0.0.1 still untrusted on relay B until a restart", detail)
+    since = rt.log_offset(b.log)
+    b.write_config(proxy_protocol=False)
+    b.proc.signal(signal.SIGHUP)
+    rec = b.find("config.reload", since)
+    chk(rec is not None and "proxyProtocol" in rec.get("restart_required", ""),
+        "reload: proxyProtocol named in restart_required", rec)
+    sock = raw_from("127.0.0.2", b.https_port)
+    try:
+        sock.sendall(v1("TCP4", "203.0.113.71", "127.0.0.1", 40071, 443))
+        st, ok = connect_echo(tls_over(sock))
+    finally:
+        sock.close()
+    chk(st == 200 and ok and b.find("tunnel.close", since, client="203.0.113.71:40071"),
+        "reload: PROXY headers still read from 127.0.0.2 until a restart", st)
+    b.write_config()
 
 
 # ================================================================= haproxy
