@@ -62,7 +62,7 @@ set_v6(struct net_addr *a, const unsigned char ip[16], unsigned port)
 
 /* ---- v1 --------------------------------------------------------------------------- */
 
-/* Decimal 0..max, 1-maxdigits digits, no leading zero (but "0" itself), nothing else. */
+/* Decimal 0..max in 1-5 digits, no leading zero (but "0" itself), nothing else. */
 static int
 dec(const unsigned char *p, size_t n, unsigned max, unsigned *out)
 {
