@@ -25,6 +25,7 @@
 #include "http.h"
 #include "limit.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "resolve.h"
 #include "secret.h"
 #include "server.h"
@@ -47,6 +48,7 @@ struct conn {
 	size_t head_max;             /* maxHeaderBytes when accepted (a reload may change it) */
 	size_t head_cap, head_len;
 	size_t fwd_off, fwd_end;     /* head[] bytes still to send upstream */
+	size_t pp_len;               /* PPHDR: PROXY header bytes taken into head[] so far */
 	struct http_request req;
 	struct target_addr target;
 	int forward;                 /* absolute-form (else CONNECT) */
@@ -79,7 +81,7 @@ struct conn {
 };
 
 static const char *const state_names[] = { "head", "resolve", "connect", "proxy", "tunnel",
-	"respond", "closing" };
+	"respond", "closing", "pphdr" };
 
 /* see conn.h */
 size_t
@@ -1417,6 +1419,104 @@ ws_interest(const struct conn *c)
 	return ev;
 }
 
+/* ---- PROXY protocol header (SPEC §2.1) ------------------------------------------------ */
+
+static void
+log_pp_fail(struct conn *c, const char *reason)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "proxyproto.fail")) {
+		log_str(&r, "client", c->peer); /* still the balancer's address */
+		log_str(&r, "reason", reason);
+		log_int(&r, "bytes", (int64_t)c->pp_len);
+		log_end(&r);
+	}
+}
+
+/* A whole header was read: its source address becomes the peer address (logs, the
+ * brute-force limiter, tunnel.open/close); LOCAL, UNKNOWN, UNSPEC and UNIX keep the
+ * balancer's. The head's deadline still counts from accept. */
+static void
+pp_done(struct conn *c, const struct pp_header *h)
+{
+	struct log_rec r;
+	char client[NET_ADDR_TEXT];
+
+	if (h->has_addr)
+		net_addr_text(&h->src, client, 1);
+	if (log_begin(&r, LOG_DEBUG, "proxyproto.header")) {
+		log_str(&r, "balancer", c->peer);
+		log_int(&r, "version", h->version);
+		log_str(&r, "client", h->has_addr ? client : c->peer);
+		log_bool(&r, "local", !h->has_addr);
+		log_end(&r);
+	}
+	if (h->has_addr) {
+		c->peer_addr = h->src;
+		memcpy(c->peer, client, sizeof client);
+	}
+	c->pp_len = 0;
+	set_state(c, CS_HEAD);
+}
+
+/* PPHDR: read the header from the raw socket without ever taking a byte past its end.
+ * Peek at what has arrived, then take exactly the bytes that are certainly header: all
+ * of them while the header is incomplete (a header has no end before its last byte), up
+ * to its end once it is whole; what follows stays in the socket for BearSSL or the HTTP
+ * head. Taking the bytes (not just peeking) keeps a half-sent header from making poll()
+ * spin. Returns 1 when c was closed. */
+static int
+pp_step(struct conn *c)
+{
+	size_t cap = c->head_cap < PP_MAX ? c->head_cap : PP_MAX, take;
+	struct pp_header h;
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		if (c->pp_len >= cap) { /* cannot happen: pp_parse refuses before PP_MAX */
+			log_pp_fail(c, "header too long");
+			conn_close(c, "bad PROXY header");
+			return 1;
+		}
+		n = recv(c->cfd, c->head + c->pp_len, cap - c->pp_len, MSG_PEEK);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			conn_close(c, "client i/o error");
+			return 1;
+		}
+		if (n == 0) {
+			if (c->pp_len == 0) {
+				conn_close(c, "client closed"); /* a balancer's TCP health check */
+				return 1;
+			}
+			log_pp_fail(c, "closed in the middle of the header");
+			conn_close(c, "client closed mid-PROXY header");
+			return 1;
+		}
+		rc = pp_parse((const unsigned char *)c->head, c->pp_len + (size_t)n, &h);
+		if (rc == ERR_INVAL) {
+			c->pp_len += (size_t)n;
+			log_pp_fail(c, h.reason);
+			conn_close(c, "bad PROXY header");
+			return 1;
+		}
+		take = rc == ERR_OK ? h.len - c->pp_len : (size_t)n;
+		n = recv(c->cfd, c->head + c->pp_len, take, 0); /* the bytes just peeked */
+		if (n != (ssize_t)take) {
+			conn_close(c, "client i/o error");
+			return 1;
+		}
+		c->pp_len += take;
+		if (rc == ERR_OK) {
+			pp_done(c, &h);
+			return 0;
+		}
+	}
+}
+
 /* ---- driving ------------------------------------------------------------------------ */
 
 /* Do everything that can be done now without blocking. */
@@ -1425,6 +1525,8 @@ run(struct conn *c)
 {
 	int rounds;
 
+	if (c->state == CS_PPHDR && (pp_step(c) || c->state == CS_PPHDR))
+		return; /* closed, or the header is not whole yet */
 	for (rounds = 0; rounds < 16; rounds++) {
 		int progress, rc = client_io(c);
 
@@ -1444,6 +1546,7 @@ run(struct conn *c)
 		case CS_RESOLVE:
 		case CS_CONNECT:
 		case CS_PROXY:
+		case CS_PPHDR:
 			return;
 		case CS_TUNNEL:
 			if (c->websocket) {
@@ -1551,6 +1654,10 @@ conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 	*cev = 0;
 	*ufd = c->ufd;
 	*uev = 0;
+	if (c->state == CS_PPHDR) {
+		*cev = POLLIN; /* the raw socket: BearSSL sees nothing before the header is read */
+		return;
+	}
 	if (c->sc) {
 		unsigned st = br_ssl_engine_current_state(&c->sc->eng);
 		if (st & BR_SSL_SENDREC)
@@ -1600,6 +1707,10 @@ conn_tick(struct conn *c, int64_t now)
 	case CS_HEAD:
 		conn_close(c, "header timeout");
 		break;
+	case CS_PPHDR:
+		log_pp_fail(c, "no complete header within headerTimeout");
+		conn_close(c, "header timeout");
+		break;
 	case CS_RESOLVE:
 		c->last_errno = ETIMEDOUT;
 		upstream_failed(c, 1);
@@ -1629,13 +1740,13 @@ conn_tick(struct conn *c, int64_t now)
 void
 conn_shutdown(struct conn *c)
 {
-	if (c->state == CS_HEAD && c->head_len == 0)
+	if ((c->state == CS_HEAD && c->head_len == 0) || c->state == CS_PPHDR)
 		conn_close(c, "shutting down");
 }
 
 /* see conn.h */
 struct conn *
-conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
+conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy_hdr)
 {
 	size_t head_cap = srv.cfg->max_header_bytes + CONN_HEAD_SLACK;
 	size_t total = conn_footprint(tls);
@@ -1648,7 +1759,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
 	p = block + sizeof *c;
 	c->cfd = fd;
 	c->ufd = -1;
-	c->state = CS_HEAD;
+	c->state = proxy_hdr ? CS_PPHDR : CS_HEAD;
 	c->over_limit = over_limit ? 1 : 0;
 	c->t_start = srv.now_ms;
 	c->deadline = srv.now_ms + (int64_t)srv.cfg->header_timeout * 1000;

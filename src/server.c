@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "net.h"
 #include "notify.h"
+#include "proxyproto.h"
 #include "resolve.h"
 #include "server.h"
 #include "tls.h"
@@ -31,12 +32,15 @@ struct server srv;
 struct listener {
 	int fd;
 	int tls;
+	int pp;             /* proxyProtocol: trusted peers only, a PROXY header first */
 	const char *name;
 	char addr[NET_ADDR_TEXT];
 };
 
 static struct listener listeners[2];
 static int nlisteners;
+static struct pp_cidr trusted[CFG_LIST_MAX]; /* trustedProxies, read once at start */
+static int ntrusted;
 static int64_t accept_paused_until;
 
 static struct conn **table;   /* slots; NULL = free */
@@ -142,6 +146,39 @@ server_begin_drain(const char *why)
 			conn_shutdown(table[i]);
 }
 
+/* trustedProxies as CIDRs. Like proxyProtocol, read at start only (a restart-only key). */
+static int
+load_trusted(const struct config *cfg, char *err, size_t errlen)
+{
+	int i;
+
+	for (ntrusted = 0, i = 0; i < cfg->trusted_proxies.n && i < CFG_LIST_MAX; i++) {
+		if (pp_cidr_parse(cfg->trusted_proxies.item[i], &trusted[ntrusted]) != ERR_OK) {
+			snprintf(err, errlen, "trustedProxies: %s: not an address or CIDR",
+			    cfg->trusted_proxies.item[i]);
+			return ERR_INVAL;
+		}
+		ntrusted++;
+	}
+	return ERR_OK;
+}
+
+/* proxyProtocol is on and the peer is not a trusted proxy: closed at once (SPEC §2.1). */
+static void
+refuse_untrusted(const struct listener *l, int fd, const struct net_addr *peer)
+{
+	struct log_rec r;
+	char addr[NET_ADDR_TEXT];
+
+	close(fd);
+	if (log_begin(&r, LOG_WARN, "proxyproto.untrusted")) {
+		net_addr_text(peer, addr, 1);
+		log_str(&r, "client", addr);
+		log_str(&r, "listener", l->name);
+		log_end(&r);
+	}
+}
+
 /* see server.h */
 int
 server_listen(const struct config *cfg, char *err, size_t errlen)
@@ -152,6 +189,8 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 	} want[] = { { cfg->https_listen, "https", 1 }, { cfg->http_listen, "http", 0 } };
 	size_t i;
 
+	if (cfg->proxy_protocol && load_trusted(cfg, err, errlen) != ERR_OK)
+		return ERR_INVAL;
 	for (i = 0; i < sizeof want / sizeof want[0]; i++) {
 		struct net_addr a;
 		int fd;
@@ -172,6 +211,7 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 		}
 		listeners[nlisteners].fd = fd;
 		listeners[nlisteners].tls = want[i].tls;
+		listeners[nlisteners].pp = cfg->proxy_protocol; /* both proxy listeners */
 		listeners[nlisteners].name = want[i].name;
 		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%s", want[i].text);
 		nlisteners++;
@@ -303,8 +343,12 @@ accept_some(struct listener *l)
 			}
 			return;
 		}
+		if (l->pp && !pp_cidr_match(trusted, ntrusted, &peer)) {
+			refuse_untrusted(l, fd, &peer);
+			continue;
+		}
 		over = srv.nconns >= srv.cfg->max_connections || srv.nconns >= table_size - SERVER_RESERVE;
-		if (srv.nconns >= table_size || conn_new(fd, &peer, l->tls, over) == NULL)
+		if (srv.nconns >= table_size || conn_new(fd, &peer, l->tls, over, l->pp) == NULL)
 			close(fd); /* beyond even the 503 reserve: refused outright */
 	}
 }
