@@ -8,14 +8,17 @@ Cases: CONNECT tunnel through the https proxy echoes 200 KiB byte-exact both way
 and TLS listener); a client's half-close ends the tunnel; Basic credentials from the proxy URL (right and wrong, never logged);
 proxy certificate from an untrusted CA -> 502 and a warn line naming the proxy and the
 reason; certificate for another name -> 502; proxy down -> 502; NO_PROXY bypass stays
-direct; absolute-form http:// forwarded through it; registration through it (TLS to the
+direct; absolute-form http:// forwarded through it; bytes a proxy sends right after its
+200 (a small proxy written here, plain and TLS) and pipelined client bytes are not lost; registration through it (TLS to the
 proxy, the console's TLS inside); start-up refusals (https proxy given by IP address, an
 unreadable RELAYPRO_PROXY_CA_FILE)."""
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
@@ -169,6 +172,86 @@ def tunnel_through_https_proxy():
     st, ok = tunnel(port, tls=True)
     rt.check(st == 200 and ok, "200 KiB echoed byte-exact, TLS listener and TLS proxy hop", st)
     relay.stop()
+
+
+class EagerProxy:
+    """A minimal proxy written here for one edge no real proxy shows on demand: it answers
+    CONNECT with 200 and, in the same write, the first bytes of the tunnel (then echoes).
+    TLS (with the test leaf) when `leaf` is given. One connection at a time, bounded."""
+
+    def __init__(self, leaf=None):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(20)
+        self.port = self.sock.getsockname()[1]
+        self.ctx = None
+        if leaf:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(leaf[0], leaf[1])
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        try:
+            conn.settimeout(10)
+            if self.ctx:
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 4096:
+                d = conn.recv(4096)
+                if not d:
+                    return
+                head += d
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + EAGER)
+            for _ in range(1000):
+                d = conn.recv(65536)
+                if not d:
+                    break
+                conn.sendall(d)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+EAGER = b"first-bytes-from-upstream-" * 5
+
+
+@rt.case
+def bytes_after_the_proxy_answer():
+    for kind in ("http", "https"):
+        fake = EagerProxy(S["leaf"] if kind == "https" else None)
+        url = "%s://localhost:%d" % (kind, fake.port)
+        relay, port, log = start_relay("relay-eager-" + kind, {"HTTPS_PROXY": url})
+        st, _, sock = rt.connect_tunnel("127.0.0.1", port, "localhost:%d" % S["con"].echo_port,
+                                        headers=rt.basic("u", "p"), tls=False,
+                                        pipelined=b"pipelined-from-client")
+        rt.check_eq(st, 200, "%s proxy that sends tunnel bytes with its 200: tunnel open" % kind)
+        if st == 200:
+            want = EAGER + b"pipelined-from-client"
+            got = b""
+            sock.settimeout(10)
+            for _ in range(100):
+                if len(got) >= len(want):
+                    break
+                d = sock.recv(4096)
+                if not d:
+                    break
+                got += d
+            rt.check_eq(got, want, "%s proxy: bytes after its answer head reach the client first, "
+                        "then the pipelined bytes come back" % kind)
+            sock.close()
+        relay.stop()
+        fake.stop()
 
 
 @rt.case
