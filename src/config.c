@@ -119,6 +119,7 @@ static const char *const env_alias[][2] = {
 static const char *const env_other[] = {
 	"RELAYPRO_CONFIG", "RELAYPRO_CA_BUNDLE_FILE", "RELAYPRO_CONSOLE_CA_FILE",
 	"RELAYPRO_LOGGER_CONF",
+	"RELAYPRO_PROXY_CA_FILE",    /* extra trust anchors for an https:// upstream proxy */
 	"RELAYPRO_UPGRADE_READY_FD", /* set by a running relay for the binary replacing it */
 	"RELAYPRO_WORKER",           /* set by the supervisor for its workers */
 };
@@ -857,6 +858,9 @@ check_combinations(struct loader *ld)
 	v = getenv("RELAYPRO_CONSOLE_CA_FILE");
 	if (v && *v && resolve_path(c->dir, v, c->console_ca_file, sizeof c->console_ca_file) != ERR_OK)
 		fail(ld, "environment RELAYPRO_CONSOLE_CA_FILE: path too long");
+	v = getenv("RELAYPRO_PROXY_CA_FILE");
+	if (v && *v && resolve_path(c->dir, v, c->proxy_ca_file, sizeof c->proxy_ca_file) != ERR_OK)
+		fail(ld, "environment RELAYPRO_PROXY_CA_FILE: path too long");
 }
 
 /* see config.h */

@@ -82,6 +82,7 @@ struct config {
 
 	char ca_bundle_file[CFG_PATH];   /* RELAYPRO_CA_BUNDLE_FILE or <privateFolder>/ca-bundle.pem */
 	char console_ca_file[CFG_PATH];  /* RELAYPRO_CONSOLE_CA_FILE */
+	char proxy_ca_file[CFG_PATH];    /* RELAYPRO_PROXY_CA_FILE (https:// upstream proxy) */
 };
 
 /* Which file to read (SPEC §6): cli_path (-c) if given, else RELAYPRO_CONFIG, else

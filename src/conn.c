@@ -19,6 +19,7 @@
 
 #include <bearssl.h>
 
+#include "anchors.h"
 #include "auth.h"
 #include "conn.h"
 #include "err.h"
@@ -78,10 +79,26 @@ struct conn {
 	char ws_accept[WS_ACCEPT_LEN + 1]; /* Sec-WebSocket-Accept for the 101 */
 	unsigned websocket : 1, ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1,
 	    ws_close_rcvd : 1, ws_up_dead : 1;
+	/* TLS to an https:// upstream proxy: the memory exists when such a route was configured
+	 * at start (conn_footprint); up_tls says the current hop uses it. */
+	br_ssl_client_context *ucc;
+	br_x509_minimal_context *uxc;
+	unsigned char *uibuf, *uobuf;
+	unsigned up_tls : 1, up_sock_eof : 1, up_hs_done : 1, preq_done : 1;
+	int up_err;                  /* BearSSL error that ended the hop (0: none) */
+	size_t pext_off, pext_end;   /* presp[] bytes after the proxy's answer head: the tunnel's */
 };
 
 static const char *const state_names[] = { "head", "resolve", "connect", "proxy", "tunnel",
 	"respond", "closing", "pphdr" };
+
+/* An https:// proxy route exists: every connection also holds the upstream TLS state.
+ * Decided once at start (conn_proxy_setup), with the anchors it checks the proxy against. */
+static int up_tls_mem;
+static struct anchors *proxy_ta;
+
+#define UP_TLS_BYTES (sizeof(br_ssl_client_context) + sizeof(br_x509_minimal_context) + \
+	CONN_UP_IBUF + CONN_UP_OBUF + 16) /* 16: alignment */
 
 /* see conn.h */
 size_t
@@ -89,7 +106,37 @@ conn_footprint(int tls)
 {
 	size_t n = sizeof(struct conn) + srv.cfg->max_header_bytes + CONN_HEAD_SLACK;
 
+	if (up_tls_mem)
+		n += UP_TLS_BYTES;
 	return n + (tls ? sizeof(br_ssl_server_context) + TLS_IBUF + TLS_OBUF : 2 * CONN_PLAIN_BUF);
+}
+
+/* see conn.h */
+int
+conn_proxy_setup(const struct config *cfg, char *err, size_t errlen)
+{
+	struct upstream_routes probe;
+	int any;
+
+	/* The environment is read whatever proxyEnabled says now: a reload may turn it on. */
+	any = upstream_load(&probe, 1, err, errlen) == ERR_OK && upstream_any_tls(&probe);
+	upstream_wipe(&probe);
+	err[0] = 0;
+	if (!any)
+		return ERR_OK;
+	proxy_ta = malloc(sizeof *proxy_ta);
+	if (proxy_ta == NULL) {
+		snprintf(err, errlen, "out of memory for the https:// proxy's trust anchors");
+		return ERR_IO;
+	}
+	if (upstream_trust_load(proxy_ta, cfg, err, errlen) != ERR_OK) {
+		anchors_wipe(proxy_ta);
+		free(proxy_ta);
+		proxy_ta = NULL;
+		return cfg->proxy_enabled ? ERR_INVAL : ERR_OK;
+	}
+	up_tls_mem = 1;
+	return ERR_OK;
 }
 
 /* The one place a state changes; logged at debug level. */
@@ -166,22 +213,6 @@ cout_empty(const struct conn *c)
 	if (c->sc)
 		return !(br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDREC);
 	return c->out_off == c->out_end;
-}
-
-/* ---- upstream socket I/O ------------------------------------------------------------ */
-
-/* read()/write() contracts on the upstream socket: bytes moved; 0 = EOF for up_read;
- * -1 with errno (EAGAIN when it would block). */
-static ssize_t
-up_read(struct conn *c, void *buf, size_t len)
-{
-	return read(c->ufd, buf, len);
-}
-
-static ssize_t
-up_write(struct conn *c, const void *buf, size_t len)
-{
-	return write(c->ufd, buf, len);
 }
 
 static void
@@ -363,6 +394,191 @@ log_auth_fail(struct conn *c, const char *reason)
 			log_str(&r, "user", c->who);
 		log_end(&r);
 	}
+}
+
+/* ---- upstream-side I/O -------------------------------------------------------------
+ *
+ * Everything that moves bytes on the upstream socket goes through these few functions, so
+ * the CONNECT exchange and the tunnel pump do not care whether the hop is plain TCP or TLS
+ * to an https:// proxy (c->up_tls). up_read/up_write have read()/write() contracts: the
+ * bytes moved, 0 at EOF (up_read), -1 with errno EAGAIN when it would block, -1 with
+ * another errno on error (EPROTO: the TLS session failed, c->up_err says why). With TLS,
+ * up_io moves records between the engine and the socket; up_interest derives the poll
+ * events from the engine. The TLS hop cannot carry a half-close: a client's EOF (plain
+ * listener) becomes close_notify to the proxy (up_shutdown), which passes the EOF on, but
+ * after it BearSSL drops the application data that still arrives; the tunnel ends when the
+ * proxy answers with its close_notify or EOF. (Holding the EOF back instead would keep a
+ * tunnel whose client has gone open until idleTimeout; a bare TCP FIN is a full close to
+ * proxies such as stunnel.)
+ */
+
+/* Start TLS to the proxy on the connected ufd. ERR_OK or ERR_CRYPTO. */
+static int
+up_tls_start(struct conn *c)
+{
+	if (c->ucc == NULL || proxy_ta == NULL)
+		return ERR_NOSPACE; /* the route appeared after start (see conn_proxy_setup) */
+	c->up_tls = 1;
+	c->up_sock_eof = c->up_hs_done = 0;
+	c->up_err = 0;
+	return upstream_tls_init(c->ucc, c->uxc, proxy_ta->ta, proxy_ta->n, c->uibuf, CONN_UP_IBUF,
+	    c->uobuf, CONN_UP_OBUF, c->via, NULL, 0);
+}
+
+/* TLS: move records between the engine and the socket until it would block. 1 on
+ * progress, 0 on none, -1 on a socket error (errno set). Plain: 0. */
+static int
+up_io(struct conn *c)
+{
+	br_ssl_engine_context *eng;
+	int progress = 0;
+
+	if (!c->up_tls)
+		return 0;
+	eng = &c->ucc->eng;
+	for (;;) {
+		unsigned st = br_ssl_engine_current_state(eng);
+		int moved = 0;
+		size_t len;
+		unsigned char *b;
+		ssize_t n;
+
+		if (st & BR_SSL_CLOSED)
+			return progress;
+		if (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))
+			c->up_hs_done = 1;
+		if (st & BR_SSL_SENDREC) {
+			b = br_ssl_engine_sendrec_buf(eng, &len);
+			n = write(c->ufd, b, len);
+			if (n > 0) {
+				br_ssl_engine_sendrec_ack(eng, (size_t)n);
+				moved = 1;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				return -1;
+			}
+		}
+		if ((st & BR_SSL_RECVREC) && !c->up_sock_eof) {
+			b = br_ssl_engine_recvrec_buf(eng, &len);
+			n = read(c->ufd, b, len);
+			if (n > 0) {
+				br_ssl_engine_recvrec_ack(eng, (size_t)n);
+				moved = 1;
+			} else if (n == 0) {
+				c->up_sock_eof = 1;
+				moved = 1;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return -1;
+			}
+		}
+		if (!moved)
+			return progress;
+		progress = 1;
+	}
+}
+
+/* TLS: the session can carry no more application data. Returns 0 while it can; else -1
+ * with errno (EPROTO and c->up_err for a TLS failure, EPIPE after a clean close). */
+static int
+up_tls_dead(struct conn *c)
+{
+	unsigned st = br_ssl_engine_current_state(&c->ucc->eng);
+
+	if (st & BR_SSL_CLOSED) {
+		c->up_err = br_ssl_engine_last_error(&c->ucc->eng);
+		errno = c->up_err == BR_ERR_OK ? EPIPE : EPROTO;
+		return -1;
+	}
+	if (c->up_sock_eof && !c->up_hs_done) {
+		c->up_err = BR_ERR_IO; /* the proxy hung up during the handshake */
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+static ssize_t
+up_write(struct conn *c, const void *buf, size_t len)
+{
+	br_ssl_engine_context *eng;
+	unsigned char *b;
+	size_t room;
+
+	if (!c->up_tls)
+		return write(c->ufd, buf, len);
+	eng = &c->ucc->eng;
+	if (up_io(c) < 0 || up_tls_dead(c) < 0)
+		return -1;
+	b = br_ssl_engine_sendapp_buf(eng, &room);
+	if (b == NULL) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (room > len)
+		room = len;
+	memcpy(b, buf, room);
+	br_ssl_engine_sendapp_ack(eng, room);
+	br_ssl_engine_flush(eng, 0);
+	(void)up_io(c); /* a socket error shows on the next call */
+	return (ssize_t)room;
+}
+
+static ssize_t
+up_read(struct conn *c, void *buf, size_t len)
+{
+	br_ssl_engine_context *eng;
+	unsigned char *b;
+	size_t avail;
+
+	if (!c->up_tls)
+		return read(c->ufd, buf, len);
+	eng = &c->ucc->eng;
+	if (up_io(c) < 0)
+		return -1;
+	b = br_ssl_engine_recvapp_buf(eng, &avail);
+	if (b != NULL) {
+		if (avail > len)
+			avail = len;
+		memcpy(buf, b, avail);
+		br_ssl_engine_recvapp_ack(eng, avail);
+		(void)up_io(c); /* the engine may want the next record now */
+		return (ssize_t)avail;
+	}
+	if (up_tls_dead(c) < 0)
+		return errno == EPIPE ? 0 : -1; /* close_notify: EOF */
+	if (c->up_sock_eof)
+		return 0; /* TCP EOF after the handshake: the end of the tunnel */
+	errno = EAGAIN;
+	return -1;
+}
+
+/* Half-close towards the upstream (plain listener, client EOF); see above for TLS. */
+static void
+up_shutdown(struct conn *c)
+{
+	if (!c->up_tls) {
+		shutdown(c->ufd, SHUT_WR);
+		return;
+	}
+	br_ssl_engine_close(&c->ucc->eng);
+	(void)up_io(c); /* send the close_notify; errors show on the next read */
+}
+
+/* Poll events for the upstream socket: want_in / want_out are what the caller wants to
+ * read / write; with TLS the engine decides (it reads at most one record ahead). */
+static short
+up_interest(const struct conn *c, int want_in, int want_out)
+{
+	unsigned st;
+	short ev = 0;
+
+	if (!c->up_tls)
+		return (short)((want_in ? POLLIN : 0) | (want_out ? POLLOUT : 0));
+	st = br_ssl_engine_current_state(&c->ucc->eng);
+	if (st & BR_SSL_SENDREC)
+		ev |= POLLOUT;
+	if ((st & BR_SSL_RECVREC) && !c->up_sock_eof)
+		ev |= POLLIN;
+	return ev;
 }
 
 /* ---- upstream ----------------------------------------------------------------------- */
@@ -565,54 +781,76 @@ tunnel_start(struct conn *c)
 	return 0;
 }
 
-/* PROXY state: send CONNECT to the upstream proxy, read its answer head (and not a byte
- * more: what follows belongs to the tunnel). Returns 1 when the connection was closed. */
+/* The TLS session to an https:// proxy failed: log the proxy and BearSSL's reason (never
+ * its credentials), answer 502. */
+static void
+proxy_tls_failed(struct conn *c)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "upstream.proxy_tls_fail")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "proxy", c->via->host.name);
+		log_int(&r, "proxy_port", c->via->port);
+		/* no TLS memory: the https:// route appeared by a reload after start */
+		log_str(&r, "reason", c->ucc && proxy_ta ? upstream_tls_error(c->up_err) : "restart_required");
+		log_int(&r, "code", c->up_err);
+		log_end(&r);
+	}
+	respond_error(c, 502, "upstream_unreachable", "cannot reach the upstream proxy", NULL);
+}
+
+/* An upstream I/O error in PROXY state (errno set by up_read/up_write). */
+static void
+proxy_io_failed(struct conn *c)
+{
+	if (c->up_tls && errno == EPROTO) {
+		proxy_tls_failed(c);
+		return;
+	}
+	c->last_errno = errno;
+	upstream_failed(c, 0);
+}
+
+/* PROXY state: send CONNECT to the upstream proxy (through TLS for an https:// proxy) and
+ * read its answer head. Bytes that came after the head belong to the tunnel: they stay in
+ * presp[pext_off..pext_end) for pump_down. Returns 1 when the connection was closed. */
 static int
 proxy_step(struct conn *c)
 {
 	char req[UPSTREAM_REQ_MAX];
 	size_t len = upstream_connect_request(c->via, &c->target.host, c->target.port, req, sizeof req);
-	size_t head_len, i;
+	size_t head_len;
 	ssize_t n;
 	int status, rc;
 
 	while (c->preq_off < len) {
-		n = write(c->ufd, req + c->preq_off, len - c->preq_off);
+		n = up_write(c, req + c->preq_off, len - c->preq_off);
 		if (n <= 0) {
+			int e = errno;
 			secret_wipe(req, sizeof req);
-			if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				c->last_errno = errno;
-				upstream_failed(c, 0);
-			}
+			errno = e;
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				proxy_io_failed(c);
 			return 0;
 		}
 		c->preq_off += (size_t)n;
 	}
+	c->preq_done = 1;
 	secret_wipe(req, sizeof req); /* it may carry the proxy's credentials */
 	for (;;) {
-		size_t room = sizeof c->presp - c->presp_len, take;
-		n = recv(c->ufd, c->presp + c->presp_len, room, MSG_PEEK);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			c->last_errno = n == 0 ? ECONNRESET : errno;
-			upstream_failed(c, 0);
+		n = up_read(c, c->presp + c->presp_len, sizeof c->presp - c->presp_len);
+		if (n == 0) {
+			errno = ECONNRESET;
+			proxy_io_failed(c);
 			return 0;
 		}
-		if (n < 0)
-			return 0;
-		/* Everything up to the blank line is head; take no more than that. */
-		take = (size_t)n;
-		for (i = c->presp_len > 3 ? c->presp_len - 3 : 0; i + 3 < c->presp_len + (size_t)n; i++) {
-			if (memcmp(c->presp + i, "\r\n\r\n", 4) == 0) {
-				take = i + 4 - c->presp_len;
-				break;
-			}
-		}
-		if (recv(c->ufd, c->presp + c->presp_len, take, 0) != (ssize_t)take) {
-			c->last_errno = EIO;
-			upstream_failed(c, 0);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				proxy_io_failed(c);
 			return 0;
 		}
-		c->presp_len += take;
+		c->presp_len += (size_t)n;
 		rc = upstream_parse_answer(c->presp, c->presp_len, &status, &head_len);
 		if (rc == ERR_OK)
 			break;
@@ -622,6 +860,8 @@ proxy_step(struct conn *c)
 			return 0;
 		}
 	}
+	c->pext_off = head_len;
+	c->pext_end = c->presp_len;
 	if (status != 200) {
 		struct log_rec r;
 		if (log_begin(&r, LOG_WARN, "upstream.proxy_refused")) {
@@ -1071,7 +1311,7 @@ pump_up(struct conn *c)
 	ssize_t n;
 
 	while (c->fwd_off < c->fwd_end) {
-		n = write(c->ufd, c->head + c->fwd_off, c->fwd_end - c->fwd_off);
+		n = up_write(c, c->head + c->fwd_off, c->fwd_end - c->fwd_off);
 		if (n <= 0)
 			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
 		c->fwd_off += (size_t)n;
@@ -1079,7 +1319,7 @@ pump_up(struct conn *c)
 		progress = 1;
 	}
 	while ((b = cin_buf(c, &len)) != NULL) {
-		n = write(c->ufd, b, len);
+		n = up_write(c, b, len);
 		if (n <= 0)
 			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
 		cin_ack(c, (size_t)n);
@@ -1098,8 +1338,17 @@ pump_down(struct conn *c)
 	unsigned char *b;
 	ssize_t n;
 
-	while (!c->upstream_eof && (b = cout_buf(c, &len)) != NULL) {
-		n = read(c->ufd, b, len);
+	while (c->pext_off < c->pext_end && (b = cout_buf(c, &len)) != NULL) {
+		/* what the proxy sent right after its answer head */
+		n = (ssize_t)(c->pext_end - c->pext_off < len ? c->pext_end - c->pext_off : len);
+		memcpy(b, c->presp + c->pext_off, (size_t)n);
+		cout_ack(c, (size_t)n);
+		c->pext_off += (size_t)n;
+		c->down_bytes += (size_t)n;
+		progress = 1;
+	}
+	while (!c->upstream_eof && c->pext_off == c->pext_end && (b = cout_buf(c, &len)) != NULL) {
+		n = up_read(c, b, len);
 		if (n > 0) {
 			cout_ack(c, (size_t)n);
 			c->down_bytes += (size_t)n;
@@ -1144,7 +1393,7 @@ tunnel_eof(struct conn *c)
 	}
 	/* Plain: half-close both ways. */
 	if (c->client_eof && up_empty && !c->up_shut) {
-		shutdown(c->ufd, SHUT_WR);
+		up_shutdown(c);
 		c->up_shut = 1;
 	}
 	if (c->upstream_eof && cout_empty(c) && !c->down_shut) {
@@ -1207,8 +1456,11 @@ ws_fail(struct conn *c, unsigned code, const char *why)
 static void
 ws_up_done(struct conn *c)
 {
-	if (c->ufd >= 0 && !c->ws_up_dead)
+	if (c->ufd >= 0 && !c->ws_up_dead) {
+		if (c->up_tls)
+			up_shutdown(c); /* close_notify to an https:// proxy first */
 		shutdown(c->ufd, SHUT_RDWR);
+	}
 	c->ws_up_dead = 1;
 	c->ws_ready = 0;
 }
@@ -1549,6 +1801,10 @@ run(struct conn *c)
 		case CS_PPHDR:
 			return;
 		case CS_TUNNEL:
+			if (up_io(c) < 0) {
+				conn_close(c, "upstream i/o error");
+				return;
+			}
 			if (c->websocket) {
 				if ((rc = ws_tunnel(c)) < 0)
 					return;
@@ -1634,6 +1890,13 @@ conn_events(struct conn *c, short crev, short urev)
 		if (c->via) {
 			set_state(c, CS_PROXY);
 			c->preq_off = c->presp_len = 0;
+			c->preq_done = 0;
+			if (c->via->tls && up_tls_start(c) != ERR_OK) {
+				c->up_err = BR_ERR_BAD_PARAM;
+				proxy_tls_failed(c);
+				run(c);
+				return;
+			}
 			if (proxy_step(c))
 				return;
 		} else if (tunnel_start(c)) {
@@ -1676,18 +1939,18 @@ conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 		if (c->state == CS_CONNECT) {
 			*uev = POLLOUT;
 		} else if (c->state == CS_PROXY) {
-			*uev = POLLIN | POLLOUT;
+			*uev = up_interest(c, 1, !c->preq_done);
 		} else if (c->state == CS_TUNNEL && c->websocket) {
-			*uev = ws_interest(c);
+			short w = ws_interest(c);
+			*uev = up_interest(c, (w & POLLIN) != 0, (w & POLLOUT) != 0);
 		} else if (c->state == CS_TUNNEL) {
 			unsigned st = c->sc ? br_ssl_engine_current_state(&c->sc->eng) : 0;
 			/* Read upstream only while the client side has room; write when we hold
 			 * bytes for it. */
-			if (!c->upstream_eof && (c->sc ? (st & BR_SSL_SENDAPP) != 0 : c->out_end < c->olen))
-				*uev |= POLLIN;
-			if (c->fwd_off < c->fwd_end ||
-			    (c->sc ? (st & BR_SSL_RECVAPP) != 0 : c->in_off < c->in_end))
-				*uev |= POLLOUT;
+			*uev = up_interest(c,
+			    !c->upstream_eof && (c->sc ? (st & BR_SSL_SENDAPP) != 0 : c->out_end < c->olen),
+			    c->fwd_off < c->fwd_end ||
+			    (c->sc ? (st & BR_SSL_RECVAPP) != 0 : c->in_off < c->in_end));
 		}
 	}
 }
@@ -1786,6 +2049,16 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 		c->obuf = p + CONN_PLAIN_BUF;
 		c->olen = CONN_PLAIN_BUF;
 	}
+	p += tls ? TLS_IBUF + TLS_OBUF : 2 * CONN_PLAIN_BUF;
+	if (up_tls_mem) {
+		p = block + ((size_t)(p - block) + 15) / 16 * 16;
+		c->ucc = (br_ssl_client_context *)(void *)p;
+		p += sizeof(br_ssl_client_context);
+		c->uxc = (br_x509_minimal_context *)(void *)p;
+		p += sizeof(br_x509_minimal_context);
+		c->uibuf = p;
+		c->uobuf = p + CONN_UP_IBUF;
+	}
 	http_init(&c->req);
 	c->slot = server_add_conn(c);
 	if (c->slot < 0) {
@@ -1825,6 +2098,11 @@ conn_close(struct conn *c, const char *reason)
 	close(c->cfd);
 	if (c->sc)
 		secret_wipe(c->sc, sizeof *c->sc); /* session keys */
+	if (c->up_tls) {
+		secret_wipe(c->ucc, sizeof *c->ucc); /* the proxy hop's keys */
+		secret_wipe(c->uobuf, CONN_UP_OBUF); /* may have held Proxy-Authorization */
+		secret_wipe(c->uibuf, CONN_UP_IBUF);
+	}
 	secret_wipe(c->head, c->head_cap);   /* credentials */
 	free(c);
 }

@@ -28,14 +28,20 @@
 #ifndef RELAYPRO_CONN_H
 #define RELAYPRO_CONN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include <bearssl.h>
+
+#include "config.h"
 #include "net.h"
 
 #define CONN_PLAIN_BUF 16384   /* plain listener: each direction's buffer */
 #define CONN_HEAD_SLACK 512    /* room to rewrite an absolute-form head (Host, Connection) */
 #define CONN_LINGER_MS 2000    /* CLOSING: discard input at most this long */
 #define CONN_RESPOND_MS 5000   /* RESPOND/CLOSING: give up on a client that reads nothing */
+#define CONN_UP_IBUF BR_SSL_BUFSIZE_INPUT /* TLS to an https:// proxy: a full incoming record */
+#define CONN_UP_OBUF (4096 + 85)          /* ... outgoing records carry up to 4 KiB */
 
 enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING,
 	CS_PPHDR };
@@ -68,6 +74,14 @@ void conn_resolved(struct conn *c);
 void conn_shutdown(struct conn *c);
 
 enum conn_state conn_state(const struct conn *c);
+
+/* At start, after the routes are known: when the environment names an https:// proxy
+ * (whatever proxyEnabled says now, as a reload may turn it on), load the anchors its
+ * certificate is checked against (upstream_trust_load) and give every connection from
+ * now on the memory for a TLS hop to it. ERR_OK, or an error with a message in err when
+ * proxyEnabled is on and the anchors cannot be loaded (with it off, that hop is left
+ * unavailable: such a route then answers 502). */
+int conn_proxy_setup(const struct config *cfg, char *err, size_t errlen);
 
 /* Bytes allocated per connection for a listener kind (for docs and the start log). */
 size_t conn_footprint(int tls);

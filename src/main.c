@@ -820,6 +820,10 @@ cmd_run(const char *cli_path)
 		return start_fail("resolver", strerror(errno));
 	if (server_set_policy(&cfg, err, sizeof err) != ERR_OK)
 		return start_fail("targets", err);
+	if (conn_proxy_setup(&cfg, err, sizeof err) != ERR_OK)
+		return start_fail("https proxy", err);
+	if (err[0])
+		log_msg(LOG_WARN, "upstream.proxy_trust", err); /* proxyEnabled off: not fatal */
 	if (server_listen(&cfg, err, sizeof err) != ERR_OK)
 		return start_fail("listen", err);
 	if (getenv("RELAYPRO_WORKER"))

@@ -22,6 +22,7 @@
 
 #include <bearssl.h>
 
+#include "anchors.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
@@ -35,21 +36,7 @@
 #define RELAYPRO_VERSION "dev"
 #endif
 
-#define TA_MAX 512                 /* certificates kept from one CA source */
-#define TA_ARENA (256 * 1024)      /* their names and keys (the system bundle needs ~80 KiB) */
-#define CA_READ_MAX (4 << 20)      /* bytes read from a CA file */
-
 enum { A_DONE, A_RETRY, A_SLOW };
-
-/* Trust anchors decoded from PEM; names and keys live in arena, which never moves. */
-struct anchors {
-	br_x509_trust_anchor ta[TA_MAX];
-	size_t n, used, mark;
-	int over, in_cert;
-	unsigned char arena[TA_ARENA];
-	br_pem_decoder_context pc;
-	br_x509_decoder_context xc;
-};
 
 /* Everything one registration thread owns; wiped and freed when it ends. */
 struct reg {
@@ -73,6 +60,18 @@ struct reg {
 	int via_proxy;             /* proxyEnabled and HTTPS_PROXY applies (SPEC §2.4) */
 	struct upstream_proxy proxy;
 	struct target_host target;
+	struct reg_ptls *pt;       /* https:// proxy: the TLS session to it, else NULL */
+};
+
+/* An https:// proxy: the console's TLS session runs inside a TLS session to the proxy
+ * (SPEC §2.4). Allocated only then; its anchors are read once, by register_start. */
+struct reg_ptls {
+	struct anchors an;
+	char trust_err[CFG_PATH + 160]; /* why the anchors could not be loaded ("" when they were) */
+	br_ssl_client_context cc;
+	br_x509_minimal_context xc;
+	br_sslio_context io;
+	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 };
 
 /* gen changes on every start and stop; a thread whose gen is stale is cancelled. mu
@@ -415,133 +414,20 @@ register_parse_answer(const char *body, size_t len, int64_t *relay_id, char *tok
 
 /* ---------------------------------------------------------------- trust anchors */
 
-static void
-dn_append(void *ctx, const void *buf, size_t len)
-{
-	struct anchors *a = ctx;
-
-	if (a->over || len > TA_ARENA - a->used) {
-		a->over = 1;
-		return;
-	}
-	memcpy(a->arena + a->used, buf, len);
-	a->used += len;
-}
-
-static unsigned char *
-arena_copy(struct anchors *a, const unsigned char *p, size_t len)
-{
-	unsigned char *r = a->arena + a->used;
-
-	dn_append(a, p, len);
-	return a->over ? NULL : r;
-}
-
-static void
-to_x509(void *ctx, const void *buf, size_t len)
-{
-	br_x509_decoder_push(ctx, buf, len);
-}
-
-/* A CERTIFICATE object ended: keep it when it decoded and fits, else roll back. */
-static void
-anchor_end(struct anchors *a)
-{
-	const br_x509_pkey *pk = br_x509_decoder_get_pkey(&a->xc);
-	br_x509_trust_anchor *ta = &a->ta[a->n];
-	int ok = pk != NULL && !a->over && a->n < TA_MAX;
-
-	if (ok) {
-		ta->dn.data = a->arena + a->mark;
-		ta->dn.len = a->used - a->mark;
-		ta->flags = br_x509_decoder_isCA(&a->xc) ? BR_X509_TA_CA : 0;
-		ta->pkey = *pk;
-		if (pk->key_type == BR_KEYTYPE_RSA) {
-			ta->pkey.key.rsa.n = arena_copy(a, pk->key.rsa.n, pk->key.rsa.nlen);
-			ta->pkey.key.rsa.e = arena_copy(a, pk->key.rsa.e, pk->key.rsa.elen);
-		} else if (pk->key_type == BR_KEYTYPE_EC) {
-			ta->pkey.key.ec.q = arena_copy(a, pk->key.ec.q, pk->key.ec.qlen);
-		} else {
-			a->over = 1;
-		}
-		ok = !a->over;
-	}
-	if (ok)
-		a->n++;
-	else
-		a->used = a->mark;
-	a->over = 0;
-}
-
-/* Feed PEM text; a damaged object is dropped and decoding goes on. */
-static void
-anchors_push(struct anchors *a, const char *p, size_t n)
-{
-	while (n > 0) {
-		size_t k = br_pem_decoder_push(&a->pc, p, n);
-
-		p += k;
-		n -= k;
-		switch (br_pem_decoder_event(&a->pc)) {
-		case BR_PEM_BEGIN_OBJ:
-			a->in_cert = strcmp(br_pem_decoder_name(&a->pc), "CERTIFICATE") == 0;
-			a->mark = a->used;
-			br_x509_decoder_init(&a->xc, dn_append, a);
-			br_pem_decoder_setdest(&a->pc, a->in_cert ? to_x509 : NULL, &a->xc);
-			break;
-		case BR_PEM_END_OBJ:
-			if (a->in_cert)
-				anchor_end(a);
-			a->in_cert = 0;
-			break;
-		case BR_PEM_ERROR:
-			a->used = a->mark;
-			a->in_cert = a->over = 0;
-			break;
-		}
-	}
-}
-
 /* Load the anchors for this attempt (the operator may fix a CA file between attempts).
  * ERR_OK with at least one anchor, or a reason in why. */
 static int
 load_anchors(struct reg *r, char *why, size_t whylen)
 {
 	struct anchors *a = &r->an;
-	const char *path = r->ca[0] ? r->ca : r->ca_file[0] ? r->ca_file : REG_SYSTEM_BUNDLE;
-	char chunk[4096];
-	size_t total = 0;
+	const char *src = r->ca[0] ? r->ca : r->ca_file[0] ? r->ca_file : REG_SYSTEM_BUNDLE;
 
-	a->n = a->used = 0;
-	a->over = a->in_cert = 0;
-	br_pem_decoder_init(&a->pc);
-	if (strstr(r->ca, "-----BEGIN") != NULL) {
-		const char *p = r->ca, *bs;
-		/* Inline PEM; a literal backslash-n (one-line environment values) is a newline. */
-		while ((bs = strstr(p, "\\n")) != NULL) {
-			anchors_push(a, p, (size_t)(bs - p));
-			anchors_push(a, "\n", 1);
-			p = bs + 2;
-		}
-		anchors_push(a, p, strlen(p));
-		path = "inline consoleCACert";
-	} else {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t k;
-
-		if (fd < 0) {
-			snprintf(why, whylen, "cannot read CA file %.1024s: %s", path, strerror(errno));
-			return ERR_IO;
-		}
-		while (total < CA_READ_MAX && (k = read(fd, chunk, sizeof chunk)) > 0) {
-			anchors_push(a, chunk, (size_t)k);
-			total += (size_t)k;
-		}
-		close(fd);
-	}
-	anchors_push(a, "\n", 1); /* ends a last line that has no newline */
+	anchors_reset(a);
+	if (anchors_add_value(a, src, why, whylen) != ERR_OK)
+		return ERR_IO;
 	if (a->n == 0) {
-		snprintf(why, whylen, "no usable CA certificate in %.1024s", path);
+		snprintf(why, whylen, "no usable CA certificate in %.1024s",
+		    strstr(src, "-----BEGIN") ? "inline consoleCACert" : src);
 		return ERR_INVAL;
 	}
 	return ERR_OK;
@@ -550,7 +436,7 @@ load_anchors(struct reg *r, char *why, size_t whylen)
 /* ---------------------------------------------------------------- the attempt */
 
 static int
-sock_read(void *ctx, unsigned char *buf, size_t len)
+raw_read(void *ctx, unsigned char *buf, size_t len)
 {
 	struct reg *r = ctx;
 	ssize_t n;
@@ -569,7 +455,7 @@ sock_read(void *ctx, unsigned char *buf, size_t len)
 }
 
 static int
-sock_write(void *ctx, const unsigned char *buf, size_t len)
+raw_write(void *ctx, const unsigned char *buf, size_t len)
 {
 	struct reg *r = ctx;
 	ssize_t n;
@@ -587,28 +473,95 @@ sock_write(void *ctx, const unsigned char *buf, size_t len)
 	return -1;
 }
 
-/* Through the upstream proxy: CONNECT to the console and read the answer head byte by
- * byte (what follows it is the console's TLS). */
+/* The console session's transport: the socket, or the TLS session to an https:// proxy. */
+static int
+sock_read(void *ctx, unsigned char *buf, size_t len)
+{
+	struct reg *r = ctx;
+
+	return r->pt ? br_sslio_read(&r->pt->io, buf, len) : raw_read(ctx, buf, len);
+}
+
+static int
+sock_write(void *ctx, const unsigned char *buf, size_t len)
+{
+	struct reg *r = ctx;
+
+	if (r->pt == NULL)
+		return raw_write(ctx, buf, len);
+	if (br_sslio_write_all(&r->pt->io, buf, len) != 0 || br_sslio_flush(&r->pt->io) != 0)
+		return -1;
+	return (int)len;
+}
+
+/* Why the TLS session to an https:// proxy failed. */
+static void
+proxy_tls_why(struct reg *r, char *why, size_t whylen)
+{
+	int err = br_ssl_engine_last_error(&r->pt->cc.eng);
+
+	if (err == BR_ERR_OK || err == BR_ERR_IO)
+		snprintf(why, whylen, "tls to the proxy %s: connection %s", r->proxy.host.name,
+		    r->io_errno ? strerror(r->io_errno) : "closed");
+	else
+		snprintf(why, whylen, "tls to the proxy %s: %s", r->proxy.host.name,
+		    upstream_tls_error(err));
+}
+
+/* Through the upstream proxy (inside TLS to it for an https:// proxy): CONNECT to the
+ * console and read the answer head byte by byte (what follows it is the console's TLS). */
 static int
 proxy_connect(struct reg *r, char *why, size_t whylen)
 {
 	char req[UPSTREAM_REQ_MAX], head[1024];
 	size_t len = upstream_connect_request(&r->proxy, &r->target, (unsigned)atoi(r->port), req,
 	    sizeof req), n = 0, hl;
-	int status = 0, rc = ERR_TRUNC;
+	int status = 0, rc = ERR_TRUNC, sent;
 
-	if (len == 0 || send(r->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
-		secret_wipe(req, sizeof req);
-		snprintf(why, whylen, "cannot send CONNECT to the proxy");
-		return ERR_IO;
+	r->deadline = loop_now_ms() + REG_ATTEMPT_MS;
+	r->io_errno = 0;
+	if (r->pt) {
+		struct reg_ptls *pt = r->pt;
+		unsigned char seed[32];
+		if (pt->trust_err[0]) {
+			snprintf(why, whylen, "%s", pt->trust_err);
+			secret_wipe(req, sizeof req);
+			close(r->fd);
+			r->fd = -1;
+			return ERR_IO;
+		}
+		br_hmac_drbg_generate(&r->rng, seed, sizeof seed);
+		rc = upstream_tls_init(&pt->cc, &pt->xc, pt->an.ta, pt->an.n, pt->iobuf,
+		    BR_SSL_BUFSIZE_INPUT, pt->iobuf + BR_SSL_BUFSIZE_INPUT,
+		    sizeof pt->iobuf - BR_SSL_BUFSIZE_INPUT, &r->proxy, seed, sizeof seed);
+		secret_wipe(seed, sizeof seed);
+		br_sslio_init(&pt->io, &pt->cc.eng, raw_read, r, raw_write, r);
+		sent = rc == ERR_OK && len > 0 && br_sslio_write_all(&pt->io, req, len) == 0 &&
+		    br_sslio_flush(&pt->io) == 0;
+		rc = ERR_TRUNC;
+	} else {
+		sent = len > 0 && send(r->fd, req, len, MSG_NOSIGNAL) == (ssize_t)len;
 	}
 	secret_wipe(req, sizeof req);
-	while (rc == ERR_TRUNC && n < sizeof head && recv(r->fd, head + n, 1, 0) == 1) {
+	if (!sent) {
+		if (r->pt)
+			proxy_tls_why(r, why, whylen);
+		else
+			snprintf(why, whylen, "cannot send CONNECT to the proxy");
+		close(r->fd);
+		r->fd = -1;
+		return ERR_IO;
+	}
+	while (rc == ERR_TRUNC && n < sizeof head && (r->pt ?
+	    br_sslio_read(&r->pt->io, head + n, 1) == 1 : recv(r->fd, head + n, 1, 0) == 1)) {
 		n++;
 		rc = upstream_parse_answer(head, n, &status, &hl);
 	}
 	if (rc != ERR_OK || status != 200) {
-		snprintf(why, whylen, "the upstream proxy refused the tunnel (status %d)", status);
+		if (r->pt && rc == ERR_TRUNC && br_ssl_engine_last_error(&r->pt->cc.eng) != BR_ERR_OK)
+			proxy_tls_why(r, why, whylen);
+		else
+			snprintf(why, whylen, "the upstream proxy refused the tunnel (status %d)", status);
 		close(r->fd);
 		r->fd = -1;
 		return ERR_IO;
@@ -790,6 +743,10 @@ reg_free(struct reg *r)
 {
 	secret_wipe(r->req, r->reqlen);
 	free(r->req);
+	if (r->pt) {
+		secret_wipe(r->pt, sizeof *r->pt);
+		free(r->pt);
+	}
 	secret_wipe(r, sizeof *r);
 	free(r);
 }
@@ -810,6 +767,10 @@ reg_main(void *arg)
 		c = attempt(r, &id, &status, &level, why, sizeof why);
 		secret_wipe(r->resp, sizeof r->resp);
 		secret_wipe(r->iobuf, sizeof r->iobuf);
+		if (r->pt) {
+			secret_wipe(r->pt->iobuf, sizeof r->pt->iobuf);
+			secret_wipe(&r->pt->cc, sizeof r->pt->cc);
+		}
 		if (c == A_DONE) {
 			pthread_mutex_lock(&mu);
 			if (!cancelled(r)) {
@@ -877,7 +838,7 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 		/* Registration takes the same route as the tunnels (SPEC §2.4). */
 		static struct upstream_routes routes;
 		const struct upstream_proxy *p;
-		char err[160];
+		char err[CFG_PATH + 160];
 		unsigned port = (unsigned)atoi(r->port);
 		if (upstream_load(&routes, 1, err, sizeof err) == ERR_OK &&
 		    target_parse_host(r->host, strlen(r->host), &r->target) == TARGET_OK &&
@@ -886,6 +847,15 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 			r->via_proxy = 1;
 		}
 		upstream_wipe(&routes);
+		if (r->via_proxy && r->proxy.tls) {
+			r->pt = calloc(1, sizeof *r->pt);
+			if (r->pt == NULL) {
+				reg_free(r);
+				return ERR_IO;
+			}
+			if (upstream_trust_load(&r->pt->an, cfg, err, sizeof err) != ERR_OK)
+				snprintf(r->pt->trust_err, sizeof r->pt->trust_err, "%s", err);
+		}
 	}
 	memcpy(r->ca, cfg->console_ca_cert, sizeof r->ca);
 	memcpy(r->ca_file, cfg->console_ca_file, sizeof r->ca_file);

@@ -6,9 +6,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "anchors.h"
 #include "b64.h"
 #include "err.h"
 #include "secret.h"
+#include "tls.h"
 #include "upstream.h"
 
 static const char *
@@ -40,13 +42,12 @@ parse_proxy(const char *name, const char *url, struct upstream_proxy *p, char *e
 
 	memset(p, 0, sizeof *p);
 	if (strncasecmp(s, "https://", 8) == 0) {
-		snprintf(err, errlen, "%s: https:// proxies are not supported yet (use http://)", name);
-		return ERR_INVAL;
-	}
-	if (strncasecmp(s, "http://", 7) == 0)
+		s += 8;
+		p->tls = 1;
+	} else if (strncasecmp(s, "http://", 7) == 0) {
 		s += 7;
-	else if (strstr(s, "://")) {
-		snprintf(err, errlen, "%s: only http:// proxies are supported", name);
+	} else if (strstr(s, "://")) {
+		snprintf(err, errlen, "%s: only http:// and https:// proxies are supported", name);
 		return ERR_INVAL;
 	}
 	end = s + strcspn(s, "/");
@@ -80,10 +81,17 @@ parse_proxy(const char *name, const char *url, struct upstream_proxy *p, char *e
 		}
 		n = (size_t)(colon - hs);
 	} else {
-		p->port = 80;
+		p->port = p->tls ? 443 : 80;
 	}
 	if (target_parse_host(hs, n, &p->host) != TARGET_OK) {
 		snprintf(err, errlen, "%s: bad host", name);
+		return ERR_INVAL;
+	}
+	if (p->tls && p->host.kind != TARGET_NAME) {
+		/* BearSSL checks a certificate against DNS names only: an address could never
+		 * be verified, and an unverified proxy is not an option. */
+		snprintf(err, errlen, "%s: an https:// proxy must be named by its DNS name "
+		    "(its certificate is checked against it), not an IP address", name);
 		return ERR_INVAL;
 	}
 	p->set = 1;
@@ -194,4 +202,90 @@ void
 upstream_wipe(struct upstream_routes *r)
 {
 	secret_wipe(r, sizeof *r);
+}
+
+/* see upstream.h */
+int
+upstream_any_tls(const struct upstream_routes *r)
+{
+	return r->enabled && ((r->https.set && r->https.tls) || (r->http.set && r->http.tls));
+}
+
+/* see upstream.h */
+int
+upstream_trust_load(struct anchors *a, const struct config *cfg, char *err, size_t errlen)
+{
+	const char *console = cfg->console_ca_cert[0] ? cfg->console_ca_cert : cfg->console_ca_file;
+	char why[CFG_PATH + 64];
+
+	anchors_reset(a);
+	/* The system bundle may be absent (FROM scratch): then the other sources must do. */
+	(void)anchors_add_file(a, ANCHORS_SYSTEM_BUNDLE, why, sizeof why);
+	if (console[0] && anchors_add_value(a, console, why, sizeof why) != ERR_OK) {
+		snprintf(err, errlen, "https:// proxy trust: %s", why);
+		return ERR_IO;
+	}
+	if (cfg->proxy_ca_file[0] && anchors_add_file(a, cfg->proxy_ca_file, why, sizeof why) != ERR_OK) {
+		snprintf(err, errlen, "RELAYPRO_PROXY_CA_FILE: %s", why);
+		return ERR_IO;
+	}
+	if (a->n == 0) {
+		snprintf(err, errlen, "https:// proxy trust: no CA certificate (system bundle %s, "
+		    "consoleCACert, RELAYPRO_CONSOLE_CA_FILE, RELAYPRO_PROXY_CA_FILE)",
+		    ANCHORS_SYSTEM_BUNDLE);
+		return ERR_INVAL;
+	}
+	return ERR_OK;
+}
+
+static const uint16_t suites[] = {
+	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+};
+
+/* see upstream.h */
+int
+upstream_tls_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
+    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
+    unsigned char *obuf, size_t olen, const struct upstream_proxy *p, const void *seed,
+    size_t seedlen)
+{
+	br_ssl_client_init_full(cc, xc, ta, nta);
+	br_ssl_engine_set_versions(&cc->eng, BR_TLS12, BR_TLS12);
+	br_ssl_engine_set_suites(&cc->eng, suites, sizeof suites / sizeof suites[0]);
+	br_ssl_engine_set_buffers_bidi(&cc->eng, ibuf, ilen, obuf, olen);
+	if (seed != NULL)
+		br_ssl_engine_inject_entropy(&cc->eng, seed, seedlen);
+	return br_ssl_client_reset(cc, p->host.name, 0) ? ERR_OK : ERR_CRYPTO;
+}
+
+/* see upstream.h */
+const char *
+upstream_tls_error(int err)
+{
+	switch (err) {
+	case BR_ERR_X509_NOT_TRUSTED: return "certificate_not_trusted";
+	case BR_ERR_X509_BAD_SERVER_NAME: return "certificate_name_mismatch";
+	case BR_ERR_X509_EXPIRED: return "certificate_expired";
+	case BR_ERR_X509_BAD_SIGNATURE: return "certificate_bad_signature";
+	case BR_ERR_X509_NOT_CA: return "certificate_issuer_not_ca";
+	case BR_ERR_X509_FORBIDDEN_KEY_USAGE: return "certificate_key_usage";
+	case BR_ERR_X509_WEAK_PUBLIC_KEY: return "certificate_weak_key";
+	case BR_ERR_X509_LIMIT_EXCEEDED: return "certificate_chain_too_long";
+	case BR_ERR_OK: return "closed";
+	case BR_ERR_IO: return "io";
+	case BR_ERR_BAD_CIPHER_SUITE: return "no_common_cipher_suite";
+	case BR_ERR_UNSUPPORTED_VERSION: return "unsupported_version";
+	}
+	if (err >= BR_ERR_X509_OK && err < BR_ERR_X509_OK + 64)
+		return "certificate_invalid";
+	if (err >= BR_ERR_RECV_FATAL_ALERT && err < BR_ERR_SEND_FATAL_ALERT)
+		return "proxy_sent_alert";
+	if (err >= BR_ERR_SEND_FATAL_ALERT)
+		return "sent_alert";
+	return tls_error_str(err);
 }

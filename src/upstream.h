@@ -7,14 +7,22 @@
  * boundary ("example.com" and ".example.com" both match "example.com" and
  * "a.example.com"), and IP literals matched exactly. The relay speaks CONNECT to the
  * proxy, with Proxy-Authorization: Basic when the proxy URL has user:password.
- * Proxy URLs are "http://[user:password@]host[:port][/]" (port 80 by default).
- * "https://" proxies are refused at start-up with a clear error (not supported yet).
+ * Proxy URLs are "http://[user:password@]host[:port][/]" (port 80 by default) or
+ * "https://[user:password@]host[:port][/]" (port 443 by default): then the hop to the
+ * proxy is TLS 1.2 (upstream_tls_init) and the CONNECT exchange and the tunnel run inside
+ * it. The proxy's certificate chain is verified against upstream_trust_load()'s anchors
+ * and its DNS name against the URL's host; BearSSL matches DNS names only, so an https://
+ * proxy given by IP address is refused at start-up.
  */
 #ifndef RELAYPRO_UPSTREAM_H
 #define RELAYPRO_UPSTREAM_H
 
 #include <stddef.h>
 
+#include <bearssl.h>
+
+#include "anchors.h"
+#include "config.h"
 #include "target.h"
 
 #define UPSTREAM_AUTH_MAX 400   /* "Basic " + base64 of user:password */
@@ -25,6 +33,7 @@ struct upstream_proxy {
 	int set;
 	struct target_host host;
 	unsigned port;
+	int tls;                      /* https:// proxy: the hop to it is TLS */
 	char auth[UPSTREAM_AUTH_MAX]; /* "" or the Proxy-Authorization value (a secret) */
 };
 
@@ -53,5 +62,28 @@ size_t upstream_connect_request(const struct upstream_proxy *p, const struct tar
 int upstream_parse_answer(const char *buf, size_t len, int *status, size_t *head_len);
 
 void upstream_wipe(struct upstream_routes *r);
+
+/* 1 when a route goes through an https:// proxy (decides the per-connection memory). */
+int upstream_any_tls(const struct upstream_routes *r);
+
+/* The anchors an https:// proxy's certificate is checked against, into a (reset first):
+ * the system bundle ANCHORS_SYSTEM_BUNDLE when readable, consoleCACert (inline PEM or a
+ * file) or else RELAYPRO_CONSOLE_CA_FILE, and RELAYPRO_PROXY_CA_FILE. Files that are
+ * named explicitly must be readable. ERR_OK with at least one anchor, or a reason. */
+int upstream_trust_load(struct anchors *a, const struct config *cfg, char *err, size_t errlen);
+
+/* Set cc up as a TLS 1.2 client to proxy p over the given engine buffers (ibuf must hold
+ * BR_SSL_BUFSIZE_INPUT bytes; obuf may be smaller, at least 512 + 85), with ECDHE and
+ * AES-GCM/ChaCha20-Poly1305 suites, the chain checked against ta[0..nta) and the name
+ * against p's host (also sent as SNI), and reset it for a handshake. seed (may be NULL:
+ * BearSSL then seeds from the system) is injected as extra entropy. ERR_OK or
+ * ERR_CRYPTO. */
+int upstream_tls_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
+    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
+    unsigned char *obuf, size_t olen, const struct upstream_proxy *p, const void *seed,
+    size_t seedlen);
+
+/* A short name for the reason a TLS session to a proxy failed (BearSSL error code). */
+const char *upstream_tls_error(int err);
 
 #endif

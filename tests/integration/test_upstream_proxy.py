@@ -3,7 +3,8 @@
 real proxy nobody here wrote: Debian's tinyproxy on loopback. Covers CONNECT through the
 proxy (HTTPS_PROXY), Basic credentials from the proxy URL (right and wrong), NO_PROXY
 bypass (checked by the proxy's own log), absolute-form through HTTP_PROXY, proxy down ->
-502, https:// proxy URL refused at start with a clear error."""
+502, a proxy URL of another scheme refused at start with a clear error. https:// proxies:
+test_https_proxy.py."""
 import os
 import shutil
 import subprocess
@@ -124,7 +125,7 @@ def proxy_with_credentials():
 
 
 @rt.case
-def proxy_down_and_https_proxy_refused():
+def proxy_down_and_other_scheme_refused():
     dead = rt.free_port()
     relay, port, rlog = start_relay(S["tmp"], "relay-dead", {"HTTPS_PROXY": "http://127.0.0.1:%d" % dead})
     rt.check(rt.wait_for_log(rlog, "start", timeout=15), "relay started with a dead proxy")
@@ -132,10 +133,10 @@ def proxy_down_and_https_proxy_refused():
     rt.check_eq(st, 502, "proxy down -> 502 to the client")
     relay.stop()
     r = subprocess.run([BIN, "run", "-c", os.path.join(S["tmp"], "relay-dead.ini")],
-                       env=dict(rt.clean_environ(), HTTPS_PROXY="https://127.0.0.1:3128"),
+                       env=dict(rt.clean_environ(), HTTPS_PROXY="socks5://127.0.0.1:1080"),
                        capture_output=True, text=True, timeout=20, cwd=S["tmp"])
-    rt.check(r.returncode != 0 and "https:// proxies are not supported" in r.stderr,
-             "an https:// proxy URL is refused at start with a clear error", r.stderr)
+    rt.check(r.returncode != 0 and "only http:// and https:// proxies" in r.stderr,
+             "a socks5:// proxy URL is refused at start with a clear error", r.stderr)
 
 
 @rt.case
