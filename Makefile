@@ -96,8 +96,9 @@ run: deps
 $(BUILD)/token-bench: tests/bench/token_bench.c $(OBJS) $(LIBS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -O2 -static -no-pie -o $@ $< $(OBJS) $(LIBS)
 
-bench: deps $(BUILD)/token-bench
+bench: deps $(BUILD)/token-bench $(BUILD)/relaypro
 	$(BUILD)/token-bench
+	python3 tests/bench/slowloris_p99.py --bin $(BUILD)/relaypro
 
 clean:
 	rm -rf build dist
