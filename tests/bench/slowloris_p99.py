@@ -84,7 +84,7 @@ def main():
                 "relayProId = 123e4567-e89b-12d3-a456-426614174000\n[httpsProxy]\nlisten =\n"
                 "[httpProxy]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay.log\n"
                 "[limits]\nheaderTimeout = 10s\n" % (con.echo_port, port))
-    rt.start_process([a.bin, "run", "-c", cfg], tmpdir=tmp, name="relay", cwd=tmp)
+    rt.start_process([os.path.abspath(a.bin), "run", "-c", cfg], tmpdir=tmp, name="relay", cwd=tmp)
     if not rt.wait_for_port("127.0.0.1", port, 10):
         raise SystemExit("the relay did not start")
     ops(port, con.echo_port, 20)  # warm-up
