@@ -23,6 +23,7 @@
 #include "config.h"
 #include "err.h"
 #include "net.h"
+#include "priv.h"
 #include "secret.h"
 #include "target.h"
 #include "units.h"
@@ -47,7 +48,8 @@ enum ktype {
 	K_CABITS,  /* 2048, 3072, 4096 */
 	K_UUID,    /* 8-4-4-4-12 hex */
 	K_LISTEN,  /* "ip:port", "[ip6]:port"; "" disables */
-	K_ADDR     /* "host" or "host:port" */
+	K_ADDR,    /* "host" or "host:port" */
+	K_USER     /* NAME, UID:GID or root (priv.h) */
 };
 
 #define F_SECRET 1u
@@ -86,6 +88,7 @@ static const struct key keys[] = {
 	{ "", "workers", K_WORKERS, O(workers), 1, 64, 0 },
 	{ "", "proxyProtocol", K_BOOL, O(proxy_protocol), 0, 0, 0 },
 	{ "", "trustedProxies", K_CIDRS, O(trusted_proxies), 0, 0, 0 },
+	{ "", "user", K_USER, O(user), 0, 0, 0 },
 	{ "httpsProxy", "listen", K_LISTEN, O(https_listen), 0, 0, 0 },
 	{ "httpProxy", "listen", K_LISTEN, O(http_listen), 0, 0, 0 },
 	{ "admin", "listen", K_LISTEN, O(admin_listen), 0, 0, 0 },
@@ -407,6 +410,17 @@ set_value(struct loader *ld, size_t k, const char *v, const char **why)
 		}
 		strcpy(field, v);
 		return ERR_OK;
+	case K_USER: {
+		struct priv_user pu;
+		if (*v && priv_parse(v, &pu, why) < 0)
+			return ERR_INVAL;
+		if (strlen(v) >= key->size) {
+			*why = "value too long";
+			return ERR_RANGE;
+		}
+		strcpy(field, v);
+		return ERR_OK;
+	}
 	case K_PEM:
 		if (strstr(v, "-----BEGIN") == NULL) {
 			rc = resolve_path(ld->cfg->dir, v, field, key->size);
@@ -948,6 +962,7 @@ config_dump(const struct config *cfg, int fd)
 		buf[0] = 0;
 		switch (key->type) {
 		case K_STR: case K_PATH: case K_UUID: case K_KEYTYPE: case K_ADDR: case K_LISTEN:
+		case K_USER:
 			if (key->flags & F_SECRET)
 				snprintf(buf, sizeof buf, "%s", *field ? "<set>" : "");
 			else

@@ -56,6 +56,7 @@ struct config {
 	int64_t workers;            /* 0 = auto (one per CPU) */
 	int proxy_protocol;
 	struct cfg_list trusted_proxies;
+	char user[CFG_STR];         /* NAME, UID:GID or root; "" = relaypro when started as root */
 
 	char https_listen[CFG_STR]; /* "" = disabled */
 	char http_listen[CFG_STR];

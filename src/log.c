@@ -615,6 +615,39 @@ rotate_check(size_t len)
 	rotate(&fs, now);
 }
 
+/* One record, in one write() when the disk allows. A full disk can cut a record short
+ * (the file's last page had room for part of it): the file then ends inside a line, and
+ * the first record written after space comes back starts with a newline, so it is not
+ * glued to the fragment (a reader skips one bad line instead of losing a good one).
+ * mu held. 0, or -1 with errno set. */
+static int torn_fd = -1; /* log_fd whose file may end inside a record */
+
+static int
+write_record(const char *buf, size_t len)
+{
+	size_t done = 0;
+
+	if (torn_fd == log_fd && log_fd >= 0) {
+		if (write(log_fd, "\n", 1) != 1)
+			return -1;
+		torn_fd = -1;
+	}
+	while (done < len) {
+		ssize_t n = write(log_fd, buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			if (done > 0)
+				torn_fd = log_fd;
+			errno = e;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 /* see log.h */
 void
 log_end(struct log_rec *r)
@@ -635,7 +668,7 @@ log_end(struct log_rec *r)
 	pthread_mutex_lock(&mu);
 	if (log_path[0] && log_is_file && rot.max_size)
 		rotate_check(r->len);
-	if (fileio_write_all(log_fd, r->buf, r->len) != 0) {
+	if (write_record(r->buf, r->len) != 0) {
 		dropped++;
 		warn_dropped(errno);
 	} else if (dropped > dropped_told || hk_failed != hk_failed_told) {

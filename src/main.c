@@ -26,6 +26,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "notify.h"
+#include "priv.h"
 #include "loop.h"
 #include "rand.h"
 #include "register.h"
@@ -248,7 +249,7 @@ reload_apply(void)
 		R("logger.maxAge", log_max_age), R("logger.maxBackups", log_max_backups),
 		R("logger.noCompress", log_no_compress), R("workers", workers),
 		R("proxyProtocol", proxy_protocol), R("trustedProxies", trusted_proxies),
-		R("caBundle", ca_bundle_file),
+		R("caBundle", ca_bundle_file), R("user", user),
 #undef R
 	};
 	char err[CFG_PATH + 512], changed[512];
@@ -816,8 +817,6 @@ cmd_run(const char *cli_path)
 	srv.on_upgrade = upgrade;
 	srv.on_child = reap;
 	srv.on_tick = upgrade_tick;
-	if (resolve_start() != ERR_OK)
-		return start_fail("resolver", strerror(errno));
 	if (server_set_policy(&cfg, err, sizeof err) != ERR_OK)
 		return start_fail("targets", err);
 	if (conn_proxy_setup(&cfg, err, sizeof err) != ERR_OK)
@@ -826,6 +825,14 @@ cmd_run(const char *cli_path)
 		log_msg(LOG_WARN, "upstream.proxy_trust", err); /* proxyEnabled off: not fatal */
 	if (server_listen(&cfg, err, sizeof err) != ERR_OK)
 		return start_fail("listen", err);
+	/* Root is needed up to here (listeners, CA bundle, log file); the drop comes before
+	 * any thread starts (priv.h). */
+	if ((rc = priv_start(&cfg, ca.created, NULL, NULL, err, sizeof err)) != 0) {
+		start_fail(rc == EXIT_USAGE ? "config error" : "privilege drop", err);
+		return rc;
+	}
+	if (resolve_start() != ERR_OK)
+		return start_fail("resolver", strerror(errno));
 	if (getenv("RELAYPRO_WORKER"))
 		worker_index = atoi(getenv("RELAYPRO_WORKER"));
 	if (worker_index < 0 && start_registration() != 0)

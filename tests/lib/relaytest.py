@@ -10,6 +10,8 @@ Contract
   session, is stopped by PID (SIGTERM, bounded wait, SIGKILL; leftovers of its process
   group likewise, by group id), and is stopped at exit even when a test fails, raises, or
   the script receives SIGTERM/SIGINT/SIGHUP. Nothing is ever signalled by name.
+* Privileges: run as root, every process gets RELAYPRO_USER=root unless `env` sets it, so
+  relays keep root as before the `user` key; test_privdrop.py tests the drop itself.
 * Network: every helper connects only to loopback (127.0.0.0/8, ::1, "localhost"); anything
   else raises ValueError. Every loop is bounded in iterations and in time.
 
@@ -458,6 +460,11 @@ def start_process(argv, env=None, tmpdir=None, name=None, cwd=None, stdin=None,
         tmpdir = make_tmpdir()
     name = name or os.path.basename(str(argv[0]))
     base = clean_environ() if clean_env else dict(os.environ)
+    if os.geteuid() == 0 and "RELAYPRO_USER" not in base:
+        # As root a relay drops to `user` (default relaypro, not a user here): relays
+        # started by tests keep root unless the test sets RELAYPRO_USER itself
+        # (test_privdrop.py does; the environment beats a file's `user`).
+        base["RELAYPRO_USER"] = "root"
     if env:
         base.update({k: str(v) for k, v in env.items()})
     out_path = os.path.join(tmpdir, name + ".stdout")

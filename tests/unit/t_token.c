@@ -151,6 +151,32 @@ t_token(void)
 		CHECK_STR(verify_access(other, NOW), "token_invalid", "alg none");
 	}
 	CHECK_STR(verify_access("", NOW), "auth_required", "empty access token");
+	/* Clock jumps (the relay reads the wall clock for every check; `now` is injected here):
+	 * a token issued at NOW, then the clock is stepped. Forward past exp + skew expires
+	 * it at once; backward within the skew keeps it; further back, its iat lies in the
+	 * future and it is refused rather than trusted; back to NOW it is good again. */
+	{
+		static const struct { int64_t jump; const char *want; } jumps[] = {
+			{ 0, "ok" }, { 3600 + 60, "ok" }, { 3600 + 61, "token_expired" },
+			{ 86400 * 365, "token_expired" }, { -60, "ok" }, { -61, "token_invalid" },
+			{ -86400 * 365, "token_invalid" }, { 0, "ok" },
+		};
+		char name[80];
+		size_t k;
+		cfg.token_epoch = 0;
+		n = token_issue(&cfg, "r-1", NOW, tok, sizeof tok);
+		for (k = 0; k < sizeof jumps / sizeof jumps[0]; k++) {
+			snprintf(name, sizeof name, "clock jump %+lld s: %s", (long long)jumps[k].jump,
+			    jumps[k].want);
+			CHECK_STR(verify_access(tok, NOW + jumps[k].jump), jumps[k].want, name);
+		}
+		cfg.clock_skew = 5;
+		CHECK_STR(verify_access(tok, NOW + 3600 + 6), "token_expired",
+		    "clock jump: a smaller clockSkew expires sooner");
+		CHECK_STR(verify_access(tok, NOW - 6), "token_invalid",
+		    "clock jump: a smaller clockSkew refuses a future iat sooner");
+		cfg.clock_skew = 60;
+	}
 	token_wipe();
 	ca_free(&ca);
 }

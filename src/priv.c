@@ -1,0 +1,516 @@
+/*
+ * priv.c — dropping root for the configured user. See priv.h.
+ *
+ * Only the start-up path runs here, once, before any thread exists (setgroups applies
+ * to the calling thread only in musl 1.2.3, and PR_SET_NO_NEW_PRIVS is per thread).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "priv.h"
+
+/* ---- parsing ------------------------------------------------------------------------ */
+
+/* Decimal 0..PRIV_ID_MAX from s[0..n): digits only, no sign, no leading zero. */
+static int
+parse_id(const char *s, size_t n, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (n == 0 || n > 10 || (n > 1 && s[0] == '0'))
+		return ERR_INVAL;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return ERR_INVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > PRIV_ID_MAX)
+		return ERR_RANGE;
+	*out = (uint32_t)v;
+	return ERR_OK;
+}
+
+static int
+name_ok(const char *s, size_t n)
+{
+	size_t i, digits = 0;
+
+	if (n == 0 || n > PRIV_NAME_MAX)
+		return 0;
+	if (!(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '_' || c == '.' || c == '-'))
+			return 0;
+		digits += c >= '0' && c <= '9';
+	}
+	return digits < n;
+}
+
+/* see priv.h */
+int
+priv_parse(const char *v, struct priv_user *u, const char **why)
+{
+	const char *colon = strchr(v, ':');
+	size_t n = strlen(v);
+
+	memset(u, 0, sizeof *u);
+	if (strcmp(v, "root") == 0) {
+		strcpy(u->name, "root");
+		return PRIV_SPEC_ROOT;
+	}
+	if (colon) {
+		size_t a = (size_t)(colon - v);
+		if (parse_id(v, a, &u->uid) != ERR_OK || parse_id(colon + 1, n - a - 1, &u->gid) != ERR_OK) {
+			*why = "must be NAME, UID:GID (decimal, at most 4294967294) or root";
+			return ERR_INVAL;
+		}
+		if (u->uid == 0) {
+			*why = "UID 0 is root: write user = root to keep root";
+			return ERR_INVAL;
+		}
+		return PRIV_SPEC_IDS;
+	}
+	if (!name_ok(v, n)) {
+		*why = "must be NAME (letters, digits, _ . -, at most 32, not all digits), "
+		    "UID:GID or root";
+		return ERR_INVAL;
+	}
+	memcpy(u->name, v, n + 1);
+	return PRIV_SPEC_NAME;
+}
+
+/* The next line of buf from *pos: [*s, *s + *n), without its LF. 0 at the end. */
+static int
+next_line(const char *buf, size_t len, size_t *pos, const char **s, size_t *n)
+{
+	const char *nl;
+
+	if (*pos >= len)
+		return 0;
+	*s = buf + *pos;
+	nl = memchr(*s, '\n', len - *pos);
+	*n = nl ? (size_t)(nl - *s) : len - *pos;
+	*pos += *n + (nl != NULL);
+	return 1;
+}
+
+/* Split line [s, s+n) at ':' into at most max fields; returns the count (more than max
+ * fields: max + 1). */
+static int
+split(const char *s, size_t n, const char **f, size_t *fl, int max)
+{
+	int k = 0;
+	size_t start = 0, i;
+
+	for (i = 0; i <= n; i++) {
+		if (i < n && s[i] != ':')
+			continue;
+		if (k == max)
+			return max + 1;
+		f[k] = s + start;
+		fl[k++] = i - start;
+		start = i + 1;
+	}
+	return k;
+}
+
+static int
+field_is(const char *f, size_t fl, const char *name)
+{
+	return fl == strlen(name) && memcmp(f, name, fl) == 0;
+}
+
+/* see priv.h */
+int
+priv_passwd_find(const char *buf, size_t len, const char *name, uint32_t *uid, uint32_t *gid)
+{
+	size_t pos = 0, n;
+	const char *s;
+
+	while (next_line(buf, len, &pos, &s, &n)) {
+		const char *f[7];
+		size_t fl[7];
+		int k;
+
+		if (n && s[n - 1] == '\r')
+			n--;
+		if (n == 0 || s[0] == '#' || s[0] == '+' || s[0] == '-')
+			continue;
+		k = split(s, n, f, fl, 7);
+		if (k < 1 || !field_is(f[0], fl[0], name))
+			continue;
+		if (k != 7 || parse_id(f[2], fl[2], uid) != ERR_OK ||
+		    parse_id(f[3], fl[3], gid) != ERR_OK)
+			return ERR_INVAL;
+		return ERR_OK;
+	}
+	return ERR_NOTFOUND;
+}
+
+/* see priv.h */
+int
+priv_group_list(const char *buf, size_t len, const char *name, uint32_t primary,
+    uint32_t *out, int cap)
+{
+	size_t pos = 0, n, nl = strlen(name);
+	const char *s;
+	int count = 0, i;
+
+	if (cap < 1)
+		return 0;
+	out[count++] = primary;
+	while (count < cap && next_line(buf, len, &pos, &s, &n)) {
+		const char *f[4], *m, *end;
+		size_t fl[4];
+		uint32_t gid;
+
+		if (n && s[n - 1] == '\r')
+			n--;
+		if (n == 0 || s[0] == '#' || s[0] == '+' || s[0] == '-')
+			continue;
+		if (split(s, n, f, fl, 4) != 4 || parse_id(f[2], fl[2], &gid) != ERR_OK)
+			continue;
+		for (m = f[3], end = f[3] + fl[3]; m < end;) {
+			const char *c = memchr(m, ',', (size_t)(end - m));
+			size_t ml = c ? (size_t)(c - m) : (size_t)(end - m);
+			if (ml == nl && memcmp(m, name, nl) == 0) {
+				int dup = 0;
+				for (i = 0; i < count; i++)
+					dup |= out[i] == gid;
+				if (!dup)
+					out[count++] = gid;
+				break;
+			}
+			m += ml + (c != NULL);
+		}
+	}
+	return count;
+}
+
+/* Read a whole small file into buf (NUL-terminated). Returns its length, or -1. */
+static long
+read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+
+	if (fd < 0)
+		return -1;
+	while (got + 1 < cap) {
+		ssize_t r = read(fd, buf + got, cap - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (got + 1 >= cap) {
+		errno = EFBIG;
+		return -1;
+	}
+	buf[got] = 0;
+	return (long)got;
+}
+
+/* ---- permissions by mode bits ------------------------------------------------------- */
+
+static int
+in_groups(const struct priv_user *u, uint32_t gid)
+{
+	int i;
+
+	if (gid == u->gid)
+		return 1;
+	for (i = 0; i < u->ngroups; i++)
+		if (u->groups[i] == gid)
+			return 1;
+	return 0;
+}
+
+static int
+mode_allows(const struct stat *st, const struct priv_user *u, int want)
+{
+	unsigned bits = (unsigned)(want & 7), have;
+
+	if (st->st_uid == u->uid)
+		have = (st->st_mode >> 6) & 7;
+	else if (in_groups(u, st->st_gid))
+		have = (st->st_mode >> 3) & 7;
+	else
+		have = st->st_mode & 7;
+	return (have & bits) == bits;
+}
+
+/* see priv.h */
+int
+priv_can(const char *path, const struct priv_user *u, int want)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof dir || stat(path, &st) != 0 || !mode_allows(&st, u, want))
+		return 0;
+	memcpy(dir, path, n + 1);
+	for (i = n; i-- > 1;) { /* every folder above path: search permission */
+		if (dir[i] != '/')
+			continue;
+		dir[i] = 0;
+		if (stat(dir, &st) != 0 || !mode_allows(&st, u, X_OK))
+			return 0;
+	}
+	if (path[0] == '/' && (stat("/", &st) != 0 || !mode_allows(&st, u, X_OK)))
+		return 0;
+	return 1;
+}
+
+/* ---- the drop ----------------------------------------------------------------------- */
+
+/* see priv.h */
+int
+priv_drop(const struct priv_user *u, char *err, size_t errlen)
+{
+	gid_t g[PRIV_GROUPS_MAX];
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+	int i;
+
+	for (i = 0; i < u->ngroups && i < PRIV_GROUPS_MAX; i++)
+		g[i] = (gid_t)u->groups[i];
+	if (setgroups((size_t)i, i ? g : NULL) != 0) {
+		snprintf(err, errlen, "setgroups: %s", strerror(errno));
+		return ERR_IO;
+	}
+	if (setgid((gid_t)u->gid) != 0) {
+		snprintf(err, errlen, "setgid(%lu): %s", (unsigned long)u->gid, strerror(errno));
+		return ERR_IO;
+	}
+	if (setuid((uid_t)u->uid) != 0) {
+		snprintf(err, errlen, "setuid(%lu): %s", (unsigned long)u->uid, strerror(errno));
+		return ERR_IO;
+	}
+	/* Nothing this process executes later (workers, an upgrade) can gain privileges. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return ERR_IO;
+	}
+	/* Verify: every id is the target's, and root cannot be taken back. */
+	if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 ||
+	    ru != u->uid || eu != u->uid || su != u->uid ||
+	    rg != u->gid || eg != u->gid || sg != u->gid) {
+		snprintf(err, errlen, "the user and group ids did not all change");
+		return ERR_IO;
+	}
+	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0) {
+		snprintf(err, errlen, "root could be regained after the drop");
+		return ERR_IO;
+	}
+	return ERR_OK;
+}
+
+/* ---- start-up ----------------------------------------------------------------------- */
+
+/* Resolve the `user` value (or the default) into u. 0, or 2 with err naming the key. */
+static int
+resolve_user(const struct config *cfg, const char *passwd_path, const char *group_path,
+    struct priv_user *u, char *err, size_t errlen)
+{
+	static char text[PRIV_FILE_MAX];
+	const char *spec = cfg->user[0] ? cfg->user : PRIV_DEFAULT_USER, *why = "";
+	const char *unset = cfg->user[0] ? "" : " (not set: the default when started as root)";
+	long n;
+	int kind = priv_parse(spec, u, &why), rc;
+
+	if (kind < 0) {
+		snprintf(err, errlen, "user (RELAYPRO_USER) = %s: %s", spec, why);
+		return 2;
+	}
+	if (kind != PRIV_SPEC_NAME)
+		return kind == PRIV_SPEC_ROOT ? -1 : 0;
+	n = read_small(passwd_path, text, sizeof text);
+	if (n < 0) {
+		snprintf(err, errlen, "user (RELAYPRO_USER) = %s%s: cannot read %s (%s); use UID:GID "
+		    "where there is no passwd file, or user = root to keep root", spec, unset,
+		    passwd_path, strerror(errno));
+		return 2;
+	}
+	rc = priv_passwd_find(text, (size_t)n, u->name, &u->uid, &u->gid);
+	if (rc != ERR_OK) {
+		snprintf(err, errlen, "user (RELAYPRO_USER) = %s%s: %s in %s; create the user, set "
+		    "user = NAME or UID:GID, or user = root to keep root", spec, unset,
+		    rc == ERR_NOTFOUND ? "no such user" : "a malformed entry", passwd_path);
+		return 2;
+	}
+	if (u->uid == 0) {
+		snprintf(err, errlen, "user (RELAYPRO_USER) = %s: has UID 0 in %s; write user = root "
+		    "to keep root", spec, passwd_path);
+		return 2;
+	}
+	n = read_small(group_path, text, sizeof text);
+	u->ngroups = n < 0 ? 1 : priv_group_list(text, (size_t)n, u->name, u->gid, u->groups,
+	    PRIV_GROUPS_MAX);
+	if (n < 0)
+		u->groups[0] = u->gid;
+	return 0;
+}
+
+/* Give path to u when it is a regular file or folder owned by root (never following a
+ * symbolic link). Returns 1 when changed. */
+static int
+give(const char *path, const struct priv_user *u, int want_dir)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    (want_dir ? O_DIRECTORY : 0));
+	int changed = 0;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && st.st_uid == 0 &&
+	    (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) &&
+	    fchown(fd, (uid_t)u->uid, (gid_t)u->gid) == 0)
+		changed = 1;
+	close(fd);
+	return changed;
+}
+
+static void
+warn_cannot(const char *what, const char *path, const char *needs, const char *consequence)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "priv.access")) {
+		log_str(&r, "what", what);
+		log_str(&r, "path", path);
+		log_str(&r, "needs", needs);
+		log_str(&r, "msg", consequence);
+		log_end(&r);
+	}
+}
+
+/* The folder holding path, into dir. */
+static void
+folder_of(const char *path, char *dir, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, cap, ".");
+	else if (slash == path)
+		snprintf(dir, cap, "/");
+	else
+		snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
+
+/* setgroups() changes the calling thread only (musl 1.2.3): the drop must happen while
+ * this is the only thread. A finished log housekeeper may take a moment to go away.
+ * Returns 0, or -1 when another thread stays; without /proc (a bare chroot) 0. */
+static int
+wait_single_thread(void)
+{
+	char buf[2048];
+	int tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		long n = read_small("/proc/self/status", buf, sizeof buf);
+		const char *t = n > 0 ? strstr(buf, "\nThreads:") : NULL;
+		if (t == NULL)
+			return 0;
+		t += 9;
+		while (*t == ' ' || *t == '\t')
+			t++;
+		if (t[0] == '1' && t[1] == '\n')
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* see priv.h */
+int
+priv_start(const struct config *cfg, int ca_created, const char *passwd_path,
+    const char *group_path, char *err, size_t errlen)
+{
+	struct priv_user u;
+	struct log_rec r;
+	char dir[CFG_PATH], def_bundle[CFG_PATH + 16], gl[PRIV_GROUPS_MAX * 11 + 1];
+	int rc, i, o = 0, default_bundle;
+
+	if (geteuid() != 0)
+		return 0;
+	rc = resolve_user(cfg, passwd_path ? passwd_path : "/etc/passwd",
+	    group_path ? group_path : "/etc/group", &u, err, errlen);
+	if (rc == -1) {
+		log_msg(LOG_WARN, "priv.keep_root",
+		    "user = root: relaypro keeps running as root (not recommended)");
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+
+	/* What relaypro itself owns: its private folder and the CA bundle in it (or one it
+	 * wrote this start), and its log file. Nothing else is changed. */
+	snprintf(def_bundle, sizeof def_bundle, "%s/ca-bundle.pem", cfg->private_folder);
+	default_bundle = strcmp(def_bundle, cfg->ca_bundle_file) == 0;
+	if (default_bundle && strcmp(cfg->private_folder, "/") != 0)
+		give(cfg->private_folder, &u, 1);
+	if (default_bundle || ca_created)
+		give(cfg->ca_bundle_file, &u, 0);
+	if (strcmp(cfg->log_file, "-") != 0)
+		give(cfg->log_file, &u, 0);
+
+	/* What it will still need after the drop but cannot have: said once, here. */
+	if (!priv_can(cfg->ca_bundle_file, &u, R_OK))
+		warn_cannot("CA bundle", cfg->ca_bundle_file, "read",
+		    "workers and a SIGUSR2 upgrade read it again as the dropped user and will fail");
+	if (cfg->file[0] && !priv_can(cfg->file, &u, R_OK))
+		warn_cannot("config file", cfg->file, "read", "a reload (SIGHUP) will fail");
+	if (cfg->file[0] && cfg->deployment_token[0] && !cfg->security_token[0]) {
+		folder_of(cfg->file, dir, sizeof dir);
+		if (!priv_can(dir, &u, W_OK | X_OK))
+			warn_cannot("config folder", dir, "write",
+			    "the registration cannot be saved; it is logged with what to set instead");
+	}
+	if (cfg->password_file[0] && !priv_can(cfg->password_file, &u, R_OK))
+		warn_cannot("passwordFile", cfg->password_file, "read", "a reload (SIGHUP) will fail");
+	if (strcmp(cfg->log_file, "-") != 0) {
+		folder_of(cfg->log_file, dir, sizeof dir);
+		if (!priv_can(dir, &u, W_OK | X_OK))
+			warn_cannot("log folder", dir, "write",
+			    "log rotation will fail (relaying goes on; the log keeps growing)");
+	}
+
+	log_rotation_wait(); /* no thread may be left behind with root's groups */
+	if (wait_single_thread() != 0) {
+		snprintf(err, errlen, "a thread is running: the drop must happen before any starts");
+		return 1;
+	}
+	if (priv_drop(&u, err, errlen) != ERR_OK)
+		return 1;
+	gl[0] = 0;
+	for (i = 0; i < u.ngroups; i++)
+		o += snprintf(gl + o, sizeof gl - (size_t)o, "%s%lu", i ? "," : "",
+		    (unsigned long)u.groups[i]);
+	if (log_begin(&r, LOG_INFO, "priv.drop")) {
+		log_str(&r, "user", u.name[0] ? u.name : "(numeric)");
+		log_int(&r, "uid", u.uid);
+		log_int(&r, "gid", u.gid);
+		log_str(&r, "groups", gl);
+		log_end(&r);
+	}
+	return 0;
+}
