@@ -436,6 +436,7 @@ ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char *rel
 	int fd, r;
 
 	memset(ca, 0, sizeof *ca);
+	(void)fileio_sweep(path); /* a bundle write killed mid-way left its key beside it */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
 		return create(ca, path, key_bits, relay_pro_id, errbuf, errlen);

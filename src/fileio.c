@@ -1,7 +1,9 @@
 /*
  * fileio.c — whole writes and atomic replacement. See fileio.h.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -63,6 +65,49 @@ fileio_sync_dir(const char *path)
 
 /* see fileio.h */
 int
+fileio_sweep(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	size_t dl = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path), bl = strlen(base);
+	struct dirent *e;
+	DIR *d;
+	int fd, removed = 0;
+
+	if (dl >= sizeof dir || bl == 0)
+		return 0;
+	if (dl == 0) {
+		dir[0] = '.';
+		dir[1] = '\0';
+	} else {
+		memcpy(dir, path, dl);
+		dir[dl] = '\0';
+	}
+	d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	fd = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		const char *s = e->d_name, *p;
+		long pid = 0;
+
+		if (strncmp(s, base, bl) != 0 || strncmp(s + bl, ".tmp.", 5) != 0)
+			continue;
+		for (p = s + bl + 5; *p >= '0' && *p <= '9' && pid < 100000000; p++)
+			pid = pid * 10 + (*p - '0');
+		if (*p != '\0' || p == s + bl + 5 || pid <= 0)
+			continue;
+		if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* ours, or a live writer's (or one we may not signal: leave it) */
+		if (unlinkat(fd, s, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+/* see fileio.h */
+int
 fileio_replace(const char *path, const void *data, size_t len, const struct stat *like,
     char *why, size_t whylen)
 {
@@ -74,6 +119,7 @@ fileio_replace(const char *path, const void *data, size_t len, const struct stat
 		return ERR_RANGE;
 	}
 	unlink(tmp); /* a leftover of an earlier process that had this pid */
+	(void)fileio_sweep(path); /* and those of writers killed before they renamed */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot create %s: %s", tmp, strerror(errno));

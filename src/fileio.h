@@ -25,4 +25,10 @@ int fileio_sync_dir(const char *path);
 int fileio_replace(const char *path, const void *data, size_t len, const struct stat *like,
     char *why, size_t whylen);
 
+/* Remove "<path>.tmp.<pid>" files that a process killed mid-replace left beside path,
+ * when that pid no longer runs (a live writer's file is left alone). They may hold a
+ * private key (the CA bundle), so they must not outlive the crash. Returns how many were
+ * removed; errors are ignored (this is cleanup). */
+int fileio_sweep(const char *path);
+
 #endif

@@ -248,8 +248,25 @@ server_set_policy(const struct config *cfg, char *err, size_t errlen)
 	}
 	for (i = 0; i < cfg->n_allowed_ports; i++)
 		target_policy_add_port(p, cfg->allowed_ports[i]);
-	if (upstream_load(&srv.routes, cfg->proxy_enabled, err, errlen) != ERR_OK)
-		return ERR_INVAL;
+	/* The routes come from the environment, which cannot change in a running process:
+	 * they are parsed once, at start, and a reload only switches proxyEnabled. Connections
+	 * point into srv.routes (c->via) for their whole life, so it is never rewritten. */
+	{
+		static int routes_loaded;
+		static char routes_err[160];
+		if (!routes_loaded) {
+			if (upstream_load(&srv.routes, 1, routes_err, sizeof routes_err) != ERR_OK)
+				upstream_wipe(&srv.routes);
+			else
+				routes_err[0] = 0;
+			routes_loaded = 1;
+		}
+		if (cfg->proxy_enabled && routes_err[0]) {
+			snprintf(err, errlen, "%s", routes_err);
+			return ERR_INVAL;
+		}
+		srv.routes.enabled = cfg->proxy_enabled;
+	}
 
 	/* Names (not IP literals) the resolver keeps fresh. */
 	if (p->console.kind == TARGET_NAME)

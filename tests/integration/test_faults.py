@@ -387,6 +387,7 @@ def kill9_during_ca_generation():
     moments = [full * f for f in (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05)] + \
               [rng.uniform(0, full * 1.1) for _ in range(7)]
     states = []
+    swept = 0
     for i, at in enumerate(moments):
         shutil.rmtree(os.path.join(tmp, "private"), ignore_errors=True)
         p = rt.start_process([BIN, "ca", "show"], env=env, tmpdir=tmp, name="ca-%d" % i)
@@ -405,7 +406,13 @@ def kill9_during_ca_generation():
         rc = p.wait(60)
         rt.check(rc == 0 and bundle_state(bundle) == "valid",
                  "the next start after kill %d succeeds with a valid bundle" % i, (rc, p.stderr()))
-    print("measure: generation %.2f s; bundle after kill -9: %s" % (full, states))
+        if leftovers:
+            swept += 1
+        rest = [n for n in os.listdir(os.path.dirname(bundle)) if n.startswith("ca-bundle.pem.tmp.")]
+        rt.check(not rest, "after kill %d the next start left no temporary bundle (a private key) "
+                 "behind" % i, rest)
+    print("measure: generation %.2f s; bundle after kill -9: %s; %d kills left a temporary "
+          "file that the next start removed" % (full, states, swept))
 
 
 if __name__ == "__main__":

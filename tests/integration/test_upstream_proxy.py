@@ -7,6 +7,7 @@ bypass (checked by the proxy's own log), absolute-form through HTTP_PROXY, proxy
 test_https_proxy.py."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -120,6 +121,37 @@ def proxy_with_credentials():
     logs = proxy_log(rlog) + relay.stdout() + relay.stderr()
     rt.check("proxy-secret-9" not in logs and "wrong" not in proxy_log(rlog).replace("wrong user", ""),
              "proxy credentials never logged")
+    relay.stop()
+    tp.stop()
+
+
+@rt.case
+def reload_switches_proxy_enabled():
+    """proxyEnabled is reloadable (SPEC §6): off -> tunnels go direct, on again -> through
+    the proxy; the routes themselves come from the environment and are parsed once."""
+    tp, tport, tlog = start_tinyproxy(S["tmp"], "tp-reload")
+    relay, port, rlog = start_relay(S["tmp"], "relay-reload", {"HTTPS_PROXY": "http://127.0.0.1:%d" % tport})
+    rt.check(rt.wait_for_log(rlog, "start", timeout=15), "reload: relay started with proxyEnabled = true")
+    st, ok = echo_through(port)
+    rt.check(st == 200 and ok, "reload: tunnel through the proxy", st)
+    cfg = os.path.join(S["tmp"], "relay-reload.ini")
+    for enabled, via_proxy in (("false", False), ("true", True)):
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("proxyEnabled = %s" % ("true" if enabled == "false" else "false"),
+                                 "proxyEnabled = %s" % enabled))
+        since = rt.log_offset(rlog)
+        relay.signal(signal.SIGHUP)
+        ev = rt.wait_for_log(rlog, "config.reload", timeout=10, since=since)
+        rt.check(ev is not None and ev.get("level") == "info", "reload: proxyEnabled = %s applied" % enabled, ev)
+        before = proxy_log(tlog).count("CONNECT")
+        st, ok = echo_through(port)
+        rt.check(st == 200 and ok, "reload: proxyEnabled = %s, tunnel echoes" % enabled, st)
+        after = proxy_log(tlog).count("CONNECT")
+        rt.check(after > before if via_proxy else after == before,
+                 "reload: proxyEnabled = %s -> %s" % (enabled, "through the proxy" if via_proxy else "direct"),
+                 (before, after))
     relay.stop()
     tp.stop()
 

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cfgwrite.h"
 #include "config.h"
 #include "err.h"
+#include "fileio.h"
 #include "test.h"
 
 static char dir[64], path[128], err[512];
@@ -82,6 +84,16 @@ leftovers(void)
 
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
 	return access(tmp, F_OK) == 0;
+}
+
+/* dir/prefix, followed by pid unless it is 0. */
+static void
+name_of(char *out, size_t cap, const char *prefix, long pid)
+{
+	if (pid)
+		snprintf(out, cap, "%s/%s%ld", dir, prefix, pid);
+	else
+		snprintf(out, cap, "%s/%s", dir, prefix);
 }
 
 void
@@ -338,6 +350,38 @@ t_cfgwrite(void)
 
 	CHECK_INT(cfgwrite_update("/nonexistent/relaypro.ini", 2, "r", "t", NULL, err, sizeof err),
 	    ERR_IO, "missing file");
+
+	/* fileio_sweep: temporary files of writers killed before their rename are removed
+	 * (they may hold the CA key); a live writer's, ours, other names and other files'
+	 * temporaries stay. A dead pid: a child that has exited and been reaped. */
+	{
+		/* name prefix after dir, and the pid to append (0: none) */
+		static const char *const keep[] = { "b.ini.tmp.", "b.ini.tmp.1", "b.ini.tmp.x",
+			"other.ini.tmp.", "b.ini.tmpx." };
+		char f[192], dead[192];
+		pid_t child = fork();
+		long gone;
+		size_t i;
+
+		if (child == 0)
+			_exit(0);
+		waitpid(child, NULL, 0);
+		gone = (long)child;
+		snprintf(dead, sizeof dead, "%s/b.ini.tmp.%ld", dir, gone);
+		put_file(dead, "-----BEGIN RSA PRIVATE KEY-----\n", 0600);
+		for (i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+			name_of(f, sizeof f, keep[i], i == 0 ? (long)getpid() : i == 1 ? 0 : gone);
+			put_file(f, "x", 0600);
+		}
+		snprintf(f, sizeof f, "%s/b.ini", dir);
+		CHECK_INT(fileio_sweep(f), 1, "sweep: one stale temporary removed");
+		CHECK(access(dead, F_OK) != 0, "sweep: the dead writer's temporary is gone");
+		for (i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+			name_of(f, sizeof f, keep[i], i == 0 ? (long)getpid() : i == 1 ? 0 : gone);
+			CHECK(access(f, F_OK) == 0, "sweep: kept (ours, pid 1 alive, not a pid, other file, other suffix)");
+			unlink(f);
+		}
+	}
 
 	unlink(path);
 	rmdir(dir);
