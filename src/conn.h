@@ -24,20 +24,27 @@
 
 #include <stdint.h>
 
+#include "metrics.h"
 #include "net.h"
 
 #define CONN_PLAIN_BUF 16384   /* plain listener: each direction's buffer */
 #define CONN_HEAD_SLACK 512    /* room to rewrite an absolute-form head (Host, Connection) */
 #define CONN_LINGER_MS 2000    /* CLOSING: discard input at most this long */
 #define CONN_RESPOND_MS 5000   /* RESPOND/CLOSING: give up on a client that reads nothing */
+#define CONN_ADMIN_IBUF 4096   /* admin listener: request bytes read at a time */
+#define CONN_ADMIN_OBUF (METRICS_RENDER_MAX + 256) /* admin listener: a whole /metrics answer */
+
+/* Listener kinds (conn_new's kind). The admin listener is plain HTTP that answers only
+ * GET /metrics, /healthz and /readyz; its send buffer holds a whole /metrics answer. */
+enum { CONN_PLAIN = 0, CONN_TLS = 1, CONN_ADMIN = 2 };
 
 enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING };
 
 struct conn;
 
-/* Create a connection for an accepted socket (listener kind tls or plain). over_limit:
- * beyond maxConnections, answer 503 to the request and close. NULL when out of memory
- * (the caller closes fd). */
+/* Create a connection for an accepted socket (listener kind: CONN_PLAIN, CONN_TLS or
+ * CONN_ADMIN). over_limit: beyond maxConnections, answer 503 to the request and close.
+ * NULL when out of memory (the caller closes fd). */
 struct conn *conn_new(int fd, const struct net_addr *peer, int tls, int over_limit);
 
 /* End the connection: close both sockets, wipe TLS state, log tunnel.close once, free. */
@@ -60,7 +67,7 @@ void conn_shutdown(struct conn *c);
 
 enum conn_state conn_state(const struct conn *c);
 
-/* Bytes allocated per connection for a listener kind (for docs and the start log). */
+/* Bytes allocated per connection for a listener kind (CONN_*; for docs and the start log). */
 size_t conn_footprint(int tls);
 
 #endif

@@ -20,6 +20,7 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "net.h"
 #include "notify.h"
 #include "resolve.h"
@@ -30,12 +31,12 @@ struct server srv;
 
 struct listener {
 	int fd;
-	int tls;
+	int tls;                 /* conn_new's kind: CONN_PLAIN, CONN_TLS or CONN_ADMIN */
 	const char *name;
 	char addr[NET_ADDR_TEXT];
 };
 
-static struct listener listeners[2];
+static struct listener listeners[3];
 static int nlisteners;
 static int64_t accept_paused_until;
 
@@ -149,7 +150,8 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 	const struct {
 		const char *text, *name;
 		int tls;
-	} want[] = { { cfg->https_listen, "https", 1 }, { cfg->http_listen, "http", 0 } };
+	} want[] = { { cfg->https_listen, "https", CONN_TLS }, { cfg->http_listen, "http", CONN_PLAIN },
+		{ cfg->admin_listen, "admin", CONN_ADMIN } };
 	size_t i;
 
 	for (i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -286,7 +288,7 @@ accept_some(struct listener *l)
 	for (i = 0; i < SERVER_ACCEPT_BURST; i++) {
 		struct net_addr peer;
 		int fd = net_accept(l->fd, &peer);
-		int over;
+		int over, relay;
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -303,8 +305,20 @@ accept_some(struct listener *l)
 			}
 			return;
 		}
-		over = srv.nconns >= srv.cfg->max_connections || srv.nconns >= table_size - SERVER_RESERVE;
-		if (srv.nconns >= table_size || conn_new(fd, &peer, l->tls, over) == NULL)
+		if (l->tls == CONN_ADMIN) {
+			/* Admin connections do not count against maxConnections, so metrics and
+			 * probes stay readable when the relay is full; they have their own cap and
+			 * their own room in the table. */
+			if (metrics_conns_open(METRICS_ADMIN) >= SERVER_ADMIN_MAX ||
+			    conn_new(fd, &peer, CONN_ADMIN, 0) == NULL)
+				close(fd);
+			continue;
+		}
+		relay = srv.nconns - (int)metrics_conns_open(METRICS_ADMIN);
+		over = relay >= srv.cfg->max_connections || relay >= table_size - SERVER_ADMIN_MAX - SERVER_RESERVE;
+		if (over)
+			metrics_conn_refused();
+		if (relay >= table_size - SERVER_ADMIN_MAX || conn_new(fd, &peer, l->tls, over) == NULL)
 			close(fd); /* beyond even the 503 reserve: refused outright */
 	}
 }
@@ -329,7 +343,7 @@ server_run(void)
 
 	/* Sized once: a reload may lower maxConnections; raising it past the value at start
 	 * takes a restart (the extra connections get 503). */
-	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE;
+	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
 	table = calloc((size_t)table_size, sizeof *table);
 	pfds = calloc((size_t)table_size * 2 + 8, sizeof *pfds);
 	pslot = calloc((size_t)table_size * 2 + 8, sizeof *pslot);

@@ -22,6 +22,7 @@ void t_kdf(void);
 void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
+void t_metrics(void);
 void t_register(void);
 void t_target(void);
 void t_token(void);
@@ -45,6 +46,7 @@ static const struct {
 	{ "limit", t_limit },
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
+	{ "metrics", t_metrics },
 	{ "register", t_register },
 	{ "target", t_target },
 	{ "token", t_token },
