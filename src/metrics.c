@@ -208,6 +208,7 @@ struct out {
 	char *p;
 	size_t cap, len;
 	int full;
+	const char *worker; /* with workers > 1: every sample gets worker="N" */
 };
 
 static void
@@ -267,27 +268,33 @@ family(struct out *o, const char *name, const char *type, const char *help)
 	put_str(o, "\n");
 }
 
-/* One sample: name, up to two labels (key NULL = none), value. */
+static void
+label(struct out *o, int first, const char *k, const char *v)
+{
+	put_str(o, first ? "{" : ",");
+	put_str(o, k);
+	put_str(o, "=\"");
+	put_label_value(o, v);
+	put_str(o, "\"");
+}
+
+/* One sample: name, up to two labels (key NULL = none), the worker label when workers
+ * share the admin socket, value. */
 static void
 sample(struct out *o, const char *name, const char *k1, const char *v1, const char *k2,
     const char *v2, uint64_t value)
 {
+	int n = 0;
+
 	put_str(o, name);
-	if (k1) {
-		put_str(o, "{");
-		put_str(o, k1);
-		put_str(o, "=\"");
-		put_label_value(o, v1);
-		put_str(o, "\"");
-		if (k2) {
-			put_str(o, ",");
-			put_str(o, k2);
-			put_str(o, "=\"");
-			put_label_value(o, v2);
-			put_str(o, "\"");
-		}
+	if (k1)
+		label(o, n++ == 0, k1, v1);
+	if (k1 && k2)
+		label(o, n++ == 0, k2, v2);
+	if (o->worker && !(k1 && strcmp(k1, "worker") == 0))
+		label(o, n++ == 0, "worker", o->worker);
+	if (n)
 		put_str(o, "}");
-	}
 	put_str(o, " ");
 	put_u64(o, value);
 	put_str(o, "\n");
@@ -297,12 +304,14 @@ sample(struct out *o, const char *name, const char *k1, const char *v1, const ch
 size_t
 metrics_render(char *out, size_t cap)
 {
-	struct out o = { out, cap, 0, 0 };
+	struct out o = { out, cap, 0, 0, NULL };
 	char pid[24], worker[16];
 	int i, state = __atomic_load_n(&reg_state, __ATOMIC_RELAXED);
 
 	snprintf(pid, sizeof pid, "%ld", m.pid);
 	snprintf(worker, sizeof worker, "%d", m.worker);
+	if (m.workers > 1)
+		o.worker = worker; /* each worker's series stay apart (metrics.h) */
 
 	family(&o, "relaypro_build_info", "gauge", "Version and architecture of this binary.");
 	sample(&o, "relaypro_build_info", "version", RELAYPRO_VERSION, "arch", RELAYPRO_ARCH, 1);

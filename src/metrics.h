@@ -16,7 +16,9 @@
  * escaped anyway (backslash, double quote, newline), as the format requires.
  *
  * With workers > 1 every worker process has its own counters; a scrape of the shared
- * admin socket reaches one worker (relaypro_worker_info says which).
+ * admin socket reaches one worker (relaypro_worker_info says which), and every sample
+ * then carries a worker="N" label so that different workers' counters never mix in one
+ * series (which Prometheus would read as counter resets).
  */
 #ifndef RELAYPRO_METRICS_H
 #define RELAYPRO_METRICS_H

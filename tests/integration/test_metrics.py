@@ -673,8 +673,13 @@ def workers_share_the_admin_port():
     ck(samples is not None, "workers: the admin port answers")
     if samples is None:
         return
-    ck_eq(val(samples, "relaypro_workers"), 2, "workers gauge: 2")
-    pids = [dict(k[1]).get("pid") for k in samples if k[0] == "relaypro_worker_info"]
+    infos = [dict(k[1]) for k in samples if k[0] == "relaypro_worker_info"]
+    pids = [i.get("pid") for i in infos]
+    wlabel = infos[0].get("worker") if len(infos) == 1 else None
+    ck(wlabel in ("0", "1"), "worker_info names worker 0 or 1", infos)
+    ck_eq(val(samples, "relaypro_workers", worker=wlabel), 2, "workers gauge: 2")
+    unlabelled = [k[0] for k in samples if dict(k[1]).get("worker") != wlabel]
+    ck_eq(unlabelled, [], "with workers every sample carries that worker's label")
     ck(len(pids) == 1 and pids[0] != str(sup) and rt.pid_alive(int(pids[0])),
        "the scrape names one worker process, not the supervisor", pids)
     if pids:

@@ -160,6 +160,19 @@ t_metrics(void)
 	CHECK_INT(value("relaypro_registration_state{state=\"registering\"}"), 0, "one state at a time");
 	CHECK_INT(value("relaypro_registration_failures_total"), 1, "registration failures");
 
+	/* With workers, every sample names its worker (worker_info once). */
+	metrics_start(1700000000, 4243, 1, 2);
+	render();
+	CHECK(well_formed() > 0, "workers: well formed");
+	CHECK_INT(value("relaypro_tunnels_total{target=\"console.test:443\",worker=\"1\"}"), 2,
+	    "workers: labelled sample");
+	CHECK_INT(value("relaypro_tls_handshake_failures_total{worker=\"1\"}"), 1,
+	    "workers: label on an unlabelled family");
+	CHECK_INT(value("relaypro_worker_info{worker=\"1\",pid=\"4243\"}"), 1,
+	    "workers: worker_info has the label once");
+	CHECK_INT(value("relaypro_workers{worker=\"1\"}"), 2, "workers gauge");
+	metrics_start(1700000000, 4242, 0, 1);
+
 	/* Escaping (target.c never lets these through; the renderer escapes regardless). */
 	t = target("a\"b\\c\nd", TARGET_NAME, 1);
 	metrics_tunnel_open(&t);
