@@ -30,15 +30,15 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := auth b64 ca cfgwrite config conn deflate der err fileio http json jwt kdf limit log loop metrics net notify rand register resolve \
-           secret server target tls token units upstream x509
+MODULES := auth b64 ca cfgwrite config conn deflate der err fileio http json jwt kdf limit log loop metrics net notify proxyproto rand register resolve \
+           secret server target tls token units upstream x509 ws
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
-           t_register t_target t_token t_units t_x509
+           t_proxyproto t_register t_target t_token t_units t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit integration asan run clean deps bench
+.PHONY: all dist test unit integration asan asan-relay check run clean deps bench
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -88,6 +88,20 @@ asan: deps
 	    $(MODULES:%=src/%.c) $(TESTS:%=tests/unit/%.c) \
 	    $(ASAN_DIR)/libbearssl.a .deps/$(NATIVE)/lib/libinih.a -lpthread
 	$(ASAN_DIR)/unit-tests
+
+# The relay itself built the same way, for `make check` (integration suite under ASan).
+asan-relay: deps
+	@mkdir -p $(ASAN_DIR)
+	$(MAKE) -s -f vendor/bearssl.mk SRC=.deps/src/bearssl OUT=$(ASAN_DIR)/bearssl-obj \
+	    CC=gcc LIB=$(ASAN_DIR)/libbearssl.a
+	gcc -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=address,undefined \
+	    -fno-sanitize-recover=all -DRELAYPRO_VERSION='"$(VERSION)"' -DRELAYPRO_ARCH='"$(NATIVE)"' \
+	    -I.deps/$(NATIVE)/include -Isrc -o $(ASAN_DIR)/relaypro src/main.c \
+	    $(MODULES:%=src/%.c) $(ASAN_DIR)/libbearssl.a .deps/$(NATIVE)/lib/libinih.a -lpthread
+
+# Integration suite against the ASan+UBSan build, and a subset under valgrind (slow).
+check: deps
+	tests/check.sh
 
 run: deps
 	tests/demo.sh

@@ -26,6 +26,7 @@
 #include "limit.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxyproto.h"
 #include "resolve.h"
 #include "secret.h"
 #include "server.h"
@@ -33,6 +34,7 @@
 #include "tls.h"
 #include "token.h"
 #include "upstream.h"
+#include "ws.h"
 
 struct conn {
 	int slot;                    /* in the server's table */
@@ -47,6 +49,7 @@ struct conn {
 	size_t head_max;             /* maxHeaderBytes when accepted (a reload may change it) */
 	size_t head_cap, head_len;
 	size_t fwd_off, fwd_end;     /* head[] bytes still to send upstream */
+	size_t pp_len;               /* PPHDR: PROXY header bytes taken into head[] so far */
 	struct http_request req;
 	struct target_addr target;
 	int forward;                 /* absolute-form (else CONNECT) */
@@ -66,10 +69,21 @@ struct conn {
 	    tunnel_open : 1, handshaken : 1, tls_closed : 1, keep_alive : 1;
 	int status;
 	int kind, mlistener, mseries; /* CONN_* listener kind; metrics listener and target series */
+	/* WebSocket mode (GET /v1/tunnel, SPEC §2.2): the same TUNNEL state, client bytes in
+	 * frames. Fixed size, part of the one allocation. */
+	struct ws_rx ws_rx;               /* client frame decoder */
+	size_t ws_ready;                  /* unmasked payload at the input's start, not yet upstream */
+	unsigned char ws_ctl[WS_CTL_MAX]; /* control frame payload being received */
+	unsigned char ws_pong[WS_CTL_MAX]; /* payload of the pong to send */
+	uint8_t ws_ctl_len, ws_pong_len;
+	uint16_t ws_code;                 /* close status to send (0: an empty close frame) */
+	char ws_accept[WS_ACCEPT_LEN + 1]; /* Sec-WebSocket-Accept for the 101 */
+	unsigned websocket : 1, ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1,
+	    ws_close_rcvd : 1, ws_up_dead : 1;
 };
 
 static const char *const state_names[] = { "head", "resolve", "connect", "proxy", "tunnel",
-	"respond", "closing" };
+	"respond", "closing", "pphdr" };
 
 /* see conn.h */
 size_t
@@ -156,6 +170,22 @@ cout_empty(const struct conn *c)
 	if (c->sc)
 		return !(br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDREC);
 	return c->out_off == c->out_end;
+}
+
+/* ---- upstream socket I/O ------------------------------------------------------------ */
+
+/* read()/write() contracts on the upstream socket: bytes moved; 0 = EOF for up_read;
+ * -1 with errno (EAGAIN when it would block). */
+static ssize_t
+up_read(struct conn *c, void *buf, size_t len)
+{
+	return read(c->ufd, buf, len);
+}
+
+static ssize_t
+up_write(struct conn *c, const void *buf, size_t len)
+{
+	return write(c->ufd, buf, len);
 }
 
 static void
@@ -487,6 +517,23 @@ rewrite_forward_head(struct conn *c, const struct http_target *t)
 	return ERR_OK;
 }
 
+/* WebSocket: the upstream is connected, answer 101. Bytes the client sent after the head
+ * (frames sent early) are decoded first, from head[] (see ws_in_buf). */
+static int
+ws_send_101(struct conn *c)
+{
+	char buf[160];
+	int n = snprintf(buf, sizeof buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", c->ws_accept);
+
+	if (n <= 0 || (size_t)n >= sizeof buf)
+		return ERR_NOSPACE;
+	ws_rx_init(&c->ws_rx);
+	c->fwd_off = c->req.head_len;
+	c->fwd_end = c->head_len;
+	return send_raw(c, buf, (size_t)n);
+}
+
 /* The upstream connect finished: answer 200 (CONNECT) and start relaying. Returns 1
  * when the connection was closed. */
 static int
@@ -495,7 +542,12 @@ tunnel_start(struct conn *c)
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	struct log_rec r;
 
-	if (!c->forward) {
+	if (c->websocket) {
+		if (ws_send_101(c) != ERR_OK) {
+			conn_close(c, "send failed");
+			return 1;
+		}
+	} else if (!c->forward) {
 		if (send_raw(c, ok, sizeof ok - 1) != ERR_OK) {
 			conn_close(c, "send failed");
 			return 1;
@@ -503,7 +555,7 @@ tunnel_start(struct conn *c)
 		c->fwd_off = c->req.head_len; /* pipelined bytes go upstream first */
 		c->fwd_end = c->head_len;
 	}
-	c->status = 200;
+	c->status = c->websocket ? 101 : 200;
 	c->tunnel_open = 1;
 	c->mseries = metrics_tunnel_open(&c->target);
 	c->last_io = srv.now_ms;
@@ -514,7 +566,7 @@ tunnel_start(struct conn *c)
 		log_str(&r, "user", c->who);
 		log_str(&r, "target", c->target.host.name);
 		log_int(&r, "port", c->target.port);
-		log_str(&r, "kind", c->forward ? "forward" : "connect");
+		log_str(&r, "kind", c->websocket ? "websocket" : c->forward ? "forward" : "connect");
 		log_end(&r);
 	}
 	return 0;
@@ -708,6 +760,116 @@ issue_token(struct conn *c)
 	secret_wipe(body, sizeof body);
 }
 
+/* GET /v1/tunnel?target=host:port with Upgrade: websocket (SPEC §2.2): the handshake is
+ * checked (400; a Sec-WebSocket-Version other than 13: 426 naming 13, RFC 6455 §4.4),
+ * then the target's syntax (400, or 403 for numeric spellings as for CONNECT), the
+ * Bearer access token in Authorization (401, counted by the brute-force limiter) and the
+ * allow-list (403); then the upstream is connected as for CONNECT and the 101 follows. */
+static void
+ws_handshake(struct conn *c, const struct http_target *t)
+{
+	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"relaypro\"\r\n";
+	const char *h = c->head, *q, *cred, *code;
+	const struct http_request *r = &c->req;
+	char tv[TARGET_HOST_MAX + 16];
+	struct target_addr addr;
+	size_t tlen = 0, credlen;
+	int rc;
+
+	if (!http_span_is(h, r->method, "GET") || r->minor != 1) {
+		respond_error(c, 400, "bad_request", "the WebSocket handshake is GET with HTTP/1.1", NULL);
+		return;
+	}
+	if (!http_list_has(h, r, HTTP_H_UPGRADE, "websocket") ||
+	    !http_list_has(h, r, HTTP_H_CONNECTION, "upgrade")) {
+		respond_error(c, 400, "bad_request", "needs Upgrade: websocket and Connection: Upgrade", NULL);
+		return;
+	}
+	if (!(r->have & (1u << HTTP_H_SEC_WEBSOCKET_VERSION))) {
+		respond_error(c, 400, "bad_request", "missing Sec-WebSocket-Version", NULL);
+		return;
+	}
+	if (!http_span_is(h, r->val[HTTP_H_SEC_WEBSOCKET_VERSION], "13")) {
+		respond_error(c, 426, "bad_request", "only WebSocket version 13 is supported",
+		    "Sec-WebSocket-Version: 13\r\n");
+		return;
+	}
+	if (!(r->have & (1u << HTTP_H_SEC_WEBSOCKET_KEY)) ||
+	    ws_accept_key(h + r->val[HTTP_H_SEC_WEBSOCKET_KEY].off, r->val[HTTP_H_SEC_WEBSOCKET_KEY].len,
+	    c->ws_accept) != ERR_OK) {
+		respond_error(c, 400, "bad_request", "missing or malformed Sec-WebSocket-Key", NULL);
+		return;
+	}
+	c->ws_accept[WS_ACCEPT_LEN] = 0;
+	if (c->body_len) {
+		respond_error(c, 400, "bad_request", "the WebSocket handshake has no body", NULL);
+		return;
+	}
+	q = memchr(h + t->path.off, '?', t->path.len);
+	rc = q ? ws_query_target(q + 1, (size_t)(h + t->path.off + t->path.len - (q + 1)), tv, sizeof tv,
+	    &tlen) : ERR_NOTFOUND;
+	if (rc != ERR_OK) {
+		respond_error(c, 400, "bad_request", rc == ERR_DUP ? "more than one target parameter" :
+		    rc == ERR_NOSPACE ? "target too long" : "missing ?target=host:port", NULL);
+		return;
+	}
+	rc = target_parse_authority(tv, tlen, 0, &addr);
+	if (rc == TARGET_E_NUMERIC) {
+		struct log_rec lr;
+		if (log_begin(&lr, LOG_WARN, "target.forbidden")) {
+			log_str(&lr, "client", c->peer);
+			log_strn(&lr, "target", tv, tlen);
+			log_end(&lr);
+		}
+		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
+		return;
+	}
+	if (rc != TARGET_OK) {
+		respond_error(c, 400, "bad_request", target_str(rc), NULL);
+		return;
+	}
+	if (srv.draining) {
+		respond_error(c, 503, "shutting_down", "the relay is stopping", NULL);
+		return;
+	}
+	if (rate_limited(c))
+		return;
+	if (!(r->have & (1u << HTTP_H_AUTHORIZATION))) {
+		log_auth_fail(c, "missing"); /* not counted: every client's first try */
+		respond_error(c, 401, "auth_required", "Authorization: Bearer <access token> required", challenge);
+		return;
+	}
+	if (auth_scheme(h + r->val[HTTP_H_AUTHORIZATION].off, r->val[HTTP_H_AUTHORIZATION].len, &cred,
+	    &credlen) != AUTH_BEARER) {
+		auth_failed(c, "unsupported scheme");
+		respond_error(c, 401, "auth_required", "use Authorization: Bearer <access token>", challenge);
+		return;
+	}
+	if (token_verify_access(srv.cfg, cred, credlen, (int64_t)srv.now, c->who, sizeof c->who,
+	    &code) != ERR_OK) {
+		c->who[0] = 0;
+		auth_failed(c, code);
+		respond_error(c, 401, code, "access token not accepted", challenge);
+		return;
+	}
+	rc = target_check(&srv.policy, addr.host.name, addr.host.len, addr.port, srv.now);
+	if (rc != TARGET_OK) {
+		struct log_rec lr;
+		if (log_begin(&lr, LOG_WARN, "target.forbidden")) {
+			log_str(&lr, "client", c->peer);
+			log_str(&lr, "user", c->who);
+			log_str(&lr, "target", addr.host.name);
+			log_int(&lr, "port", addr.port);
+			log_end(&lr);
+		}
+		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
+		return;
+	}
+	c->target = addr;
+	c->websocket = 1;
+	resolve_and_connect(c);
+}
+
 static void
 handle_local(struct conn *c, const struct http_target *t)
 {
@@ -738,6 +900,10 @@ handle_local(struct conn *c, const struct http_target *t)
 			snprintf(body, sizeof body, "{\"status\":\"not_ready\",\"reason\":\"%s\"}", reason);
 			respond_json(c, 503, body);
 		}
+		return;
+	}
+	if (http_span_is(h, path, "/v1/tunnel")) {
+		ws_handshake(c, t);
 		return;
 	}
 	if (http_span_is(h, r->method, "GET") || http_span_is(h, r->method, "HEAD") ||
@@ -1067,6 +1233,367 @@ tunnel_eof(struct conn *c)
 	return 0;
 }
 
+/* ---- WebSocket tunnels (GET /v1/tunnel) ---------------------------------------------- */
+
+#define WS_DOWN_HDR 4 /* upstream bytes are read this far into the send buffer (the header
+                       * of a frame of at most 65535 bytes goes in front of them) */
+
+/* Client bytes for the frame decoder: what was pipelined after the head (in head[])
+ * first, then the client-side buffer. Both are ours to write, so payload is unmasked in
+ * place and written upstream from there. */
+static unsigned char *
+ws_in_buf(struct conn *c, size_t *len)
+{
+	if (c->fwd_off < c->fwd_end) {
+		*len = c->fwd_end - c->fwd_off;
+		return (unsigned char *)c->head + c->fwd_off;
+	}
+	return cin_buf(c, len);
+}
+
+static void
+ws_in_ack(struct conn *c, size_t n)
+{
+	if (c->fwd_off < c->fwd_end)
+		c->fwd_off += n;
+	else
+		cin_ack(c, n);
+}
+
+/* Queue a close frame with this status and read no more frames. */
+static void
+ws_fail(struct conn *c, unsigned code, const char *why)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "ws.error")) {
+		log_str(&r, "client", c->peer);
+		log_str(&r, "user", c->who);
+		log_str(&r, "reason", why);
+		log_int(&r, "close", code);
+		log_end(&r);
+	}
+	c->ws_code = (uint16_t)code;
+	c->ws_close_due = 1;
+	c->ws_ready = 0;
+}
+
+/* The upstream side is finished (client close, or an upstream error). */
+static void
+ws_up_done(struct conn *c)
+{
+	if (c->ufd >= 0 && !c->ws_up_dead)
+		shutdown(c->ufd, SHUT_RDWR);
+	c->ws_up_dead = 1;
+	c->ws_ready = 0;
+}
+
+/* A control frame is complete in ws_ctl[0..ws_ctl_len). */
+static void
+ws_control(struct conn *c)
+{
+	unsigned code;
+	int rc;
+
+	switch (c->ws_rx.opcode) {
+	case WS_OP_PING: /* answered with the same payload; a newer ping replaces an unsent pong */
+		memcpy(c->ws_pong, c->ws_ctl, c->ws_ctl_len);
+		c->ws_pong_len = c->ws_ctl_len;
+		c->ws_pong_due = 1;
+		break;
+	case WS_OP_CLOSE:
+		rc = ws_close_check(c->ws_ctl, c->ws_ctl_len, &code);
+		if (rc != WS_OK) {
+			ws_fail(c, ws_close_code(rc), ws_str(rc));
+			break;
+		}
+		/* Echo the status, and the console's connection ends now. */
+		c->ws_close_rcvd = 1;
+		c->ws_code = code == WS_CLOSE_NO_STATUS ? 0 : (uint16_t)code;
+		c->ws_close_due = 1;
+		ws_up_done(c);
+		break;
+	default: /* pong: nothing to do */
+		break;
+	}
+}
+
+/* Client -> upstream: decode frames, unmask data in place, write it upstream. */
+static int
+ws_pump_up(struct conn *c)
+{
+	int progress = 0, rc;
+	size_t len, n, used;
+	unsigned char *b;
+	ssize_t w;
+
+	while ((b = ws_in_buf(c, &len)) != NULL) {
+		if (c->ws_ready) {
+			w = up_write(c, b, c->ws_ready < len ? c->ws_ready : len);
+			if (w <= 0) {
+				if (w < 0 && errno != EAGAIN && errno != EINTR) {
+					ws_up_done(c);
+					ws_fail(c, WS_CLOSE_INTERNAL, "upstream write error");
+					continue;
+				}
+				return progress;
+			}
+			ws_in_ack(c, (size_t)w);
+			c->ws_ready -= (size_t)w;
+			c->up_bytes += (size_t)w;
+			metrics_bytes((size_t)w, 0);
+			progress = 1;
+			continue;
+		}
+		if (c->ws_close_due || c->ws_close_sent || c->ws_up_dead) {
+			ws_in_ack(c, len); /* closing: what follows is dropped, never parsed */
+			progress = 1;
+			continue;
+		}
+		if (c->ws_rx.left == 0) {
+			rc = ws_rx_header(&c->ws_rx, b, len, &used);
+			ws_in_ack(c, used);
+			progress = 1;
+			if (rc == WS_OK) {
+				c->ws_ctl_len = 0;
+				if (c->ws_rx.left == 0 && (c->ws_rx.opcode & 8))
+					ws_control(c);
+			} else if (rc != WS_MORE) {
+				ws_fail(c, ws_close_code(rc), ws_str(rc));
+			}
+			continue;
+		}
+		n = ws_rx_unmask(&c->ws_rx, b, len);
+		if (c->ws_rx.opcode & 8) {
+			memcpy(c->ws_ctl + c->ws_ctl_len, b, n); /* left <= 125 - ws_ctl_len */
+			c->ws_ctl_len = (uint8_t)(c->ws_ctl_len + n);
+			ws_in_ack(c, n);
+			progress = 1;
+			if (c->ws_rx.left == 0)
+				ws_control(c);
+		} else {
+			c->ws_ready = n; /* written by the next round */
+		}
+	}
+	return progress;
+}
+
+/* Upstream -> client: control frames first (pong, close), then upstream bytes read at
+ * WS_DOWN_HDR into the send buffer with the frame header written in front. */
+static int
+ws_pump_down(struct conn *c)
+{
+	int progress = 0;
+	size_t room, max, hl;
+	unsigned char *b;
+	ssize_t n;
+
+	while (!c->ws_close_sent) {
+		b = cout_buf(c, &room);
+		if (c->ws_pong_due || c->ws_close_due) {
+			unsigned op = c->ws_pong_due ? WS_OP_PONG : WS_OP_CLOSE;
+			size_t plen = op == WS_OP_PONG ? c->ws_pong_len : c->ws_code ? 2 : 0;
+			if (b == NULL || room < 2 + plen)
+				return progress;
+			ws_frame_header(b, room, op, plen);
+			if (op == WS_OP_PONG) {
+				memcpy(b + 2, c->ws_pong, plen);
+				c->ws_pong_due = 0;
+			} else {
+				b[2] = (unsigned char)(c->ws_code >> 8);
+				b[3] = (unsigned char)c->ws_code;
+				c->ws_close_due = 0;
+				c->ws_close_sent = 1;
+			}
+			cout_ack(c, 2 + plen);
+			progress = 1;
+			continue;
+		}
+		if (c->ws_close_rcvd || c->ws_up_dead)
+			return progress;
+		if (c->upstream_eof) { /* the console closed: tell the client, normally */
+			c->ws_code = WS_CLOSE_NORMAL;
+			c->ws_close_due = 1;
+			continue;
+		}
+		if (b == NULL || room <= WS_DOWN_HDR)
+			return progress;
+		max = room - WS_DOWN_HDR < 0xffff ? room - WS_DOWN_HDR : 0xffff;
+		n = up_read(c, b + WS_DOWN_HDR, max);
+		if (n > 0) {
+			hl = ws_frame_header(NULL, 0, WS_OP_BINARY, (uint64_t)n);
+			if (hl < WS_DOWN_HDR) /* a small frame: its 2-byte header wants the data closer */
+				memmove(b + hl, b + WS_DOWN_HDR, (size_t)n);
+			ws_frame_header(b, hl, WS_OP_BINARY, (uint64_t)n);
+			cout_ack(c, hl + (size_t)n);
+			c->down_bytes += (size_t)n;
+			metrics_bytes(0, (size_t)n);
+			progress = 1;
+			if (c->sc)
+				break; /* let client_io push the record out first */
+			continue;
+		}
+		if (n == 0) {
+			c->upstream_eof = 1;
+			progress = 1;
+			continue;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			break;
+		ws_up_done(c);
+		ws_fail(c, WS_CLOSE_INTERNAL, "upstream read error");
+		progress = 1;
+	}
+	return progress;
+}
+
+/* One round of a WebSocket tunnel. Returns -1 when the connection was closed, else
+ * whether anything moved. */
+static int
+ws_tunnel(struct conn *c)
+{
+	int progress = ws_pump_up(c);
+	size_t len;
+
+	progress |= ws_pump_down(c);
+
+	if (c->ws_close_sent && cout_empty(c)) {
+		/* Our close frame is out: close_notify (TLS) or FIN, input discarded until the
+		 * client's EOF or the linger ends (CLOSING). */
+		start_closing(c);
+		return 1;
+	}
+	/* The client is gone; a close frame still owed goes out first unless TLS is closed
+	 * (a client may half-close right after its own close frame). */
+	if ((c->client_eof || c->tls_closed) && ws_in_buf(c, &len) == NULL &&
+	    (c->tls_closed || !(c->ws_close_due || c->ws_close_sent))) {
+		conn_close(c, "client closed");
+		return -1;
+	}
+	return progress;
+}
+
+/* Upstream poll interest of a WebSocket tunnel: read while a frame fits in the client
+ * side's send buffer, write while unmasked payload waits. */
+static short
+ws_interest(const struct conn *c)
+{
+	short ev = 0;
+	size_t room = 0;
+
+	if (c->ws_up_dead || c->ws_close_rcvd || c->ws_close_due || c->ws_close_sent)
+		return 0;
+	if (c->sc) {
+		if (br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDAPP)
+			br_ssl_engine_sendapp_buf(&c->sc->eng, &room);
+	} else {
+		room = c->out_off == c->out_end ? c->olen : c->olen - c->out_end;
+	}
+	if (!c->upstream_eof && room > WS_DOWN_HDR)
+		ev |= POLLIN;
+	if (c->ws_ready)
+		ev |= POLLOUT;
+	return ev;
+}
+
+/* ---- PROXY protocol header (SPEC §2.1) ------------------------------------------------ */
+
+static void
+log_pp_fail(struct conn *c, const char *reason)
+{
+	struct log_rec r;
+
+	if (log_begin(&r, LOG_WARN, "proxyproto.fail")) {
+		log_str(&r, "client", c->peer); /* still the balancer's address */
+		log_str(&r, "reason", reason);
+		log_int(&r, "bytes", (int64_t)c->pp_len);
+		log_end(&r);
+	}
+}
+
+/* A whole header was read: its source address becomes the peer address (logs, the
+ * brute-force limiter, tunnel.open/close); LOCAL, UNKNOWN, UNSPEC and UNIX keep the
+ * balancer's. The head's deadline still counts from accept. */
+static void
+pp_done(struct conn *c, const struct pp_header *h)
+{
+	struct log_rec r;
+	char client[NET_ADDR_TEXT];
+
+	if (h->has_addr)
+		net_addr_text(&h->src, client, 1);
+	if (log_begin(&r, LOG_DEBUG, "proxyproto.header")) {
+		log_str(&r, "balancer", c->peer);
+		log_int(&r, "version", h->version);
+		log_str(&r, "client", h->has_addr ? client : c->peer);
+		log_bool(&r, "local", !h->has_addr);
+		log_end(&r);
+	}
+	if (h->has_addr) {
+		c->peer_addr = h->src;
+		memcpy(c->peer, client, sizeof client);
+	}
+	c->pp_len = 0;
+	set_state(c, CS_HEAD);
+}
+
+/* PPHDR: read the header from the raw socket without ever taking a byte past its end.
+ * Peek at what has arrived, then take exactly the bytes that are certainly header: all
+ * of them while the header is incomplete (a header has no end before its last byte), up
+ * to its end once it is whole; what follows stays in the socket for BearSSL or the HTTP
+ * head. Taking the bytes (not just peeking) keeps a half-sent header from making poll()
+ * spin. Returns 1 when c was closed. */
+static int
+pp_step(struct conn *c)
+{
+	size_t cap = c->head_cap < PP_MAX ? c->head_cap : PP_MAX, take;
+	struct pp_header h;
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		if (c->pp_len >= cap) { /* cannot happen: pp_parse refuses before PP_MAX */
+			log_pp_fail(c, "header too long");
+			conn_close(c, "bad PROXY header");
+			return 1;
+		}
+		n = recv(c->cfd, c->head + c->pp_len, cap - c->pp_len, MSG_PEEK);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			conn_close(c, "client i/o error");
+			return 1;
+		}
+		if (n == 0) {
+			if (c->pp_len == 0) {
+				conn_close(c, "client closed"); /* a balancer's TCP health check */
+				return 1;
+			}
+			log_pp_fail(c, "closed in the middle of the header");
+			conn_close(c, "client closed mid-PROXY header");
+			return 1;
+		}
+		rc = pp_parse((const unsigned char *)c->head, c->pp_len + (size_t)n, &h);
+		if (rc == ERR_INVAL) {
+			c->pp_len += (size_t)n;
+			log_pp_fail(c, h.reason);
+			conn_close(c, "bad PROXY header");
+			return 1;
+		}
+		take = rc == ERR_OK ? h.len - c->pp_len : (size_t)n;
+		n = recv(c->cfd, c->head + c->pp_len, take, 0); /* the bytes just peeked */
+		if (n != (ssize_t)take) {
+			conn_close(c, "client i/o error");
+			return 1;
+		}
+		c->pp_len += take;
+		if (rc == ERR_OK) {
+			pp_done(c, &h);
+			return 0;
+		}
+	}
+}
+
 /* ---- driving ------------------------------------------------------------------------ */
 
 /* Do everything that can be done now without blocking. */
@@ -1075,6 +1602,8 @@ run(struct conn *c)
 {
 	int rounds;
 
+	if (c->state == CS_PPHDR && (pp_step(c) || c->state == CS_PPHDR))
+		return; /* closed, or the header is not whole yet */
 	for (rounds = 0; rounds < 16; rounds++) {
 		int progress, rc = client_io(c);
 
@@ -1094,8 +1623,16 @@ run(struct conn *c)
 		case CS_RESOLVE:
 		case CS_CONNECT:
 		case CS_PROXY:
+		case CS_PPHDR:
 			return;
 		case CS_TUNNEL:
+			if (c->websocket) {
+				if ((rc = ws_tunnel(c)) < 0)
+					return;
+				if ((progress |= rc))
+					c->last_io = srv.now_ms;
+				break;
+			}
 			if ((rc = pump_up(c)) < 0) {
 				conn_close(c, "upstream write error");
 				return;
@@ -1194,6 +1731,10 @@ conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 	*cev = 0;
 	*ufd = c->ufd;
 	*uev = 0;
+	if (c->state == CS_PPHDR) {
+		*cev = POLLIN; /* the raw socket: BearSSL sees nothing before the header is read */
+		return;
+	}
 	if (c->sc) {
 		unsigned st = br_ssl_engine_current_state(&c->sc->eng);
 		if (st & BR_SSL_SENDREC)
@@ -1213,6 +1754,8 @@ conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 			*uev = POLLOUT;
 		} else if (c->state == CS_PROXY) {
 			*uev = POLLIN | POLLOUT;
+		} else if (c->state == CS_TUNNEL && c->websocket) {
+			*uev = ws_interest(c);
 		} else if (c->state == CS_TUNNEL) {
 			unsigned st = c->sc ? br_ssl_engine_current_state(&c->sc->eng) : 0;
 			/* Read upstream only while the client side has room; write when we hold
@@ -1239,6 +1782,10 @@ conn_tick(struct conn *c, int64_t now)
 		return;
 	switch (c->state) {
 	case CS_HEAD:
+		conn_close(c, "header timeout");
+		break;
+	case CS_PPHDR:
+		log_pp_fail(c, "no complete header within headerTimeout");
 		conn_close(c, "header timeout");
 		break;
 	case CS_RESOLVE:
@@ -1270,13 +1817,13 @@ conn_tick(struct conn *c, int64_t now)
 void
 conn_shutdown(struct conn *c)
 {
-	if (c->state == CS_HEAD && c->head_len == 0)
+	if ((c->state == CS_HEAD && c->head_len == 0) || c->state == CS_PPHDR)
 		conn_close(c, "shutting down");
 }
 
 /* see conn.h */
 struct conn *
-conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
+conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy_hdr)
 {
 	size_t head_cap = srv.cfg->max_header_bytes + CONN_HEAD_SLACK;
 	size_t total = conn_footprint(tls);
@@ -1289,7 +1836,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit)
 	p = block + sizeof *c;
 	c->cfd = fd;
 	c->ufd = -1;
-	c->state = CS_HEAD;
+	c->state = proxy_hdr ? CS_PPHDR : CS_HEAD;
 	c->over_limit = over_limit ? 1 : 0;
 	c->t_start = srv.now_ms;
 	c->deadline = srv.now_ms + (int64_t)srv.cfg->header_timeout * 1000;
@@ -1346,6 +1893,8 @@ conn_close(struct conn *c, const char *reason)
 		log_int(&r, "port", c->target.port);
 		log_int(&r, "bytes_up", (int64_t)c->up_bytes);
 		log_int(&r, "bytes_down", (int64_t)c->down_bytes);
+		if (c->websocket)
+			log_int(&r, "ws_close", c->ws_close_sent ? c->ws_code : 0);
 		log_int(&r, "duration_ms", srv.now_ms - c->t_start);
 		log_str(&r, "reason", reason);
 		log_end(&r);

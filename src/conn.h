@@ -1,21 +1,27 @@
 /*
  * conn.h — one client connection: an explicit state machine from accept to close.
  *
- *   HEAD ──> RESOLVE ──> CONNECT ──> [PROXY] ──> TUNNEL ──┐
- *     │         │           │                 ├──> (conn_close)
- *     └────────>┴──────────>┴──> RESPOND ──> CLOSING (linger) ──┘
+ *  [PPHDR] ──> HEAD ──> RESOLVE ──> CONNECT ──> [PROXY] ──> TUNNEL ──┐
+ *     │          │         │           │                 ├──> (conn_close)
+ *     │          └────────>┴──────────>┴──> RESPOND ──> CLOSING (linger) ──┘
+ *     └──> (conn_close: no valid PROXY header)
  *
+ * PPHDR    (proxyProtocol, https and http listeners) reading the load balancer's PROXY
+ *          protocol header from the raw socket, before TLS, never a byte past its end;
+ *          its source address then replaces the peer address;
  * HEAD     reading the request head (the TLS handshake happens underneath);
  * RESOLVE  waiting for the resolver's first answer for the target's name;
  * CONNECT  non-blocking connect to the resolved addresses, one after another;
  * PROXY    (proxyEnabled) CONNECT sent to the upstream proxy, its answer read;
- * TUNNEL   relaying bytes both ways (CONNECT tunnel or absolute-form forward);
+ * TUNNEL   relaying bytes both ways (CONNECT tunnel, absolute-form forward, or a WebSocket
+ *          tunnel from GET /v1/tunnel: client bytes in RFC 6455 frames, see ws.h);
  * RESPOND  sending a response the relay wrote itself (errors, /healthz, ...);
  * CLOSING  close_notify sent / write side shut, discarding input until EOF or a short
  *          linger, so the client reads the response before the connection goes.
  *
  * Memory is decided at accept: one allocation holds the struct, the BearSSL context (TLS
- * listener), the client-side buffers and the head buffer; nothing grows with traffic.
+ * listener), the client-side buffers and the head buffer (which also holds the PROXY
+ * header while PPHDR reads it: PP_MAX fits in it); nothing grows with traffic.
  * Bytes move between BearSSL's record buffers (or the plain buffers) and the upstream
  * socket directly. conn_close() is the only way a connection ends.
  */
@@ -38,14 +44,17 @@
  * GET /metrics, /healthz and /readyz; its send buffer holds a whole /metrics answer. */
 enum { CONN_PLAIN = 0, CONN_TLS = 1, CONN_ADMIN = 2 };
 
-enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING };
+enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING,
+	CS_PPHDR };
 
 struct conn;
 
 /* Create a connection for an accepted socket (listener kind: CONN_PLAIN, CONN_TLS or
  * CONN_ADMIN). over_limit: beyond maxConnections, answer 503 to the request and close.
- * NULL when out of memory (the caller closes fd). */
-struct conn *conn_new(int fd, const struct net_addr *peer, int tls, int over_limit);
+ * proxy_hdr: the listener wants a PROXY protocol header first (the caller has checked the
+ * peer is a trusted proxy). NULL when out of memory (the caller closes fd). */
+struct conn *conn_new(int fd, const struct net_addr *peer, int tls, int over_limit,
+    int proxy_hdr);
 
 /* End the connection: close both sockets, wipe TLS state, log tunnel.close once, free. */
 void conn_close(struct conn *c, const char *reason);

@@ -322,6 +322,7 @@ http_reason(int status)
 	case 405: return "Method Not Allowed";
 	case 407: return "Proxy Authentication Required";
 	case 429: return "Too Many Requests";
+	case 426: return "Upgrade Required";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 502: return "Bad Gateway";

@@ -124,7 +124,7 @@ int http_span_is(const char *buf, struct http_span s, const char *lit);
  * case-insensitive ("Connection: keep-alive, Upgrade" has "upgrade"). */
 int http_list_has(const char *buf, const struct http_request *r, int id, const char *token);
 
-/* Reason phrase for 200 400 401 403 404 405 407 429 431 500 502 503 504, else "Error". */
+/* Reason phrase for 200 400 401 403 404 405 407 426 429 431 500 502 503 504, else "Error". */
 const char *http_reason(int status);
 
 /* Write into buf (at most cap bytes, no NUL) the response

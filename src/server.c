@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "notify.h"
+#include "proxyproto.h"
 #include "resolve.h"
 #include "server.h"
 #include "tls.h"
@@ -32,12 +33,15 @@ struct server srv;
 struct listener {
 	int fd;
 	int tls;                 /* conn_new's kind: CONN_PLAIN, CONN_TLS or CONN_ADMIN */
+	int pp;             /* proxyProtocol: trusted peers only, a PROXY header first */
 	const char *name;
 	char addr[NET_ADDR_TEXT];
 };
 
 static struct listener listeners[3];
 static int nlisteners;
+static struct pp_cidr trusted[CFG_LIST_MAX]; /* trustedProxies, read once at start */
+static int ntrusted;
 static int64_t accept_paused_until;
 
 static struct conn **table;   /* slots; NULL = free */
@@ -143,6 +147,39 @@ server_begin_drain(const char *why)
 			conn_shutdown(table[i]);
 }
 
+/* trustedProxies as CIDRs. Like proxyProtocol, read at start only (a restart-only key). */
+static int
+load_trusted(const struct config *cfg, char *err, size_t errlen)
+{
+	int i;
+
+	for (ntrusted = 0, i = 0; i < cfg->trusted_proxies.n && i < CFG_LIST_MAX; i++) {
+		if (pp_cidr_parse(cfg->trusted_proxies.item[i], &trusted[ntrusted]) != ERR_OK) {
+			snprintf(err, errlen, "trustedProxies: %s: not an address or CIDR",
+			    cfg->trusted_proxies.item[i]);
+			return ERR_INVAL;
+		}
+		ntrusted++;
+	}
+	return ERR_OK;
+}
+
+/* proxyProtocol is on and the peer is not a trusted proxy: closed at once (SPEC §2.1). */
+static void
+refuse_untrusted(const struct listener *l, int fd, const struct net_addr *peer)
+{
+	struct log_rec r;
+	char addr[NET_ADDR_TEXT];
+
+	close(fd);
+	if (log_begin(&r, LOG_WARN, "proxyproto.untrusted")) {
+		net_addr_text(peer, addr, 1);
+		log_str(&r, "client", addr);
+		log_str(&r, "listener", l->name);
+		log_end(&r);
+	}
+}
+
 /* see server.h */
 int
 server_listen(const struct config *cfg, char *err, size_t errlen)
@@ -154,6 +191,8 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 		{ cfg->admin_listen, "admin", CONN_ADMIN } };
 	size_t i;
 
+	if (cfg->proxy_protocol && load_trusted(cfg, err, errlen) != ERR_OK)
+		return ERR_INVAL;
 	for (i = 0; i < sizeof want / sizeof want[0]; i++) {
 		struct net_addr a;
 		int fd;
@@ -174,6 +213,7 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 		}
 		listeners[nlisteners].fd = fd;
 		listeners[nlisteners].tls = want[i].tls;
+		listeners[nlisteners].pp = cfg->proxy_protocol && want[i].tls != CONN_ADMIN; /* both proxy listeners */
 		listeners[nlisteners].name = want[i].name;
 		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%s", want[i].text);
 		nlisteners++;
@@ -310,15 +350,19 @@ accept_some(struct listener *l)
 			 * probes stay readable when the relay is full; they have their own cap and
 			 * their own room in the table. */
 			if (metrics_conns_open(METRICS_ADMIN) >= SERVER_ADMIN_MAX ||
-			    conn_new(fd, &peer, CONN_ADMIN, 0) == NULL)
+			    conn_new(fd, &peer, CONN_ADMIN, 0, 0) == NULL)
 				close(fd);
+			continue;
+		}
+		if (l->pp && !pp_cidr_match(trusted, ntrusted, &peer)) {
+			refuse_untrusted(l, fd, &peer);
 			continue;
 		}
 		relay = srv.nconns - (int)metrics_conns_open(METRICS_ADMIN);
 		over = relay >= srv.cfg->max_connections || relay >= table_size - SERVER_ADMIN_MAX - SERVER_RESERVE;
 		if (over)
 			metrics_conn_refused();
-		if (relay >= table_size - SERVER_ADMIN_MAX || conn_new(fd, &peer, l->tls, over) == NULL)
+		if (relay >= table_size - SERVER_ADMIN_MAX || conn_new(fd, &peer, l->tls, over, l->pp) == NULL)
 			close(fd); /* beyond even the 503 reserve: refused outright */
 	}
 }

@@ -536,6 +536,65 @@ def tunnel_moves_counters():
     ck_eq(val(again, "relaypro_tunnels_total", target=target), 2, "tunnels_total{target} is 2")
 
 
+def _read_exact(sock, n, end):
+    buf = bytearray()
+    while len(buf) < n and time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            d = sock.recv(n - len(buf))
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
+
+
+@rt.case
+def websocket_tunnel_moves_counters():
+    """A WebSocket tunnel (GET /v1/tunnel) counts like a CONNECT tunnel: one masked binary
+    frame of N bytes up, the echo's frames down, payload bytes only."""
+    target = "localhost:%d" % S["con"].echo_port
+    r = rt.http_request("127.0.0.1", S["http"], "POST", "/v1/token",
+                        headers=[("Authorization", "Bearer " + grant())])
+    tok = r.json().get("access_token") if r.status == 200 else None
+    ck(tok is not None, "access token for the WebSocket tunnel")
+    if not tok:
+        return
+    SECRETS.add(tok)
+    before, _, _ = scrape()
+    n = 100
+    s = rt.connect("127.0.0.1", S["http"])
+    try:
+        s.sendall(rt.build_request("GET", "/v1/tunnel?target=" + target, [
+            ("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", base64.b64encode(os.urandom(16)).decode()),
+            ("Sec-WebSocket-Version", "13"), ("Authorization", "Bearer " + tok)]))
+        _, status, _, _, _ = rt.read_response_head(s, timeout=10)
+        ck_eq(status, 101, "WebSocket upgrade: 101")
+        if status != 101:
+            return
+        payload, mask = os.urandom(n), os.urandom(4)
+        s.sendall(bytes([0x82, 0x80 | n]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        got, end = bytearray(), time.monotonic() + 10
+        while len(got) < n and time.monotonic() < end:
+            hdr = _read_exact(s, 2, end)
+            if len(hdr) < 2 or hdr[0] != 0x82 or hdr[1] >= 126:
+                break
+            got += _read_exact(s, hdr[1], end)
+        ck(bytes(got) == payload, "WebSocket echo returns the %d bytes" % n)
+    finally:
+        s.close()
+    ck_eq(wait_metric("relaypro_tunnels_open", 0, target=target), 0, "WebSocket tunnel closed")
+    after, _, _ = scrape()
+
+    def d(name, **labels):
+        return (val(after, name, **labels) or 0) - (val(before, name, **labels) or 0)
+    ck_eq(d("relaypro_tunnels_total", target=target), 1, "WebSocket: tunnels_total{target} +1")
+    ck_eq(d("relaypro_tunnel_bytes_total", direction="up"), n, "WebSocket: bytes up +N (payload)")
+    ck_eq(d("relaypro_tunnel_bytes_total", direction="down"), n, "WebSocket: bytes down +N (payload)")
+
+
 @rt.case
 def refused_targets_are_not_labels():
     for tgt in ("evil.test:443", "localhost:1", "127.0.0.1:%d" % S["con"].echo_port):
@@ -690,6 +749,18 @@ def workers_share_the_admin_port():
             ppid = -1
         ck_eq(ppid, sup, "that worker is the supervisor's child")
     w["proc"].stop(timeout=20)
+
+
+@rt.case(timeout=60)
+def admin_takes_no_proxy_header():
+    """proxyProtocol applies to the proxy listeners only: with it on, the admin port still
+    answers a scrape that starts with no PROXY header, from a trusted address."""
+    https, admin = rt.free_port(), rt.free_port()
+    p = start_relay("pp", https, admin=admin,
+                    extra=["proxyProtocol = true", "trustedProxies = 127.0.0.0/8"])
+    samples = _try_scrape(admin)
+    ck(samples is not None, "proxyProtocol on: the admin port answers a plain scrape")
+    p["proc"].stop(timeout=10)
 
 
 def _try_scrape(port):

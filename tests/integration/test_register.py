@@ -393,7 +393,7 @@ def write_back_crash():
             continue
         seen[states[text]] = seen.get(states[text], 0) + 1
         r = subprocess.run([TOOLS["cfgwrite_tool"], "check", path], capture_output=True,
-                           text=True, timeout=10)
+                           text=True, timeout=10, env=rt.clean_environ())
         if r.returncode != 0 or r.stdout.strip() != states[text]:
             torn += 1
         for t in glob.glob(path + ".tmp.*"):

@@ -23,11 +23,13 @@ void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
 void t_metrics(void);
+void t_proxyproto(void);
 void t_register(void);
 void t_target(void);
 void t_token(void);
 void t_units(void);
 void t_x509(void);
+void t_ws(void);
 
 static const struct {
 	const char *name;
@@ -47,11 +49,13 @@ static const struct {
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
 	{ "metrics", t_metrics },
+	{ "proxyproto", t_proxyproto },
 	{ "register", t_register },
 	{ "target", t_target },
 	{ "token", t_token },
 	{ "units", t_units },
 	{ "x509", t_x509 },
+	{ "ws", t_ws },
 };
 
 static int passed, failed;
