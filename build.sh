@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 build_pkgs=(make gcc musl-tools musl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
 	musl-dev:arm64 qemu-user-static dpkg-dev xz-utils file)
 test_pkgs=(curl openssl python3 procps tinyproxy stunnel4 haproxy skopeo umoci python3-yaml rpm rpmlint lintian
-	cpio)
+	cpio prometheus)
 
 missing_pkgs() {
 	local p

@@ -826,6 +826,36 @@ key_index(const char *section, const char *name)
 }
 
 /* Combinations no single value can show wrong. */
+/* 1 when two listen values would take the same port: equal ports and equal addresses, or
+ * equal ports and one a wildcard (0.0.0.0, [::]). With workers > 1 the listeners set
+ * SO_REUSEPORT, and then the kernel would share one port between two listeners. */
+static int
+listen_clash(const char *a, const char *b)
+{
+	struct net_addr x, y;
+	const struct sockaddr_in *x4 = (const struct sockaddr_in *)(const void *)&x.ss;
+	const struct sockaddr_in *y4 = (const struct sockaddr_in *)(const void *)&y.ss;
+	const struct sockaddr_in6 *x6 = (const struct sockaddr_in6 *)(const void *)&x.ss;
+	const struct sockaddr_in6 *y6 = (const struct sockaddr_in6 *)(const void *)&y.ss;
+	int xany, yany;
+
+	if (!a[0] || !b[0] || net_parse_listen(a, &x) != ERR_OK || net_parse_listen(b, &y) != ERR_OK)
+		return 0;
+	if ((x.ss.ss_family == AF_INET ? x4->sin_port : x6->sin6_port) !=
+	    (y.ss.ss_family == AF_INET ? y4->sin_port : y6->sin6_port))
+		return 0;
+	xany = x.ss.ss_family == AF_INET ? x4->sin_addr.s_addr == INADDR_ANY :
+	    IN6_IS_ADDR_UNSPECIFIED(&x6->sin6_addr);
+	yany = y.ss.ss_family == AF_INET ? y4->sin_addr.s_addr == INADDR_ANY :
+	    IN6_IS_ADDR_UNSPECIFIED(&y6->sin6_addr);
+	if (xany || yany)
+		return 1;
+	if (x.ss.ss_family != y.ss.ss_family)
+		return 0;
+	return x.ss.ss_family == AF_INET ? x4->sin_addr.s_addr == y4->sin_addr.s_addr :
+	    memcmp(&x6->sin6_addr, &y6->sin6_addr, 16) == 0;
+}
+
 static void
 check_combinations(struct loader *ld)
 {
@@ -847,6 +877,10 @@ check_combinations(struct loader *ld)
 		k = key_index("httpsProxy", "listen");
 		place(ld, (size_t)k, where, sizeof where);
 		fail(ld, "%s: no listener enabled (httpsProxy and httpProxy both empty)", where);
+	}
+	if (listen_clash(c->admin_listen, c->https_listen) || listen_clash(c->admin_listen, c->http_listen)) {
+		place(ld, (size_t)key_index("admin", "listen"), where, sizeof where);
+		fail(ld, "%s: the admin listener needs a port of its own (it is a proxy listener's)", where);
 	}
 	if (c->server_name[0] && !host_ok(c->server_name, strlen(c->server_name))) {
 		place(ld, (size_t)key_index("", "serverName"), where, sizeof where);

@@ -26,6 +26,7 @@
 #include "http.h"
 #include "limit.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxyproto.h"
 #include "resolve.h"
 #include "secret.h"
@@ -68,6 +69,7 @@ struct conn {
 	unsigned client_eof : 1, upstream_eof : 1, up_shut : 1, down_shut : 1, over_limit : 1,
 	    tunnel_open : 1, handshaken : 1, tls_closed : 1, keep_alive : 1;
 	int status;
+	int kind, mlistener, mseries; /* CONN_* listener kind; metrics listener and target series */
 	/* WebSocket mode (GET /v1/tunnel, SPEC §2.2): the same TUNNEL state, client bytes in
 	 * frames. Fixed size, part of the one allocation. */
 	struct ws_rx ws_rx;               /* client frame decoder */
@@ -106,6 +108,8 @@ conn_footprint(int tls)
 {
 	size_t n = sizeof(struct conn) + srv.cfg->max_header_bytes + CONN_HEAD_SLACK;
 
+	if (tls == CONN_ADMIN) /* never tunnels: no upstream TLS state */
+		return n + CONN_ADMIN_IBUF + CONN_ADMIN_OBUF;
 	if (up_tls_mem)
 		n += UP_TLS_BYTES;
 	return n + (tls ? sizeof(br_ssl_server_context) + TLS_IBUF + TLS_OBUF : 2 * CONN_PLAIN_BUF);
@@ -220,6 +224,7 @@ log_tls_fail(struct conn *c, int err)
 {
 	struct log_rec r;
 
+	metrics_tls_fail();
 	if (log_begin(&r, LOG_WARN, "tls.fail")) {
 		log_str(&r, "client", c->peer);
 		log_str(&r, "reason", tls_error_str(err));
@@ -387,6 +392,7 @@ log_auth_fail(struct conn *c, const char *reason)
 {
 	struct log_rec r;
 
+	metrics_auth_fail(reason);
 	if (log_begin(&r, LOG_WARN, "auth.fail")) {
 		log_str(&r, "client", c->peer);
 		log_str(&r, "reason", reason);
@@ -767,6 +773,7 @@ tunnel_start(struct conn *c)
 	}
 	c->status = c->websocket ? 101 : 200;
 	c->tunnel_open = 1;
+	c->mseries = metrics_tunnel_open(&c->target);
 	c->last_io = srv.now_ms;
 	set_state(c, CS_TUNNEL);
 	if (log_begin(&r, LOG_INFO, "tunnel.open")) {
@@ -887,6 +894,7 @@ auth_failed(struct conn *c, const char *reason)
 	if (limit_fail(&c->peer_addr, srv.now_ms, srv.cfg->auth_fail_limit,
 	    (int64_t)srv.cfg->auth_fail_ban)) {
 		struct log_rec r;
+		metrics_ban();
 		if (log_begin(&r, LOG_WARN, "auth.ban")) {
 			log_str(&r, "client", c->peer);
 			log_int(&r, "seconds", (int64_t)srv.cfg->auth_fail_ban);
@@ -981,6 +989,7 @@ issue_token(struct conn *c)
 	    token, (unsigned long long)srv.cfg->token_duration);
 	secret_wipe(token, sizeof token);
 	snprintf(c->who, sizeof c->who, "%s", sub);
+	metrics_token_issued();
 	if (log_begin(&lr, LOG_INFO, "token.issue")) {
 		log_str(&lr, "client", c->peer);
 		log_str(&lr, "sub", sub);
@@ -1144,6 +1153,65 @@ handle_local(struct conn *c, const struct http_target *t)
 		respond_error(c, 405, "method_not_allowed", "method not allowed", "Allow: GET, POST, CONNECT\r\n");
 }
 
+/* GET /metrics: the whole exposition in one response. The admin send buffer was sized
+ * at accept for the longest one (CONN_ADMIN_OBUF), so it is rendered straight into it
+ * after room for the head, and the head put in front. */
+static void
+respond_metrics(struct conn *c, int keep_alive)
+{
+	char head[200];
+	size_t room, blen = 0;
+	unsigned char *b = cout_buf(c, &room);
+	int hl;
+
+	if (b && room > sizeof head)
+		blen = metrics_render((char *)b + sizeof head, room - sizeof head);
+	hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
+	    "charset=utf-8\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n", blen,
+	    keep_alive ? "" : "Connection: close\r\n");
+	if (blen == 0 || hl <= 0 || (size_t)hl >= sizeof head) {
+		respond_error(c, 500, "internal", "the metrics do not fit the buffer", NULL);
+		return;
+	}
+	memmove(b + hl, b + sizeof head, blen);
+	memcpy(b, head, (size_t)hl);
+	cout_ack(c, (size_t)hl + blen);
+	c->status = 200;
+	c->keep_alive = keep_alive ? 1 : 0;
+	set_state(c, CS_RESPOND);
+	c->deadline = srv.now_ms + CONN_RESPOND_MS;
+}
+
+/* The admin listener (SPEC §2.1): GET /metrics, /healthz and /readyz, nothing else — no
+ * CONNECT, no tokens, no tunnels, no credentials. Keep-alive unless the client closes. */
+static void
+handle_admin(struct conn *c)
+{
+	const char *h = c->head, *q, *reason;
+	const struct http_request *r = &c->req;
+	struct http_span path = r->target;
+	int ka = r->minor == 1 && !http_list_has(h, r, HTTP_H_CONNECTION, "close");
+	char body[160];
+
+	if ((q = memchr(h + path.off, '?', path.len)) != NULL)
+		path.len = (uint32_t)(q - (h + path.off));
+	if (!http_span_is(h, r->method, "GET"))
+		respond_error(c, 405, "method_not_allowed", "the admin listener answers GET only",
+		    "Allow: GET\r\n");
+	else if (http_span_is(h, path, "/metrics"))
+		respond_metrics(c, ka);
+	else if (http_span_is(h, path, "/healthz"))
+		respond_json_ka(c, 200, "{\"status\":\"ok\"}", ka);
+	else if (!http_span_is(h, path, "/readyz"))
+		respond_error(c, 404, "not_found", "the admin listener serves /metrics, /healthz, /readyz", NULL);
+	else if (server_ready(&reason))
+		respond_json_ka(c, 200, "{\"status\":\"ready\"}", ka);
+	else {
+		snprintf(body, sizeof body, "{\"status\":\"not_ready\",\"reason\":\"%s\"}", reason);
+		respond_json_ka(c, 503, body, ka);
+	}
+}
+
 /* A complete head is in head[0..req.head_len). Decide what to do with it. */
 static void
 handle_request(struct conn *c)
@@ -1152,6 +1220,10 @@ handle_request(struct conn *c)
 	const char *h = c->head;
 	int rc, is_connect = http_span_is(h, c->req.method, "CONNECT");
 
+	if (c->kind == CONN_ADMIN) {
+		handle_admin(c);
+		return;
+	}
 	if (c->over_limit) {
 		respond_error(c, 503, "too_many_connections", "the relay is at its connection limit", NULL);
 		return;
@@ -1316,6 +1388,7 @@ pump_up(struct conn *c)
 			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
 		c->fwd_off += (size_t)n;
 		c->up_bytes += (size_t)n;
+		metrics_bytes((size_t)n, 0);
 		progress = 1;
 	}
 	while ((b = cin_buf(c, &len)) != NULL) {
@@ -1324,6 +1397,7 @@ pump_up(struct conn *c)
 			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
 		cin_ack(c, (size_t)n);
 		c->up_bytes += (size_t)n;
+		metrics_bytes((size_t)n, 0);
 		progress = 1;
 	}
 	return progress;
@@ -1352,6 +1426,7 @@ pump_down(struct conn *c)
 		if (n > 0) {
 			cout_ack(c, (size_t)n);
 			c->down_bytes += (size_t)n;
+			metrics_bytes(0, (size_t)n);
 			progress = 1;
 			if (c->sc)
 				break; /* let client_io push the record out first */
@@ -1518,6 +1593,7 @@ ws_pump_up(struct conn *c)
 			ws_in_ack(c, (size_t)w);
 			c->ws_ready -= (size_t)w;
 			c->up_bytes += (size_t)w;
+			metrics_bytes((size_t)w, 0);
 			progress = 1;
 			continue;
 		}
@@ -1603,6 +1679,7 @@ ws_pump_down(struct conn *c)
 			ws_frame_header(b, hl, WS_OP_BINARY, (uint64_t)n);
 			cout_ack(c, hl + (size_t)n);
 			c->down_bytes += (size_t)n;
+			metrics_bytes(0, (size_t)n);
 			progress = 1;
 			if (c->sc)
 				break; /* let client_io push the record out first */
@@ -2032,7 +2109,14 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 	c->head_max = srv.cfg->max_header_bytes;
 	c->head_cap = head_cap;
 	p += head_cap;
-	if (tls) {
+	c->kind = tls;
+	c->mlistener = tls == CONN_ADMIN ? METRICS_ADMIN : tls == CONN_TLS ? METRICS_HTTPS : METRICS_HTTP;
+	if (tls == CONN_ADMIN) {
+		c->ibuf = p;
+		c->ilen = CONN_ADMIN_IBUF;
+		c->obuf = p + CONN_ADMIN_IBUF;
+		c->olen = CONN_ADMIN_OBUF;
+	} else if (tls) {
 		c->sc = (br_ssl_server_context *)(void *)p;
 		p += sizeof(br_ssl_server_context);
 		c->ibuf = p;
@@ -2049,8 +2133,8 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 		c->obuf = p + CONN_PLAIN_BUF;
 		c->olen = CONN_PLAIN_BUF;
 	}
-	p += tls ? TLS_IBUF + TLS_OBUF : 2 * CONN_PLAIN_BUF;
-	if (up_tls_mem) {
+	if (up_tls_mem && tls != CONN_ADMIN) { /* after the client-side buffers (see conn_footprint) */
+		p += tls ? TLS_IBUF + TLS_OBUF : 2 * CONN_PLAIN_BUF;
 		p = block + ((size_t)(p - block) + 15) / 16 * 16;
 		c->ucc = (br_ssl_client_context *)(void *)p;
 		p += sizeof(br_ssl_client_context);
@@ -2065,6 +2149,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 		free(block);
 		return NULL;
 	}
+	metrics_conn_open((enum metrics_listener)c->mlistener);
 	return c;
 }
 
@@ -2092,6 +2177,9 @@ conn_close(struct conn *c, const char *reason)
 		log_str(&r, "reason", reason);
 		log_end(&r);
 	}
+	if (c->tunnel_open)
+		metrics_tunnel_close(c->mseries);
+	metrics_conn_close((enum metrics_listener)c->mlistener);
 	server_remove_conn(c->slot);
 	if (c->ufd >= 0)
 		close(c->ufd);

@@ -34,6 +34,7 @@
 #include <bearssl.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "net.h"
 
 #define CONN_PLAIN_BUF 16384   /* plain listener: each direction's buffer */
@@ -42,16 +43,22 @@
 #define CONN_RESPOND_MS 5000   /* RESPOND/CLOSING: give up on a client that reads nothing */
 #define CONN_UP_IBUF BR_SSL_BUFSIZE_INPUT /* TLS to an https:// proxy: a full incoming record */
 #define CONN_UP_OBUF (4096 + 85)          /* ... outgoing records carry up to 4 KiB */
+#define CONN_ADMIN_IBUF 4096   /* admin listener: request bytes read at a time */
+#define CONN_ADMIN_OBUF (METRICS_RENDER_MAX + 256) /* admin listener: a whole /metrics answer */
+
+/* Listener kinds (conn_new's kind). The admin listener is plain HTTP that answers only
+ * GET /metrics, /healthz and /readyz; its send buffer holds a whole /metrics answer. */
+enum { CONN_PLAIN = 0, CONN_TLS = 1, CONN_ADMIN = 2 };
 
 enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING,
 	CS_PPHDR };
 
 struct conn;
 
-/* Create a connection for an accepted socket (listener kind tls or plain). over_limit:
- * beyond maxConnections, answer 503 to the request and close. proxy_hdr: the listener
- * wants a PROXY protocol header first (the caller has checked the peer is a trusted
- * proxy). NULL when out of memory (the caller closes fd). */
+/* Create a connection for an accepted socket (listener kind: CONN_PLAIN, CONN_TLS or
+ * CONN_ADMIN). over_limit: beyond maxConnections, answer 503 to the request and close.
+ * proxy_hdr: the listener wants a PROXY protocol header first (the caller has checked the
+ * peer is a trusted proxy). NULL when out of memory (the caller closes fd). */
 struct conn *conn_new(int fd, const struct net_addr *peer, int tls, int over_limit,
     int proxy_hdr);
 
@@ -83,7 +90,7 @@ enum conn_state conn_state(const struct conn *c);
  * unavailable: such a route then answers 502). */
 int conn_proxy_setup(const struct config *cfg, char *err, size_t errlen);
 
-/* Bytes allocated per connection for a listener kind (for docs and the start log). */
+/* Bytes allocated per connection for a listener kind (CONN_*; for docs and the start log). */
 size_t conn_footprint(int tls);
 
 #endif

@@ -25,6 +25,7 @@
 #include "json.h"
 #include "jwt.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "priv.h"
 #include "loop.h"
@@ -258,6 +259,7 @@ reload_apply(void)
 	int next_users = cur_users ^ 1;
 
 	if (config_load(&next_cfg, cfg.file, err, sizeof err) != ERR_OK) {
+		metrics_reload(0);
 		if (log_begin(&r, LOG_ERROR, "config.reload")) {
 			log_bool(&r, "ok", 0);
 			log_str(&r, "error", err);
@@ -268,6 +270,7 @@ reload_apply(void)
 	}
 	if (next_cfg.password_file[0] &&
 	    auth_load_passwords(&users[next_users], next_cfg.password_file, err, sizeof err) != ERR_OK) {
+		metrics_reload(0);
 		if (log_begin(&r, LOG_ERROR, "config.reload")) {
 			log_bool(&r, "ok", 0);
 			log_str(&r, "error", err);
@@ -289,6 +292,7 @@ reload_apply(void)
 		memcpy(next_cfg.relay_pro_id, cfg.relay_pro_id, sizeof cfg.relay_pro_id);
 	if (server_set_policy(&next_cfg, err, sizeof err) != ERR_OK) {
 		server_set_policy(&cfg, err, sizeof err);
+		metrics_reload(0);
 		log_msg(LOG_ERROR, "config.reload", "bad targets; keeping the running configuration");
 		return;
 	}
@@ -305,6 +309,9 @@ reload_apply(void)
 		auth_wipe(&users[cur_users]);
 	}
 	log_set_debug(cfg.debug_logging);
+	metrics_reload(1);
+	if (cfg.security_token[0]) /* a worker reads the token its supervisor registered */
+		metrics_registration(METRICS_REG_REGISTERED);
 	if (log_begin(&r, LOG_INFO, "config.reload")) {
 		log_bool(&r, "ok", 1);
 		if (changed[0]) {
@@ -777,6 +784,15 @@ supervise(int n)
 	}
 }
 
+/* How many workers the supervisor runs (for a worker's metrics). */
+static int
+worker_count(void)
+{
+	long n = cfg.workers ? (long)cfg.workers : sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
+}
+
 static int
 cmd_run(const char *cli_path)
 {
@@ -843,6 +859,7 @@ cmd_run(const char *cli_path)
 		log_str(&r, "config", cfg.file[0] ? cfg.file : "(environment)");
 		log_str(&r, "https_listen", cfg.https_listen);
 		log_str(&r, "http_listen", cfg.http_listen);
+		log_str(&r, "admin_listen", cfg.admin_listen);
 		log_str(&r, "console", cfg.console_address);
 		log_str(&r, "ca_bundle", cfg.ca_bundle_file);
 		log_bool(&r, "ca_created", ca.created);
@@ -861,6 +878,10 @@ cmd_run(const char *cli_path)
 	} else {
 		srv.on_upgrade = NULL; /* the supervisor upgrades */
 	}
+	metrics_start(time(NULL), (long)getpid(), worker_index < 0 ? 0 : worker_index,
+	    worker_index < 0 ? 1 : worker_count());
+	metrics_registration(cfg.security_token[0] ? METRICS_REG_REGISTERED :
+	    cfg.deployment_token[0] ? METRICS_REG_REGISTERING : METRICS_REG_UNCONFIGURED);
 	upgrade_report_ready();
 	rc = server_run();
 stopped:

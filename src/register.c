@@ -27,6 +27,7 @@
 #include "json.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "rand.h"
 #include "register.h"
 #include "upstream.h"
@@ -780,12 +781,14 @@ reg_main(void *arg)
 					log_str(&lr, "console", r->console);
 					log_end(&lr);
 				}
+				metrics_registration(METRICS_REG_REGISTERED);
 				r->done(r->user, id, r->token);
 			}
 			pthread_mutex_unlock(&mu);
 			break;
 		}
 		failures++;
+		metrics_registration_failed();
 		br_hmac_drbg_generate(&r->rng, &rnd, sizeof rnd);
 		wait = register_backoff_ms(c == A_SLOW ? 64 : failures, r->base_ms, r->cap_ms, rnd);
 		if (cancelled(r))

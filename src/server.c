@@ -20,6 +20,7 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "net.h"
 #include "notify.h"
 #include "proxyproto.h"
@@ -31,13 +32,13 @@ struct server srv;
 
 struct listener {
 	int fd;
-	int tls;
+	int tls;                 /* conn_new's kind: CONN_PLAIN, CONN_TLS or CONN_ADMIN */
 	int pp;             /* proxyProtocol: trusted peers only, a PROXY header first */
 	const char *name;
 	char addr[NET_ADDR_TEXT];
 };
 
-static struct listener listeners[2];
+static struct listener listeners[3];
 static int nlisteners;
 static struct pp_cidr trusted[CFG_LIST_MAX]; /* trustedProxies, read once at start */
 static int ntrusted;
@@ -186,7 +187,8 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 	const struct {
 		const char *text, *name;
 		int tls;
-	} want[] = { { cfg->https_listen, "https", 1 }, { cfg->http_listen, "http", 0 } };
+	} want[] = { { cfg->https_listen, "https", CONN_TLS }, { cfg->http_listen, "http", CONN_PLAIN },
+		{ cfg->admin_listen, "admin", CONN_ADMIN } };
 	size_t i;
 
 	if (cfg->proxy_protocol && load_trusted(cfg, err, errlen) != ERR_OK)
@@ -211,7 +213,7 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 		}
 		listeners[nlisteners].fd = fd;
 		listeners[nlisteners].tls = want[i].tls;
-		listeners[nlisteners].pp = cfg->proxy_protocol; /* both proxy listeners */
+		listeners[nlisteners].pp = cfg->proxy_protocol && want[i].tls != CONN_ADMIN; /* both proxy listeners */
 		listeners[nlisteners].name = want[i].name;
 		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%s", want[i].text);
 		nlisteners++;
@@ -343,7 +345,7 @@ accept_some(struct listener *l)
 	for (i = 0; i < SERVER_ACCEPT_BURST; i++) {
 		struct net_addr peer;
 		int fd = net_accept(l->fd, &peer);
-		int over;
+		int over, relay;
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -360,12 +362,24 @@ accept_some(struct listener *l)
 			}
 			return;
 		}
+		if (l->tls == CONN_ADMIN) {
+			/* Admin connections do not count against maxConnections, so metrics and
+			 * probes stay readable when the relay is full; they have their own cap and
+			 * their own room in the table. */
+			if (metrics_conns_open(METRICS_ADMIN) >= SERVER_ADMIN_MAX ||
+			    conn_new(fd, &peer, CONN_ADMIN, 0, 0) == NULL)
+				close(fd);
+			continue;
+		}
 		if (l->pp && !pp_cidr_match(trusted, ntrusted, &peer)) {
 			refuse_untrusted(l, fd, &peer);
 			continue;
 		}
-		over = srv.nconns >= srv.cfg->max_connections || srv.nconns >= table_size - SERVER_RESERVE;
-		if (srv.nconns >= table_size || conn_new(fd, &peer, l->tls, over, l->pp) == NULL)
+		relay = srv.nconns - (int)metrics_conns_open(METRICS_ADMIN);
+		over = relay >= srv.cfg->max_connections || relay >= table_size - SERVER_ADMIN_MAX - SERVER_RESERVE;
+		if (over)
+			metrics_conn_refused();
+		if (relay >= table_size - SERVER_ADMIN_MAX || conn_new(fd, &peer, l->tls, over, l->pp) == NULL)
 			close(fd); /* beyond even the 503 reserve: refused outright */
 	}
 }
@@ -390,7 +404,7 @@ server_run(void)
 
 	/* Sized once: a reload may lower maxConnections; raising it past the value at start
 	 * takes a restart (the extra connections get 503). */
-	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE;
+	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
 	table = calloc((size_t)table_size, sizeof *table);
 	pfds = calloc((size_t)table_size * 2 + 8, sizeof *pfds);
 	pslot = calloc((size_t)table_size * 2 + 8, sizeof *pslot);

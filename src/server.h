@@ -18,6 +18,7 @@
 #define SERVER_RESERVE 64      /* connections accepted past maxConnections to say 503 */
 #define SERVER_ACCEPT_BURST 64 /* accepts per listener per loop pass */
 #define SERVER_EMFILE_PAUSE_MS 500
+#define SERVER_ADMIN_MAX 8     /* admin connections at once (outside maxConnections) */
 
 struct server {
 	const struct config *cfg;
@@ -47,7 +48,8 @@ void server_unwatch(int fd);
  * end the loop once the rest have closed or shutdownTimeout has passed. */
 void server_begin_drain(const char *why);
 
-/* The listening sockets and their names ("https", "http"), to hand to a new binary. */
+/* The listening sockets and their names ("https", "http", "admin"), to hand to a new
+ * binary or to workers. */
 int server_listeners(int *fds, const char **names, int max);
 
 extern struct server srv;

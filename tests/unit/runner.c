@@ -22,6 +22,7 @@ void t_kdf(void);
 void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
+void t_metrics(void);
 void t_priv(void);
 void t_proxyproto(void);
 void t_register(void);
@@ -49,6 +50,7 @@ static const struct {
 	{ "limit", t_limit },
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
+	{ "metrics", t_metrics },
 	{ "priv", t_priv },
 	{ "proxyproto", t_proxyproto },
 	{ "register", t_register },

@@ -175,6 +175,15 @@ t_config(void)
 	bad("just some words\n", 1, "syntax error", "line without =");
 	bad("a = 1\n  indented = 2\n", 1, "unknown key", "unknown key before indented line");
 	bad("[httpsProxy]\nlisten =\n", 2, "no listener enabled", "no listener at all");
+	bad("[admin]\nlisten = 127.0.0.1:9443\n", 2, "port of its own", "admin on the https port (wildcard)");
+	bad("[httpProxy]\nlisten = [::1]:8080\n[admin]\nlisten = [::1]:8080\n", 4, "port of its own",
+	    "admin on the http listener's address");
+	bad("[httpsProxy]\nlisten = 127.0.0.1:9000\n[admin]\nlisten = [::]:9000\n", 4, "port of its own",
+	    "admin on [::] with the https port");
+	CHECK_INT(load_text("[httpsProxy]\nlisten = 127.0.0.1:9000\n[admin]\nlisten = 127.0.0.2:9000\n"),
+	    ERR_OK, "admin: same port, other address");
+	CHECK_INT(load_text("[admin]\nlisten = 127.0.0.1:9100\n"), ERR_OK, "admin: own port");
+	CHECK_STR(cfg.admin_listen, "127.0.0.1:9100", "admin.listen read");
 	memset(line, 'x', sizeof line);
 	memcpy(line, "securityToken = ", 16);
 	line[16 + 190] = '\n';
