@@ -447,20 +447,21 @@ def _read_text(path, limit=MAX_READ):
 
 
 def start_process(argv, env=None, tmpdir=None, name=None, cwd=None, stdin=None,
-                  clean_env=True, own_group=True):
+                  clean_env=True, own_group=True, keep_root=True):
     """Start argv with stdout/stderr in files `<tmpdir>/<name>.stdout|.stderr`.
 
     env: extra variables laid over the environment (scrubbed of RELAYPRO_*, AIR_* and proxy
     variables unless clean_env=False). stdin: None (=/dev/null), "pipe", or a file object.
     The process gets its own session (so a Ctrl-C in the terminal reaches only us and we
-    stop it deliberately) and is stopped at cleanup. Returns a Proc.
+    stop it deliberately) and is stopped at cleanup. keep_root=False: as root, do not add
+    RELAYPRO_USER=root (the process drops privileges as configured). Returns a Proc.
     """
     _install_handlers()
     if tmpdir is None:
         tmpdir = make_tmpdir()
     name = name or os.path.basename(str(argv[0]))
     base = clean_environ() if clean_env else dict(os.environ)
-    if os.geteuid() == 0 and "RELAYPRO_USER" not in base:
+    if keep_root and os.geteuid() == 0 and "RELAYPRO_USER" not in base:
         # As root a relay drops to `user` (default relaypro, not a user here): relays
         # started by tests keep root unless the test sets RELAYPRO_USER itself
         # (test_privdrop.py does; the environment beats a file's `user`).
