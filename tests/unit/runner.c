@@ -28,6 +28,7 @@ void t_token(void);
 void t_units(void);
 void t_x509(void);
 void t_ws(void);
+void t_secret(void);
 
 static const struct {
 	const char *name;
@@ -52,6 +53,7 @@ static const struct {
 	{ "units", t_units },
 	{ "x509", t_x509 },
 	{ "ws", t_ws },
+	{ "secret", t_secret },
 };
 
 static int passed, failed;
