@@ -698,7 +698,8 @@ rewrite_forward_head(struct conn *c, const struct http_target *t)
 	PUT(h + t->path.off, t->path.len);
 	n = snprintf(out + o, sizeof out - o, " HTTP/1.%d\r\n", r->minor);
 	o += (size_t)n;
-	if (!(r->have & (1u << HTTP_H_HOST))) {
+	{	/* RFC 9112 §3.2.2: a proxy replaces Host with the absolute URI's authority; the
+		 * client's own Host (which may name another site) is never forwarded. */
 		n = snprintf(out + o, sizeof out - o, "Host: %s%s%s:%u\r\n",
 		    t->addr.host.kind == TARGET_IPV6 ? "[" : "", t->addr.host.name,
 		    t->addr.host.kind == TARGET_IPV6 ? "]" : "", t->addr.port);
@@ -710,7 +711,7 @@ rewrite_forward_head(struct conn *c, const struct http_target *t)
 		size_t nl = f->name.len < sizeof name - 1 ? f->name.len : sizeof name - 1;
 
 		if (f->id == HTTP_H_PROXY_AUTHORIZATION || f->id == HTTP_H_PROXY_CONNECTION ||
-		    f->id == HTTP_H_CONNECTION || f->id == HTTP_H_UPGRADE)
+		    f->id == HTTP_H_CONNECTION || f->id == HTTP_H_UPGRADE || f->id == HTTP_H_HOST)
 			continue;
 		memcpy(name, h + f->name.off, nl);
 		name[nl] = 0;

@@ -87,6 +87,9 @@ tls_conn_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
 	else
 		br_ssl_server_init_full_rsa(sc, &chain[cur], 1, &c->rsa);
 	br_ssl_engine_set_versions(&sc->eng, BR_TLS12, BR_TLS12);
+	/* A client-initiated renegotiation is a full handshake (ECDHE and a signature) the
+	 * client can ask for at will, before and during a tunnel: refused (docs/security.md). */
+	br_ssl_engine_add_flags(&sc->eng, BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_suites(&sc->eng, suites, sizeof suites / sizeof suites[0]);
 	br_ssl_engine_set_protocol_names(&sc->eng, alpn, 1);
 	br_ssl_engine_set_buffers_bidi(&sc->eng, ibuf, ilen, obuf, olen);

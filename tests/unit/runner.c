@@ -32,6 +32,7 @@ void t_units(void);
 void t_upstream(void);
 void t_x509(void);
 void t_ws(void);
+void t_secret(void);
 
 static const struct {
 	const char *name;
@@ -60,6 +61,7 @@ static const struct {
 	{ "upstream", t_upstream },
 	{ "x509", t_x509 },
 	{ "ws", t_ws },
+	{ "secret", t_secret },
 };
 
 static int passed, failed;

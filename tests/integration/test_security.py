@@ -1,0 +1,717 @@
+#!/usr/bin/env python3
+"""test_security.py -- the threats of docs/security.md that no other script covers.
+
+Drives the real binary from outside. Behind the relay sit two recorders started by this
+script (threads in this process): one on 127.0.0.1:P, the address `localhost` resolves to
+(the configured consoleAddress), and one on 127.0.0.2:P, an address the relay must never
+reach. Each recorder keeps every byte that arrives and answers with its own name, so a
+case can say exactly what was forwarded, and where.
+
+Cases:
+  forwarded_head        absolute-form: what reaches the console, byte for byte (origin-form
+                        request line, no Proxy-Authorization, one Host, `Connection: close`),
+                        a pipelined second request stays on the same upstream connection,
+                        a Host that disagrees with the absolute URI is replaced.
+  injection_refused     CR / LF / NUL / obs-fold / TE+CL anywhere in a head or a CONNECT
+                        target: 400, and nothing at all reaches either recorder.
+  no_steering           the client cannot choose the address: Host header, IP literal of
+                        what the name resolves to, other spellings -- 403 or to the
+                        resolved address only; bytes pipelined after a 403 never reach a
+                        recorder.
+  jwt_confusion         alg RS256 signed with the CA certificate as an HMAC key, alg
+                        HS256 with a trailing space, `alg` twice, a token of another org /
+                        relay / sub, a grant used as an access token on /v1/tunnel:
+                        refused, through POST /v1/token, CONNECT and GET /v1/tunnel.
+  file_modes            a relay started with no private folder creates it 0700 and the CA
+                        bundle 0600 (umask 022 and 000).
+  secrets_not_logged    no security token, password, grant or access token in the relay's
+                        log, stdout or stderr after all of the above.
+
+Everything runs on loopback with ephemeral ports; processes are stopped by PID
+(tests/lib/relaytest.py). Secrets never appear in the output (redact()).
+Last line: `security: N passed, N failed`.
+"""
+import base64
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relaytest as rt  # noqa: E402
+
+REPO = rt.REPO_DIR
+
+
+def _pick_bin():
+    b = os.environ.get("RELAYPRO_BIN")
+    if b:
+        return b
+    for cand in (os.path.join(REPO, "dist", "relaypro-linux-amd64"),
+                 os.path.join(REPO, "build", "amd64", "relaypro")):
+        if os.path.exists(cand):
+            return cand
+    return os.path.join(REPO, "dist", "relaypro-linux-amd64")
+
+
+BIN = _pick_bin()
+ORG, RELAY_ID = 5, 11
+SECRET = "sec-test-security-token-" + os.urandom(8).hex()
+USER, PASSWORD = "secuser", "pw-" + os.urandom(8).hex()
+BASIC = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+SECRETS = {SECRET, PASSWORD, BASIC.split(" ", 1)[1]}
+RELAY_PRO_ID = "0b5e3c1a-7d2f-4e6a-9c8b-1a2b3c4d5e6f"
+
+
+def remember(s):
+    if s:
+        SECRETS.add(s)
+    return s
+
+
+def redact(v):
+    s = v if isinstance(v, str) else repr(v)
+    for sec in sorted(SECRETS, key=len, reverse=True):
+        s = s.replace(sec, "<redacted>")
+    return s[:700]
+
+
+def ck(cond, name, detail=""):
+    return rt.check(cond, name, redact(detail) if detail != "" else "")
+
+
+def ck_eq(got, want, name):
+    return ck(got == want, name, "got %s, want %s" % (redact(got), redact(want)))
+
+
+# ================================================================= recorders
+
+class Recorder:
+    """A TCP listener on host:port that stores what each connection sends (until EOF, 0.6 s
+    of quiet, 64 KiB or 5 s) and then answers a small HTTP response naming itself."""
+
+    def __init__(self, name, host, port):
+        self.name = name
+        self.host, self.port = host, port
+        self.got = []           # bytes of each finished connection
+        self.accepted = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.stop_flag = False
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+        rt.at_cleanup(self.close)
+
+    def _accept_loop(self):
+        end = time.monotonic() + 900  # bounded: the script's deadline is shorter
+        while not self.stop_flag and time.monotonic() < end:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = bytearray()
+        end = time.monotonic() + 5
+        try:
+            while len(buf) < 65536 and time.monotonic() < end:
+                c.settimeout(0.6)
+                try:
+                    d = c.recv(65536)
+                except socket.timeout:
+                    break
+                if not d:
+                    break
+                buf += d
+            body = self.name.encode()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n%s" % (len(body), body))
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.got.append(bytes(buf))
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def mark(self):
+        with self.lock:
+            return self.accepted, len(self.got)
+
+    def since(self, mark, want=1, timeout=8):
+        """The payloads of connections accepted after `mark`, waiting (bounded) until
+        `want` of them have finished."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if len(self.got) - mark[1] >= want:
+                    break
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.got[mark[1]:])
+
+    def accepted_since(self, mark):
+        with self.lock:
+            return self.accepted - mark[0]
+
+    def close(self):
+        self.stop_flag = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def recorder_pair():
+    """(resolved, other): same port on 127.0.0.1 and 127.0.0.2 (bounded retries)."""
+    last = None
+    for _ in range(20):
+        port = rt.free_port()
+        try:
+            a = Recorder("resolved", "127.0.0.1", port)
+        except OSError as e:
+            last = e
+            continue
+        try:
+            b = Recorder("other", "127.0.0.2", port)
+        except OSError as e:
+            a.close()
+            last = e
+            continue
+        return a, b
+    raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2: %s" % last)
+
+
+# ================================================================= the relay
+
+class Relay:
+    def __init__(self, name, port, umask=None):
+        self.dir = rt.make_tmpdir("relaytest-security-%s-" % name)
+        self.cfg = os.path.join(self.dir, "config.ini")
+        self.log = os.path.join(self.dir, "relay.log")
+        self.private = os.path.join(self.dir, "private")
+        self.bundle = os.path.join(self.private, "ca-bundle.pem")
+        self.port = port
+        self.umask = umask
+        self.proc = None
+        with open(os.path.join(self.dir, "users.txt"), "w") as f:
+            f.write("%s:%s\n" % (USER, PASSWORD))
+        os.chmod(os.path.join(self.dir, "users.txt"), 0o600)
+
+    def start(self):
+        for attempt in range(3):
+            self.https_port, self.http_port = rt.free_port(), rt.free_port()
+            with open(self.cfg, "w") as f:
+                f.write("\n".join([
+                    "consoleAddress = localhost",
+                    "organizationId = %d" % ORG,
+                    "relayId = %d" % RELAY_ID,
+                    "relayProId = " + RELAY_PRO_ID,
+                    "securityToken = " + SECRET,
+                    "allowedPorts = %d" % self.port,
+                    "passwordFile = users.txt",
+                    "serverName = localhost",
+                    "[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
+                    "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
+                    "[logger]", "fileName = relay.log",
+                    "[limits]", "authFailLimit = 100000", "headerTimeout = 5s"]) + "\n")
+            since = rt.log_offset(self.log)
+            argv = [BIN, "run", "-c", self.cfg]
+            if self.umask is not None:  # the relay inherits the umask of its parent
+                argv = ["/bin/sh", "-c", "umask %03o && exec \"$@\"" % self.umask, "sh"] + argv
+            self.proc = rt.start_process(argv, tmpdir=self.dir, name="relaypro", cwd=self.dir)
+            ok = rt.wait_for_log(self.log, "start", timeout=15, since=since) and \
+                rt.wait_for_port("127.0.0.1", self.https_port, timeout=5)
+            if ok:
+                return self
+            self.proc.stop(timeout=5)
+            if "in use" not in self.proc.stderr():
+                break
+        raise RuntimeError("relay did not start: %s" % redact(self.proc.stderr()[-1500:]))
+
+    def conn(self, tls):
+        if tls:
+            raw = rt.connect("127.0.0.1", self.https_port, 5)
+            ctx = rt.client_context(None, verify=False)
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+            s.settimeout(5)
+            return s
+        return rt.connect("127.0.0.1", self.http_port, 5)
+
+    def exchange(self, tls, data, timeout=8):
+        """Send data, read until the relay closes; (raw bytes, Response)."""
+        s = self.conn(tls)
+        try:
+            try:
+                s.sendall(data)
+            except (OSError, ssl.SSLError):
+                pass
+            raw = read_all(s, timeout)
+        finally:
+            s.close()
+        return raw, rt.parse_response(raw)
+
+    def post_token(self, authorization):
+        return rt.http_request("127.0.0.1", self.https_port, "POST", "/v1/token",
+                               headers=[("Authorization", authorization)], tls=True,
+                               verify=False, server_hostname="localhost", timeout=5)
+
+
+def read_all(s, timeout=8):
+    end = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < (4 << 20):
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        s.settimeout(left)
+        try:
+            d = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            break
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
+
+
+def body_json(resp):
+    try:
+        v = json.loads(resp.body.decode())
+        return v if isinstance(v, dict) else {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return {}
+
+
+def head_lines(data):
+    """The lines of the first head in data (CRLF split), and the bytes after it."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return data.split(b"\r\n"), b""
+    return data[:end].split(b"\r\n"), data[end + 4:]
+
+
+_state = {}
+
+
+def setup():
+    if "relay" not in _state:
+        res, other = recorder_pair()
+        _state["res"], _state["other"] = res, other
+        _state["relay"] = Relay("main", res.port).start()
+    return _state["relay"], _state["res"], _state["other"]
+
+
+LISTENERS = (("tls", True), ("plain", False))
+
+
+# ================================================================= absolute-form
+
+@rt.case(timeout=120)
+def forwarded_head():
+    r, res, other = setup()
+    p = res.port
+    auth = b"Proxy-Authorization: " + BASIC.encode() + b"\r\n"
+    for lname, tls in LISTENERS:
+        # 1. What the console receives, byte for byte, and a pipelined second request that
+        #    names another host: it is the client's own bytes on the same upstream
+        #    connection (as in a CONNECT tunnel), never parsed by the relay as a target.
+        second = (b"GET http://127.0.0.2:%d/evil HTTP/1.1\r\nHost: 127.0.0.2:%d\r\n" % (p, p) +
+                  auth + b"\r\n")
+        req = (b"GET http://localhost:%d/a?b=1 HTTP/1.1\r\nHost: localhost:%d\r\n" % (p, p) +
+               auth + b"X-Trace: one\r\nProxy-Connection: keep-alive\r\n\r\n" + second)
+        m_res, m_oth = res.mark(), other.mark()
+        raw, resp = r.exchange(tls, req)
+        got = res.since(m_res)
+        ck(resp.status == 200 and resp.body == b"resolved",
+           "%s: absolute-form to localhost reaches the resolved address" % lname, raw[:200])
+        fwd = got[0] if got else b""
+        lines, rest = head_lines(fwd)
+        ck_eq(lines[0] if lines else b"", b"GET /a?b=1 HTTP/1.1",
+              "%s: forwarded in origin-form" % lname)
+        names = [ln.split(b":", 1)[0].lower() for ln in lines[1:]]
+        fhead = fwd.split(b"\r\n\r\n", 1)[0]
+        ck(fwd and b"proxy-authorization" not in names and
+           BASIC.split(" ", 1)[1].encode() not in fhead,
+           "%s: the relay's Proxy-Authorization is not in the forwarded head" % lname,
+           lines)
+        ck(b"proxy-connection" not in names and names.count(b"host") == 1 and
+           lines[-1:] == [b"Connection: close"] and b"X-Trace: one" in lines,
+           "%s: forwarded head: one Host, Proxy-Connection gone, X-Trace kept, Connection: close "
+           "last" % lname, lines)
+        # Today the pipelined bytes follow on the same upstream connection (SPEC §2.2:
+        # "relayed until either side closes"); a relay that dropped them would pass too.
+        ck(rest in (b"", second), "%s: what follows the forwarded head is the client's own "
+           "pipelined bytes, unchanged, on the same upstream connection" % lname, rest[:200])
+        ck_eq(raw.count(b"HTTP/1.1 "), 1, "%s: one response: the pipelined absolute-form "
+              "request is not answered by the relay" % lname)
+        ck_eq(other.accepted_since(m_oth), 0,
+              "%s: the address named in the pipelined request got no connection" % lname)
+
+        # 2. A Host that disagrees with the absolute URI: the relay connects to the URI's
+        #    (allowed) host, and the forwarded Host must name that host too (RFC 9112
+        #    §3.2.2: a proxy MUST replace a received Host with the request-target's).
+        req = (b"GET http://localhost:%d/h HTTP/1.1\r\nHost: 127.0.0.2:%d\r\n" % (p, p) + auth +
+               b"\r\n")
+        m_res, m_oth = res.mark(), other.mark()
+        raw, resp = r.exchange(tls, req)
+        got = res.since(m_res)
+        ck(resp.status == 200 and resp.body == b"resolved" and other.accepted_since(m_oth) == 0,
+           "%s: Host: 127.0.0.2 does not steer the connection (URI host wins)" % lname, raw[:200])
+        lines, _ = head_lines(got[0] if got else b"")
+        hosts = [ln for ln in lines[1:] if ln.split(b":", 1)[0].lower() == b"host"]
+        ck_eq(hosts, [b"Host: localhost:%d" % p],
+              "%s: the forwarded Host is the absolute URI's authority, not the client's Host "
+              "(RFC 9112 §3.2.2)" % lname)
+
+        # 3. A body framed by Transfer-Encoding: forwarded with its framing, on a connection
+        #    of its own that ends after the exchange (Connection: close).
+        req = (b"POST http://localhost:%d/te HTTP/1.1\r\nHost: localhost:%d\r\n" % (p, p) + auth +
+               b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        m_res = res.mark()
+        raw, resp = r.exchange(tls, req)
+        got = res.since(m_res)
+        lines, rest = head_lines(got[0] if got else b"")
+        ck(resp.status == 200 and b"Transfer-Encoding: chunked" in lines and
+           rest == b"5\r\nhello\r\n0\r\n\r\n" and lines[-1:] == [b"Connection: close"],
+           "%s: chunked body forwarded with its own framing" % lname, lines)
+
+        # 4. Percent-encoded CR LF in the path stays encoded: nothing is decoded into a
+        #    header line.
+        req = (b"GET http://localhost:%d/x%%0d%%0aX-Injected:%%201 HTTP/1.1\r\n" % p + auth + b"\r\n")
+        m_res = res.mark()
+        raw, resp = r.exchange(tls, req)
+        got = res.since(m_res)
+        lines, _ = head_lines(got[0] if got else b"")
+        ck(resp.status == 200 and lines[:1] == [b"GET /x%0d%0aX-Injected:%201 HTTP/1.1"] and
+           not any(ln.lower().startswith(b"x-injected") for ln in lines),
+           "%s: %%0d%%0a in the path is forwarded encoded, no injected header" % lname, lines)
+
+
+# ================================================================= injection
+
+def hostile_heads(p):
+    auth = b"Proxy-Authorization: " + BASIC.encode() + b"\r\n"
+    t = b"localhost:%d" % p
+    ab = b"GET http://" + t + b"/ HTTP/1.1\r\n"
+    cn = b"CONNECT " + t + b" HTTP/1.1\r\n"
+    return [
+        ("CONNECT target with CR", b"CONNECT localhost\r:%d HTTP/1.1\r\n" % p + auth + b"\r\n"),
+        ("CONNECT target with LF (line split)", b"CONNECT localhost\n:%d HTTP/1.1\r\n" % p + auth +
+         b"\r\n"),
+        ("CONNECT target with NUL", b"CONNECT localhost\x00:%d HTTP/1.1\r\n" % p + auth + b"\r\n"),
+        ("CONNECT target with a space", b"CONNECT localhost :%d HTTP/1.1\r\n" % p + auth + b"\r\n"),
+        ("CONNECT target with TAB", b"CONNECT localhost\t:%d HTTP/1.1\r\n" % p + auth + b"\r\n"),
+        ("absolute-form URI with LF + a header", b"GET http://" + t + b"/a\nX-Injected: 1 HTTP/1.1\r\n" +
+         auth + b"\r\n"),
+        ("absolute-form URI with bare CR", b"GET http://" + t + b"/a\rX: 1 HTTP/1.1\r\n" + auth + b"\r\n"),
+        ("absolute-form URI with NUL", b"GET http://" + t + b"/a\x00b HTTP/1.1\r\n" + auth + b"\r\n"),
+        ("absolute-form URI with a fragment", b"GET http://" + t + b"/a#f HTTP/1.1\r\n" + auth + b"\r\n"),
+        ("absolute-form: bare CR inside a value", ab + auth + b"X-A: a\rX-Injected: 1\r\n\r\n"),
+        ("absolute-form: NUL inside a value", ab + auth + b"X-A: a\x00b\r\n\r\n"),
+        ("absolute-form: obs-fold", ab + auth + b"X-A: a\r\n X-Injected: 1\r\n\r\n"),
+        ("absolute-form: DEL in a value", ab + auth + b"X-A: a\x7fb\r\n\r\n"),
+        ("absolute-form: space before the colon", ab + auth + b"Transfer-Encoding : chunked\r\n\r\n"),
+        ("absolute-form: Content-Length + Transfer-Encoding", ab + auth +
+         b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        ("absolute-form: two Content-Length", ab + auth + b"Content-Length: 0\r\nContent-Length: 5\r\n\r\n"),
+        ("absolute-form: Content-Length with a sign", ab + auth + b"Content-Length: +5\r\n\r\nhello"),
+        ("absolute-form: Content-Length list", ab + auth + b"Content-Length: 5, 5\r\n\r\nhello"),
+        ("absolute-form: two Host", ab + b"Host: " + t + b"\r\nHost: 127.0.0.2\r\n" + auth + b"\r\n"),
+        ("absolute-form: userinfo", b"GET http://x@" + t + b"/ HTTP/1.1\r\n" + auth + b"\r\n"),
+        ("absolute-form: percent-escaped host", b"GET http://%6cocalhost:" + str(p).encode() +
+         b"/ HTTP/1.1\r\n" + auth + b"\r\n"),
+        ("CONNECT: bare CR inside a value", cn + auth + b"X-A: a\rb\r\n\r\n"),
+        ("CONNECT: obs-fold after Proxy-Authorization", cn + auth + b" continued\r\n\r\n"),
+    ]
+
+
+@rt.case(timeout=150)
+def injection_refused():
+    r, res, other = setup()
+    trailer = b"CONNECT localhost:%d HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\nafter" % (
+        res.port, BASIC.encode())
+    for lname, tls in LISTENERS:
+        for what, data in hostile_heads(res.port):
+            m_res, m_oth = res.mark(), other.mark()
+            raw, resp = r.exchange(tls, data + trailer)
+            n_resp = raw.count(b"HTTP/1.1 ")
+            ck(resp.status == 400 and body_json(resp).get("error") == "bad_request" and n_resp == 1,
+               "%s: %s -> one 400 bad_request, the valid CONNECT pipelined after it never "
+               "answered" % (lname, what), raw[:240])
+            time.sleep(0.05)
+            ck(res.accepted_since(m_res) == 0 and other.accepted_since(m_oth) == 0,
+               "%s: %s -> nothing reached the console" % (lname, what))
+
+
+# ================================================================= steering
+
+@rt.case(timeout=120)
+def no_steering():
+    r, res, other = setup()
+    p = res.port
+    auth = [("Proxy-Authorization", BASIC)]
+    for lname, tls in LISTENERS:
+        port = r.https_port if tls else r.http_port
+        # CONNECT to the allowed name with a Host header naming another address.
+        m_res, m_oth = res.mark(), other.mark()
+        st, h, c = rt.connect_tunnel("127.0.0.1", port, "localhost:%d" % p, tls=tls, verify=False,
+                                     headers=[("Host", "127.0.0.2:%d" % p)] + auth)
+        ok = False
+        if st == 200:
+            c.sendall(b"ping")
+            try:
+                c.shutdown(socket.SHUT_WR) if not tls else None
+            except OSError:
+                pass
+            data = read_all(c, 6)
+            c.close()
+            ok = data.endswith(b"resolved")
+        ck(st == 200 and ok and other.accepted_since(m_oth) == 0,
+           "%s: CONNECT localhost with Host: 127.0.0.2 goes to the resolved address only" % lname,
+           st)
+        # IP literals and other spellings of an address: 403 (only written hosts match).
+        for target, what in [("127.0.0.1:%d" % p, "127.0.0.1, what localhost resolves to"),
+                             ("127.0.0.2:%d" % p, "127.0.0.2"),
+                             ("[::ffff:127.0.0.2]:%d" % p, "IPv4-mapped 127.0.0.2"),
+                             ("[::ffff:7f00:2]:%d" % p, "IPv4-mapped, hex words"),
+                             ("2130706434:%d" % p, "decimal 2130706434"),
+                             ("0x7f.0.0.2:%d" % p, "hex first part 0x7f.0.0.2"),
+                             ("0177.0.0.2:%d" % p, "octal 0177.0.0.2"),
+                             ("127.2:%d" % p, "short form 127.2"),
+                             ("127.0.0.2.:%d" % p, "127.0.0.2 with a trailing dot"),
+                             ("localhost..:%d" % p, "two trailing dots"),
+                             ("localhost%%00:%d" % p, "percent-escaped NUL"),
+                             ("LOCALHOST.example:%d" % p, "a suffix of the allowed name")]:
+            m_res, m_oth = res.mark(), other.mark()
+            st, h, body = rt.connect_tunnel("127.0.0.1", port, target, headers=auth, tls=tls,
+                                            verify=False)
+            if st == 200:
+                body.close()
+            time.sleep(0.05)
+            ck(st in (400, 403) and res.accepted_since(m_res) == 0 and
+               other.accepted_since(m_oth) == 0,
+               "%s: CONNECT %s -> %s, no connection made" % (lname, what, st))
+        # Bytes pipelined after a 403 are never parsed: the second CONNECT (allowed) is not
+        # answered and opens nothing.
+        m_res, m_oth = res.mark(), other.mark()
+        raw, resp = r.exchange(tls, b"CONNECT 127.0.0.2:%d HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\n"
+                               b"CONNECT localhost:%d HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\nhi" %
+                               (p, BASIC.encode(), p, BASIC.encode()))
+        time.sleep(0.1)
+        ck(resp.status == 403 and raw.count(b"HTTP/1.1 ") == 1 and res.accepted_since(m_res) == 0
+           and other.accepted_since(m_oth) == 0,
+           "%s: 403 then close: the pipelined allowed CONNECT is never answered or opened" % lname,
+           raw[:200])
+        # The WebSocket tunnel's ?target= goes through the same checks.
+        tok = access_token(r, "resp-ws")
+        for target, want in [("127.0.0.2:%d" % p, 403), ("2130706434:%d" % p, 403),
+                             ("x%%40localhost:%d" % p, 400)]:
+            m_oth = other.mark()
+            raw, resp = r.exchange(tls, b"GET /v1/tunnel?target=%s HTTP/1.1\r\nHost: relay\r\n"
+                                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   b"Sec-WebSocket-Version: 13\r\n"
+                                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                   b"Authorization: Bearer %s\r\n\r\n" % (target.encode(), tok.encode()))
+            ck(resp.status == want and other.accepted_since(m_oth) == 0,
+               "%s: GET /v1/tunnel?target=%s -> %d, no connection" % (lname, target, want),
+               raw[:200])
+
+
+# ================================================================= JWT
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def grant_claims(**over):
+    now = int(time.time())
+    c = {"sub": "resp-1", "org": ORG, "aud": "relaypro:%d" % RELAY_ID, "iat": now, "exp": now + 600}
+    c.update(over)
+    return c
+
+
+def access_token(r, sub):
+    resp = r.post_token("Bearer " + remember(rt.jwt_hs256(grant_claims(sub=sub), SECRET)))
+    if resp.status != 200:
+        raise RuntimeError("POST /v1/token -> %d" % resp.status)
+    return remember(resp.json()["access_token"])
+
+
+def hmac_token(header_raw, claims, key):
+    """A token with a verbatim header (str) and an HMAC-SHA256 signature with key."""
+    return remember(rt.jwt_hs256(claims, key, header=header_raw))
+
+
+@rt.case(timeout=120)
+def jwt_confusion():
+    r, res, other = setup()
+    # The CA certificate (public) as the HMAC key: the classic RS256 -> HS256 confusion;
+    # here the relay has no RSA verification at all, so both spellings must fail.
+    shown = subprocess.run([BIN, "ca", "show", "-c", r.cfg], capture_output=True, timeout=20,
+                           env=rt.clean_environ())
+    ca_pem = shown.stdout.split(b"SHA256 Fingerprint")[0].strip() + b"\n"
+    ck(shown.returncode == 0 and ca_pem.startswith(b"-----BEGIN CERTIFICATE-----"),
+       "relaypro ca show prints the CA certificate")
+    g = grant_claims()
+    base = r.post_token("Bearer " + remember(rt.jwt_hs256(g, SECRET)))
+    ck_eq(base.status, 200, "grant: a well-formed grant is accepted (baseline)")
+    grants = [
+        ('{"alg":"RS256","typ":"JWT"}', SECRET, "alg RS256, HMAC with the security token"),
+        ('{"alg":"RS256","typ":"JWT"}', ca_pem, "alg RS256, HMAC with the CA certificate PEM"),
+        ('{"alg":"HS256","typ":"JWT"}', ca_pem, "alg HS256, HMAC with the CA certificate PEM"),
+        ('{"alg":"HS256 ","typ":"JWT"}', SECRET, "alg 'HS256 ' (trailing space)"),
+        ('{"alg":"HS256","alg":"HS256"}', SECRET, "alg given twice"),
+        ('{"alg":"HS256","typ":"jwt+x"}', SECRET, "typ other than JWT"),
+        ('{"alg":"ES256"}', SECRET, "alg ES256"),
+        ('{"alg":"NONE"}', SECRET, "alg NONE (upper case)"),
+    ]
+    for hdr, key, what in grants:
+        resp = r.post_token("Bearer " + hmac_token(hdr, g, key))
+        ck(resp.status == 401 and body_json(resp).get("error") == "token_invalid",
+           "grant: %s -> 401 token_invalid" % what, (resp.status, body_json(resp)))
+    for claims, what in [(grant_claims(org=ORG + 1), "org of another organisation"),
+                         (grant_claims(aud="relaypro:%d" % (RELAY_ID + 1)), "aud of another relay"),
+                         (grant_claims(org=str(ORG)), "org as a string"),
+                         ('{"sub":"resp-1","org":%d,"aud":"relaypro:%d","exp":%d,"org":%d}' %
+                          (ORG + 1, RELAY_ID, int(time.time()) + 600, ORG), "org twice")]:
+        resp = r.post_token("Bearer " + remember(rt.jwt_hs256(claims, SECRET)))
+        ck(resp.status == 401 and body_json(resp).get("error") == "token_invalid",
+           "grant: %s -> 401 token_invalid" % what, (resp.status, body_json(resp)))
+
+    # Access tokens: A's token re-labelled as B, and the same on every entry point.
+    tok_a = access_token(r, "resp-a")
+    h64, c64, s64 = tok_a.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(c64 + "=" * (-len(c64) % 4)))
+    hdr = json.loads(base64.urlsafe_b64decode(h64 + "=" * (-len(h64) % 4)))
+    as_b = remember(h64 + "." + b64u(json.dumps(dict(claims, sub="resp-b"),
+                                                separators=(",", ":")).encode()) + "." + s64)
+    other_org = remember(h64 + "." + b64u(json.dumps(dict(claims, org=ORG + 1),
+                                                     separators=(",", ":")).encode()) + "." + s64)
+    rs = remember(b64u(json.dumps(dict(hdr, alg="RS256")).encode()) + "." + c64 + "." + s64)
+    crafted = hmac_token(json.dumps(hdr), claims, ca_pem)
+    grant_as_access = remember(rt.jwt_hs256(grant_claims(sub="resp-a"), SECRET))
+    cases = [(tok_a, 200, "A's own token (baseline)"),
+             (as_b, None, "A's token with sub changed to B"),
+             (other_org, None, "A's token with org changed"),
+             (rs, None, "A's token with alg RS256"),
+             (crafted, None, "claims signed with the CA certificate as HMAC key"),
+             (grant_as_access, None, "a grant used as an access token")]
+    p = res.port
+    for tok, want, what in cases:
+        for lname, tls in LISTENERS:
+            port = r.https_port if tls else r.http_port
+            st, h, body = rt.connect_tunnel("127.0.0.1", port, "localhost:%d" % p, tls=tls,
+                                            verify=False,
+                                            headers=[("Proxy-Authorization", "Bearer " + tok)])
+            if st == 200:
+                body.close()
+            ck(st == (want or 407), "%s: CONNECT with %s -> %d" % (lname, what, want or 407), st)
+        raw, resp = r.exchange(True, b"GET /v1/tunnel?target=localhost:%d HTTP/1.1\r\nHost: relay\r\n"
+                               b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                               b"Authorization: Bearer %s\r\n\r\n" % (p, tok.encode()), timeout=3)
+        ck(resp.status == (101 if want else 401),
+           "tls: GET /v1/tunnel with %s -> %d" % (what, 101 if want else 401), resp.status)
+
+
+# ================================================================= TLS
+
+def s_client_renegotiate(port):
+    """openssl s_client: handshake, ask for a renegotiation ('R'), then GET /healthz.
+    Returns the client's combined output."""
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_2",
+            "-servername", "localhost"]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=rt.clean_environ())
+    out = b""
+    try:
+        time.sleep(1.0)
+        p.stdin.write(b"R\n")
+        p.stdin.flush()
+        time.sleep(1.0)
+        p.stdin.write(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+        p.stdin.flush()
+        time.sleep(1.0)
+    except (BrokenPipeError, OSError):
+        pass
+    try:
+        out, _ = p.communicate(timeout=8)
+    except subprocess.TimeoutExpired:
+        p.kill()  # our own child, by its handle
+        out, _ = p.communicate(timeout=5)
+    return out
+
+
+@rt.case(timeout=60)
+def tls_renegotiation_refused():
+    r, _, _ = setup()
+    out = s_client_renegotiate(r.https_port)
+    ck(b"RENEGOTIATING" in out and b"Cipher is ECDHE" in out,
+       "tls: the client handshook, then asked for a renegotiation", out[-400:])
+    ck(b"HTTP/1.1 200" not in out and b"no renegotiation" in out,
+       "tls: the relay refuses a client-initiated renegotiation (alert no_renegotiation)",
+       out[-400:])
+    resp = rt.http_request("127.0.0.1", r.https_port, "GET", "/healthz", tls=True, verify=False,
+                           server_hostname="localhost")
+    ck_eq(resp.status, 200, "tls: the relay serves the next client normally")
+
+
+# ================================================================= files
+
+@rt.case(timeout=90)
+def file_modes():
+    for um in (0o022, 0o000):
+        rl = Relay("modes-%03o" % um, rt.free_port(), umask=um)
+        ck(not os.path.exists(rl.private), "umask %03o: no private folder before the start" % um)
+        rl.start()
+        ck_eq(oct(os.stat(rl.private).st_mode & 0o7777), oct(0o700),
+              "umask %03o: private folder created 0700" % um)
+        ck_eq(oct(os.stat(rl.bundle).st_mode & 0o7777), oct(0o600),
+              "umask %03o: CA bundle created 0600" % um)
+        leftovers = [n for n in os.listdir(rl.private) if n != "ca-bundle.pem"]
+        ck_eq(leftovers, [], "umask %03o: no temporary file left next to the bundle" % um)
+        ck_eq(rl.proc.stop(timeout=10), 0, "umask %03o: relay stops cleanly" % um)
+
+
+# ================================================================= logs
+
+@rt.case(timeout=30)
+def secrets_not_logged():
+    r, _, _ = setup()
+    rt.wait_for_log(r.log, "auth.fail", timeout=3)
+    hits, size = [], 0
+    for fn in ("relay.log", "relaypro.stdout", "relaypro.stderr"):
+        p = os.path.join(r.dir, fn)
+        if not os.path.exists(p):
+            continue
+        with open(p, "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+        size += len(data)
+        for i, s in enumerate(sorted(SECRETS)):
+            if s and s in data:
+                hits.append("%s: secret #%d (%d chars)" % (fn, i, len(s)))
+    recs = rt.read_json_lines(r.log)
+    fails = sum(1 for x in recs if x.get("event") == "auth.fail")
+    ck(size > 0 and fails >= 10, "the relay logged (%d bytes, %d auth.fail)" % (size, fails))
+    ck(not hits, "no security token, password, Basic credential, grant or access token "
+       "(%d strings) in the relay's log or output" % len(SECRETS), "; ".join(hits))
+
+
+if __name__ == "__main__":
+    rt.main("security", deadline=900)
