@@ -54,6 +54,11 @@ for t in tests/integration/test_*.py; do
 	tally "$t" timeout 900 python3 "$t"
 done
 
+# The integration suite again, against the glibc ASan + UBSan build of the relay (issue 9:
+# CI runs the sanitizer build); `make check` adds the valgrind subset.
+echo "== integration tests against the ASan + UBSan relay (tests/check.sh asan)"
+tally asan-integration tests/check.sh asan
+
 total_fail=$((total_fail + broken))
 echo "total: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
