@@ -35,7 +35,7 @@ MODULES := auth b64 ca cfgwrite config conn deflate der err fileio http json jwt
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate \
-           t_register t_target t_token t_units t_x509
+           t_register t_target t_token t_units t_upstream t_x509
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
 .PHONY: all dist test unit integration asan run clean deps bench

@@ -26,6 +26,7 @@ void t_register(void);
 void t_target(void);
 void t_token(void);
 void t_units(void);
+void t_upstream(void);
 void t_x509(void);
 
 static const struct {
@@ -49,6 +50,7 @@ static const struct {
 	{ "target", t_target },
 	{ "token", t_token },
 	{ "units", t_units },
+	{ "upstream", t_upstream },
 	{ "x509", t_x509 },
 };
 
