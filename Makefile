@@ -35,7 +35,7 @@ MODULES := anchors auth b64 ca cfgwrite config conn deflate der err fileio http 
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
-           t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_x509 t_ws
+           t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
 .PHONY: all dist test unit integration asan asan-relay check run clean deps bench
@@ -114,7 +114,81 @@ bench: deps $(BUILD)/token-bench $(BUILD)/relaypro
 	$(BUILD)/token-bench
 	python3 tests/bench/slowloris_p99.py --bin $(BUILD)/relaypro
 
+# Fuzzing (docs/fuzzing.md). One libFuzzer target per parser, tests/fuzz/fuzz_<name>.c,
+# each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new
+# target is one word here.
+FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_LIST    := $(foreach t,$(FUZZ_TARGETS),T($(t)))
+# `make fuzz`: clang + libFuzzer + ASan + UBSan, glibc, like `make asan`. Needs clang.
+# (clang's -Wformat=2 also flags vsnprintf(fmt) in wrappers without a format attribute.)
+FUZZ_CC      := clang
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Wno-missing-prototypes -Wno-format-nonliteral \
+                -fno-sanitize-recover=all -DRELAYPRO_VERSION='"$(VERSION)"' \
+                -DRELAYPRO_ARCH='"$(NATIVE)"' -I.deps/$(NATIVE)/include -Isrc -Itests/fuzz -MMD -MP
+FUZZ_LIBS    := $(ASAN_DIR)/libbearssl.a .deps/$(NATIVE)/lib/libinih.a -lpthread
+# The replay driver of `make test` (no clang): every corpus file, twice, through each
+# target, built with gcc + ASan + UBSan (the flags of `make asan`) and with musl.
+REPLAY_CFLAGS := $(FUZZ_CFLAGS) -fsanitize=address,undefined
+
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-replay
+$(ASAN_DIR)/libbearssl.a: | $(DEPS)/include/bearssl.h
+	@mkdir -p $(ASAN_DIR)
+	$(MAKE) -s -f vendor/bearssl.mk SRC=.deps/src/bearssl OUT=$(ASAN_DIR)/bearssl-obj \
+	    CC=gcc LIB=$(ASAN_DIR)/libbearssl.a
+
+$(FUZZ_DIR)/obj/%.o: src/%.c | $(DEPS)/include/bearssl.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz-%: tests/fuzz/fuzz_%.c $(MODULES:%=$(FUZZ_DIR)/obj/%.o) $(ASAN_DIR)/libbearssl.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< \
+	    $(MODULES:%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_LIBS)
+
+# clang and its libFuzzer runtime (Debian clang, libclang-rt-<N>-dev), installed when missing.
+fuzz-deps:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: installing clang"; apt-get -qq update && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang >/dev/null; }
+	@test -f "$$($(FUZZ_CC) --print-runtime-dir)/libclang_rt.fuzzer-$$(uname -m).a" || { \
+	    p=libclang-rt-$$($(FUZZ_CC) -dumpversion | cut -d. -f1)-dev; echo "make fuzz: installing $$p"; \
+	    apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$p >/dev/null; }
+
+fuzz-build: deps fuzz-deps
+	$(MAKE) -s $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
+
+fuzz: fuzz-build
+	tests/fuzz/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(FUZZ_DIR)/asan-obj/%.o: src/%.c | $(DEPS)/include/bearssl.h
+	@mkdir -p $(dir $@)
+	gcc $(REPLAY_CFLAGS) -c -o $@ $<
+
+$(FUZZ_DIR)/asan-obj/fuzz_%.o: tests/fuzz/fuzz_%.c
+	@mkdir -p $(dir $@)
+	gcc $(REPLAY_CFLAGS) -DLLVMFuzzerTestOneInput=fuzz_$*_one -c -o $@ $<
+
+$(FUZZ_DIR)/replay-asan: tests/fuzz/replay.c $(FUZZ_TARGETS:%=$(FUZZ_DIR)/asan-obj/fuzz_%.o) \
+    $(MODULES:%=$(FUZZ_DIR)/asan-obj/%.o) $(ASAN_DIR)/libbearssl.a
+	gcc $(REPLAY_CFLAGS) -DFUZZ_LIST='$(FUZZ_LIST)' -o $@ $< \
+	    $(FUZZ_TARGETS:%=$(FUZZ_DIR)/asan-obj/fuzz_%.o) $(MODULES:%=$(FUZZ_DIR)/asan-obj/%.o) $(FUZZ_LIBS)
+
+$(BUILD)/fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c | $(DEPS)/include/bearssl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -Itests/fuzz -DLLVMFuzzerTestOneInput=fuzz_$*_one -c -o $@ $<
+
+$(BUILD)/fuzz-replay: tests/fuzz/replay.c $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%.o) $(OBJS) $(LIBS)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -Itests/fuzz -DFUZZ_LIST='$(FUZZ_LIST)' -static -no-pie \
+	    -o $@ $< $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%.o) $(OBJS) $(LIBS)
+
+# Last line "fuzz-replay: N passed, N failed" (the sanitized run); tests/run.sh tallies it.
+fuzz-replay: deps
+	$(MAKE) -s ARCH=$(NATIVE) build/$(NATIVE)/fuzz-replay $(FUZZ_DIR)/replay-asan
+	build/$(NATIVE)/fuzz-replay -l fuzz-replay-musl tests/fuzz/corpus
+	$(FUZZ_DIR)/replay-asan -l fuzz-replay tests/fuzz/corpus
+
 clean:
 	rm -rf build dist
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/fuzz/*.d $(FUZZ_DIR)/*.d $(FUZZ_DIR)/obj/*.d $(FUZZ_DIR)/asan-obj/*.d)

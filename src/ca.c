@@ -123,6 +123,25 @@ pem_split(br_pem_decoder_context *pc, struct found *f, const void *data, size_t 
 	return NULL;
 }
 
+/* pem_split over text with CRLF line ends read as LF: BearSSL 0.6's PEM decoder skips a
+ * CR in a BEGIN line but leaves a hole for it in the name, so the trailing dashes stay
+ * ("RSA PRIVATE KEY-----") and a bundle saved with CRLF line ends was refused as "not a
+ * PKCS#1 RSA key" (found with tests/fuzz/fuzz_ca.c). Other CRs are passed on as they are. */
+static const char *
+pem_split_text(br_pem_decoder_context *pc, struct found *f, const unsigned char *p, size_t n)
+{
+	const char *why = NULL;
+	size_t i, start = 0;
+
+	for (i = 0; i + 1 < n && why == NULL; i++) {
+		if (p[i] == '\r' && p[i + 1] == '\n') {
+			why = pem_split(pc, f, p + start, i - start);
+			start = i + 1;
+		}
+	}
+	return why != NULL ? why : pem_split(pc, f, p + start, n - start);
+}
+
 /* Copy n bytes to *at and advance it; NULL when fewer than n bytes are left. */
 static unsigned char *
 take(unsigned char **at, size_t *left, const struct der_tlv *v)
@@ -318,7 +337,7 @@ load(struct ca *ca, const char *path, const unsigned char *text, size_t n, char 
 	f.cert.buf = ca->cert;
 	f.cert.cap = sizeof ca->cert;
 	br_pem_decoder_init(&pc);
-	why = pem_split(&pc, &f, text, n);
+	why = pem_split_text(&pc, &f, text, n);
 	if (why == NULL)
 		why = pem_split(&pc, &f, "\n", 1); /* ends a last line that has no newline */
 	secret_wipe(&pc, sizeof pc);

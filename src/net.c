@@ -46,8 +46,11 @@ net_parse_listen(const char *text, struct net_addr *out)
 	host[hl] = 0;
 	if (strcmp(host, "localhost") == 0)
 		strcpy(host, "127.0.0.1");
+	/* Digits only: strtoul alone also took " 9090", "+9090" (found by fuzz_units). */
+	if (*port < '1' || *port > '9')
+		return ERR_INVAL;
 	p = strtoul(port, &end, 10);
-	if (*port == 0 || *end != 0 || p == 0 || p > 65535)
+	if (*end != 0 || p == 0 || p > 65535)
 		return ERR_INVAL;
 	if (text[0] == '[') {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->ss;

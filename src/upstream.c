@@ -64,6 +64,13 @@ parse_proxy(const char *name, const char *url, struct upstream_proxy *p, char *e
 			snprintf(err, errlen, "%s: credentials must be user:password (no %%-escapes)", name);
 			return ERR_INVAL;
 		}
+		/* "Basic " + padded base64 + NUL must fit p->auth, else the header would be
+		 * sent without credentials (found by tests/fuzz/fuzz_upstream.c). */
+		if ((cl + 2) / 3 * 4 > sizeof p->auth - 7) {
+			snprintf(err, errlen, "%s: credentials longer than %d bytes", name,
+			    (int)((sizeof p->auth - 7) / 4 * 3));
+			return ERR_INVAL;
+		}
 		memcpy(cred, s, cl);
 		memcpy(p->auth, "Basic ", 6);
 		o = b64std(p->auth + 6, sizeof p->auth - 7, cred, cl);

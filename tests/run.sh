@@ -49,6 +49,9 @@ tally unit-arm64 qemu-aarch64-static build/arm64/unit-tests
 echo "== unit tests (glibc, ASan + UBSan)"
 tally unit-asan make -s asan
 
+echo "== fuzz corpora replayed (musl, then glibc ASan + UBSan; no clang needed)"
+tally fuzz-replay make -s fuzz-replay
+
 for t in tests/integration/test_*.py; do
 	echo "== $t"
 	tally "$t" timeout 900 python3 "$t"

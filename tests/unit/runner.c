@@ -30,6 +30,7 @@ void t_target(void);
 void t_token(void);
 void t_units(void);
 void t_upstream(void);
+void t_upstream_creds(void);
 void t_x509(void);
 void t_ws(void);
 void t_secret(void);
@@ -59,6 +60,7 @@ static const struct {
 	{ "token", t_token },
 	{ "units", t_units },
 	{ "upstream", t_upstream },
+	{ "upstream_creds", t_upstream_creds },
 	{ "x509", t_x509 },
 	{ "ws", t_ws },
 	{ "secret", t_secret },

@@ -290,6 +290,21 @@ refusals(void)
 	    "certificate first, no final newline: loads");
 	ca_free(&b);
 
+	/* the file with CRLF line ends loads (BearSSL 0.6 misreads a CR in a BEGIN line;
+	 * tests/fuzz/corpus/ca/seed-crlf, found by fuzz_ca) */
+	for (i = 0, tlen = 0; i < glen && tlen + 2 < sizeof text; i++) {
+		if (good[i] == '\n')
+			text[tlen++] = '\r';
+		text[tlen++] = good[i];
+	}
+	put_file(bad, text, tlen);
+	r = ca_load_or_create(&b, bad, 2048, "x", err, sizeof err);
+	CHECK(r == ERR_OK && memcmp(b.cert_sha256, a.cert_sha256, 32) == 0,
+	    "CRLF line ends: loads, the same CA");
+	if (r != ERR_OK)
+		printf("     err=\"%s\"\n", err);
+	ca_free(&b);
+
 	/* every prefix of the good file: refused, or the same CA; never anything else */
 	for (i = 0; i < glen; i += 1 + i % 7) {
 		put_file(bad, good, i);

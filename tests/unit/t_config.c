@@ -164,6 +164,10 @@ t_config(void)
 	bad("consoleAddress = user@host\n", 1, "host or host:port", "console userinfo");
 	bad("[httpsProxy]\nlisten = example.com:9443\n", 2, "IP:port", "listen on a name");
 	bad("[httpsProxy]\nlisten = 127.0.0.1\n", 2, "IP:port", "listen without port");
+	/* digits only, as allowedPorts (net_parse_listen's strtoul took these; fuzz_units) */
+	bad("[httpsProxy]\nlisten = 127.0.0.1:+9443\n", 2, "IP:port", "listen port with a sign");
+	bad("[httpsProxy]\nlisten = 127.0.0.1: 9443\n", 2, "IP:port", "listen port after a space");
+	bad("[httpsProxy]\nlisten = [::1]:09443\n", 2, "IP:port", "listen port with a leading zero");
 	bad("[clientAuthToken]\nduration = 25h\n", 2, "out of range", "token duration over 24h");
 	bad("[limits]\nheaderTimeout = 0s\n", 2, "out of range", "zero duration");
 	bad("[limits]\nidleTimeout = 10 minutes\n", 2, "not a duration", "bad duration");

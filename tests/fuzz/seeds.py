@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""seeds.py — writes the hand-made seed inputs of tests/fuzz/corpus/<name>/ (seed-*).
+
+Each target's first byte selects a mode (see the comment at the top of fuzz_<name>.c);
+the seeds cover every mode with valid inputs and known-hostile ones. Inputs found by
+fuzzing are kept next to them under their SHA-1 names (libFuzzer -merge=1).
+Usage: tests/fuzz/seeds.py [CA_BUNDLE.pem]   (the bundle seeds the ca target)
+"""
+import base64, hashlib, hmac, json, os, sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def put(target, name, data):
+    if isinstance(data, str):
+        data = data.encode()
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jws(header, claims, key):
+    si = b64u(json.dumps(header, separators=(",", ":")).encode()) + "." + \
+        b64u(json.dumps(claims, separators=(",", ":")).encode())
+    return si + "." + b64u(hmac.new(key, si.encode(), hashlib.sha256).digest())
+
+
+# http: byte 0 = chunk size (low 5 bits) | 0x80 for max = input length.
+H = {
+    "connect": "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nProxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n",
+    "connect-v6": "CONNECT [2001:db8::1]:8443 HTTP/1.1\r\nHost: [2001:db8::1]:8443\r\n\r\n",
+    "absolute": "GET http://example.com/a?b=c HTTP/1.1\nHost: example.com\nContent-Length: 0042\nConnection: keep-alive, Upgrade\nUpgrade: websocket\n\nbody",
+    "origin-ws": "GET /ws?target=db.internal:5432 HTTP/1.1\r\nHost: relay\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer a.b.c\r\n\r\n",
+    "https-abs": "GET https://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    "te-and-cl": "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "dup-host": "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "obs-fold": "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
+    "bare-cr": "GET / HTTP/1.1\rHost: a\r\n\r\n",
+    "nul": "GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+    "userinfo": "CONNECT user@host:443 HTTP/1.1\r\n\r\n",
+    "percent": "CONNECT [fe80::1%25eth0]:443 HTTP/1.1\r\n\r\n",
+    "port-zeros": "CONNECT host:0443 HTTP/1.1\r\n\r\n",
+    "asterisk": "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+    "cl-huge": "POST / HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\n",
+    "leading-empty": "\r\n\n\r\nGET / HTTP/1.0\r\n\r\n",
+    "version": "GET / HTTP/1.2\r\n\r\n",
+    "space-colon": "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+}
+for i, (k, v) in enumerate(H.items()):
+    put("http", k, bytes([(i * 5) % 32 | (0x80 if i % 3 == 0 else 0)]) + v.encode("latin-1"))
+put("http", "many-headers", b"\x03GET / HTTP/1.1\r\n" + b"X: y\r\n" * 70 + b"\r\n")
+put("http", "too-long", b"\x9fGET /" + b"a" * 300 + b" HTTP/1.1\r\n\r\n")
+
+# jwt: byte 0 even = token; odd = header NUL claims (signed by the target).
+key = b"fuzz-key-0123456789abcdef"
+good = jws({"alg": "HS256", "typ": "JWT"}, {"sub": "alice@example", "org": 7, "aud": "relaypro:42", "exp": 1900000000, "iat": 1700000000}, key)
+put("jwt", "valid", "\x00" + good)
+put("jwt", "alg-none", "\x00" + b64u(b'{"alg":"none"}') + "." + b64u(b'{"exp":1}') + ".")
+put("jwt", "dup-key", "\x00" + b64u(b'{"alg":"HS256","alg":"HS256"}') + "." + b64u(b'{"exp":1}') + "." + b64u(b"\x00" * 32))
+put("jwt", "padded", "\x00" + good + "=")
+put("jwt", "bad-sub", "\x00" + jws({"alg": "HS256"}, {"sub": "a b", "exp": 1}, key))
+put("jwt", "big-int", "\x00" + jws({"alg": "HS256"}, {"exp": 99999999999999999999}, key))
+put("jwt", "sign-claims", b"\x01" + b'{"alg":"HS256","kid":"k1"}' + b"\x00" + b'{"sub":"bob","exp":1900000000,"nbf":1,"ep":3,"jti":"x","iss":"relaypro"}')
+put("jwt", "sign-nested", b"\x01" + b'{"alg":"HS256","x":{"a":[1,2,{"b":null}]}}' + b"\x00" + b'{"exp":-9223372036854775808,"sub":"\\u0041"}')
+
+# b64
+for name, v in {"url": "SGVsbG8td29ybGRf", "url-2": "QQ", "url-bad-bits": "QR", "std": "YWxpY2U6c2VjcmV0",
+                "std-pad": "QQ==", "std-bad-pad": "Q===", "mixed": "a+b_", "empty": ""}.items():
+    put("b64", name, v)
+
+# token: byte 0 % 4: 0 token, 1 grant claims, 2 access claims, 3 sub for token_issue.
+gkey = b"fuzz-security-token"
+put("token", "grant", "\x00" + jws({"alg": "HS256", "typ": "JWT"}, {"sub": "alice", "org": 7, "aud": "relaypro:42", "exp": 1800000100}, gkey))
+put("token", "grant-claims", '\x01{"sub":"alice","org":7,"aud":"relaypro:42","exp":1800000100,"nbf":1700000000}')
+put("token", "grant-expired", '\x01{"sub":"alice","org":7,"aud":"relaypro:42","exp":1700000000}')
+put("token", "grant-wrong-aud", '\x01{"sub":"alice","org":7,"aud":"relaypro:43","exp":1800000100}')
+put("token", "access-claims", '\x02{"iss":"relaypro","sub":"alice","org":7,"ep":3,"iat":1800000000,"exp":1800003600,"jti":"00"}')
+put("token", "access-neg-ep", '\x02{"iss":"relaypro","sub":"alice","org":7,"ep":-1,"exp":1800003600}')
+put("token", "issue", "\x03alice@example.com")
+put("token", "issue-long", "\x03" + "a" * 128)
+
+# config: byte 0 < 128 file; 128.. one RELAYPRO_ key; 254 RELAYPRO_LOGGER_CONF.
+put("config", "full", "\x00" + """# comment
+consoleAddress = Console.Example:8443
+organizationId = 42
+relayProId = 123e4567-e89b-12d3-a456-426614174000
+relayId = 7
+securityToken = s3cr;t
+proxyEnabled = yes\r
+allowedHosts = cdn.example, 10.0.0.5 ,[::1]
+allowedPorts = 443,8443
+serverAltNames = relay.example,127.0.0.1
+caKeyBits = 3072
+workers = auto
+passwordFile = users.txt
+proxyProtocol = true
+trustedProxies = 10.0.0.0/8, ::1/128
+[httpsProxy]
+listen = [::]:9443
+[admin]
+listen = 127.0.0.1:9090
+[clientAuthToken]
+duration = 2h
+epoch = 3
+[migration]
+consoleAddress = new.example
+validUntilAt = 2027-01-01T00:00:00+01:30
+[logger]
+fileName = -
+maxSize = 5MiB
+maxBackups = 2
+[limits]
+idleTimeout = 1week
+maxHeaderBytes = 16KiB
+""")
+put("config", "dup-key", "\x00organizationId = 1\norganizationId = 2\n")
+put("config", "unknown", "\x00[nosuch]\nkey = 1\n")
+put("config", "long-line", "\x00serverName = " + "a" * 250 + "\n")
+put("config", "nul", b"\x00serverName = a\x00b\n")
+put("config", "bad-cidr", "\x00trustedProxies = 10.0.0.0/33,::/129,1.2.3.4/-1\n")
+put("config", "bad-list", "\x00allowedHosts = a,,b\nallowedPorts = 0,65536\n")
+put("config", "pem-inline", "\x00consoleCACert = -----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\n")
+for i, v in [(0, "console.example:443"), (17, "4096"), (18, "auto"), (20, "10.0.0.0/8,fd00::/8"),
+             (21, "[::1]:9443"), (24, "25h"), (27, "2026-02-29T00:00:00Z"), (29, "1TiB"), (16, "1,2,65535")]:
+    put("config", "env-%d" % i, bytes([128 + i]) + v.encode())
+put("config", "logger-conf", "\xfefileName=-,maxSize=1MB,maxAge=3d,maxBackups=1,noCompress=on")
+
+# units: byte 0 % 8 picks: size duration bool int rfc3339 listen split-address days.
+U = [(0, "64KiB"), (0, "18446744073709551615"), (0, "17179869184GiB"), (0, "1 MB"), (1, "2weeks"),
+     (1, "99999999999999999w"), (1, "0"), (2, "Yes"), (2, "of"), (3, "-9223372036854775808"),
+     (3, "9223372036854775808"), (3, "007"), (3, "-0"), (4, "2026-12-01T00:00:00.123456Z"),
+     (4, "9999-12-31T23:59:60-23:59"), (4, "2025-02-29T00:00:00Z"), (5, "[::1]:443"),
+     (5, "localhost:80"), (5, "127.0.0.1:+9090"), (5, "[::1]: 443"), (5, "0.0.0.0:08080"), (5, "1.2.3.4:0"), (5, "[fe80::1%eth0]:1"), (6, "[2001:db8::1]:8443"),
+     (6, "console.example"), (6, "[::1"), (7, "\xff\xff\xff\xff\xff\xff\xff\x7f\x0b\x1e")]
+for i, (m, v) in enumerate(U):
+    put("units", "%02d" % i, bytes([m]) + v.encode("latin-1"))
+
+# target: byte 0 % 6: host port authority(required) authority(80) console policy-list.
+T = [(0, "Example.COM."), (0, "::ffff:1.2.3.4"), (0, "[2001:DB8::0:1]"), (0, "01.2.3.4"), (0, "a..b"),
+     (0, "a" * 64 + ".com"), (0, "1.2.3"), (0, "0x7f.1"), (1, "65535"), (1, "65536"), (1, "0443"),
+     (2, "example.com:443"), (2, "[::1]:22"), (2, "user@host:443"), (2, "host:"), (2, "[fe80::1%eth0]:80"),
+     (3, "example.com"), (3, "127.0.0.1"), (4, "console.example:8443"), (4, "[::1]"),
+     (5, "a.example,10.0.0.1,[::1],bad host,b.example")]
+for i, (m, v) in enumerate(T):
+    put("target", "%02d" % i, bytes([m]) + v.encode())
+
+# upstream: byte 0 even = proxy answer; odd = HTTPS_PROXY NUL HTTP_PROXY NUL NO_PROXY NUL host.
+put("upstream", "answer-200", "\x00HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n")
+put("upstream", "answer-407", "\x00HTTP/1.0 407 Proxy Authentication Required\r\n\r\n")
+put("upstream", "answer-short", "\x00HTTP/1.1 20\r\n\r\n")
+put("upstream", "answer-trunc", "\x00HTTP/1.1 200 OK\r\n")
+put("upstream", "env", b"\x01http://user:p%40ss@proxy.example:3128\x00http://[::1]:8080/\x00localhost, .internal,10.0.0.1\x00db.internal")
+put("upstream", "env-long-creds", b"\x01http://" + b"u" * 150 + b":" + b"p" * 148 + b"@proxy:3128\x00\x00\x00console.example")
+put("upstream", "env-bad", b"\x01https://proxy:443\x00socks5://x\x00*\x00a")
+put("upstream", "env-path", b"\x01http://proxy/path\x00http://proxy:0\x00,,\x00a")
+
+# auth: byte 0 even = password file; odd = an Authorization value.
+put("auth", "file", "\x00# users\nalice:secret\r\nbob:b:o:b\n\n" + "c" * 128 + ":" + "p" * 256 + "\n")
+put("auth", "file-bad", "\x00alice\n")
+put("auth", "file-ctl", "\x00al\x01ice:x\n")
+put("auth", "file-long", "\x00" + "c" * 129 + ":x\n")
+put("auth", "basic", "\x01Basic YWxpY2U6c2VjcmV0")
+put("auth", "basic-bad", "\x01basic   YWxpY2U6c2VjcmV")
+put("auth", "bearer", "\x01Bearer a.b.c")
+put("auth", "other", "\x01Digest x")
+
+# json
+for name, v in {"object": '{"a":1,"b":[true,false,null,"x\\u00e9\\ud83d\\ude00"],"c":{"d":-0.5e3}}',
+                "deep": "[" * 20 + "]" * 20, "dup": '{"a":1,"a":2}', "bad-surrogate": '"\\ud800"',
+                "control": '"a\x01b"', "utf8-bad": b'"\xc0\xaf"', "int-max": "9223372036854775807",
+                "int-over": "-9223372036854775809", "leading-zero": "012", "many": "{" + ",".join('"k%d":%d' % (i, i) for i in range(40)) + "}",
+                "long-key": '{"' + "k" * 70 + '":1}', "trailing": '{"a":1} x'}.items():
+    put("json", name, v)
+
+# der: byte 0 even = writer program (op, arg, ...); odd = raw DER for der_read.
+put("der", "prog-cert-like", bytes([0, 0, 0, 2, 3, 1, 0xff, 4, 20]) + b"1.2.840.113549.1.1.11" + bytes([8, 0]) +
+    bytes([0, 1, 6, 30]) + b"relaypro CA abcdefghij" + bytes([1, 0, 7, 0]) + b"\x00\x90\xd0\x6a\x00\x00\x00\x00" +
+    bytes([5, 0x83]) + b"\xff" * 16 + bytes([1, 0, 1, 0]))
+put("der", "prog-bad-oid", bytes([0, 4, 8]) + b"1.2.3.x.")
+put("der", "prog-big-arc", bytes([0, 4, 16]) + b"2.999.4294967296")
+put("der", "prog-printable", bytes([0, 6, 30]) + b"not*printable")
+put("der", "prog-long", bytes([0, 0, 2, 255]) + b"x" * 255 + bytes([2, 255]) + b"y" * 255)
+put("der", "raw-seq", b"\x01\x30\x06\x02\x01\x05\x04\x01\x00")
+put("der", "raw-long-len", b"\x01\x04\x82\x01\x00" + b"z" * 256)
+put("der", "raw-nonminimal", b"\x01\x04\x81\x05hello")
+put("der", "raw-trunc", b"\x01\x30\x84\xff\xff\xff\xff")
+
+# register: byte 0 bit 0 = eof, bit 1 = body only.
+body = b'{"relayId":12,"securityToken":"tok-abc-123"}\n'
+put("register", "cl", b"\x00HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+put("register", "chunked", b"\x00HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+    b'1a\r\n{"relayId":1,"securityTok\r\n11;ext=1\r\nen":"zz","x":[]}\r\n0\r\n\r\n')
+put("register", "eof", b'\x01HTTP/1.0 200 OK\r\n\r\n{"relayId":9223372036854775807,"securityToken":"a"}')
+put("register", "dup-cl", b"\x00HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}")
+put("register", "both", b"\x00HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}")
+put("register", "503", b"\x01HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
+put("register", "chunk-huge", b"\x00HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n")
+put("register", "body", b'\x02{"relayId":5,"securityToken":" padded "}')
+put("register", "body-ok", b'\x02{"securityToken":"t","relayId":1,"other":{"a":[1]}}')
+put("register", "body-zero", b'\x02{"relayId":0,"securityToken":"t"}')
+
+# ca: the bundle the relay writes (argument), then hostile variants of it.
+if len(sys.argv) > 1:
+    pem = open(sys.argv[1], "rb").read()
+    put("ca", "bundle", pem)
+    blocks = pem.split(b"-----END")
+    put("ca", "key-only", pem[:pem.index(b"-----BEGIN CERTIFICATE")])
+    put("ca", "cert-only", pem[pem.index(b"-----BEGIN CERTIFICATE"):])
+    put("ca", "no-end", pem[:pem.rindex(b"-----END")])
+    put("ca", "crlf", pem.replace(b"\n", b"\r\n"))
+    put("ca", "flipped-b64", pem.replace(b"MII", b"MIJ", 1))
+    put("ca", "pkcs8-label", pem.replace(b"RSA PRIVATE KEY", b"PRIVATE KEY"))
+    put("ca", "swapped", pem[pem.index(b"-----BEGIN CERTIFICATE"):] + pem[:pem.index(b"-----BEGIN CERTIFICATE")])
+put("ca", "empty", b"")
+put("ca", "garbage", b"-----BEGIN RSA PRIVATE KEY-----\nMA==\n-----END RSA PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n")
