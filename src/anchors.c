@@ -71,7 +71,7 @@ anchor_end(struct anchors *a)
 
 /* Feed PEM text; a damaged object is dropped and decoding goes on. */
 static void
-push(struct anchors *a, const char *p, size_t n)
+push_raw(struct anchors *a, const char *p, size_t n)
 {
 	while (n > 0) {
 		size_t k = br_pem_decoder_push(&a->pc, p, n);
@@ -98,11 +98,41 @@ push(struct anchors *a, const char *p, size_t n)
 	}
 }
 
+/* push_raw over text with CRLF line ends read as LF: BearSSL 0.6's PEM decoder leaves the
+ * dashes in a BEGIN line's name when the line ends in CRLF (as ca.c found for bundles), so
+ * a CA file saved on Windows would give no anchor. A CR before an LF is dropped, also when
+ * the two arrive in different pushes; any other CR is passed on. */
+static void
+push(struct anchors *a, const char *p, size_t n)
+{
+	size_t i, start = 0;
+
+	if (a->cr && n > 0) {
+		a->cr = 0;
+		if (p[0] != '\n')
+			push_raw(a, "\r", 1);
+	}
+	for (i = 0; i < n; i++) {
+		if (p[i] != '\r')
+			continue;
+		if (i + 1 == n) { /* decided by the next push */
+			push_raw(a, p + start, i - start);
+			a->cr = 1;
+			return;
+		}
+		if (p[i + 1] == '\n') {
+			push_raw(a, p + start, i - start);
+			start = i + 1;
+		}
+	}
+	push_raw(a, p + start, n - start);
+}
+
 /* Each source starts with a fresh PEM decoder and ends a last line without a newline. */
 static void
 begin(struct anchors *a)
 {
-	a->over = a->in_cert = 0;
+	a->over = a->in_cert = a->cr = 0;
 	a->mark = a->used;
 	br_pem_decoder_init(&a->pc);
 }

@@ -26,6 +26,7 @@ struct anchors {
 	size_t n;                     /* anchors in ta[] */
 	size_t used, mark;            /* arena fill; start of the object being decoded */
 	int over, in_cert;
+	int cr;                     /* the last byte pushed was a CR, held back (see push) */
 	unsigned char arena[ANCHORS_ARENA];
 	br_pem_decoder_context pc;
 	br_x509_decoder_context xc;

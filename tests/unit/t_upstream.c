@@ -3,6 +3,7 @@
  * one assertion per field; NO_PROXY routing; the CONNECT request and answer; the TLS
  * failure names; and the shared trust-anchor loader (anchors.c) fed a CA minted here.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,27 @@ anchors_load(void)
 	CHECK_INT(a.n, 3, "anchors: one-line PEM (literal \\n) adds one more");
 	anchors_add_pem(&a, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
 	CHECK_INT(a.n, 3, "anchors: a damaged certificate is skipped");
+	/* CRLF line ends (a CA file saved on Windows): BearSSL's PEM decoder needs them read
+	 * as LF. The junk line puts the BEGIN line's CR as the last byte of the first 4 KiB
+	 * read, so the CR and its LF arrive in different pushes. */
+	{
+		static char crlf[4096 + 10000];
+		size_t c = 0, j;
+		for (j = 0; j < 4067; j++)
+			crlf[c++] = 'x';
+		crlf[c++] = '\n';
+		for (j = 0; j < n; j++) {
+			if (pem[j] == '\n')
+				crlf[c++] = '\r';
+			crlf[c++] = pem[j];
+		}
+		CHECK(crlf[4095] == '\r' && crlf[4096] == '\n', "anchors: CRLF file splits a CR from its LF at 4 KiB");
+		fd = open(path, O_WRONLY | O_TRUNC);
+		CHECK(fd >= 0 && write(fd, crlf, c) == (ssize_t)c, "anchors: CRLF file written");
+		close(fd);
+		CHECK_INT(anchors_add_file(&a, path, why, sizeof why), ERR_OK, "anchors: CRLF file read");
+		CHECK_INT(a.n, 4, "anchors: a CA file with CRLF line ends adds one more");
+	}
 	unlink(path);
 	CHECK_INT(anchors_add_value(&a, path, why, sizeof why), ERR_IO, "anchors: missing file");
 	CHECK(strstr(why, path) != NULL, "anchors: the reason names the file");
