@@ -419,7 +419,8 @@ pset_refresh(int head)
 		/* The fixed part changed size (listeners closed at drain): start the connections'
 		 * part again after it. Rare. */
 		for (k = 0; k < table_size; k++)
-			ppos[2 * k] = ppos[2 * k + 1] = 0;
+			if (table[k]) /* free slots have no entries (and untouched pages stay so) */
+				ppos[2 * k] = ppos[2 * k + 1] = 0;
 		pbase = head;
 		npent = nbusy = 0;
 		touch_all = 1;
@@ -552,18 +553,21 @@ server_run(void)
 	pfds = calloc((size_t)table_size * 2 + PSET_HEAD_MAX, sizeof *pfds);
 	pslot = calloc((size_t)table_size * 2 + PSET_HEAD_MAX, sizeof *pslot);
 	pside = calloc((size_t)table_size * 2 + PSET_HEAD_MAX, sizeof *pside);
-	/* Zero-filled, so pages of slots never used stay untouched (idle RSS). */
+	/* The poll set's per-slot arrays in one zero-filled block: large enough to be a fresh
+	 * mapping, so the pages of slots never used stay untouched (idle RSS at start). */
 	per_slot = (size_t)table_size;
-	ppos = calloc(per_slot * 2, sizeof *ppos);
-	touched = calloc(per_slot, 1);
-	touch_list = calloc(per_slot, sizeof *touch_list);
-	sgen = calloc(per_slot, sizeof *sgen);
-	srev = calloc(per_slot * 2, sizeof *srev);
-	ev_slot = calloc(per_slot, sizeof *ev_slot);
-	ev_gen = calloc(per_slot, sizeof *ev_gen);
-	slast = calloc(per_slot, sizeof *slast);
-	if (!table || !pfds || !pslot || !pside || !ppos || !touched || !touch_list || !sgen ||
-	    !srev || !ev_slot || !ev_gen || !slast) {
+	slast = calloc(per_slot, sizeof *slast + 2 * sizeof *ppos + sizeof *touch_list +
+	    sizeof *sgen + sizeof *ev_slot + sizeof *ev_gen + 2 * sizeof *srev + 1);
+	if (slast) {
+		ppos = (int *)(void *)(slast + per_slot);
+		touch_list = ppos + 2 * per_slot;
+		ev_slot = touch_list + per_slot;
+		sgen = (unsigned *)(void *)(ev_slot + per_slot);
+		ev_gen = sgen + per_slot;
+		srev = (short *)(void *)(ev_gen + per_slot);
+		touched = (unsigned char *)(void *)(srev + 2 * per_slot);
+	}
+	if (!table || !pfds || !pslot || !pside || !slast) {
 		log_msg(LOG_ERROR, "start.fail", "out of memory for the connection table");
 		return 1;
 	}
