@@ -110,8 +110,17 @@ run: deps
 $(BUILD)/token-bench: tests/bench/token_bench.c $(OBJS) $(LIBS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -O2 -static -no-pie -o $@ $< $(OBJS) $(LIBS)
 
-bench: deps $(BUILD)/token-bench $(BUILD)/relaypro
+# The load generator and echo backend (a test tool, never linked into relaypro).
+$(BUILD)/loadgen: tests/bench/loadgen.c $(DEPS)/lib/libbearssl.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -I$(DEPS)/include -static -o $@ $< \
+	    $(DEPS)/lib/libbearssl.a -lpthread
+
+# tests/bench/run.py: relaypro against squid and stunnel+tinyproxy (installed with apt when
+# missing); BENCH_* variables in its header tune durations and counts.
+bench: deps $(BUILD)/token-bench $(BUILD)/relaypro $(BUILD)/loadgen
 	$(BUILD)/token-bench
+	RELAYPRO_BIN=$(BUILD)/relaypro LOADGEN_BIN=$(BUILD)/loadgen python3 tests/bench/run.py
 	python3 tests/bench/slowloris_p99.py --bin $(BUILD)/relaypro
 
 # Fuzzing (docs/fuzzing.md). One libFuzzer target per parser, tests/fuzz/fuzz_<name>.c,

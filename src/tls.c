@@ -6,6 +6,8 @@
 
 #include "err.h"
 #include "log.h"
+#include "rand.h"
+#include "secret.h"
 #include "tls.h"
 #include "x509.h"
 
@@ -26,6 +28,11 @@ static int cur;
 static br_x509_certificate chain[2];
 static br_ssl_session_cache_lru cache;
 static unsigned char cache_store[TLS_CACHE_BYTES];
+
+/* The symmetric implementations, chosen once. BearSSL's "full" initialisers choose them on
+ * every call with CPUID, which traps to the hypervisor on virtual machines: 105 us per
+ * connection measured on the benchmark machine (docs/performance.md). */
+static br_ssl_server_context tmpl;
 
 static const struct ca *the_ca;
 static char name[256];
@@ -62,7 +69,10 @@ tls_setup(const struct ca *ca, const char *server_name, const char *const *alt, 
 	nalts = nalt;
 	want_rsa = rsa;
 	br_ssl_session_cache_lru_init(&cache, cache_store, sizeof cache_store);
-	return mint(time(NULL), err, errlen);
+	if (mint(time(NULL), err, errlen) != ERR_OK)
+		return ERR_CRYPTO;
+	br_ssl_server_init_full_ec(&tmpl, &chain[cur], 1, BR_KEYTYPE_RSA, &certs[cur].ec);
+	return ERR_OK;
 }
 
 /* see tls.h */
@@ -80,17 +90,44 @@ int
 tls_conn_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
     unsigned char *obuf, size_t olen)
 {
+	static const br_hash_class *const hashes[] = { &br_md5_vtable, &br_sha1_vtable,
+		&br_sha224_vtable, &br_sha256_vtable, &br_sha384_vtable, &br_sha512_vtable };
 	const struct x509_server *c = &certs[cur];
+	unsigned char seed[32];
+	int id;
 
-	if (c->key_type == BR_KEYTYPE_EC)
-		br_ssl_server_init_full_ec(sc, &chain[cur], 1, BR_KEYTYPE_RSA, &c->ec);
-	else
-		br_ssl_server_init_full_rsa(sc, &chain[cur], 1, &c->rsa);
+	/* What br_ssl_server_init_full_ec/_rsa set, for the suites we allow (ECDHE with
+	 * AES-GCM or ChaCha20-Poly1305), with the implementations looked up once. */
+	br_ssl_server_zero(sc);
 	br_ssl_engine_set_versions(&sc->eng, BR_TLS12, BR_TLS12);
 	/* A client-initiated renegotiation is a full handshake (ECDHE and a signature) the
 	 * client can ask for at will, before and during a tunnel: refused (docs/security.md). */
 	br_ssl_engine_add_flags(&sc->eng, BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_suites(&sc->eng, suites, sizeof suites / sizeof suites[0]);
+	br_ssl_engine_set_ec(&sc->eng, tmpl.eng.iec);
+	if (c->key_type == BR_KEYTYPE_EC)
+		br_ssl_server_set_single_ec(sc, &chain[cur], 1, &c->ec, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN,
+		    BR_KEYTYPE_RSA, tmpl.eng.iec, br_ecdsa_sign_asn1_get_default());
+	else
+		br_ssl_server_set_single_rsa(sc, &chain[cur], 1, &c->rsa, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN,
+		    br_rsa_private_get_default(), br_rsa_pkcs1_sign_get_default());
+	for (id = br_md5_ID; id <= br_sha512_ID; id++)
+		br_ssl_engine_set_hash(&sc->eng, id, hashes[id - 1]);
+	br_ssl_engine_set_prf10(&sc->eng, &br_tls10_prf);
+	br_ssl_engine_set_prf_sha256(&sc->eng, &br_tls12_sha256_prf);
+	br_ssl_engine_set_prf_sha384(&sc->eng, &br_tls12_sha384_prf);
+	br_ssl_engine_set_gcm(&sc->eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
+	br_ssl_engine_set_aes_ctr(&sc->eng, tmpl.eng.iaes_ctr);
+	br_ssl_engine_set_ghash(&sc->eng, tmpl.eng.ighash);
+	br_ssl_engine_set_chapol(&sc->eng, &br_sslrec_in_chapol_vtable, &br_sslrec_out_chapol_vtable);
+	br_ssl_engine_set_chacha20(&sc->eng, tmpl.eng.ichacha);
+	br_ssl_engine_set_poly1305(&sc->eng, tmpl.eng.ipoly);
+	/* The engine's DRBG is seeded from ours; BearSSL's system seeder would probe CPUID
+	 * and RDRAND again for every connection (about 23 us here). */
+	rand_bytes(seed, sizeof seed);
+	br_ssl_engine_inject_entropy(&sc->eng, seed, sizeof seed);
+	sc->eng.rng_os_rand_done = 1;
+	secret_wipe(seed, sizeof seed);
 	br_ssl_engine_set_protocol_names(&sc->eng, alpn, 1);
 	br_ssl_engine_set_buffers_bidi(&sc->eng, ibuf, ilen, obuf, olen);
 	br_ssl_server_set_cache(sc, &cache.vtable);

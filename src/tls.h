@@ -19,7 +19,7 @@
 #include "ca.h"
 
 #define TLS_IBUF BR_SSL_BUFSIZE_INPUT  /* a full incoming record: 16384 + 325 */
-#define TLS_OBUF (4096 + 85)           /* outgoing records carry up to 4 KiB of data */
+#define TLS_OBUF BR_SSL_BUFSIZE_OUTPUT /* full 16 KiB records out: bulk MB/s (docs/performance.md) */
 #define TLS_CACHE_BYTES (256 * 1024)   /* about 2,600 resumable sessions */
 
 /* Mint the server certificate for server_name + alt names with key type "ec" / "rsa".
