@@ -39,6 +39,7 @@
 
 struct conn {
 	int slot;                    /* in the server's table */
+	size_t block_size;           /* this allocation's bytes (conn_footprint at accept) */
 	int cfd, ufd;
 	enum conn_state state;
 	br_ssl_server_context *sc;   /* NULL on the plain listener */
@@ -2085,18 +2086,79 @@ conn_shutdown(struct conn *c)
 		conn_close(c, "shutting down");
 }
 
+/* Connection blocks freed recently, kept for the next accepts. musl returns a freed block
+ * of this size to the kernel (munmap), and on these VMs each of those costs a TLB
+ * shoot-down on the other CPU: 8-12% of the relay's CPU under a new-connection load
+ * (docs/performance.md). A block is reused only for a connection of exactly the same
+ * footprint (listener kind and maxHeaderBytes), so memory per connection is still decided
+ * at accept; at most CONN_SPARE_MAX blocks wait here, and none once accepts have paused
+ * for CONN_SPARE_IDLE_MS (so a burst does not leave its memory resident). Under AddressSanitizer none are kept,
+ * so a use after conn_close() is still caught. */
+#define CONN_SPARE_MAX 32
+#define CONN_SPARE_IDLE_MS 5000 /* no accept for this long: the spares go back (conn_trim) */
+#ifdef __SANITIZE_ADDRESS__
+#define CONN_SPARE_KEEP 0
+#else
+#define CONN_SPARE_KEEP CONN_SPARE_MAX
+#endif
+static struct {
+	void *p;
+	size_t size;
+} spare[CONN_SPARE_MAX];
+static int nspare;
+static int64_t spare_used_ms; /* when a spare block last served an accept */
+
+/* see conn.h */
+void
+conn_trim(int64_t now)
+{
+	if (nspare == 0 || now - spare_used_ms < CONN_SPARE_IDLE_MS)
+		return;
+	while (nspare > 0)
+		free(spare[--nspare].p);
+}
+
+static void *
+block_get(size_t size)
+{
+	int i;
+
+	spare_used_ms = srv.now_ms;
+
+	for (i = nspare - 1; i >= 0; i--) {
+		if (spare[i].size == size) {
+			void *p = spare[i].p;
+			spare[i] = spare[--nspare];
+			return p;
+		}
+	}
+	return malloc(size);
+}
+
+static void
+block_put(void *p, size_t size)
+{
+	if (nspare < CONN_SPARE_KEEP) {
+		spare[nspare].p = p;
+		spare[nspare++].size = size;
+	} else {
+		free(p);
+	}
+}
+
 /* see conn.h */
 struct conn *
 conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy_hdr)
 {
 	size_t head_cap = srv.cfg->max_header_bytes + CONN_HEAD_SLACK;
 	size_t total = conn_footprint(tls);
-	unsigned char *block = malloc(total), *p;
+	unsigned char *block = block_get(total), *p;
 	struct conn *c = (struct conn *)(void *)block;
 
 	if (block == NULL)
 		return NULL;
 	memset(c, 0, sizeof *c);
+	c->block_size = total;
 	p = block + sizeof *c;
 	c->cfd = fd;
 	c->ufd = -1;
@@ -2125,7 +2187,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 		c->obuf = p + TLS_IBUF;
 		c->olen = TLS_OBUF;
 		if (tls_conn_init(c->sc, c->ibuf, c->ilen, c->obuf, c->olen) != ERR_OK) {
-			free(block);
+			block_put(block, total);
 			return NULL;
 		}
 	} else {
@@ -2147,7 +2209,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 	http_init(&c->req);
 	c->slot = server_add_conn(c);
 	if (c->slot < 0) {
-		free(block);
+		block_put(block, total);
 		return NULL;
 	}
 	metrics_conn_open((enum metrics_listener)c->mlistener);
@@ -2193,5 +2255,5 @@ conn_close(struct conn *c, const char *reason)
 		secret_wipe(c->uibuf, CONN_UP_IBUF);
 	}
 	secret_wipe(c->head, c->head_cap);   /* credentials */
-	free(c);
+	block_put(c, c->block_size);
 }

@@ -90,6 +90,10 @@ enum conn_state conn_state(const struct conn *c);
  * unavailable: such a route then answers 502). */
 int conn_proxy_setup(const struct config *cfg, char *err, size_t errlen);
 
+/* Once per tick: connection blocks kept for reuse are freed when no connection was
+ * accepted for a few seconds. */
+void conn_trim(int64_t now);
+
 /* Bytes allocated per connection for a listener kind (CONN_*; for docs and the start log). */
 size_t conn_footprint(int tls);
 

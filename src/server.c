@@ -609,6 +609,7 @@ tick(void)
 	for (i = 0; i < table_size; i++)
 		if (table[i])
 			conn_tick(table[i], srv.now_ms);
+	conn_trim(srv.now_ms);
 	tls_maintain(srv.now); /* remint the server certificate when < 30 days remain */
 }
 
