@@ -234,6 +234,44 @@ log_tls_fail(struct conn *c, int err)
 	}
 }
 
+/* One round of record I/O between a BearSSL engine (in state st) and its socket: write
+ * the records it has to send, read what it asks for unless *eof (EOF sets it). Returns 1
+ * when anything moved, 0 when the socket would block, -1 on a socket error. Used for the
+ * client's engine and for the engine towards an https:// upstream proxy. */
+static int
+engine_sock_io(br_ssl_engine_context *eng, unsigned st, int fd, int *eof)
+{
+	unsigned char *b;
+	size_t len;
+	ssize_t n;
+	int moved = 0;
+
+	if (st & BR_SSL_SENDREC) {
+		b = br_ssl_engine_sendrec_buf(eng, &len);
+		n = write(fd, b, len);
+		if (n > 0) {
+			br_ssl_engine_sendrec_ack(eng, (size_t)n);
+			moved = 1;
+		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			return -1;
+		}
+	}
+	if ((st & BR_SSL_RECVREC) && !*eof) {
+		b = br_ssl_engine_recvrec_buf(eng, &len);
+		n = read(fd, b, len);
+		if (n > 0) {
+			br_ssl_engine_recvrec_ack(eng, (size_t)n);
+			moved = 1;
+		} else if (n == 0) {
+			*eof = 1;
+			moved = 1;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			return -1;
+		}
+	}
+	return moved;
+}
+
 /* Move bytes between the client socket and the client-side buffers, until the socket
  * would block. Returns 1 on progress, 0 on none, -1 when the connection must end. */
 static int
@@ -246,9 +284,7 @@ client_io(struct conn *c)
 		br_ssl_engine_context *eng = &c->sc->eng;
 		for (;;) {
 			unsigned st = br_ssl_engine_current_state(eng);
-			int moved = 0;
-			size_t len;
-			unsigned char *b;
+			int moved, eof;
 
 			if (st & BR_SSL_CLOSED) {
 				int err = br_ssl_engine_last_error(eng);
@@ -259,29 +295,11 @@ client_io(struct conn *c)
 			}
 			if (!c->handshaken && (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)))
 				c->handshaken = 1;
-			if (st & BR_SSL_SENDREC) {
-				b = br_ssl_engine_sendrec_buf(eng, &len);
-				n = write(c->cfd, b, len);
-				if (n > 0) {
-					br_ssl_engine_sendrec_ack(eng, (size_t)n);
-					moved = 1;
-				} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-					return -1;
-				}
-			}
-			if ((st & BR_SSL_RECVREC) && !c->client_eof) {
-				b = br_ssl_engine_recvrec_buf(eng, &len);
-				n = read(c->cfd, b, len);
-				if (n > 0) {
-					br_ssl_engine_recvrec_ack(eng, (size_t)n);
-					moved = 1;
-				} else if (n == 0) {
-					c->client_eof = 1;
-					moved = 1;
-				} else if (errno != EAGAIN && errno != EINTR) {
-					return -1;
-				}
-			}
+			eof = c->client_eof;
+			moved = engine_sock_io(eng, st, c->cfd, &eof);
+			c->client_eof = eof ? 1 : 0;
+			if (moved < 0)
+				return -1;
 			if (!moved)
 				return progress;
 			progress = 1;
@@ -445,38 +463,17 @@ up_io(struct conn *c)
 	eng = &c->ucc->eng;
 	for (;;) {
 		unsigned st = br_ssl_engine_current_state(eng);
-		int moved = 0;
-		size_t len;
-		unsigned char *b;
-		ssize_t n;
+		int moved, eof;
 
 		if (st & BR_SSL_CLOSED)
 			return progress;
 		if (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))
 			c->up_hs_done = 1;
-		if (st & BR_SSL_SENDREC) {
-			b = br_ssl_engine_sendrec_buf(eng, &len);
-			n = write(c->ufd, b, len);
-			if (n > 0) {
-				br_ssl_engine_sendrec_ack(eng, (size_t)n);
-				moved = 1;
-			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				return -1;
-			}
-		}
-		if ((st & BR_SSL_RECVREC) && !c->up_sock_eof) {
-			b = br_ssl_engine_recvrec_buf(eng, &len);
-			n = read(c->ufd, b, len);
-			if (n > 0) {
-				br_ssl_engine_recvrec_ack(eng, (size_t)n);
-				moved = 1;
-			} else if (n == 0) {
-				c->up_sock_eof = 1;
-				moved = 1;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				return -1;
-			}
-		}
+		eof = c->up_sock_eof;
+		moved = engine_sock_io(eng, st, c->ufd, &eof);
+		c->up_sock_eof = eof ? 1 : 0;
+		if (moved < 0)
+			return -1;
 		if (!moved)
 			return progress;
 		progress = 1;
