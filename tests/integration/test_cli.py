@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
 REPO = rt.REPO_DIR
-BIN = os.environ.get("RELAYPRO_BIN", os.path.join(REPO, "dist", "relaypro-linux-amd64"))
+BIN = rt.relay_bin()
 BIN_ARM64 = os.path.join(REPO, "dist", "relaypro-linux-arm64")
 SECRET = "sEcReT-t0ken-value-1234"
 

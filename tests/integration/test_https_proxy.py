@@ -23,7 +23,7 @@ import threading
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
-BIN = os.environ.get("RELAYPRO_BIN", os.path.join(rt.REPO_DIR, "dist", "relaypro-linux-amd64"))
+BIN = rt.relay_bin()
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "/usr/bin/stunnel4"
 PROXY_SECRET = "proxy-secret-https-7"

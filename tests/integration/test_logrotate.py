@@ -17,7 +17,7 @@ password file is configured) write auth.fail warnings. Then it reads the folder:
 * full_disk: fileName = /dev/full -> every write fails (ENOSPC), the relay still
   answers, and stderr gets one "log.dropped" warning (at most one a minute).
 
-Environment: RELAYPRO_BIN (default build/amd64/relaypro, else dist/relaypro-linux-amd64).
+Environment: RELAYPRO_BIN (default dist/relaypro-linux-amd64, else build/amd64/relaypro).
 Every process is started through relaytest and stopped by PID. Runs in about 10 s.
 """
 import base64
@@ -36,18 +36,7 @@ import relaytest as rt  # noqa: E402
 REPO = rt.REPO_DIR
 
 
-def _pick_bin():
-    b = os.environ.get("RELAYPRO_BIN")
-    if b:
-        return b
-    for cand in (os.path.join(REPO, "build", "amd64", "relaypro"),
-                 os.path.join(REPO, "dist", "relaypro-linux-amd64")):
-        if os.path.exists(cand):
-            return cand
-    return os.path.join(REPO, "build", "amd64", "relaypro")
-
-
-BIN = os.path.abspath(_pick_bin())
+BIN = rt.relay_bin()
 MAX_SIZE = 2048
 ROTATED = re.compile(r"^relay\.log\.(\d{8}T\d{6}\.\d{3}Z)(\.gz)?$")
 USER, PASSWORD = "username1", "password1"

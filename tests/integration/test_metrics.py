@@ -33,18 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import relaytest as rt  # noqa: E402
 
 
-def _pick_bin():
-    b = os.environ.get("RELAYPRO_BIN")
-    if b:
-        return os.path.abspath(b)
-    for cand in (os.path.join(rt.REPO_DIR, "build", "amd64", "relaypro"),
-                 os.path.join(rt.REPO_DIR, "dist", "relaypro-linux-amd64")):
-        if os.path.exists(cand):
-            return cand
-    return os.path.join(rt.REPO_DIR, "build", "amd64", "relaypro")
-
-
-BIN = _pick_bin()
+BIN = rt.relay_bin()
 ORG, RELAY_ID = 42, 7
 SECRET = "sec-" + secrets.token_hex(16)
 USER, PASSWORD, WRONG = "metrics-user", "pw-" + secrets.token_hex(8), "wrong-" + secrets.token_hex(8)

@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
-BIN = os.environ.get("RELAYPRO_BIN", os.path.join(rt.REPO_DIR, "dist", "relaypro-linux-amd64"))
+BIN = rt.relay_bin()
 # The empty chroot holds only the shipped static binary, whatever RELAYPRO_BIN names (a
 # sanitizer build for `make check` is dynamically linked and cannot run there).
 STATIC_BIN = os.path.join(rt.REPO_DIR, "dist", "relaypro-linux-amd64")

@@ -34,18 +34,7 @@ import relaytest as rt  # noqa: E402
 REPO = rt.REPO_DIR
 
 
-def _pick_bin():
-    b = os.environ.get("RELAYPRO_BIN")
-    if b:
-        return b
-    for cand in (os.path.join(REPO, "dist", "relaypro-linux-amd64"),
-                 os.path.join(REPO, "build", "amd64", "relaypro")):
-        if os.path.exists(cand):
-            return cand
-    return os.path.join(REPO, "dist", "relaypro-linux-amd64")
-
-
-BIN = os.path.abspath(_pick_bin())
+BIN = rt.relay_bin()
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 USER, PASSWORD, WRONG = "ppuser", "pp-password-3", "pp-wrong-password-4"
 GOOD, BAD = rt.basic(USER, PASSWORD), rt.basic(USER, WRONG)

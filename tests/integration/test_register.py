@@ -324,7 +324,7 @@ def stop_cancels():
 @rt.case(timeout=40)
 def relay_end_to_end():
     """The real binary registers at start, saves the result, and uses it at once."""
-    relay_bin = os.environ.get("RELAYPRO_BIN", os.path.join(REPO, "dist", "relaypro-linux-amd64"))
+    relay_bin = rt.relay_bin()
     d = os.path.join(TMP, "relay-e2e")
     os.makedirs(d, exist_ok=True)
     port = rt.free_port()

@@ -34,18 +34,7 @@ import relaytest as rt  # noqa: E402
 REPO = rt.REPO_DIR
 
 
-def _pick_bin():
-    b = os.environ.get("RELAYPRO_BIN")
-    if b:
-        return b
-    for cand in (os.path.join(REPO, "dist", "relaypro-linux-amd64"),
-                 os.path.join(REPO, "build", "amd64", "relaypro")):
-        if os.path.exists(cand):
-            return cand
-    return os.path.join(REPO, "dist", "relaypro-linux-amd64")
-
-
-BIN = _pick_bin()
+BIN = rt.relay_bin()
 USER, PASSWORD = "username1", "password1"
 WRONG_PASSWORD = "not-the-password-7"
 AUTH = rt.basic(USER, PASSWORD)

@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
-BIN = os.environ.get("RELAYPRO_BIN", os.path.join(rt.REPO_DIR, "dist", "relaypro-linux-amd64"))
+BIN = rt.relay_bin()
 
 state = {}
 

@@ -47,18 +47,7 @@ import relaytest as rt  # noqa: E402
 REPO = rt.REPO_DIR
 
 
-def _pick_bin():
-    b = os.environ.get("RELAYPRO_BIN")
-    if b:
-        return b
-    for cand in (os.path.join(REPO, "dist", "relaypro-linux-amd64"),
-                 os.path.join(REPO, "build", "amd64", "relaypro")):
-        if os.path.exists(cand):
-            return cand
-    return os.path.join(REPO, "dist", "relaypro-linux-amd64")
-
-
-BIN = _pick_bin()
+BIN = rt.relay_bin()
 ORG, RELAY_ID = 5, 11
 SECRET = "sec-test-security-token-" + os.urandom(8).hex()
 USER, PASSWORD = "secuser", "pw-" + os.urandom(8).hex()

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
-BIN = os.environ.get("RELAYPRO_BIN", os.path.join(rt.REPO_DIR, "build", "amd64", "relaypro"))
+BIN = rt.relay_bin()
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SECRET = "sec-" + secrets.token_hex(16)
 ORG, RELAY_ID = 42, 7

@@ -603,6 +603,20 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def relay_bin():
+    """The relay binary under test, as an absolute path: RELAYPRO_BIN when set (`make check`
+    points it at the sanitizer build), else dist/relaypro-linux-amd64 (what ./build.sh and
+    `make test` make), else build/amd64/relaypro."""
+    b = os.environ.get("RELAYPRO_BIN")
+    if b:
+        return os.path.abspath(b)
+    for cand in (os.path.join(REPO_DIR, "dist", "relaypro-linux-amd64"),
+                 os.path.join(REPO_DIR, "build", "amd64", "relaypro")):
+        if os.path.exists(cand):
+            return cand
+    return os.path.join(REPO_DIR, "dist", "relaypro-linux-amd64")
+
+
 def pid_alive(pid):
     """True while pid exists and is not a zombie (Linux /proc)."""
     try:
