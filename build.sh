@@ -36,9 +36,9 @@ deps() {
 		fi
 		dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
 		echo "build.sh: installing" $need
-		apt-get -qq update
+		apt-get -o DPkg::Lock::Timeout=900 -qq update
 		# shellcheck disable=SC2086
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $need >/dev/null
 	fi
 	vendor/fetch.sh
 }
