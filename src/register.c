@@ -613,6 +613,14 @@ dial(struct reg *r, char *why, size_t whylen)
 		    e ? strerror(e) : "cancelled");
 		return ERR_IO;
 	}
+	if (r->via_proxy && r->proxy.socks) { /* SOCKS5: the exchange runs on this socket */
+		if (upstream_socks5_connect_fd(r->fd, &r->proxy, &r->target, (unsigned)atoi(r->port),
+		    why, whylen) == ERR_OK)
+			return ERR_OK;
+		close(r->fd);
+		r->fd = -1;
+		return ERR_IO;
+	}
 	return r->via_proxy ? proxy_connect(r, why, whylen) : ERR_OK;
 }
 
@@ -843,7 +851,7 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 		const struct upstream_proxy *p;
 		char err[CFG_PATH + 160];
 		unsigned port = (unsigned)atoi(r->port);
-		if (upstream_load(&routes, 1, err, sizeof err) == ERR_OK &&
+		if (upstream_load_with(&routes, 1, UPSTREAM_WITH_SOCKS5, err, sizeof err) == ERR_OK &&
 		    target_parse_host(r->host, strlen(r->host), &r->target) == TARGET_OK &&
 		    (p = upstream_route(&routes, &r->target, port)) != NULL) {
 			r->proxy = *p;
