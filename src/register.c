@@ -580,6 +580,11 @@ dial(struct reg *r, char *why, size_t whylen)
 
 	char pport[8];
 
+	if (r->via_proxy && r->proxy.socks) { /* SOCKS5: upstream.c dials and runs the exchange */
+		r->fd = upstream_socks5_dial(&r->proxy, &r->target, (unsigned)atoi(r->port),
+		    REG_IO_TIMEOUT_MS, why, whylen);
+		return r->fd >= 0 ? ERR_OK : ERR_IO;
+	}
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -611,14 +616,6 @@ dial(struct reg *r, char *why, size_t whylen)
 	if (r->fd < 0) {
 		snprintf(why, whylen, "cannot connect%s: %s", r->via_proxy ? " to the proxy" : "",
 		    e ? strerror(e) : "cancelled");
-		return ERR_IO;
-	}
-	if (r->via_proxy && r->proxy.socks) { /* SOCKS5: the exchange runs on this socket */
-		if (upstream_socks5_connect_fd(r->fd, &r->proxy, &r->target, (unsigned)atoi(r->port),
-		    why, whylen) == ERR_OK)
-			return ERR_OK;
-		close(r->fd);
-		r->fd = -1;
 		return ERR_IO;
 	}
 	return r->via_proxy ? proxy_connect(r, why, whylen) : ERR_OK;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "anchors.h"
 #include "b64.h"
@@ -420,41 +422,32 @@ upstream_socks5_req(const struct upstream_proxy *p, const struct target_host *ho
 	return ERR_OK;
 }
 
+/* "socks5 proxy host:port" into out, for reasons. */
+static void
+proxy_name(const struct upstream_proxy *p, char *out, size_t cap)
+{
+	int v6 = p->host.kind == TARGET_IPV6;
+
+	snprintf(out, cap, "%s proxy %s%s%s:%u", p->socks == UPSTREAM_SOCKS5H ? "socks5h" : "socks5",
+	    v6 ? "[" : "", p->host.name, v6 ? "]" : "", p->port);
+}
+
 /* see upstream.h */
 int
 upstream_socks5_connect_fd(int fd, const struct upstream_proxy *p,
-    const struct target_host *host, unsigned port, char *why, size_t whylen)
+    const struct target_host *host, unsigned port, const struct net_addr *addr,
+    unsigned *rep, char *why, size_t whylen)
 {
 	struct socks5 s;
 	struct socks5_req req;
-	struct net_addr a, *ap = NULL;
 	unsigned char msg[SOCKS5_MSG_MAX], in[SOCKS5_REPLY_MAX];
-	const char *lb = p->host.kind == TARGET_IPV6 ? "[" : "", *rb = p->host.kind == TARGET_IPV6 ? "]" : "";
+	char pn[TARGET_HOST_MAX + 32];
 	int i, w = SOCKS5_E_STATE, e = 0;
 
-	if (p->socks == UPSTREAM_SOCKS5 && host->kind == TARGET_NAME) {
-		/* socks5://: the relay resolves the (allowed) name itself and sends an address */
-		struct addrinfo hints, *res;
-		int rc;
-		memset(&hints, 0, sizeof hints);
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		if ((rc = getaddrinfo(host->name, NULL, &hints, &res)) != 0) {
-			snprintf(why, whylen, "cannot resolve %s for the socks5:// proxy: %s", host->name,
-			    gai_strerror(rc));
-			return ERR_IO;
-		}
-		memset(&a, 0, sizeof a);
-		if (res->ai_addrlen <= sizeof a.ss) {
-			memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
-			a.len = res->ai_addrlen;
-			ap = &a;
-		}
-		freeaddrinfo(res);
-	}
-	if (upstream_socks5_req(p, host, port, ap, &req) != ERR_OK || socks5_init(&s, &req) != ERR_OK) {
-		snprintf(why, whylen, "socks5 proxy %s%s%s:%u: cannot ask for %s", lb, p->host.name, rb,
-		    p->port, host->name);
+	*rep = 0;
+	proxy_name(p, pn, sizeof pn);
+	if (upstream_socks5_req(p, host, port, addr, &req) != ERR_OK || socks5_init(&s, &req) != ERR_OK) {
+		snprintf(why, whylen, "%s: cannot ask for %s", pn, host->name);
 		return ERR_IO;
 	}
 	/* Each pass moves at least one byte; the exchange is at most about 800 bytes. */
@@ -477,7 +470,7 @@ upstream_socks5_connect_fd(int fd, const struct upstream_proxy *p,
 			socks5_sent(&s, (size_t)k);
 		} else if (w == SOCKS5_READ) {
 			size_t used;
-			ssize_t k = recv(fd, in, socks5_need(&s), 0);
+			ssize_t k = recv(fd, in, socks5_need(&s), 0); /* exactly: never the tunnel's */
 			e = errno;
 			if (k == 0 || (k < 0 && e == ECONNRESET))
 				socks5_closed(&s);
@@ -492,15 +485,106 @@ upstream_socks5_connect_fd(int fd, const struct upstream_proxy *p,
 	if (w == SOCKS5_DONE)
 		return ERR_OK;
 	if (w == SOCKS5_WRITE || w == SOCKS5_READ) /* an I/O error or timeout */
-		snprintf(why, whylen, "socks5 proxy %s%s%s:%u: %s: %s", lb, p->host.name, rb, p->port,
-		    w == SOCKS5_WRITE ? "cannot send" : "no answer",
+		snprintf(why, whylen, "%s: %s: %s", pn, w == SOCKS5_WRITE ? "cannot send" : "no answer",
 		    e == EAGAIN || e == EWOULDBLOCK ? "timed out" : strerror(e));
-	else if (w == SOCKS5_E_REFUSED)
-		snprintf(why, whylen, "socks5 proxy %s%s%s:%u refused the connection to %s:%u: %s "
-		    "(reply %u)", lb, p->host.name, rb, p->port, host->name, port, socks5_reason(&s),
-		    (unsigned)s.rep);
-	else
-		snprintf(why, whylen, "socks5 proxy %s%s%s:%u: %s", lb, p->host.name, rb, p->port,
-		    socks5_reason(&s));
+	else if (w == SOCKS5_E_REFUSED) {
+		*rep = s.rep;
+		snprintf(why, whylen, "%s refused the connection to %s:%u: %s (reply %u)", pn,
+		    host->name, port, socks5_reason(&s), (unsigned)s.rep);
+	} else
+		snprintf(why, whylen, "%s: %s", pn, socks5_reason(&s));
 	return ERR_IO;
+}
+
+/* A blocking connect to one of the proxy's addresses; fd or -1 (errno set). */
+static int
+connect_proxy(const struct upstream_proxy *p, int timeout_ms)
+{
+	struct addrinfo hints, *res, *ai;
+	struct timeval tv;
+	char port[8];
+	int fd = -1, e = EHOSTUNREACH;
+
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = p->host.kind == TARGET_NAME ? 0 : AI_NUMERICHOST;
+	snprintf(port, sizeof port, "%u", p->port);
+	if (getaddrinfo(p->host.name, port, &hints, &res) != 0) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		/* On Linux SO_SNDTIMEO also bounds connect(). */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+			e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	errno = e;
+	return fd;
+}
+
+/* see upstream.h */
+int
+upstream_socks5_dial(const struct upstream_proxy *p, const struct target_host *host,
+    unsigned port, int timeout_ms, char *why, size_t whylen)
+{
+	struct net_addr addrs[UPSTREAM_SOCKS5_TRIES];
+	char pn[TARGET_HOST_MAX + 32];
+	int n = 1, i;
+
+	proxy_name(p, pn, sizeof pn);
+	memset(addrs, 0, sizeof addrs);
+	if (p->socks == UPSTREAM_SOCKS5 && host->kind == TARGET_NAME) {
+		/* socks5://: the relay resolves the (allowed) name itself and sends addresses */
+		struct addrinfo hints, *res, *ai;
+		int rc;
+		memset(&hints, 0, sizeof hints);
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		if ((rc = getaddrinfo(host->name, NULL, &hints, &res)) != 0) {
+			snprintf(why, whylen, "cannot resolve %s for the %s: %s", host->name, pn,
+			    gai_strerror(rc));
+			return -1;
+		}
+		for (n = 0, ai = res; ai != NULL && n < UPSTREAM_SOCKS5_TRIES; ai = ai->ai_next) {
+			if (ai->ai_addrlen <= sizeof addrs[n].ss) {
+				memcpy(&addrs[n].ss, ai->ai_addr, ai->ai_addrlen);
+				addrs[n++].len = ai->ai_addrlen;
+			}
+		}
+		freeaddrinfo(res);
+		if (n == 0) {
+			snprintf(why, whylen, "cannot resolve %s for the %s: no address", host->name, pn);
+			return -1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		unsigned rep;
+		int fd = connect_proxy(p, timeout_ms);
+		if (fd < 0) {
+			snprintf(why, whylen, "cannot connect to the %s: %s", pn, strerror(errno));
+			return -1;
+		}
+		if (upstream_socks5_connect_fd(fd, p, host, port, n > 1 || addrs[0].len ? &addrs[i] : NULL,
+		    &rep, why, whylen) == ERR_OK)
+			return fd;
+		close(fd);
+		/* Only "this address cannot be reached" is worth another address. */
+		if (rep != 3 && rep != 4 && rep != 5)
+			break;
+	}
+	return -1;
 }

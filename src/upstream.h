@@ -103,14 +103,26 @@ void upstream_wipe(struct upstream_routes *r);
 int upstream_socks5_req(const struct upstream_proxy *p, const struct target_host *host,
     unsigned port, const struct net_addr *addr, struct socks5_req *req);
 
-/* For a thread that may block (registration): the whole SOCKS5 exchange for host:port over
- * fd, a connected blocking socket whose SO_SNDTIMEO/SO_RCVTIMEO bound each step. Through
- * socks5:// a name is resolved here with getaddrinfo (its first address). Reads the
- * proxy's answers exactly, never a byte of the tunnel after them; wipes the message that
- * carried the password. ERR_OK (the tunnel is open on fd), or ERR_IO with why: the proxy
- * and the reason (the reply's meaning for a refusal), never a credential. */
+/* For a thread that may block: the whole SOCKS5 exchange for host:port over fd, a
+ * connected blocking socket whose SO_SNDTIMEO/SO_RCVTIMEO bound each step; addr as for
+ * upstream_socks5_req. Reads the proxy's answers exactly, never a byte of the tunnel
+ * after them; wipes the message that carried the password. ERR_OK (the tunnel is open on
+ * fd), or ERR_IO with why: the proxy and the reason (the reply's meaning for a refusal),
+ * never a credential; *rep is the proxy's REP when it refused the CONNECT, else 0. */
 int upstream_socks5_connect_fd(int fd, const struct upstream_proxy *p,
-    const struct target_host *host, unsigned port, char *why, size_t whylen);
+    const struct target_host *host, unsigned port, const struct net_addr *addr,
+    unsigned *rep, char *why, size_t whylen);
+
+#define UPSTREAM_SOCKS5_TRIES 4 /* a socks5:// target's addresses tried, at most */
+
+/* For a thread that may block (registration): a socket with a SOCKS5 tunnel to host:port
+ * through p, or -1 with why. Connects to the proxy (each of its addresses in turn, each
+ * step bounded by timeout_ms) and runs upstream_socks5_connect_fd. Through socks5:// a
+ * name is resolved here (getaddrinfo) and its addresses asked for in turn, on a new
+ * connection each, while the proxy answers that one cannot be reached (REP X'03',
+ * X'04', X'05'); at most UPSTREAM_SOCKS5_TRIES. */
+int upstream_socks5_dial(const struct upstream_proxy *p, const struct target_host *host,
+    unsigned port, int timeout_ms, char *why, size_t whylen);
 
 /* 1 when a route goes through an https:// proxy (decides the per-connection memory). */
 int upstream_any_tls(const struct upstream_routes *r);

@@ -331,6 +331,7 @@ blocking_case(const struct upstream_proxy *p, const struct target_host *h, const
     char *left, size_t *nleft)
 {
 	int sv[2], rc;
+	unsigned rep;
 	ssize_t k;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
@@ -340,7 +341,9 @@ blocking_case(const struct upstream_proxy *p, const struct target_host *h, const
 	if (close_after)
 		shutdown(sv[1], SHUT_WR);
 	why[0] = 0;
-	rc = upstream_socks5_connect_fd(sv[0], p, h, 443, why, whylen);
+	rc = upstream_socks5_connect_fd(sv[0], p, h, 443, NULL, &rep, why, whylen);
+	if (rc == ERR_OK && rep != 0)
+		rc = -102;
 	shutdown(sv[0], SHUT_WR);
 	k = read(sv[1], sent, 1024);
 	*nsent = k > 0 ? (size_t)k : 0;
@@ -403,11 +406,34 @@ blocking_driver(void)
 	    ERR_IO, "blocking: the proxy closes at once");
 	CHECK(strstr(why, "during the greeting") != NULL, "blocking: closed during the greeting is said so");
 	p.socks = UPSTREAM_SOCKS5;
+	CHECK_INT(blocking_case(&p, &h, ok, sizeof ok - 1, 0, sent, &ns, why, sizeof why, left, &nl),
+	    ERR_IO, "blocking socks5://: a name without the relay's address is never sent");
+	CHECK(ns == 0 && strstr(why, "cannot ask for console.example") != NULL,
+	    "blocking socks5://: nothing sent, the reason says so");
+	/* the dialer: resolution and connection failures are reasons, not crashes */
 	target_parse_host("name.invalid", 12, &h);
-	CHECK_INT(blocking_case(&p, &h, "", 0, 1, sent, &ns, why, sizeof why, left, &nl),
-	    ERR_IO, "blocking socks5://: a name that does not resolve");
-	CHECK(strstr(why, "cannot resolve name.invalid") != NULL && ns == 0,
-	    "blocking socks5://: resolution fails before anything is sent");
+	CHECK_INT(upstream_socks5_dial(&p, &h, 443, 2000, why, sizeof why), -1,
+	    "dial socks5://: a name that does not resolve");
+	CHECK(strstr(why, "cannot resolve name.invalid") != NULL, "dial socks5://: the reason names it");
+	{
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		/* a port bound but not listening: connection refused, never anyone else's */
+		bind(fd, (struct sockaddr *)&sa, sizeof sa);
+		getsockname(fd, (struct sockaddr *)&sa, &sl);
+		p.port = ntohs(sa.sin_port);
+		p.socks = UPSTREAM_SOCKS5H;
+		target_parse_host("console.example", 15, &h);
+		CHECK_INT(upstream_socks5_dial(&p, &h, 443, 2000, why, sizeof why), -1,
+		    "dial: a proxy that is down");
+		CHECK(strstr(why, "cannot connect to the socks5h proxy 127.0.0.1:") != NULL &&
+		    strstr(why, "refused") != NULL, "dial: the reason names the proxy and the refusal");
+		close(fd);
+	}
 }
 
 static void
