@@ -55,6 +55,12 @@ $(BUILD)/tests/%.o: tests/unit/%.c | $(DEPS)/include/bearssl.h
 $(BUILD)/unit-tests: $(TOBJS) $(OBJS) $(LIBS)
 	$(CC) -static -no-pie -o $@ $(TOBJS) $(OBJS) $(LIBS)
 
+# Test drivers (tests/tools/<name>.c) linked against the relay's modules, for the
+# integration tests that build them (`make build/amd64/tools/register_tool`).
+$(BUILD)/tools/%: tests/tools/%.c $(OBJS) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -static -no-pie -o $@ $< $(OBJS) $(LIBS)
+
 $(DEPS)/include/bearssl.h $(LIBS):
 	vendor/fetch.sh $(ARCH)
 

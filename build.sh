@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 # machine that has them needs no network.
 build_pkgs=(make gcc musl-tools musl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
 	musl-dev:arm64 qemu-user-static dpkg-dev xz-utils file)
-test_pkgs=(curl openssl python3 procps tinyproxy stunnel4 haproxy skopeo umoci python3-yaml rpm rpmlint lintian
+test_pkgs=(curl openssl python3 procps tinyproxy microsocks dante-server stunnel4 haproxy skopeo umoci python3-yaml rpm rpmlint lintian
 	cpio prometheus)
 
 missing_pkgs() {

@@ -612,8 +612,8 @@ class Socks5Handle:
         return "%s://%s127.0.0.1:%d" % (scheme, cred, self.port)
 
     def log_text(self):
-        """What the proxy logged so far (own: JSON lines; microsocks: its stdout; dante: its
-        logoutput file)."""
+        """What the proxy logged so far (own: JSON lines; microsocks: its standard error;
+        dante: its logoutput file)."""
         return _read_text(self.log)
 
     def events(self, name=None):
@@ -658,7 +658,7 @@ def start_socks5_server(tmpdir, kind="own", name=None, user=None, password=None,
         if user is not None:
             argv += ["-u", user, "-P", password]
         proc = start_process(argv, tmpdir=tmpdir, name=name)
-        log = proc.stdout_path
+        log = proc.stderr_path  # its "client[N] ...: connected to host:port" lines
     elif kind == "dante":
         if not os.access(DANTED, os.X_OK):
             raise RuntimeError("%s missing (Debian package dante-server; build.sh deps)" % DANTED)

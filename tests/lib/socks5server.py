@@ -28,7 +28,8 @@ Modes (what every connection gets):
 Targets: only loopback addresses are ever connected to (127.0.0.0/8, ::1; a name must
 resolve to one); anything else is refused with REP X'02' (not allowed by ruleset).
 
-Log (--log, JSON lines, one write each; never a password):
+Log (--log, JSON lines, one write each, each written before the proxy acts on it, so a
+client that saw the effect finds the line; never a password):
   {"event":"listening","port":N}
   {"event":"greeting","methods":[0,2]}
   {"event":"auth","user":"...","ok":true}
@@ -115,8 +116,12 @@ class Socks5Server:
             buf += b
         return buf
 
-    def _closed(self, c, stage):
+    def _closed(self, c, stage, last=b""):
+        """Log the stage, then send its last bytes (if any) and close: a client that saw
+        them finds the log line."""
         self.log(event="closed", stage=stage)
+        if last:
+            c.sendall(last)
         c.close()
 
     # -------------------------------------------------------------- one client
@@ -144,21 +149,16 @@ class Socks5Server:
         if m == "close-after-greeting":
             return self._closed(c, "after greeting")
         if m == "close-mid-method":
-            c.sendall(b"\x05")
-            return self._closed(c, "mid method")
+            return self._closed(c, "mid method", b"\x05")
         if m == "no-acceptable":
-            c.sendall(b"\x05\xff")
-            return self._closed(c, "no acceptable method")
+            return self._closed(c, "no acceptable method", b"\x05\xff")
         if m == "wrong-method":
-            c.sendall(b"\x05\x01")
-            return self._closed(c, "chose a method not offered")
+            return self._closed(c, "chose a method not offered", b"\x05\x01")
         if m == "bad-version":
-            c.sendall(b"\x04\x00")
-            return self._closed(c, "bad version")
+            return self._closed(c, "bad version", b"\x04\x00")
         want = 2 if self.user else 0
         if want not in methods:
-            c.sendall(b"\x05\xff")
-            return self._closed(c, "no acceptable method")
+            return self._closed(c, "no acceptable method", b"\x05\xff")
         c.sendall(bytes([5, want]))
         if m == "close-after-method":
             return self._closed(c, "after method")
@@ -174,7 +174,7 @@ class Socks5Server:
             if m == "close-after-auth":
                 return self._closed(c, "after auth request")
             ok = ver[0] == 1 and user == self.user.encode() and pw == self.password.encode()
-            self.log(event="auth", user=user.decode("utf-8", "replace"), ok=ok)
+            self.log(event="auth", user=user.decode("utf-8", "replace"), ok=ok)  # before the answer
             c.sendall(b"\x01\x00" if ok else b"\x01\x01")
             if not ok:
                 return self._closed(c, "auth refused")
@@ -196,8 +196,7 @@ class Socks5Server:
             host = raw.decode("ascii", "replace") if raw is not None else None
             kind = "name"
         else:
-            c.sendall(b"\x05\x08\x00\x01" + bytes(6))
-            return self._closed(c, "bad address type")
+            return self._closed(c, "bad address type", b"\x05\x08\x00\x01" + bytes(6))
         pb = self._read(c, 2)
         if host is None or pb is None:
             return self._closed(c, "truncated request")
@@ -206,11 +205,9 @@ class Socks5Server:
         if m == "close-after-request":
             return self._closed(c, "after request")
         if m == "close-mid-reply":
-            c.sendall(b"\x05\x00\x00\x01\x7f")
-            return self._closed(c, "mid reply")
+            return self._closed(c, "mid reply", b"\x05\x00\x00\x01\x7f")
         if m == "bad-atyp":
-            c.sendall(b"\x05\x00\x00\x02" + bytes(6))
-            return self._closed(c, "bad reply address type")
+            return self._closed(c, "bad reply address type", b"\x05\x00\x00\x02" + bytes(6))
         if m == "refuse":
             return self._reply(c, self.rep)
         if req[1] != 1:
@@ -220,18 +217,18 @@ class Socks5Server:
             return self._reply(c, up)
         with up:
             bound = up.getsockname()
+            self.log(event="reply", rep=0)
             if m == "reply-extra":
                 c.sendall(b"\x05\x00\x00\x03\x0abound.test\x04\x38" + self.extra)
             else:
                 fam = 1 if up.family == socket.AF_INET else 4
                 c.sendall(bytes([5, 0, 0, fam]) + socket.inet_pton(up.family, bound[0])
                           + bound[1].to_bytes(2, "big"))
-            self.log(event="reply", rep=0)
             self._relay(c, up)
 
     def _reply(self, c, rep):
-        c.sendall(bytes([5, rep, 0, 1]) + bytes(6))
         self.log(event="reply", rep=rep)
+        c.sendall(bytes([5, rep, 0, 1]) + bytes(6))
         c.close()
 
     @staticmethod
