@@ -1063,19 +1063,20 @@ main(int argc, char **argv)
 	/* -h/--help after a command, or `relaypro help COMMAND`: that command's usage. */
 	if (want_help || strcmp(cmd, "help") == 0) {
 		const struct usage *u = NULL;
-		if (strcmp(cmd, "help") == 0 && sub2)
-			u = find_usage(sub2, pos[2]);
-		else if (pos[0] && strcmp(cmd, "help") != 0)
-			u = find_usage(cmd, sub2);
+		const char *c = cmd, *c2 = sub2;
+		if (strcmp(cmd, "help") == 0 && sub2) { /* relaypro help COMMAND */
+			c = sub2;
+			c2 = pos[2];
+		}
+		if (pos[0] && (want_help || c != cmd))
+			u = find_usage(c, c2);
 		if (u) {
 			print_command_usage(u);
 			return 0;
 		}
-		if ((pos[0] && strcmp(cmd, "help") != 0) || sub2) {
+		if (pos[0] && (want_help || c != cmd)) {
 			fprintf(stderr, "relaypro: unknown command '%s%s%s' (relaypro help lists them)\n",
-			    strcmp(cmd, "help") == 0 ? sub2 : cmd,
-			    strcmp(cmd, "help") == 0 ? (pos[2] ? " " : "") : (sub2 ? " " : ""),
-			    strcmp(cmd, "help") == 0 ? (pos[2] ? pos[2] : "") : (sub2 ? sub2 : ""));
+			    c, c2 ? " " : "", c2 ? c2 : "");
 			return EXIT_USAGE;
 		}
 		print_usage(stdout);
