@@ -38,7 +38,7 @@ TESTS   := runner t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t
            t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit integration asan asan-relay check run clean deps bench
+.PHONY: all dist test unit run-deps integration asan asan-relay check run clean deps bench
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -69,7 +69,10 @@ deps: .deps/stamp-deps
 	./build.sh deps
 	@touch $@
 
+# make test installs every tool its tests use (build.sh test-deps), make run only the
+# native toolchain, curl, python3 and openssl (build.sh run-deps).
 test: deps
+	./build.sh test-deps
 	tests/run.sh
 
 unit: deps
@@ -103,7 +106,8 @@ asan-relay: deps
 check: deps
 	tests/check.sh
 
-run: deps
+run:
+	./build.sh run-deps
 	tests/demo.sh
 
 # Benchmarks: ratios against a peer measured in the same run; never part of make test.

@@ -1352,3 +1352,133 @@ def jwt_decode_unverified(token):
     """(header, claims) of a compact JWS, without checking the signature."""
     h, c, _ = token.split(".")
     return json.loads(b64url_decode(h)), json.loads(b64url_decode(c))
+
+
+# ================================================================= clean roots (podman)
+#
+# A fresh Debian bookworm system for the tests that install relaypro as a user would (the
+# README's walks): a root file system made once with debootstrap from Debian's mirror,
+# kept as an image in podman's storage and as a tarball in .cache/testroot/ (ignored by
+# git), then one throwaway container per walk, booted with systemd as PID 1 (journald
+# included) and no network but its own loopback. What was found on the project's machines
+# (Debian 12, cgroup v1 "hybrid", no CAP_SYS_RESOURCE): crun refuses hybrid cgroups, so
+# podman runs with runc; podman's default rlimits cannot be granted, so the container gets
+# the caller's own limits, lowered (raising needs CAP_SYS_RESOURCE). Whatever cannot be had
+# is returned as a reason: the caller reports it as a skip, never as a pass.
+
+TESTROOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", "curl", "ca-certificates", "openssl",
+                     "python3", "procps", "passwd", "rpm")
+TESTROOT_SUITE = "bookworm"
+TESTROOT_MIRROR = "http://deb.debian.org/debian"
+_PODMAN = ["podman", "--runtime", "runc"]
+
+
+def _testroot_key():
+    h = hashlib.sha256(("%s %s" % (TESTROOT_SUITE, ",".join(TESTROOT_PACKAGES))).encode())
+    return h.hexdigest()[:12]
+
+
+def testroot_image(log=print):
+    """The podman image of the clean root, built (debootstrap, a few minutes) the first
+    time. Returns (image, None), or (None, reason) when podman, runc or debootstrap is
+    missing or a step fails."""
+    for tool in ("podman", "runc", "debootstrap"):
+        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
+            return None, "%s is not installed (apt-get install podman runc debootstrap)" % tool
+    key = _testroot_key()
+    image = "localhost/relaypro-testroot:%s" % key
+    if subprocess.run(_PODMAN + ["image", "exists", image], capture_output=True,
+                      timeout=60).returncode == 0:
+        return image, None
+    cache = os.path.join(REPO_DIR, ".cache", "testroot")
+    os.makedirs(cache, exist_ok=True)
+    tarball = os.path.join(cache, "%s-%s.tar" % (TESTROOT_SUITE, key))
+    if not os.path.exists(tarball):
+        work = tempfile.mkdtemp(prefix="root-", dir=cache)
+        log("     building the clean root once: debootstrap %s (%s) into %s"
+            % (TESTROOT_SUITE, ",".join(TESTROOT_PACKAGES), cache))
+        try:
+            r = subprocess.run(["debootstrap", "--variant=minbase",
+                                "--include=" + ",".join(TESTROOT_PACKAGES), TESTROOT_SUITE,
+                                os.path.join(work, "root"), TESTROOT_MIRROR],
+                               capture_output=True, text=True, timeout=1500)
+            if r.returncode != 0:
+                return None, "debootstrap failed: %s" % (r.stdout + r.stderr)[-600:]
+            r = subprocess.run(["tar", "-C", os.path.join(work, "root"), "-cf",
+                                tarball + ".tmp", "."], capture_output=True, text=True,
+                               timeout=600)
+            if r.returncode != 0:
+                return None, "tar failed: %s" % r.stderr[-300:]
+            os.rename(tarball + ".tmp", tarball)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    r = subprocess.run(_PODMAN + ["import", tarball, image], capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode != 0:
+        return None, "podman import failed: %s" % r.stderr[-400:]
+    return image, None
+
+
+class Container:
+    """One booted throwaway container of the clean root (systemd as PID 1, journald, no
+    network but loopback). binds: {host_path: container_path}, mounted read-only.
+    Removed (podman rm -f, by its name) at cleanup."""
+
+    def __init__(self, image, binds=None, name=None):
+        self.name = name or "relaytest-%d-%s" % (os.getpid(), secrets_hex(4))
+        argv = _PODMAN + ["run", "-d", "--rm", "--name", self.name, "--network", "none",
+                          "--systemd", "always", "--hostname", "relayhost"]
+        # podman's default limits are above what this process may grant; the container
+        # gets the caller's open-files hard limit (lowered by one: lowering is always
+        # allowed, setting it equal was refused here) and 4096 processes.
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        lim = min(hard if hard > 0 else 1 << 20, 1 << 20) - 1
+        argv += ["--ulimit", "nofile=%d:%d" % (lim, lim), "--ulimit", "nproc=4096:4096"]
+        for host, inside in (binds or {}).items():
+            argv += ["-v", "%s:%s:ro" % (host, inside)]
+        argv += [image, "/sbin/init"]
+        with _reg_lock:
+            _cleanups.append(self.remove)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("podman run failed: %s" % (r.stdout + r.stderr)[-600:])
+        # systemd up: the walk may use systemctl at once
+        w = self.sh("systemctl is-system-running --wait", timeout=120)
+        self.state = w.stdout.strip()
+
+    def sh(self, script, env=None, timeout=120, input=None, cwd=None):
+        """bash -euo pipefail -c script inside, as root, in cwd (default /root); env:
+        variables for it only. Returns the CompletedProcess (text)."""
+        if cwd:
+            script = "cd %s\n%s" % (cwd, script)
+        argv = _PODMAN + ["exec", "-i" if input is not None else "-t=false"]
+        for k, v in (env or {}).items():
+            argv += ["-e", "%s=%s" % (k, v)]
+        argv += [self.name, "bash", "-euo", "pipefail", "-c", script]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              input=input)
+
+    def start(self, script, tmpdir, name, env=None, cwd=None):
+        """script in the background inside (its output in tmpdir/name.stdout|stderr)."""
+        if cwd:
+            script = "cd %s\n%s" % (cwd, script)
+        argv = _PODMAN + ["exec"]
+        for k, v in (env or {}).items():
+            argv += ["-e", "%s=%s" % (k, v)]
+        argv += [self.name, "bash", "-euo", "pipefail", "-c", script]
+        return start_process(argv, tmpdir=tmpdir, name=name, keep_root=False)
+
+    def copy_in(self, host_path, inside):
+        r = subprocess.run(_PODMAN + ["cp", host_path, "%s:%s" % (self.name, inside)],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("podman cp failed: %s" % r.stderr[-300:])
+
+    def remove(self):
+        subprocess.run(_PODMAN + ["rm", "-f", "-t", "5", self.name], capture_output=True,
+                       timeout=120)
+
+
+def secrets_hex(n):
+    return os.urandom(n).hex()
