@@ -34,7 +34,7 @@ MODULES := anchors auth b64 ca certfile cfgwrite config conn deflate der err fil
            proxyproto rand register resolve secret server target tls token units upstream x509 ws
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
+TESTS   := runner t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
            t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
