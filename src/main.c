@@ -857,10 +857,6 @@ cmd_run(const char *cli_path)
 		start_fail(rc == EXIT_USAGE ? "config error" : "privilege drop", err);
 		return rc;
 	}
-	if (tls_certfile_readable(err, sizeof err) != ERR_OK) {
-		start_fail("config error", err); /* renewals could not be loaded */
-		return EXIT_USAGE;
-	}
 	if (resolve_start() != ERR_OK)
 		return start_fail("resolver", strerror(errno));
 	if (getenv("RELAYPRO_WORKER"))

@@ -4,7 +4,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "certfile.h"
 #include "err.h"
@@ -243,20 +242,6 @@ tls_certfile_reload(const char *cert_file, const char *key_file)
 		log_str(&r, "msg", "certFile unset: serving the minted certificate");
 		log_end(&r);
 	}
-}
-
-/* see tls.h */
-int
-tls_certfile_readable(char *err, size_t errlen)
-{
-	const char *f = access(op_cert, R_OK) != 0 ? op_cert : access(op_key, R_OK) != 0 ? op_key : NULL;
-
-	if (!op_cert[0] || f == NULL)
-		return ERR_OK;
-	snprintf(err, errlen, "%s: not readable by the user the relay runs as (uid %ld), so "
-	    "a renewed certificate could not be loaded; make it readable by that user",
-	    f, (long)getuid());
-	return ERR_INVAL;
 }
 
 /* Every second: a changed certFile or keyFile is loaded once it has stayed the same for

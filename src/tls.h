@@ -47,10 +47,6 @@ void tls_maintain(time_t now);
  * (`cert.reload_fail`) and the running one kept. */
 void tls_certfile_reload(const char *cert_file, const char *key_file);
 
-/* After the privilege drop: ERR_OK when the operator's files (if any) are readable, so a
- * renewal can be loaded; else ERR_INVAL with a reason naming the file. */
-int tls_certfile_readable(char *err, size_t errlen);
-
 /* 1 once the served leaf certificate's notAfter has passed (/readyz). */
 int tls_cert_expired(time_t now);
 

@@ -533,5 +533,35 @@ def minted_certificate_when_unset():
     r["proc"].stop()
 
 
+@rt.case(timeout=120)
+def unreadable_key_after_the_drop_is_named():
+    """Started as root with a `user` that cannot read keyFile: priv.access names it (a
+    renewal could not be loaded after the drop)."""
+    if os.geteuid() != 0:
+        rt.skip("priv.access for keyFile", "needs root")
+        return
+    with open("/etc/passwd") as f:
+        if not any(ln.startswith("nobody:") for ln in f):
+            rt.skip("priv.access for keyFile", "no user nobody in /etc/passwd")
+            return
+    chain, key = S["forms"][0][1:3]
+    d = os.path.join(S["tmp"], "drop")
+    os.makedirs(d)
+    k = os.path.join(d, "root-only.key")
+    write(k, read(key))
+    os.chmod(k, 0o600)
+    port = rt.free_port()
+    cfg = config(d, port, 0, chain, k)
+    p = rt.start_process([BIN, "run", "-c", cfg], tmpdir=d, name="relay",
+                         env={"RELAYPRO_USER": "nobody"}, keep_root=False)
+    log = os.path.join(d, "relay.log")
+    ev = rt.wait_for_log(log, lambda e: e.get("event") == "priv.access"
+                         and e.get("what") == "keyFile", timeout=30)
+    rt.check(ev and ev.get("path") == k and "renewed certificate" in ev.get("msg", ""),
+             "priv.access warns that keyFile is unreadable after the drop", ev)
+    rt.check(rt.wait_for_log(log, "priv.drop", timeout=10), "and the relay drops as configured")
+    p.stop()
+
+
 if __name__ == "__main__":
     rt.main("opcert", deadline=2400)
