@@ -126,7 +126,7 @@ bench: deps $(BUILD)/token-bench $(BUILD)/relaypro $(BUILD)/loadgen
 # Fuzzing (docs/fuzzing.md). One libFuzzer target per parser, tests/fuzz/fuzz_<name>.c,
 # each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new
 # target is one word here.
-FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto
+FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto certfile
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_LIST    := $(foreach t,$(FUZZ_TARGETS),T($(t)))
