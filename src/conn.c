@@ -2248,10 +2248,10 @@ conn_close(struct conn *c, const char *reason)
 	if (c->ufd >= 0)
 		close(c->ufd);
 	close(c->cfd);
-	if (c->sc)
+	if (c->sc) {
 		tls_conn_release(c->sc); /* a handshake cut short: its certificate is free */
-	if (c->sc)
 		secret_wipe(c->sc, sizeof *c->sc); /* session keys */
+	}
 	if (c->up_tls) {
 		secret_wipe(c->ucc, sizeof *c->ucc); /* the proxy hop's keys */
 		secret_wipe(c->uobuf, CONN_UP_OBUF); /* may have held Proxy-Authorization */
