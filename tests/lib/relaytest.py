@@ -3,6 +3,7 @@
 Contract
 --------
 * Runner: `check(cond, name, detail="")` counts one pass or failure and prints one line;
+  `skip(name, reason)` prints one line and counts as neither;
   `@case` registers a function run by `run_cases()`/`finish()`; an exception in a case is
   one failure. `finish()` stops every process this module started, then prints
   `<prefix>: N passed, N failed` as the LAST line of stdout and exits 1 on any failure.
@@ -61,6 +62,7 @@ _state = {
     "passed": 0,
     "failed": 0,
     "failures": [],
+    "skipped": 0,
     "cases": [],        # [(name, fn, timeout)]
     "cases_ran": False,
     "finished": False,
@@ -122,7 +124,9 @@ def _short(v, n=300):
 
 
 def skip(name, reason):
-    """Report a case that cannot run here; not counted as pass or failure."""
+    """Report a check that cannot run here; not counted as pass or failure (and a case
+    that only skipped is not counted as a pass either)."""
+    _state["skipped"] += 1
     _say("SKIP %s: %s" % (name, reason))
 
 
@@ -139,7 +143,7 @@ def case(fn=None, *, name=None, timeout=60):
     """Decorator registering a test case; `@case` or `@case(name=..., timeout=...)`.
 
     A case counts its own check() calls; an exception (or its timeout) is one failure; a
-    case that returns having made no check at all counts as one pass.
+    case that returns having made no check and no skip() at all counts as one pass.
     """
     def register(f):
         _state["cases"].append((name or f.__name__, f, timeout))
@@ -157,7 +161,7 @@ def run_cases(only=None):
     for cname, fn, timeout in _state["cases"]:
         if only and cname not in only:
             continue
-        before = _state["passed"] + _state["failed"]
+        before = _state["passed"] + _state["failed"] + _state["skipped"]
         use_timer = threading.current_thread() is threading.main_thread() and timeout
         if use_timer:
             def on_alarm(signum, frame, _n=cname, _t=timeout):
@@ -175,7 +179,7 @@ def run_cases(only=None):
                 for ln in tb[-12:]:
                     _say("     " + ln)
         else:
-            if _state["passed"] + _state["failed"] == before:
+            if _state["passed"] + _state["failed"] + _state["skipped"] == before:
                 _record(True, cname)
         finally:
             if use_timer:
