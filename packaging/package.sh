@@ -101,7 +101,7 @@ if [ -d /run/systemd/system ]; then
 fi'
 
 # Upgrade without dropping a connection: the running relay gets SIGUSR2 and starts the new
-# /usr/bin/relaypro (already in place) with its listening sockets, then drains (SPEC §7;
+# /usr/bin/relaypro (already in place) with its listening sockets, then drains (README "Signals";
 # the unit has NotifyAccess=all for the hand-over). A stopped but enabled service is
 # started; if the running one cannot take SIGUSR2, it is restarted.
 SH_UPGRADE='

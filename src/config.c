@@ -89,6 +89,8 @@ static const struct key keys[] = {
 	{ "", "proxyProtocol", K_BOOL, O(proxy_protocol), 0, 0, 0 },
 	{ "", "trustedProxies", K_CIDRS, O(trusted_proxies), 0, 0, 0 },
 	{ "", "user", K_USER, O(user), 0, 0, 0 },
+	{ "", "certFile", K_PATH, O(cert_file), 0, 0, 0 },
+	{ "", "keyFile", K_PATH, O(key_file), 0, 0, 0 },
 	{ "httpsProxy", "listen", K_LISTEN, O(https_listen), 0, 0, 0 },
 	{ "httpProxy", "listen", K_LISTEN, O(http_listen), 0, 0, 0 },
 	{ "admin", "listen", K_LISTEN, O(admin_listen), 0, 0, 0 },
@@ -892,6 +894,11 @@ check_combinations(struct loader *ld)
 		/* It becomes the certificate's CN, which X.509 limits to 64 (ub-common-name). */
 		place(ld, (size_t)key_index("", "serverName"), where, sizeof where);
 		fail(ld, "%s: longer than 64 characters (use serverAltNames for long names)", where);
+	}
+	if ((c->cert_file[0] != 0) != (c->key_file[0] != 0)) {
+		place(ld, (size_t)key_index("", c->cert_file[0] ? "certFile" : "keyFile"), where,
+		    sizeof where);
+		fail(ld, "%s: certFile and keyFile go together (the chain and its private key)", where);
 	}
 	if (c->server_alt_names.n > 15) {
 		place(ld, (size_t)key_index("", "serverAltNames"), where, sizeof where);

@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "ca.h"
+#include "certfile.h"
 #include "cfgwrite.h"
 #include "config.h"
 #include "conn.h"
@@ -172,10 +173,15 @@ cmd_version(void)
 static int
 cmd_check_config(const char *cli_path)
 {
+	char err[CFG_PATH * 2 + 256];
 	int rc = load_config(cli_path);
 
 	if (rc)
 		return rc;
+	if (cfg.cert_file[0] && certfile_check(cfg.cert_file, cfg.key_file, err, sizeof err) != ERR_OK) {
+		fprintf(stderr, "relaypro: config error: %s\n", err);
+		return EXIT_USAGE;
+	}
 	config_dump(&cfg, 1);
 	printf("config ok\n");
 	config_wipe(&cfg);
@@ -386,6 +392,7 @@ reload_apply(void)
 		auth_wipe(&users[cur_users]);
 	}
 	log_set_debug(cfg.debug_logging);
+	tls_certfile_reload(cfg.cert_file, cfg.key_file); /* refused alone: cert.reload_fail */
 	metrics_reload(1);
 	if (cfg.security_token[0]) /* a worker reads the token its supervisor registered */
 		metrics_registration(METRICS_REG_REGISTERED);
@@ -945,9 +952,12 @@ cmd_run(const char *cli_path)
 	token_init(&ca);
 	for (i = 0; i < cfg.server_alt_names.n; i++)
 		alts[i] = cfg.server_alt_names.item[i];
-	if (tls_setup(&ca, cfg.server_name, alts, cfg.server_alt_names.n,
-	    strcmp(cfg.server_key_type, "rsa") == 0, err, sizeof err) != ERR_OK)
-		return start_fail("certificate", err);
+	rc = tls_setup(&ca, cfg.server_name, alts, cfg.server_alt_names.n,
+	    strcmp(cfg.server_key_type, "rsa") == 0, cfg.cert_file, cfg.key_file, err, sizeof err);
+	if (rc != ERR_OK) {
+		start_fail(rc == ERR_INVAL ? "config error" : "certificate", err);
+		return rc == ERR_INVAL ? EXIT_USAGE : 1; /* a bad certFile/keyFile is a config error */
+	}
 	srv.cfg = &cfg;
 	srv.on_reload = reload;
 	srv.on_upgrade = upgrade;

@@ -504,6 +504,8 @@ int
 priv_start(const struct config *cfg, int ca_created, const char *passwd_path,
     const char *group_path, char *err, size_t errlen)
 {
+	static const char renewal[] = "a renewed certificate will not load (cert.reload_fail); "
+	    "workers and a SIGUSR2 upgrade read it again as the dropped user and will fail";
 	struct priv_user u;
 	struct log_rec r;
 	char dir[CFG_PATH], def_bundle[CFG_PATH + 16], gl[PRIV_GROUPS_MAX * 11 + 1];
@@ -560,6 +562,10 @@ priv_start(const struct config *cfg, int ca_created, const char *passwd_path,
 	}
 	if (cfg->password_file[0] && !priv_can(cfg->password_file, &u, R_OK))
 		warn_cannot("passwordFile", cfg->password_file, "read", "a reload (SIGHUP) will fail");
+	if (cfg->cert_file[0] && !priv_can(cfg->cert_file, &u, R_OK))
+		warn_cannot("certFile", cfg->cert_file, "read", renewal);
+	if (cfg->key_file[0] && !priv_can(cfg->key_file, &u, R_OK))
+		warn_cannot("keyFile", cfg->key_file, "read", renewal);
 	if (strcmp(cfg->log_file, "-") != 0) {
 		folder_of(cfg->log_file, dir, sizeof dir);
 		if (!priv_can(dir, &u, W_OK | X_OK))
