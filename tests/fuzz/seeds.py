@@ -242,3 +242,55 @@ if len(sys.argv) > 1:
     put("ca", "swapped", pem[pem.index(b"-----BEGIN CERTIFICATE"):] + pem[:pem.index(b"-----BEGIN CERTIFICATE")])
 put("ca", "empty", b"")
 put("ca", "garbage", b"-----BEGIN RSA PRIVATE KEY-----\nMA==\n-----END RSA PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n")
+
+
+# certfile: two bytes (big-endian) = length of the certFile text, that text, then keyFile.
+# Made with the openssl CLI when it is installed: root (RSA) -> intermediate (EC) -> leaves.
+def certfile_seeds():
+    import shutil, subprocess, tempfile
+    if not shutil.which("openssl"):
+        return
+    d = tempfile.mkdtemp(prefix="seeds-certfile-")
+
+    def ossl(*a):
+        subprocess.run(("openssl",) + a, cwd=d, check=True, capture_output=True)
+
+    def rd(name):
+        return open(os.path.join(d, name), "rb").read()
+
+    ossl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "root.key")
+    ossl("req", "-x509", "-new", "-key", "root.key", "-subj", "/CN=Seed Root", "-days", "3650",
+         "-out", "root.pem", "-addext", "basicConstraints=critical,CA:TRUE")
+    ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "inter.key")
+    ossl("req", "-new", "-key", "inter.key", "-subj", "/CN=Seed Inter", "-out", "inter.csr")
+    with open(os.path.join(d, "ca.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\n")
+    ossl("x509", "-req", "-in", "inter.csr", "-CA", "root.pem", "-CAkey", "root.key",
+         "-set_serial", "2", "-days", "3650", "-extfile", "ca.ext", "-out", "inter.pem")
+    for name, alg, opt in (("ec", "EC", "ec_paramgen_curve:P-384"), ("rsa", "RSA", "rsa_keygen_bits:2048")):
+        ossl("genpkey", "-algorithm", alg, "-pkeyopt", opt, "-out", name + ".key")
+        ossl("req", "-new", "-key", name + ".key", "-subj", "/CN=localhost", "-out", name + ".csr")
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", "inter.pem", "-CAkey", "inter.key",
+             "-set_serial", "3", "-days", "3650", "-out", name + ".pem")
+    ossl("ec", "-in", "ec.key", "-out", "ec.sec1")
+    ossl("rsa", "-in", "rsa.key", "-traditional", "-out", "rsa.pkcs1")
+
+    def pair(cert, key):
+        return len(cert).to_bytes(2, "big") + cert + key
+
+    ec_chain = rd("ec.pem") + rd("inter.pem")
+    put("certfile", "ec-pkcs8", pair(ec_chain, rd("ec.key")))
+    put("certfile", "ec-sec1-root", pair(ec_chain + rd("root.pem"), rd("ec.sec1")))
+    put("certfile", "rsa-pkcs1", pair(rd("rsa.pem") + rd("inter.pem"), rd("rsa.pkcs1")))
+    put("certfile", "rsa-pkcs8-crlf", pair((rd("rsa.pem") + rd("inter.pem")).replace(b"\n", b"\r\n"),
+                                           rd("rsa.key")))
+    put("certfile", "reversed", pair(rd("inter.pem") + rd("ec.pem"), rd("ec.key")))
+    put("certfile", "mismatch", pair(ec_chain, rd("rsa.key")))
+    put("certfile", "combined", pair(ec_chain + rd("ec.key"), ec_chain + rd("ec.key")))
+    shutil.rmtree(d)
+
+
+certfile_seeds()
+put("certfile", "empty", b"\x00\x00")
+put("certfile", "garbage", b"\x00\x3b-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n"
+    b"-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n")

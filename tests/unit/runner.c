@@ -11,6 +11,7 @@
 
 void t_b64(void);
 void t_ca(void);
+void t_certfile(void);
 void t_cfgwrite(void);
 void t_config(void);
 void t_deflate(void);
@@ -42,6 +43,7 @@ static const struct {
 } suites[] = {
 	{ "b64", t_b64 },
 	{ "ca", t_ca },
+	{ "certfile", t_certfile },
 	{ "cfgwrite", t_cfgwrite },
 	{ "config", t_config },
 	{ "deflate", t_deflate },
