@@ -21,7 +21,7 @@ cd "$(dirname "$0")"
 run_pkgs=(make gcc musl-tools musl-dev dpkg-dev xz-utils file curl python3 openssl)
 cross_pkgs=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64)
 package_pkgs=(rpm bzip2)
-test_pkgs=(qemu-user-static procps util-linux tinyproxy stunnel4 haproxy skopeo umoci python3-yaml
+test_pkgs=(qemu-user-static procps util-linux tinyproxy microsocks dante-server stunnel4 haproxy skopeo umoci python3-yaml
 	rpmlint lintian cpio prometheus man-db podman runc debootstrap)
 
 missing_pkgs() {

@@ -158,6 +158,30 @@ put("upstream", "env", b"\x01http://user:p%40ss@proxy.example:3128\x00http://[::
 put("upstream", "env-long-creds", b"\x01http://" + b"u" * 150 + b":" + b"p" * 148 + b"@proxy:3128\x00\x00\x00console.example")
 put("upstream", "env-bad", b"\x01https://proxy:443\x00socks5://x\x00*\x00a")
 put("upstream", "env-path", b"\x01http://proxy/path\x00http://proxy:0\x00,,\x00a")
+# bit 1: SOCKS5 routes allowed; the fifth field is ALL_PROXY
+put("upstream", "env-socks5h-all", b"\x03\x00\x00\x00console.example\x00socks5h://alice:s3cret@proxy.example:1080")
+put("upstream", "env-socks5-ip", b"\x03socks5://u:p@127.0.0.1\x00socks5h://[::1]:1081/\x00other\x00[2001:db8::1]\x00")
+put("upstream", "env-socks5-refused", b"\x01socks5h://proxy.example\x00\x00\x00console.example\x00socks4://x")
+
+# socks5: byte 0 = bit 0 credentials, bits 1-2 target (IPv4, IPv6, name, 255-byte name),
+# bits 3-7 chunk size - 1; then the proxy's bytes in order (their end = the proxy closes).
+S5_OK4 = b"\x05\x00\x00\x01\x0a\x00\x00\x01\x04\x38"
+put("socks5", "noauth-ipv4", b"\x00\x05\x00" + S5_OK4 + b"tunnel")
+put("socks5", "auth-name-ipv6bnd", b"\x15\x05\x02\x01\x00\x05\x00\x00\x04" + bytes(15) + b"\x01\x1f\x90")
+put("socks5", "offered-auth-picked-none", b"\x05\x05\x00\x05\x00\x00\x03\x04prox\x04\x38")
+put("socks5", "name-bnd-255", b"\x06\x05\x00\x05\x00\x00\x03\xff" + b"n" * 255 + b"\x00\x50")
+put("socks5", "long-name-target", b"\x3e\x05\x00" + S5_OK4)
+for rep in range(1, 10):
+    put("socks5", "rep-%d" % rep, b"\x00\x05\x00\x05" + bytes([rep]) + b"\x00\x01" + bytes(6))
+put("socks5", "no-acceptable", b"\x01\x05\xff")
+put("socks5", "method-not-offered", b"\x00\x05\x02")
+put("socks5", "auth-refused", b"\x01\x05\x02\x01\x01")
+put("socks5", "auth-bad-version", b"\x01\x05\x02\x05\x00")
+put("socks5", "bad-version", b"\x00\x04\x00")
+put("socks5", "http-answer", b"\x00HTTP/1.1 400 Bad Request\r\n\r\n")
+put("socks5", "bad-atyp", b"\x00\x05\x00\x05\x00\x00\x02\x00\x00")
+put("socks5", "extra-after-method", b"\xf8\x05\x00\x05\x00\x00\x01" + bytes(6))
+put("socks5", "closed-mid-reply", b"\x00\x05\x00\x05\x00\x00\x01\x7f")
 
 # auth: byte 0 even = password file; odd = an Authorization value.
 put("auth", "file", "\x00# users\nalice:secret\r\nbob:b:o:b\n\n" + "c" * 128 + ":" + "p" * 256 + "\n")

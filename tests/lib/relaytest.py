@@ -596,6 +596,101 @@ def start_console(tmpdir, https=True, http=True, echo=True, tls_echo=True, org=1
                                              relay_id=relay_id))
 
 
+# ================================================================= SOCKS5 proxies
+
+SOCKS5_SERVER_PY = os.path.join(HERE, "socks5server.py")
+MICROSOCKS = "/usr/bin/microsocks"   # Debian microsocks (build.sh installs it)
+DANTED = "/usr/sbin/danted"          # Debian dante-server
+
+
+class Socks5Handle:
+    """A SOCKS5 proxy started by start_socks5_server(). Attributes: kind ("own",
+    "microsocks", "dante"), proc, port, log (the file it logs to), url(scheme, user,
+    password) builds "socks5h://user:password@127.0.0.1:port"."""
+
+    def __init__(self, kind, proc, port, log):
+        self.kind, self.proc, self.pid, self.port, self.log = kind, proc, proc.pid, port, log
+
+    def url(self, scheme="socks5h", user=None, password=None):
+        cred = "%s:%s@" % (user, password) if user is not None else ""
+        return "%s://%s127.0.0.1:%d" % (scheme, cred, self.port)
+
+    def log_text(self):
+        """What the proxy logged so far (own: JSON lines; microsocks: its standard error;
+        dante: its logoutput file)."""
+        return _read_text(self.log)
+
+    def events(self, name=None):
+        """own kind only: its JSON log records (of one event name, when given)."""
+        return [r for r in read_json_lines(self.log) if name is None or r.get("event") == name]
+
+    def stop(self, timeout=10):
+        return self.proc.stop(timeout=timeout)
+
+
+def start_socks5_server(tmpdir, kind="own", name=None, user=None, password=None, mode="ok",
+                        rep=1, extra=b"", block_ports=(), timeout=15):
+    """Start a SOCKS5 proxy listening on 127.0.0.1 (an unprivileged port) and wait until it
+    accepts connections. kind:
+      "own"        tests/lib/socks5server.py (any `mode`, `rep`, `extra`; user/password)
+      "microsocks" Debian's microsocks (no auth, or RFC 1929 with user/password)
+      "dante"      Debian's dante-server, run from a config in tmpdir (no auth; as root it
+                   drops to nobody itself); block_ports: target ports its rules refuse
+                   (REP X'02'); it may connect to loopback targets only
+    Returns a Socks5Handle; raises RuntimeError (with the proxy's output) when it does not
+    come up, or when the program is missing (build.sh installs both packages)."""
+    name = name or "socks5-" + kind
+    if kind == "own":
+        log = os.path.join(tmpdir, name + ".jsonl")
+        argv = [sys.executable, SOCKS5_SERVER_PY, "--port", "0", "--log", log, "--mode", mode,
+                "--rep", str(rep)]
+        if extra:
+            argv += ["--extra", extra.decode("latin-1")]
+        if user is not None:
+            argv += ["--user", user, "--password", password]
+        proc = start_process(argv, tmpdir=tmpdir, name=name)
+        rec = wait_for_log(log, "listening", timeout=timeout)
+        if rec is None:
+            proc.stop(timeout=2)
+            raise RuntimeError("%s did not start: %s" % (name, proc.stderr()[-2000:]))
+        return Socks5Handle(kind, proc, rec["port"], log)
+    port = free_port()
+    if kind == "microsocks":
+        if not os.access(MICROSOCKS, os.X_OK):
+            raise RuntimeError("%s missing (Debian package microsocks; build.sh deps)" % MICROSOCKS)
+        argv = [MICROSOCKS, "-i", "127.0.0.1", "-p", str(port)]
+        if user is not None:
+            argv += ["-u", user, "-P", password]
+        proc = start_process(argv, tmpdir=tmpdir, name=name)
+        log = proc.stderr_path  # its "client[N] ...: connected to host:port" lines
+    elif kind == "dante":
+        if not os.access(DANTED, os.X_OK):
+            raise RuntimeError("%s missing (Debian package dante-server; build.sh deps)" % DANTED)
+        if user is not None:
+            raise ValueError("dante checks user/password against the system's accounts: "
+                             "use microsocks or the own proxy for RFC 1929")
+        log = os.path.join(tmpdir, name + ".log")
+        conf = os.path.join(tmpdir, name + ".conf")
+        rules = "".join("socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = %d log: connect error }\n"
+                        % p for p in block_ports)
+        with open(conf, "w") as f:
+            f.write("logoutput: %s\ninternal: 127.0.0.1 port = %d\nexternal: 127.0.0.1\n"
+                    "socksmethod: none\nclientmethod: none\n%s"
+                    "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 log: error }\n%s"
+                    "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 log: connect disconnect error }\n"
+                    "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 log: connect error }\n"
+                    % (log, port, "user.unprivileged: nobody\n" if os.geteuid() == 0 else "", rules))
+        proc = start_process([DANTED, "-f", conf, "-p", os.path.join(tmpdir, name + ".pid")],
+                             tmpdir=tmpdir, name=name)
+    else:
+        raise ValueError("unknown SOCKS5 proxy kind %r" % kind)
+    if not wait_for_port("127.0.0.1", port, timeout=timeout):
+        out = proc.stdout() + proc.stderr() + _read_text(log)
+        proc.stop(timeout=2)
+        raise RuntimeError("%s did not listen on %d: %s" % (name, port, out[-2000:]))
+    return Socks5Handle(kind, proc, port, log)
+
+
 # ================================================================= waiting
 
 def free_port(host="127.0.0.1"):

@@ -35,6 +35,7 @@ void t_upstream_creds(void);
 void t_x509(void);
 void t_ws(void);
 void t_secret(void);
+void t_socks5(void);
 
 static const struct {
 	const char *name;
@@ -58,6 +59,7 @@ static const struct {
 	{ "priv", t_priv },
 	{ "proxyproto", t_proxyproto },
 	{ "register", t_register },
+	{ "socks5", t_socks5 },
 	{ "target", t_target },
 	{ "token", t_token },
 	{ "units", t_units },
