@@ -34,6 +34,7 @@ Last line: `security: N passed, N failed`.
 import base64
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -189,7 +190,7 @@ def recorder_pair():
 # ================================================================= the relay
 
 class Relay:
-    def __init__(self, name, port, umask=None):
+    def __init__(self, name, port, umask=None, limits=None):
         self.dir = rt.make_tmpdir("relaytest-security-%s-" % name)
         self.cfg = os.path.join(self.dir, "config.ini")
         self.log = os.path.join(self.dir, "relay.log")
@@ -197,6 +198,7 @@ class Relay:
         self.bundle = os.path.join(self.private, "ca-bundle.pem")
         self.port = port
         self.umask = umask
+        self.limits = limits or {"authFailLimit": "100000", "headerTimeout": "5s"}
         self.proc = None
         with open(os.path.join(self.dir, "users.txt"), "w") as f:
             f.write("%s:%s\n" % (USER, PASSWORD))
@@ -218,7 +220,7 @@ class Relay:
                     "[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
                     "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
                     "[logger]", "fileName = relay.log",
-                    "[limits]", "authFailLimit = 100000", "headerTimeout = 5s"]) + "\n")
+                    "[limits]"] + ["%s = %s" % kv for kv in self.limits.items()]) + "\n")
             since = rt.log_offset(self.log)
             argv = [BIN, "run", "-c", self.cfg]
             if self.umask is not None:  # the relay inherits the umask of its parent
@@ -617,6 +619,100 @@ def jwt_confusion():
                                b"Authorization: Bearer %s\r\n\r\n" % (p, tok.encode()), timeout=3)
         ck(resp.status == (101 if want else 401),
            "tls: GET /v1/tunnel with %s -> %d" % (what, 101 if want else 401), resp.status)
+
+
+# ================================================================= brute force
+
+def limiter_slots():
+    """LIMIT_BUCKETS x LIMIT_WAYS from src/limit.h: how many addresses the table holds."""
+    with open(os.path.join(REPO, "src", "limit.h")) as f:
+        text = f.read()
+    num = lambda name: int(re.search(r"#define %s (\d+)" % name, text).group(1))  # noqa: E731
+    return num("LIMIT_BUCKETS") * num("LIMIT_WAYS")
+
+
+def fnv1a_bucket(ip, buckets=1024):
+    """The bucket the limiter before issue 17 chose for an IPv4 address: FNV-1a, no key,
+    over the address as 16 bytes (IPv4-mapped). An attacker could compute it, as here."""
+    h = 2166136261
+    for b in bytes(10) + b"\xff\xff" + socket.inet_aton(ip):
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h % buckets
+
+
+def status_of(raw):
+    """The status code of the first response line in raw, or None."""
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", raw or b"")
+    return int(m.group(1)) if m else None
+
+
+@rt.case(timeout=400)
+def limiter_flood():
+    """SPEC §3.5: a ban is never evicted to make room for an address that is not banned,
+    and the table is keyed, so no choice of addresses can aim at one bucket. The victim
+    127.1.0.1 is banned (authFailLimit 20), then failed logins come from 3 x the table's
+    size of other 127/8 addresses (256 of them chosen to collide with the victim under the
+    old unkeyed hash first); between every 512 of them the victim guesses again."""
+    _, res, _ = setup()
+    r = Relay("limit", res.port, limits={"authFailLimit": "20", "authFailBan": "1h",
+                                         "headerTimeout": "5s"}).start()
+    p = res.port
+    bad = b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\nProxy-Authorization: " \
+          b"Basic %s\r\n\r\n" % (p, p, base64.b64encode(b"%s:wrong" % USER.encode()))
+    good = b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\nProxy-Authorization: %s" \
+           b"\r\n\r\n" % (p, p, BASIC.encode())
+
+    def one(src, data):
+        got = rt.exchange_from_many([src], "127.0.0.1", r.http_port, data, 1, 10)
+        return status_of(got[src])
+
+    victim = "127.1.0.1"
+    first = [one(victim, bad) for _ in range(21)]
+    ck_eq(first, [407] * 21, "limiter: 21 failed logins from the victim are answered 407")
+    ck_eq((one(victim, bad), one(victim, good)), (429, 429),
+          "limiter: then the victim is banned (429, even with the right password)")
+
+    slots = limiter_slots()
+    target = fnv1a_bucket(victim)
+    colliding = []
+    for i in range(1, 1 << 20):  # bounded: about 1 in 1024 collides
+        ip = "127.%d.%d.%d" % (32 + (i >> 16), i >> 8 & 255, i & 255)
+        if i & 255 not in (0, 255) and fnv1a_bucket(ip) == target:
+            colliding.append(ip)
+            if len(colliding) == 256:
+                break
+    spread = ["127.%d.%d.%d" % (16 + (i >> 16), i >> 8 & 255, i & 255)
+              for i in range(1 << 20) if i & 255 not in (0, 255)][:3 * slots]
+    flood = colliding + spread
+    leaks, answers, t0 = [], {}, time.monotonic()
+    for k in range(0, len(flood), 512):
+        answers.update(rt.exchange_from_many(flood[k:k + 512], "127.0.0.1", r.http_port, bad,
+                                             concurrency=64, timeout=60))
+        st = one(victim, bad)
+        if st != 429:
+            leaks.append((k + 512, st))
+    took = time.monotonic() - t0
+    sts = [status_of(v) for v in answers.values()]
+    ck(len(colliding) == 256 and len(answers) == len(flood) and sts.count(407) == len(flood),
+       "limiter: %d addresses (%d x the %d-slot table, 256 aimed at the victim's old bucket) "
+       "each failed once and got 407 (%.1f s)" % (len(flood), len(flood) // slots, slots, took),
+       "answers: %r" % {x: sts.count(x) for x in set(sts)})
+    ck(not leaks, "limiter: every guess of the banned victim during the flood got 429 "
+       "(%d guesses)" % (len(flood) // 512 + 1), "guesses that got through: %r" % leaks[:20])
+    ck_eq(one(victim, good), 429, "limiter: after the flood the victim is still banned")
+    ck_eq(one("127.3.0.1", good), 200,
+          "limiter: a fresh address with the right password is let through")
+    ck_eq(one(spread[-1], good), 200,
+          "limiter: a flooding address with one failure is not banned (right password: 200)")
+    fresh = [one("127.3.0.2", bad) for _ in range(21)]
+    ck_eq((fresh, one("127.3.0.2", bad)), ([407] * 21, 429),
+          "limiter: a fresh address is judged normally after the flood: 21 x 407, then 429")
+    bans = [e.get("client", "") for e in rt.read_json_lines(r.log) if e.get("event") == "auth.ban"]
+    ck(sum(1 for c in bans if c.startswith(victim + ":")) == 1 and
+       sum(1 for c in bans if c.startswith("127.3.0.2:")) == 1,
+       "limiter: one auth.ban for the victim (never lifted and banned again), one for the "
+       "fresh address", bans[:10])
+    ck_eq(r.proc.stop(timeout=10), 0, "limiter: relay stops cleanly")
 
 
 # ================================================================= TLS
