@@ -12,6 +12,9 @@ Cases:
                         request line, no Proxy-Authorization, one Host, `Connection: close`),
                         a pipelined second request stays on the same upstream connection,
                         a Host that disagrees with the absolute URI is replaced.
+  hop_by_hop_any_length a field named in `Connection:` is not forwarded whatever its
+                        name's length (10 .. 1800 bytes); names one byte longer or shorter
+                        are.
   injection_refused     CR / LF / NUL / obs-fold / TE+CL anywhere in a head or a CONNECT
                         target: 400, and nothing at all reaches either recorder.
   no_steering           the client cannot choose the address: Host header, IP literal of
@@ -22,6 +25,9 @@ Cases:
                         HS256 with a trailing space, `alg` twice, a token of another org /
                         relay / sub, a grant used as an access token on /v1/tunnel:
                         refused, through POST /v1/token, CONNECT and GET /v1/tunnel.
+  limiter_flood         a banned address stays banned while 3 x the brute-force table's
+                        size of other 127/8 addresses fail (some aimed at its old bucket);
+                        fresh addresses are judged normally.
   file_modes            a relay started with no private folder creates it 0700 and the CA
                         bundle 0600 (umask 022 and 000).
   secrets_not_logged    no security token, password, grant or access token in the relay's
@@ -392,6 +398,37 @@ def forwarded_head():
         ck(resp.status == 200 and lines[:1] == [b"GET /x%0d%0aX-Injected:%201 HTTP/1.1"] and
            not any(ln.lower().startswith(b"x-injected") for ln in lines),
            "%s: %%0d%%0a in the path is forwarded encoded, no injected header" % lname, lines)
+
+
+@rt.case(timeout=120)
+def hop_by_hop_any_length():
+    """A field named in `Connection:` is hop-by-hop (RFC 9110 §7.6.1) and never forwarded,
+    whatever the length of its name; a field whose name only starts like a listed one is
+    end-to-end and is forwarded. (Before issue 17 names were cut to 63 bytes first, so a
+    listed name of 64+ bytes was forwarded, and a shorter listed prefix removed it.)"""
+    r, res, _ = setup()
+    p = res.port
+    auth = b"Proxy-Authorization: " + BASIC.encode() + b"\r\n"
+    for lname, tls in LISTENERS:
+        for n in (10, 63, 64, 65, 200, 1800):  # 4 x 1800 fits maxHeaderBytes (8192)
+            name = b"X-Hop-" + b"h" * (n - 6)
+            req = (b"GET http://localhost:%d/hop HTTP/1.1\r\nHost: localhost:%d\r\n" % (p, p) +
+                   auth + b"Connection: keep-alive, " + name.upper() + b"\r\n" +
+                   name + b": hop\r\n" + name + b"x: end-to-end\r\n" +
+                   name[:-1] + b": end-to-end\r\nX-Keep: yes\r\n\r\n")
+            m_res = res.mark()
+            raw, resp = r.exchange(tls, req)
+            got = res.since(m_res)
+            lines, _ = head_lines(got[0] if got else b"")
+            names = [ln.split(b":", 1)[0].lower() for ln in lines[1:]]
+            ck(resp.status == 200 and name.lower() not in names,
+               "%s: a %d-byte name listed in Connection (other case) is not forwarded" %
+               (lname, n), (resp.status, [x[:20] + b"..%d" % len(x) for x in names]))
+            ck(names.count(name.lower() + b"x") == 1 and names.count(name[:-1].lower()) == 1 and
+               b"x-keep" in names and b"connection" in names and lines[-1:] == [b"Connection: close"],
+               "%s: %d bytes: the names one byte longer and one byte shorter are forwarded, "
+               "the relay's own Connection: close ends the head" % (lname, n),
+               [x[:20] + b"..%d" % len(x) for x in names])
 
 
 # ================================================================= injection
