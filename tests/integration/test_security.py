@@ -28,6 +28,9 @@ Cases:
   limiter_flood         a banned address stays banned while 3 x the brute-force table's
                         size of other 127/8 addresses fail (some aimed at its old bucket);
                         fresh addresses are judged normally.
+  file_mode_warnings    a CA bundle or password file readable or writable by others (or a
+                        group other than the relay's) is named with its mode in a file.mode
+                        warning at start and at every reload.
   file_modes            a relay started with no private folder creates it 0700 and the CA
                         bundle 0600 (umask 022 and 000).
   secrets_not_logged    no security token, password, grant or access token in the relay's
@@ -41,6 +44,7 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -809,6 +813,88 @@ def file_modes():
         leftovers = [n for n in os.listdir(rl.private) if n != "ca-bundle.pem"]
         ck_eq(leftovers, [], "umask %03o: no temporary file left next to the bundle" % um)
         ck_eq(rl.proc.stop(timeout=10), 0, "umask %03o: relay stops cleanly" % um)
+
+
+def mode_events(r, since):
+    """{basename: event} of the file.mode warnings logged since the offset."""
+    return {os.path.basename(str(e.get("file", ""))): e for e in rt.read_json_lines(r.log, since)
+            if e.get("event") == "file.mode"}
+
+
+def reload_and_wait(r):
+    """SIGHUP, then wait for the config.reload line; returns the log offset before it."""
+    since = rt.log_offset(r.log)
+    r.proc.signal(signal.SIGHUP)
+    ck(rt.wait_for_log(r.log, "config.reload", timeout=10, since=since) is not None,
+       "modes: the relay reloaded")
+    return since
+
+
+@rt.case(timeout=120)
+def file_mode_warnings():
+    """A CA bundle or password file that others (or a group other than the relay's own)
+    can read or write is named in a file.mode warning, with its mode, at start and at every
+    reload; never its content."""
+    _, res, _ = setup()
+    r = Relay("modewarn", res.port)
+    users = os.path.join(r.dir, "users.txt")
+    since = rt.log_offset(r.log)
+    r.start()
+    ck_eq(mode_events(r, since), {}, "modes: 0600 bundle and password file: no warning at start")
+    since = reload_and_wait(r)
+    ck_eq(mode_events(r, since), {}, "modes: 0600: no warning at reload")
+
+    os.chmod(r.bundle, 0o644)
+    os.chmod(users, 0o604)
+    for n in (1, 2):
+        since = reload_and_wait(r)
+        ev = mode_events(r, since)
+        b, u = ev.get("ca-bundle.pem", {}), ev.get("users.txt", {})
+        ck(b.get("file") == os.path.realpath(r.bundle) and b.get("mode") == "0644" and
+           b.get("level") == "warn" and "others" in str(b.get("reason")),
+           "modes: reload %d: a CA bundle of mode 0644 is named with its mode" % n, ev)
+        ck(u.get("file", "").endswith("/users.txt") and u.get("mode") == "0604" and
+           "others" in str(u.get("reason")),
+           "modes: reload %d: a password file of mode 0604 is named with its mode" % n, ev)
+
+    # The group bits: a group other than the relay's own counts, its own group does not
+    # (Kubernetes' fsGroup, Debian's user-private groups).
+    os.chmod(r.bundle, 0o600)
+    other = [g for g in ([65534] if os.geteuid() == 0 else os.getgroups()) if g != os.getegid()]
+    if other:
+        os.chown(users, -1, other[0])
+        os.chmod(users, 0o660)
+        since = reload_and_wait(r)
+        ev = mode_events(r, since)
+        ck(list(ev) == ["users.txt"] and ev["users.txt"].get("mode") == "0660" and
+           "group %d" % other[0] in str(ev["users.txt"].get("reason")),
+           "modes: a password file of mode 0660 in group %d (not the relay's) is named" %
+           other[0], ev)
+    else:
+        rt.skip("modes: group other than the relay's", "no second group available to chown to")
+    os.chown(users, -1, os.getegid())
+    os.chmod(users, 0o640)
+    since = reload_and_wait(r)
+    ck_eq(mode_events(r, since), {}, "modes: 0640 in the relay's own group: no warning")
+
+    # At start, before the start line.
+    ck_eq(r.proc.stop(timeout=10), 0, "modes: relay stops cleanly")
+    os.chmod(r.bundle, 0o640)
+    os.chown(r.bundle, -1, other[0] if other else os.getegid())
+    os.chmod(users, 0o666)
+    since = rt.log_offset(r.log)
+    r.start()
+    ev = mode_events(r, since)
+    if other:
+        ck(sorted(ev) == ["ca-bundle.pem", "users.txt"] and ev["ca-bundle.pem"].get("mode") ==
+           "0640" and ev["users.txt"].get("mode") == "0666" and
+           "writable" in ev["users.txt"].get("reason", ""),
+           "modes: at start: a 0640 bundle (other group) and a 0666 password file are named", ev)
+    with open(r.log, "rb") as f:
+        log = f.read()
+    ck(PASSWORD.encode() not in log and b"PRIVATE KEY" not in log and b"BEGIN" not in log,
+       "modes: the warnings carry no content of either file")
+    ck_eq(r.proc.stop(timeout=10), 0, "modes: relay stops cleanly after the start warnings")
 
 
 # ================================================================= logs
