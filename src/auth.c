@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "b64.h"
 #include "err.h"
+#include "fileio.h"
 #include "secret.h"
 
 /* see auth.h */
@@ -76,6 +77,8 @@ auth_load_passwords(struct auth_users *a, const char *path, char *err, size_t er
 	secret_wipe(buf, len);
 	if (rc != ERR_OK)
 		auth_wipe(a);
+	else
+		fileio_warn_exposed("password file", path, &st); /* at start and every reload */
 	return rc;
 }
 

@@ -450,9 +450,10 @@ ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char *rel
     char *errbuf, size_t errlen)
 {
 	unsigned char text[CA_FILE_MAX];
+	struct stat st;
 	size_t n = 0;
 	ssize_t k = 1;
-	int fd, r;
+	int fd, r, have_st;
 
 	memset(ca, 0, sizeof *ca);
 	(void)fileio_sweep(path); /* a bundle write killed mid-way left its key beside it */
@@ -473,6 +474,7 @@ ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char *rel
 		unsigned char c;
 		k = read(fd, &c, 1);
 	}
+	have_st = fstat(fd, &st) == 0;
 	close(fd);
 	if (k < 0)
 		r = say(errbuf, errlen, ERR_IO, path, "cannot read: %s", strerror(errno));
@@ -481,7 +483,19 @@ ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char *rel
 	else
 		r = load(ca, path, text, n, errbuf, errlen);
 	secret_wipe(text, n);
+	if (r == ERR_OK && have_st)
+		fileio_warn_exposed("CA bundle", path, &st);
 	return r;
+}
+
+/* see ca.h */
+void
+ca_warn_mode(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		fileio_warn_exposed("CA bundle", path, &st);
 }
 
 /* see ca.h */

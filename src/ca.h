@@ -53,6 +53,13 @@ struct ca {
 int ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char *relay_pro_id,
     char *errbuf, size_t errlen);
 
+/* Log a "file.mode" warning when the bundle at path can be read or written by others
+ * or by a group other than the relay's own (fileio_warn_exposed; never its content).
+ * ca_load_or_create does the same for a bundle it loads (not one it creates: 0600); this
+ * is for every reload, when the bundle is not read again. Silent when path cannot be
+ * stat'ed. */
+void ca_warn_mode(const char *path);
+
 /* Generate a CA in memory only (no file): key of key_bits, certificate valid from now.
  * Returns ERR_OK, ERR_RANGE (key_bits) or ERR_CRYPTO. */
 int ca_generate(struct ca *ca, int key_bits, const char *relay_pro_id, time_t now);

@@ -716,7 +716,7 @@ rewrite_forward_head(struct conn *c, const struct http_target *t)
 		memcpy(name, h + f->name.off, nl);
 		name[nl] = 0;
 		if (strcasecmp(name, "keep-alive") == 0 || strcasecmp(name, "te") == 0 ||
-		    strcasecmp(name, "trailer") == 0 || http_list_has(h, r, HTTP_H_CONNECTION, name))
+		    strcasecmp(name, "trailer") == 0 || http_list_has_span(h, r, HTTP_H_CONNECTION, f->name))
 			continue;
 		PUT(h + f->name.off, f->name.len);
 		PUT(": ", 2);

@@ -1,5 +1,5 @@
 /*
- * fileio.c — whole writes and atomic replacement. See fileio.h.
+ * fileio.c — whole writes, atomic replacement, exposed secret files. See fileio.h.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "fileio.h"
+#include "log.h"
 
 /* see fileio.h */
 int
@@ -147,4 +148,49 @@ fileio_replace(const char *path, const void *data, size_t len, const struct stat
 		return ERR_IO;
 	}
 	return ERR_OK;
+}
+
+/* see fileio.h */
+int
+fileio_exposed(const struct stat *st, char *why, size_t cap)
+{
+	mode_t m = st->st_mode;
+	int group = st->st_gid != getegid() && (m & (S_IRGRP | S_IWGRP)) != 0;
+	int others = (m & (S_IROTH | S_IWOTH)) != 0;
+	int r = (others && (m & S_IROTH)) || (group && (m & S_IRGRP));
+	int w = (others && (m & S_IWOTH)) || (group && (m & S_IWGRP));
+	char who[48];
+
+	if (!group && !others)
+		return 0;
+	if (group)
+		snprintf(who, sizeof who, "group %lu%s", (unsigned long)st->st_gid,
+		    others ? " and others" : "");
+	else
+		snprintf(who, sizeof who, "others");
+	snprintf(why, cap, "%s%s%s by %s", r ? "readable" : "", r && w ? " and " : "",
+	    w ? "writable" : "", who);
+	return 1;
+}
+
+/* see fileio.h */
+void
+fileio_warn_exposed(const char *what, const char *path, const struct stat *st)
+{
+	char why[96], mode[8];
+	struct log_rec r;
+
+	if (!fileio_exposed(st, why, sizeof why))
+		return;
+	snprintf(mode, sizeof mode, "%04o", (unsigned)(st->st_mode & 07777));
+	if (log_begin(&r, LOG_WARN, "file.mode")) {
+		log_str(&r, "what", what);
+		log_str(&r, "file", path);
+		log_str(&r, "mode", mode);
+		log_int(&r, "uid", (int64_t)st->st_uid);
+		log_int(&r, "gid", (int64_t)st->st_gid);
+		log_str(&r, "reason", why);
+		log_str(&r, "msg", "it holds secrets: chmod 600 it (or 640 in the relay's own group)");
+		log_end(&r);
+	}
 }

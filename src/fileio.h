@@ -1,6 +1,7 @@
 /*
  * fileio.h — the few file operations several modules need, written once:
- * writing a whole buffer, and replacing a file atomically.
+ * writing a whole buffer, replacing a file atomically, and warning about a secret file
+ * that others can read.
  *
  * fileio_replace() writes a temporary file "<path>.tmp.<pid>" in the same folder, gives
  * it the mode (and, when allowed, the owner) of `like` or 0600, fsyncs it, renames it
@@ -30,5 +31,16 @@ int fileio_replace(const char *path, const void *data, size_t len, const struct 
  * private key (the CA bundle), so they must not outlive the crash. Returns how many were
  * removed; errors are ignored (this is cleanup). */
 int fileio_sweep(const char *path);
+
+/* Whether a file holding secrets, of status st, can be read or written by anyone beyond
+ * the relay: by others, or by its group when that group is not the process's effective
+ * group (a group of the relay's own, as Kubernetes' fsGroup or a user-private group, is
+ * the relay). 1 with a phrase in why[0..cap) ("readable by others", "readable and
+ * writable by group 65534 and others"), else 0. Execute bits do not count. */
+int fileio_exposed(const struct stat *st, char *why, size_t cap);
+
+/* When fileio_exposed(st): log a "file.mode" warning naming what ("CA bundle"), path,
+ * the mode in octal, owner and reason. Never reads the file: no content is logged. */
+void fileio_warn_exposed(const char *what, const char *path, const struct stat *st);
 
 #endif

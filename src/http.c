@@ -283,12 +283,29 @@ http_span_is(const char *buf, struct http_span s, const char *lit)
 	return strlen(lit) == s.len && memcmp(buf + s.off, lit, s.len) == 0;
 }
 
-/* see http.h */
-int
-http_list_has(const char *buf, const struct http_request *r, int id, const char *token)
+/* 1 if a[0..n) equals b[0..m), ASCII case-insensitive. */
+static int
+ieq_span(const char *a, size_t n, const char *b, size_t m)
+{
+	size_t i;
+
+	if (n != m)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+			return 0;
+	return 1;
+}
+
+/* Whether a field with this id lists tok[0..toklen) (never empty: an empty element of a
+ * list such as "a,,b" matches nothing). tok may point anywhere, buf included. */
+static int
+list_has(const char *buf, const struct http_request *r, int id, const char *tok, size_t toklen)
 {
 	size_t h, i, a, b, end;
 
+	if (toklen == 0)
+		return 0;
 	for (h = 0; h < r->nheaders && h < HTTP_MAX_HEADERS; h++) {
 		if (r->headers[h].id != id)
 			continue;
@@ -301,12 +318,26 @@ http_list_has(const char *buf, const struct http_request *r, int id, const char 
 				;
 			while (i < b && is_ows(buf[i]))
 				i++;
-			if (ieq(buf + i, b - i, token))
+			if (ieq_span(buf + i, b - i, tok, toklen))
 				return 1;
 			i = a + 1;
 		}
 	}
 	return 0;
+}
+
+/* see http.h */
+int
+http_list_has(const char *buf, const struct http_request *r, int id, const char *token)
+{
+	return list_has(buf, r, id, token, strlen(token));
+}
+
+/* see http.h */
+int
+http_list_has_span(const char *buf, const struct http_request *r, int id, struct http_span tok)
+{
+	return list_has(buf, r, id, buf + tok.off, tok.len);
 }
 
 /* see http.h */

@@ -124,6 +124,12 @@ int http_span_is(const char *buf, struct http_span s, const char *lit);
  * case-insensitive ("Connection: keep-alive, Upgrade" has "upgrade"). */
 int http_list_has(const char *buf, const struct http_request *r, int id, const char *token);
 
+/* The same for a token that is a span of buf, compared whole at any length (a field
+ * name: is it listed in Connection, so hop-by-hop?). Nothing is copied; an empty span
+ * is never listed. */
+int http_list_has_span(const char *buf, const struct http_request *r, int id,
+    struct http_span tok);
+
 /* Reason phrase for 200 400 401 403 404 405 407 426 429 431 500 502 503 504, else "Error". */
 const char *http_reason(int status);
 

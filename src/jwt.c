@@ -64,8 +64,10 @@ header_member(void *user, const char *key, size_t keylen, struct json *j)
 	}
 	if (keylen == 3 && memcmp(key, "kid", 3) == 0 && json_peek(j) == JSON_STRING) {
 		rc = json_read_string(j, h->t->kid, sizeof h->t->kid, &n);
-		if (rc == ERR_OK)
+		if (rc == ERR_OK) {
 			h->t->has |= JWT_HAS_KID;
+			h->t->kid_len = n; /* an escaped NUL is one of its bytes (jwt_kid_eq) */
+		}
 		return rc == ERR_NOSPACE ? ERR_OK : rc; /* an over-long kid matches nothing */
 	}
 	return json_skip(j); /* jwk, jku, x5u, ...: never used */
@@ -183,6 +185,13 @@ hs256(unsigned char out[JWT_SIG_LEN], const void *key, size_t keylen, const void
 	br_hmac_out(&hc, out);
 	secret_wipe(&kc, sizeof kc);
 	secret_wipe(&hc, sizeof hc);
+}
+
+/* see jwt.h */
+int
+jwt_kid_eq(const struct jwt_token *t, const char *want, size_t len)
+{
+	return (t->has & JWT_HAS_KID) && t->kid_len == len && memcmp(t->kid, want, len) == 0;
 }
 
 /* see jwt.h */

@@ -47,7 +47,9 @@ struct jwt_token {
 	size_t signing_len;
 	unsigned char sig[JWT_SIG_LEN];
 	unsigned has;              /* JWT_HAS_* bits */
-	char kid[JWT_STR_MAX + 1]; /* header */
+	char kid[JWT_STR_MAX + 1]; /* header: kid_len bytes, which may include a NUL (JSON
+	                            * \u0000): compare with jwt_kid_eq, never as a C string */
+	size_t kid_len;
 	char sub[JWT_SUB_MAX + 1], aud[JWT_STR_MAX + 1], iss[JWT_STR_MAX + 1];
 	char jti[JWT_STR_MAX + 1];
 	int64_t org, exp, nbf, iat, ep;
@@ -55,6 +57,10 @@ struct jwt_token {
 
 /* Check shape, header and claim types of tok[0..len). Returns a jwt_status. */
 int jwt_parse(const char *tok, size_t len, struct jwt_token *t);
+
+/* 1 when the token has a kid of exactly want[0..len) (every byte, the length included);
+ * 0 when it differs or the token has none. kid is a public value: not constant-time. */
+int jwt_kid_eq(const struct jwt_token *t, const char *want, size_t len);
 
 /* Verify the HS256 signature with key[0..keylen), in constant time. JWT_OK or JWT_BAD_SIG. */
 int jwt_verify_sig(const struct jwt_token *t, const void *key, size_t keylen);

@@ -411,6 +411,7 @@ static void
 reload(void)
 {
 	notify_reloading();
+	ca_warn_mode(cfg.ca_bundle_file); /* a bundle others can read: warned at every reload */
 	reload_apply();
 	notify_send("READY=1\nSTATUS=relaying");
 }

@@ -126,7 +126,7 @@ token_verify_access(const struct config *cfg, const char *tok, size_t len, int64
 	}
 	if (jwt_parse(tok, len, &t) != JWT_OK)
 		return ERR_INVAL;
-	if ((t.has & JWT_HAS_KID) && strcmp(t.kid, kid) != 0) {
+	if ((t.has & JWT_HAS_KID) && !jwt_kid_eq(&t, kid, sizeof kid - 1)) { /* exact bytes */
 		*code = "ca_changed";
 		return ERR_INVAL;
 	}

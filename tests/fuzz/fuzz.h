@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -25,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} \
 } while (0)
 
-/* Write data[0..size) to a private temporary file and return its path (static storage,
- * the same path on every call; the file is replaced). NULL on failure. */
+/* Write data[0..size) to a private temporary file (mode 0600) and return its path (static
+ * storage, the same path on every call; the file is replaced). NULL on failure. */
 static inline const char *
 fuzz_tmpfile(const uint8_t *data, size_t size)
 {
@@ -38,6 +39,8 @@ fuzz_tmpfile(const uint8_t *data, size_t size)
 	f = fopen(path, "wb");
 	if (f == NULL)
 		return NULL;
+	/* 0600 as the real secret files are: the loaders warn about files others can read */
+	(void)fchmod(fileno(f), 0600);
 	if (size && fwrite(data, 1, size, f) != size) {
 		fclose(f);
 		return NULL;

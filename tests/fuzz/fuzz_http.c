@@ -1,7 +1,9 @@
 /*
  * fuzz_http.c — HTTP request heads (http.c): http_parse fed whole and again in chunks
  * (the outcome must not depend on the split, as http.h promises), then, for a parsed
- * head, http_target_split, Content-Length and the list lookups.
+ * head, http_target_split, Content-Length and the list lookups (the lookup by span of
+ * field names in Connection agrees with the lookup by copy, and finds every listed
+ * element at any length).
  *
  * Input: byte 0 picks the chunk size (1..32) and whether maxHeaderBytes is the default
  * or the length of the input; the rest is the head.
@@ -35,6 +37,48 @@ static void
 in_head(const struct http_request *r, struct http_span s)
 {
 	FUZZ_ASSERT(s.off <= r->head_len && s.len <= r->head_len - s.off);
+}
+
+/* The Connection list lookup by span (which fields are hop-by-hop): for every field name
+ * it agrees with the NUL-terminated lookup on a copy of the name (names of any length up
+ * to the copy's size); every element of every Connection list is found by its own span,
+ * whatever its length; an empty span is never listed. */
+static void
+hop_by_hop(const char *buf, const struct http_request *r)
+{
+	static char name[HTTP_DEFAULT_MAX_HEAD + 1];
+	struct http_span none = { 0, 0 };
+	size_t i, a, b, e, end;
+
+	FUZZ_ASSERT(!http_list_has_span(buf, r, HTTP_H_CONNECTION, none));
+	for (i = 0; i < r->nheaders; i++) {
+		struct http_span n = r->headers[i].name;
+		int by_span = http_list_has_span(buf, r, HTTP_H_CONNECTION, n);
+		if (n.len < sizeof name && memchr(buf + n.off, 0, n.len) == NULL) {
+			memcpy(name, buf + n.off, n.len);
+			name[n.len] = 0;
+			FUZZ_ASSERT(by_span == http_list_has(buf, r, HTTP_H_CONNECTION, name));
+		}
+		if (r->headers[i].id != HTTP_H_CONNECTION)
+			continue;
+		a = r->headers[i].value.off;
+		end = a + r->headers[i].value.len;
+		while (a <= end) {
+			for (e = a; e < end && buf[e] != ','; e++)
+				;
+			for (b = a; b < e && (buf[b] == ' ' || buf[b] == '\t'); b++)
+				;
+			while (e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\t'))
+				e--;
+			if (e > b) {
+				struct http_span el = { (uint32_t)b, (uint32_t)(e - b) };
+				FUZZ_ASSERT(http_list_has_span(buf, r, HTTP_H_CONNECTION, el));
+			}
+			for (; a < end && buf[a] != ','; a++)
+				;
+			a++;
+		}
+	}
 }
 
 int
@@ -126,5 +170,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)http_list_has(buf, &whole, HTTP_H_CONNECTION, "upgrade");
 	(void)http_list_has(buf, &whole, HTTP_H_UPGRADE, "websocket");
 	(void)http_list_has(buf, &whole, HTTP_H_TRANSFER_ENCODING, "chunked");
+	hop_by_hop(buf, &whole);
 	return 0;
 }

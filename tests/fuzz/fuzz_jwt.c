@@ -5,6 +5,8 @@
  * jwt_verify_sig and jwt_check_time. Bit 0 set: the rest is "header JSON NUL claims
  * JSON"; it is signed with jwt_sign and parsed back: whenever jwt_parse accepts what
  * jwt_sign made, the signature must verify with the same key and fail with another.
+ * Either way a parsed kid equals exactly its own bytes (an escaped NUL in it included),
+ * never a prefix of them.
  */
 #include <string.h>
 
@@ -34,6 +36,17 @@ check_parsed(const struct jwt_token *t, const char *tok, size_t len)
 			FUZZ_ASSERT(sub_char_ok(t->sub[i]));
 	}
 	FUZZ_ASSERT(strlen(t->kid) <= JWT_STR_MAX && strlen(t->aud) <= JWT_STR_MAX);
+	/* kid: its bytes and length, a NUL among them included, equal only themselves */
+	if (t->has & JWT_HAS_KID) {
+		FUZZ_ASSERT(t->kid_len <= JWT_STR_MAX && t->kid[t->kid_len] == 0);
+		FUZZ_ASSERT(jwt_kid_eq(t, t->kid, t->kid_len));
+		if (t->kid_len > 0)
+			FUZZ_ASSERT(!jwt_kid_eq(t, t->kid, t->kid_len - 1));
+		if (strlen(t->kid) != t->kid_len)
+			FUZZ_ASSERT(!jwt_kid_eq(t, t->kid, strlen(t->kid)));
+	} else {
+		FUZZ_ASSERT(!jwt_kid_eq(t, "", 0) && t->kid_len == 0);
+	}
 	FUZZ_ASSERT(strlen(t->iss) <= JWT_STR_MAX && strlen(t->jti) <= JWT_STR_MAX);
 }
 

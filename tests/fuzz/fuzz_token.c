@@ -7,7 +7,8 @@
  *   1: the rest is a claims object, signed as a valid grant with the securityToken, then
  *      verified (so the claim checks behind the signature are reached);
  *   2: the rest is a claims object, signed as an access token under the key derived from
- *      its own sub, org and ep, then verified;
+ *      its own sub, org and ep, then verified; with bit 0x40 set the rest is a kid
+ *      suffix, '|', claims (see kid_suffix: only the exact kid is accepted);
  *   3: the rest is a sub: when token_issue accepts it, the token it makes must verify
  *      and give the same sub back.
  */
@@ -70,6 +71,41 @@ verify_both(const char *tok, size_t len)
 		FUZZ_ASSERT(strlen(sub) >= 1 && strlen(sub) <= JWT_SUB_MAX);
 }
 
+/* Mode 2 with bit 0x40: in[0..len) is "SUFFIX NUL-free, then '|', then claims": an
+ * access token whose header kid is this relay's kid followed by SUFFIX (JSON string
+ * text: \u0000 and other escapes allowed), signed with the key its claims derive. It
+ * may be accepted only when the kid it carries is exactly this relay's, byte for byte;
+ * any other kid that parses is refused as ca_changed. */
+static void
+kid_suffix(const char *in, size_t len)
+{
+	static char tok[JWT_MAX + 64], hdr[512];
+	static struct jwt_token t;
+	const char *bar = memchr(in, '|', len), *code = NULL;
+	unsigned char key[KDF_KEY_LEN];
+	char sub[JWT_SUB_MAX + 1];
+	size_t n;
+	int rc;
+
+	if (bar == NULL || (size_t)(bar - in) > 200)
+		return;
+	snprintf(hdr, sizeof hdr, "{\"alg\":\"HS256\",\"kid\":\"%s%.*s\"}", token_kid(),
+	    (int)(bar - in), in);
+	n = jwt_sign(tok, sizeof tok, hdr, bar + 1, "x", 1);
+	if (n == 0 || jwt_parse(tok, n, &t) != JWT_OK)
+		return;
+	if (kdf_access_key(&master, t.sub, strlen(t.sub), t.org, (uint64_t)t.ep, key) != 0)
+		return;
+	n = jwt_sign(tok, sizeof tok, hdr, bar + 1, key, sizeof key);
+	if (n == 0 || jwt_parse(tok, n, &t) != JWT_OK)
+		return;
+	rc = token_verify_access(&cfg, tok, n, NOW, sub, sizeof sub, &code);
+	if (rc == 0)
+		FUZZ_ASSERT(jwt_kid_eq(&t, token_kid(), strlen(token_kid())));
+	if ((t.has & JWT_HAS_KID) && !jwt_kid_eq(&t, token_kid(), strlen(token_kid())))
+		FUZZ_ASSERT(rc != 0 && strcmp(code, "ca_changed") == 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -93,6 +129,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    cfg.security_token, strlen(cfg.security_token));
 		if (n)
 			verify_both(tok, n);
+	} else if (data[0] % 4 == 2 && (data[0] & 0x40)) {
+		kid_suffix(claims, size - 1);
 	} else if (data[0] % 4 == 2) {
 		char hdr[80];
 		unsigned char key[KDF_KEY_LEN];

@@ -53,6 +53,12 @@ H = {
 }
 for i, (k, v) in enumerate(H.items()):
     put("http", k, bytes([(i * 5) % 32 | (0x80 if i % 3 == 0 else 0)]) + v.encode("latin-1"))
+# Field names listed in Connection, around the old 63-byte copy and far beyond it.
+for n in (63, 64, 200, 1500):
+    name = "X-" + "n" * (n - 2)
+    put("http", "hop-%d" % n, b"\x87" + ("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n"
+        "Connection: close, ,\t%s\t, x\r\n%s: 1\r\n%sx: 2\r\n%s: 3\r\nconnection: Y\r\n\r\n"
+        % (name.upper(), name, name, name[:-1])).encode())
 put("http", "many-headers", b"\x03GET / HTTP/1.1\r\n" + b"X: y\r\n" * 70 + b"\r\n")
 put("http", "too-long", b"\x9fGET /" + b"a" * 300 + b" HTTP/1.1\r\n\r\n")
 
@@ -65,6 +71,11 @@ put("jwt", "dup-key", "\x00" + b64u(b'{"alg":"HS256","alg":"HS256"}') + "." + b6
 put("jwt", "padded", "\x00" + good + "=")
 put("jwt", "bad-sub", "\x00" + jws({"alg": "HS256"}, {"sub": "a b", "exp": 1}, key))
 put("jwt", "big-int", "\x00" + jws({"alg": "HS256"}, {"exp": 99999999999999999999}, key))
+# kid with an escaped NUL (compared as exact bytes), as a token and signed by the target.
+put("jwt", "kid-nul", "\x00" + b64u(b'{"alg":"HS256","kid":"0123456789abcdef\\u0000"}') + "." +
+    b64u(b'{"exp":1900000000}') + "." + b64u(hmac.new(key, (b64u(b'{"alg":"HS256","kid":"0123456789abcdef\\u0000"}') + "." + b64u(b'{"exp":1900000000}')).encode(), hashlib.sha256).digest()))
+put("jwt", "sign-kid-nul", b"\x01" + b'{"alg":"HS256","kid":"\\u0000k\\u0000"}' + b"\x00" + b'{"exp":1900000000}')
+put("jwt", "sign-kid-empty", b"\x01" + b'{"alg":"HS256","kid":""}' + b"\x00" + b'{"exp":1900000000}')
 put("jwt", "sign-claims", b"\x01" + b'{"alg":"HS256","kid":"k1"}' + b"\x00" + b'{"sub":"bob","exp":1900000000,"nbf":1,"ep":3,"jti":"x","iss":"relaypro"}')
 put("jwt", "sign-nested", b"\x01" + b'{"alg":"HS256","x":{"a":[1,2,{"b":null}]}}' + b"\x00" + b'{"exp":-9223372036854775808,"sub":"\\u0041"}')
 
@@ -81,6 +92,11 @@ put("token", "grant-expired", '\x01{"sub":"alice","org":7,"aud":"relaypro:42","e
 put("token", "grant-wrong-aud", '\x01{"sub":"alice","org":7,"aud":"relaypro:43","exp":1800000100}')
 put("token", "access-claims", '\x02{"iss":"relaypro","sub":"alice","org":7,"ep":3,"iat":1800000000,"exp":1800003600,"jti":"00"}')
 put("token", "access-neg-ep", '\x02{"iss":"relaypro","sub":"alice","org":7,"ep":-1,"exp":1800003600}')
+# 0x42: kid suffix '|' access claims (only the exact kid is accepted).
+AC = '{"iss":"relaypro","sub":"alice","org":7,"ep":3,"iat":1800000000,"exp":1800003600}'
+for name, suffix in (("exact", ""), ("nul", "\\u0000"), ("nul-more", "\\u0000junk"),
+                     ("digit", "0"), ("escaped-digit", "\\u0030")):
+    put("token", "kid-" + name, "\x42" + suffix + "|" + AC)
 put("token", "issue", "\x03alice@example.com")
 put("token", "issue-long", "\x03" + "a" * 128)
 

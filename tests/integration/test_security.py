@@ -12,6 +12,9 @@ Cases:
                         request line, no Proxy-Authorization, one Host, `Connection: close`),
                         a pipelined second request stays on the same upstream connection,
                         a Host that disagrees with the absolute URI is replaced.
+  hop_by_hop_any_length a field named in `Connection:` is not forwarded whatever its
+                        name's length (10 .. 1800 bytes); names one byte longer or shorter
+                        are.
   injection_refused     CR / LF / NUL / obs-fold / TE+CL anywhere in a head or a CONNECT
                         target: 400, and nothing at all reaches either recorder.
   no_steering           the client cannot choose the address: Host header, IP literal of
@@ -22,6 +25,12 @@ Cases:
                         HS256 with a trailing space, `alg` twice, a token of another org /
                         relay / sub, a grant used as an access token on /v1/tunnel:
                         refused, through POST /v1/token, CONNECT and GET /v1/tunnel.
+  limiter_flood         a banned address stays banned while 3 x the brute-force table's
+                        size of other 127/8 addresses fail (some aimed at its old bucket);
+                        fresh addresses are judged normally.
+  file_mode_warnings    a CA bundle or password file readable or writable by others (or a
+                        group other than the relay's) is named with its mode in a file.mode
+                        warning at start and at every reload.
   file_modes            a relay started with no private folder creates it 0700 and the CA
                         bundle 0600 (umask 022 and 000).
   secrets_not_logged    no security token, password, grant or access token in the relay's
@@ -34,6 +43,8 @@ Last line: `security: N passed, N failed`.
 import base64
 import json
 import os
+import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -189,7 +200,7 @@ def recorder_pair():
 # ================================================================= the relay
 
 class Relay:
-    def __init__(self, name, port, umask=None):
+    def __init__(self, name, port, umask=None, limits=None):
         self.dir = rt.make_tmpdir("relaytest-security-%s-" % name)
         self.cfg = os.path.join(self.dir, "config.ini")
         self.log = os.path.join(self.dir, "relay.log")
@@ -197,6 +208,7 @@ class Relay:
         self.bundle = os.path.join(self.private, "ca-bundle.pem")
         self.port = port
         self.umask = umask
+        self.limits = limits or {"authFailLimit": "100000", "headerTimeout": "5s"}
         self.proc = None
         with open(os.path.join(self.dir, "users.txt"), "w") as f:
             f.write("%s:%s\n" % (USER, PASSWORD))
@@ -218,7 +230,7 @@ class Relay:
                     "[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
                     "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
                     "[logger]", "fileName = relay.log",
-                    "[limits]", "authFailLimit = 100000", "headerTimeout = 5s"]) + "\n")
+                    "[limits]"] + ["%s = %s" % kv for kv in self.limits.items()]) + "\n")
             since = rt.log_offset(self.log)
             argv = [BIN, "run", "-c", self.cfg]
             if self.umask is not None:  # the relay inherits the umask of its parent
@@ -390,6 +402,37 @@ def forwarded_head():
         ck(resp.status == 200 and lines[:1] == [b"GET /x%0d%0aX-Injected:%201 HTTP/1.1"] and
            not any(ln.lower().startswith(b"x-injected") for ln in lines),
            "%s: %%0d%%0a in the path is forwarded encoded, no injected header" % lname, lines)
+
+
+@rt.case(timeout=120)
+def hop_by_hop_any_length():
+    """A field named in `Connection:` is hop-by-hop (RFC 9110 §7.6.1) and never forwarded,
+    whatever the length of its name; a field whose name only starts like a listed one is
+    end-to-end and is forwarded. (Before issue 17 names were cut to 63 bytes first, so a
+    listed name of 64+ bytes was forwarded, and a shorter listed prefix removed it.)"""
+    r, res, _ = setup()
+    p = res.port
+    auth = b"Proxy-Authorization: " + BASIC.encode() + b"\r\n"
+    for lname, tls in LISTENERS:
+        for n in (10, 63, 64, 65, 200, 1800):  # 4 x 1800 fits maxHeaderBytes (8192)
+            name = b"X-Hop-" + b"h" * (n - 6)
+            req = (b"GET http://localhost:%d/hop HTTP/1.1\r\nHost: localhost:%d\r\n" % (p, p) +
+                   auth + b"Connection: keep-alive, " + name.upper() + b"\r\n" +
+                   name + b": hop\r\n" + name + b"x: end-to-end\r\n" +
+                   name[:-1] + b": end-to-end\r\nX-Keep: yes\r\n\r\n")
+            m_res = res.mark()
+            raw, resp = r.exchange(tls, req)
+            got = res.since(m_res)
+            lines, _ = head_lines(got[0] if got else b"")
+            names = [ln.split(b":", 1)[0].lower() for ln in lines[1:]]
+            ck(resp.status == 200 and name.lower() not in names,
+               "%s: a %d-byte name listed in Connection (other case) is not forwarded" %
+               (lname, n), (resp.status, [x[:20] + b"..%d" % len(x) for x in names]))
+            ck(names.count(name.lower() + b"x") == 1 and names.count(name[:-1].lower()) == 1 and
+               b"x-keep" in names and b"connection" in names and lines[-1:] == [b"Connection: close"],
+               "%s: %d bytes: the names one byte longer and one byte shorter are forwarded, "
+               "the relay's own Connection: close ends the head" % (lname, n),
+               [x[:20] + b"..%d" % len(x) for x in names])
 
 
 # ================================================================= injection
@@ -619,6 +662,100 @@ def jwt_confusion():
            "tls: GET /v1/tunnel with %s -> %d" % (what, 101 if want else 401), resp.status)
 
 
+# ================================================================= brute force
+
+def limiter_slots():
+    """LIMIT_BUCKETS x LIMIT_WAYS from src/limit.h: how many addresses the table holds."""
+    with open(os.path.join(REPO, "src", "limit.h")) as f:
+        text = f.read()
+    num = lambda name: int(re.search(r"#define %s (\d+)" % name, text).group(1))  # noqa: E731
+    return num("LIMIT_BUCKETS") * num("LIMIT_WAYS")
+
+
+def fnv1a_bucket(ip, buckets=1024):
+    """The bucket the limiter before issue 17 chose for an IPv4 address: FNV-1a, no key,
+    over the address as 16 bytes (IPv4-mapped). An attacker could compute it, as here."""
+    h = 2166136261
+    for b in bytes(10) + b"\xff\xff" + socket.inet_aton(ip):
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h % buckets
+
+
+def status_of(raw):
+    """The status code of the first response line in raw, or None."""
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", raw or b"")
+    return int(m.group(1)) if m else None
+
+
+@rt.case(timeout=400)
+def limiter_flood():
+    """SPEC §3.5: a ban is never evicted to make room for an address that is not banned,
+    and the table is keyed, so no choice of addresses can aim at one bucket. The victim
+    127.1.0.1 is banned (authFailLimit 20), then failed logins come from 3 x the table's
+    size of other 127/8 addresses (256 of them chosen to collide with the victim under the
+    old unkeyed hash first); between every 512 of them the victim guesses again."""
+    _, res, _ = setup()
+    r = Relay("limit", res.port, limits={"authFailLimit": "20", "authFailBan": "1h",
+                                         "headerTimeout": "5s"}).start()
+    p = res.port
+    bad = b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\nProxy-Authorization: " \
+          b"Basic %s\r\n\r\n" % (p, p, base64.b64encode(b"%s:wrong" % USER.encode()))
+    good = b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\nProxy-Authorization: %s" \
+           b"\r\n\r\n" % (p, p, BASIC.encode())
+
+    def one(src, data):
+        got = rt.exchange_from_many([src], "127.0.0.1", r.http_port, data, 1, 10)
+        return status_of(got[src])
+
+    victim = "127.1.0.1"
+    first = [one(victim, bad) for _ in range(21)]
+    ck_eq(first, [407] * 21, "limiter: 21 failed logins from the victim are answered 407")
+    ck_eq((one(victim, bad), one(victim, good)), (429, 429),
+          "limiter: then the victim is banned (429, even with the right password)")
+
+    slots = limiter_slots()
+    target = fnv1a_bucket(victim)
+    colliding = []
+    for i in range(1, 1 << 20):  # bounded: about 1 in 1024 collides
+        ip = "127.%d.%d.%d" % (32 + (i >> 16), i >> 8 & 255, i & 255)
+        if i & 255 not in (0, 255) and fnv1a_bucket(ip) == target:
+            colliding.append(ip)
+            if len(colliding) == 256:
+                break
+    spread = ["127.%d.%d.%d" % (16 + (i >> 16), i >> 8 & 255, i & 255)
+              for i in range(1 << 20) if i & 255 not in (0, 255)][:3 * slots]
+    flood = colliding + spread
+    leaks, answers, t0 = [], {}, time.monotonic()
+    for k in range(0, len(flood), 512):
+        answers.update(rt.exchange_from_many(flood[k:k + 512], "127.0.0.1", r.http_port, bad,
+                                             concurrency=64, timeout=60))
+        st = one(victim, bad)
+        if st != 429:
+            leaks.append((k + 512, st))
+    took = time.monotonic() - t0
+    sts = [status_of(v) for v in answers.values()]
+    ck(len(colliding) == 256 and len(answers) == len(flood) and sts.count(407) == len(flood),
+       "limiter: %d addresses (%d x the %d-slot table, 256 aimed at the victim's old bucket) "
+       "each failed once and got 407 (%.1f s)" % (len(flood), len(flood) // slots, slots, took),
+       "answers: %r" % {x: sts.count(x) for x in set(sts)})
+    ck(not leaks, "limiter: every guess of the banned victim during the flood got 429 "
+       "(%d guesses)" % (len(flood) // 512 + 1), "guesses that got through: %r" % leaks[:20])
+    ck_eq(one(victim, good), 429, "limiter: after the flood the victim is still banned")
+    ck_eq(one("127.3.0.1", good), 200,
+          "limiter: a fresh address with the right password is let through")
+    ck_eq(one(spread[-1], good), 200,
+          "limiter: a flooding address with one failure is not banned (right password: 200)")
+    fresh = [one("127.3.0.2", bad) for _ in range(21)]
+    ck_eq((fresh, one("127.3.0.2", bad)), ([407] * 21, 429),
+          "limiter: a fresh address is judged normally after the flood: 21 x 407, then 429")
+    bans = [e.get("client", "") for e in rt.read_json_lines(r.log) if e.get("event") == "auth.ban"]
+    ck(sum(1 for c in bans if c.startswith(victim + ":")) == 1 and
+       sum(1 for c in bans if c.startswith("127.3.0.2:")) == 1,
+       "limiter: one auth.ban for the victim (never lifted and banned again), one for the "
+       "fresh address", bans[:10])
+    ck_eq(r.proc.stop(timeout=10), 0, "limiter: relay stops cleanly")
+
+
 # ================================================================= TLS
 
 def s_client_renegotiate(port):
@@ -676,6 +813,88 @@ def file_modes():
         leftovers = [n for n in os.listdir(rl.private) if n != "ca-bundle.pem"]
         ck_eq(leftovers, [], "umask %03o: no temporary file left next to the bundle" % um)
         ck_eq(rl.proc.stop(timeout=10), 0, "umask %03o: relay stops cleanly" % um)
+
+
+def mode_events(r, since):
+    """{basename: event} of the file.mode warnings logged since the offset."""
+    return {os.path.basename(str(e.get("file", ""))): e for e in rt.read_json_lines(r.log, since)
+            if e.get("event") == "file.mode"}
+
+
+def reload_and_wait(r):
+    """SIGHUP, then wait for the config.reload line; returns the log offset before it."""
+    since = rt.log_offset(r.log)
+    r.proc.signal(signal.SIGHUP)
+    ck(rt.wait_for_log(r.log, "config.reload", timeout=10, since=since) is not None,
+       "modes: the relay reloaded")
+    return since
+
+
+@rt.case(timeout=120)
+def file_mode_warnings():
+    """A CA bundle or password file that others (or a group other than the relay's own)
+    can read or write is named in a file.mode warning, with its mode, at start and at every
+    reload; never its content."""
+    _, res, _ = setup()
+    r = Relay("modewarn", res.port)
+    users = os.path.join(r.dir, "users.txt")
+    since = rt.log_offset(r.log)
+    r.start()
+    ck_eq(mode_events(r, since), {}, "modes: 0600 bundle and password file: no warning at start")
+    since = reload_and_wait(r)
+    ck_eq(mode_events(r, since), {}, "modes: 0600: no warning at reload")
+
+    os.chmod(r.bundle, 0o644)
+    os.chmod(users, 0o604)
+    for n in (1, 2):
+        since = reload_and_wait(r)
+        ev = mode_events(r, since)
+        b, u = ev.get("ca-bundle.pem", {}), ev.get("users.txt", {})
+        ck(b.get("file") == os.path.realpath(r.bundle) and b.get("mode") == "0644" and
+           b.get("level") == "warn" and "others" in str(b.get("reason")),
+           "modes: reload %d: a CA bundle of mode 0644 is named with its mode" % n, ev)
+        ck(u.get("file", "").endswith("/users.txt") and u.get("mode") == "0604" and
+           "others" in str(u.get("reason")),
+           "modes: reload %d: a password file of mode 0604 is named with its mode" % n, ev)
+
+    # The group bits: a group other than the relay's own counts, its own group does not
+    # (Kubernetes' fsGroup, Debian's user-private groups).
+    os.chmod(r.bundle, 0o600)
+    other = [g for g in ([65534] if os.geteuid() == 0 else os.getgroups()) if g != os.getegid()]
+    if other:
+        os.chown(users, -1, other[0])
+        os.chmod(users, 0o660)
+        since = reload_and_wait(r)
+        ev = mode_events(r, since)
+        ck(list(ev) == ["users.txt"] and ev["users.txt"].get("mode") == "0660" and
+           "group %d" % other[0] in str(ev["users.txt"].get("reason")),
+           "modes: a password file of mode 0660 in group %d (not the relay's) is named" %
+           other[0], ev)
+    else:
+        rt.skip("modes: group other than the relay's", "no second group available to chown to")
+    os.chown(users, -1, os.getegid())
+    os.chmod(users, 0o640)
+    since = reload_and_wait(r)
+    ck_eq(mode_events(r, since), {}, "modes: 0640 in the relay's own group: no warning")
+
+    # At start, before the start line.
+    ck_eq(r.proc.stop(timeout=10), 0, "modes: relay stops cleanly")
+    os.chmod(r.bundle, 0o640)
+    os.chown(r.bundle, -1, other[0] if other else os.getegid())
+    os.chmod(users, 0o666)
+    since = rt.log_offset(r.log)
+    r.start()
+    ev = mode_events(r, since)
+    if other:
+        ck(sorted(ev) == ["ca-bundle.pem", "users.txt"] and ev["ca-bundle.pem"].get("mode") ==
+           "0640" and ev["users.txt"].get("mode") == "0666" and
+           "writable" in ev["users.txt"].get("reason", ""),
+           "modes: at start: a 0640 bundle (other group) and a 0666 password file are named", ev)
+    with open(r.log, "rb") as f:
+        log = f.read()
+    ck(PASSWORD.encode() not in log and b"PRIVATE KEY" not in log and b"BEGIN" not in log,
+       "modes: the warnings carry no content of either file")
+    ck_eq(r.proc.stop(timeout=10), 0, "modes: relay stops cleanly after the start warnings")
 
 
 # ================================================================= logs

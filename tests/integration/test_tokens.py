@@ -579,6 +579,17 @@ def access_token_rejections():
     other_kid = ("0" if hdr["kid"][0] != "0" else "1") + hdr["kid"][1:]
     expect_407(MAIN, forge(claims, SECRET, other_kid), "ca_changed",
                "access: another kid -> 407 ca_changed")
+    # kid compared as exact bytes: the right kid with a NUL (JSON \u0000) after it, on a
+    # token whose signature is right (the derived key): before issue 17 C's strcmp saw
+    # the kid end at the NUL and accepted it. The same token with the exact kid works.
+    key = derive_key(MAIN.ca_key_der(), claims["sub"])
+    ok, why = MAIN.tunnel_ok(forge(claims, key, hdr["kid"]))
+    ck(ok, "access: re-signed in Python with the derived key and the exact kid: accepted", why)
+    for extra, what in ((r"\u0000", "a NUL appended"), (r"\u0000ignored", "a NUL and more"),
+                        (" ", "a space appended")):
+        h = '{"alg":"HS256","typ":"JWT","kid":"%s%s"}' % (hdr["kid"], extra)
+        expect_407(MAIN, remember(rt.jwt_hs256(claims, key, header=h)), "ca_changed",
+                   "access: kid with %s (right signature) -> 407 ca_changed" % what)
     expect_407(MAIN, MAIN.grant("resp-reject"), "token_invalid",
                "access: a grant presented as an access token -> 407 token_invalid")
     expect_407(MAIN, None, "auth_required",

@@ -831,12 +831,79 @@ def _check_local(host):
         raise ValueError("relaytest only talks to loopback, not %r" % host)
 
 
-def connect(host, port, timeout=5):
-    """Plain TCP connection to a loopback host:port, with `timeout` on every operation."""
+def connect(host, port, timeout=5, src=None):
+    """Plain TCP connection to a loopback host:port, with `timeout` on every operation;
+    from the loopback source address `src` (e.g. "127.3.0.1") when given."""
     _check_local(host)
-    s = socket.create_connection((host.strip("[]"), port), timeout=timeout)
+    if src is not None:
+        _check_local(src)
+    s = socket.create_connection((host.strip("[]"), port), timeout=timeout,
+                                 source_address=(src, 0) if src else None)
     s.settimeout(timeout)
     return s
+
+
+def exchange_from_many(sources, host, port, data, concurrency=64, timeout=60):
+    """One plain TCP connection per source address in `sources` (distinct loopback
+    addresses, each bound as the client's address) to host:port: send `data` (a small
+    request: it must fit the socket buffer in one send), read until the peer closes
+    (at most 64 KiB each). At most `concurrency` connections are open at once; the whole
+    run is bounded by `timeout` seconds. Returns {source: bytes received}; a source whose
+    connection failed or did not finish in time maps to None. Order of completion is not
+    the order of `sources`."""
+    _check_local(host)
+    sources = list(sources)
+    for src in sources:
+        _check_local(src)
+    sel = selectors.DefaultSelector()
+    out, todo = {}, list(reversed(sources))
+    end = time.monotonic() + timeout
+
+    def start(src):
+        s = socket.socket(socket.AF_INET6 if ":" in src else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setblocking(False)
+            s.bind((src, 0))
+            s.connect_ex((host.strip("[]"), port))
+            sel.register(s, selectors.EVENT_WRITE, [src, bytearray(), False])
+        except OSError:
+            s.close()
+            out[src] = None
+
+    try:
+        while (todo or sel.get_map()) and time.monotonic() < end:
+            while todo and len(sel.get_map()) < concurrency:
+                start(todo.pop())
+            for key, ev in sel.select(max(0.0, min(1.0, end - time.monotonic()))):
+                s, st = key.fileobj, key.data
+                src, buf, sent = st
+                try:
+                    if not sent:
+                        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                            raise OSError("connect failed")
+                        s.sendall(data)  # small requests: fit the socket buffer
+                        st[2] = True
+                        sel.modify(s, selectors.EVENT_READ, st)
+                        continue
+                    d = s.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    d = None
+                if d and len(buf) + len(d) <= 65536:
+                    buf += d
+                    continue
+                out[src] = bytes(buf) if d is not None or buf else None
+                sel.unregister(s)
+                s.close()
+    finally:
+        for key in list(sel.get_map().values()):
+            out.setdefault(key.data[0], None)
+            key.fileobj.close()
+        sel.close()
+    for src in todo:
+        out[src] = None
+    return out
 
 
 def client_context(cafile=None, verify=None, alpn=None, min_version=None, max_version=None,

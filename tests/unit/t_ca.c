@@ -2,7 +2,8 @@
  * t_ca.c — the CA bundle file: created in a temporary folder (file 0600, folder 0700, no
  * temporary file left), reloaded to the same key and fingerprint, shown as openssl shows
  * it; and refused, with the file named, when the key is PKCS#8, EC, missing, extra or not
- * the certificate's, when the certificate is missing, and at every truncation.
+ * the certificate's, when the certificate is missing, and at every truncation; a bundle
+ * others can read is named in a warning (file.mode), never its content.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -17,6 +18,8 @@
 #include "ca.h"
 #include "der.h"
 #include "err.h"
+#include "fileio.h"
+#include "log.h"
 #include "rand.h"
 #include "test.h"
 #include "x509.h"
@@ -329,6 +332,76 @@ refusals(void)
 	    "caKeyBits 1024 refused, nothing written");
 }
 
+/* Who besides the relay can read or write a secret file (fileio_exposed), and the
+ * file.mode warning of a bundle others can read: at load and from ca_warn_mode (every
+ * reload), with the file and its mode, never its content. */
+static void
+mode_warnings(void)
+{
+	static const struct {
+		unsigned mode;
+		int own_group;
+		const char *want; /* NULL: not exposed */
+	} rows[] = {
+		{ 0600, 0, NULL }, { 0400, 0, NULL }, { 0700, 0, NULL }, { 0711, 0, NULL },
+		{ 0644, 1, "readable by others" }, { 0602, 1, "writable by others" },
+		{ 0606, 1, "readable and writable by others" },
+		{ 0640, 1, NULL }, { 0660, 1, NULL }, { 0670, 1, NULL },
+		{ 0640, 0, "readable by group 65534" }, { 0620, 0, "writable by group 65534" },
+		{ 0664, 0, "readable and writable by group 65534 and others" },
+		{ 0610, 0, NULL }, { 0641, 0, "readable by group 65534" },
+	};
+	static char logbuf[8192];
+	struct stat st;
+	char why[96], name[96];
+	size_t i;
+	ssize_t n;
+	int fds[2], r;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		memset(&st, 0, sizeof st);
+		st.st_mode = S_IFREG | rows[i].mode;
+		st.st_gid = rows[i].own_group ? getegid() : (getegid() == 65534 ? 65533 : 65534);
+		snprintf(name, sizeof name, "mode %04o%s: %s", rows[i].mode,
+		    rows[i].own_group ? " (own group)" : "", rows[i].want ? rows[i].want : "not exposed");
+		why[0] = 0;
+		r = fileio_exposed(&st, why, sizeof why);
+		if (rows[i].want && getegid() == 65534 && !rows[i].own_group)
+			CHECK(r == 1, name); /* the other group is then 65533: the words differ */
+		else
+			CHECK(rows[i].want ? r == 1 && strcmp(why, rows[i].want) == 0 : r == 0, name);
+	}
+
+	if (pipe(fds) != 0)
+		return;
+	log_use_fd(fds[1]);
+	chmod(path, 0644);
+	r = ca_load_or_create(&b, path, 2048, "x", err, sizeof err);
+	ca_free(&b);
+	ca_warn_mode(path);
+	chmod(path, 0600);
+	ca_warn_mode(path);
+	r |= ca_load_or_create(&b, path, 2048, "x", err, sizeof err);
+	ca_free(&b);
+	log_use_fd(2);
+	close(fds[1]);
+	n = read(fds[0], logbuf, sizeof logbuf - 1);
+	close(fds[0]);
+	logbuf[n > 0 ? n : 0] = 0;
+	{
+		const char *l1 = strstr(logbuf, "\"event\":\"file.mode\"");
+		const char *l2 = l1 ? strstr(l1 + 1, "\"event\":\"file.mode\"") : NULL;
+
+		CHECK(r == ERR_OK && l1 && l2 && !strstr(l2 + 1, "\"event\":\"file.mode\""),
+		    "0644 bundle: one warning at load, one from ca_warn_mode, none once 0600");
+		CHECK(l1 && strstr(l1, path) && strstr(l1, "\"mode\":\"0644\"") &&
+		    strstr(l1, "\"what\":\"CA bundle\"") && strstr(l1, "readable by others"),
+		    "the warning names the bundle, its mode and why");
+	}
+	CHECK(!strstr(logbuf, "PRIVATE") && !strstr(logbuf, "MII"),
+	    "the warning holds nothing of the file's content");
+}
+
 /* A bundle made by OpenSSL: other Name layout, prime 1 mod 4; loads and issues. */
 static void
 foreign_ca(void)
@@ -374,6 +447,7 @@ t_ca(void)
 		show();
 		refusals();
 		foreign_ca();
+		mode_warnings();
 	}
 	ca_free(&a);
 	unlink(path);

@@ -451,11 +451,72 @@ responses(void)
 	CHECK_STR(http_reason(299), "Error", "unknown reason");
 }
 
+/* Field names listed in Connection (hop-by-hop, never forwarded), compared whole at any
+ * length: http_list_has_span on the span of each field's name. Before issue 17 the names
+ * were copied into 64 bytes first: a 64-byte listed name was missed and a 63-byte one
+ * matched its longer neighbours. */
+static void
+hop_by_hop_names(void)
+{
+	static const size_t lens[] = { 1, 10, 62, 63, 64, 65, 200, 1000, 1900 };
+	static char in[HTTP_DEFAULT_MAX_HEAD], name[2048], upper[2048];
+	static struct http_request r;
+	char what[96];
+	size_t i, k, n, o;
+	int ok;
+
+	for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		n = lens[i];
+		for (k = 0; k < n; k++) {
+			name[k] = (char)('a' + k % 26);
+			upper[k] = (char)('A' + k % 26);
+		}
+		name[n] = upper[n] = 0;
+		/* fields: 0 Connection, 1 the name, 2 the name + "x", 3 the name less its last
+		 * byte (absent for n = 1), 4 a second Connection with the name again */
+		o = (size_t)snprintf(in, sizeof in, "GET http://a/ HTTP/1.1\r\nConnection: close, \t%s ,x\r\n"
+		    "%s: 1\r\n%sx: 2\r\n", upper, name, name);
+		o += (size_t)snprintf(in + o, sizeof in - o, "%.*s%s\r\nconnection: y\r\n\r\n",
+		    (int)(n - 1), name, n > 1 ? ": 3" : "Z: 3");
+		http_init(&r);
+		snprintf(what, sizeof what, "hop-by-hop %zu-byte name: head parses", n);
+		ok = o < sizeof in && http_parse(&r, in, o, sizeof in) == HTTP_OK && r.nheaders == 5;
+		CHECK(ok, what);
+		if (!ok)
+			continue;
+		snprintf(what, sizeof what, "hop-by-hop %zu-byte name listed (other case)", n);
+		CHECK(http_list_has_span(in, &r, HTTP_H_CONNECTION, r.headers[1].name), what);
+		snprintf(what, sizeof what, "hop-by-hop %zu-byte name + 1 byte not listed", n);
+		CHECK(!http_list_has_span(in, &r, HTTP_H_CONNECTION, r.headers[2].name), what);
+		snprintf(what, sizeof what, "hop-by-hop %zu-byte name - 1 byte not listed", n);
+		CHECK(!http_list_has_span(in, &r, HTTP_H_CONNECTION, r.headers[3].name), what);
+		snprintf(what, sizeof what, "hop-by-hop %zu-byte name: the Connection names", n);
+		CHECK(!http_list_has_span(in, &r, HTTP_H_CONNECTION, r.headers[0].name) &&
+		    !http_list_has_span(in, &r, HTTP_H_CONNECTION, r.headers[4].name), what);
+	}
+	/* A name listed only by the second Connection field; an empty span. */
+	{
+		static const char h2[] = "GET http://a/ HTTP/1.1\r\nConnection: close\r\n"
+		    "X-Secret-Route: 1\r\nConnection: , ,X-SECRET-ROUTE\r\n\r\n";
+		struct http_span none = { 0, 0 };
+
+		http_init(&r);
+		CHECK_INT(http_parse(&r, h2, sizeof h2 - 1, MAXH), HTTP_OK, "hop-by-hop: second Connection parses");
+		CHECK(http_list_has_span(h2, &r, HTTP_H_CONNECTION, r.headers[1].name),
+		    "hop-by-hop: listed in the second Connection field, after empty elements");
+		CHECK(!http_list_has_span(h2, &r, HTTP_H_CONNECTION, none),
+		    "hop-by-hop: an empty name is never listed (empty list elements)");
+		CHECK(!http_list_has_span(h2, &r, HTTP_H_UPGRADE, r.headers[1].name),
+		    "hop-by-hop: no Upgrade field, nothing listed");
+	}
+}
+
 void
 t_http(void)
 {
 	head_table();
 	head_fields();
+	hop_by_hop_names();
 	target_table();
 	content_length();
 	responses();

@@ -114,6 +114,51 @@ t_jwt(void)
 	    t.exp == 1800000100 && (t.has & JWT_HAS_KID) && strcmp(t.kid, "0123456789abcdef") == 0,
 	    "claims and kid read back");
 
+	/* kid kept and compared as exact bytes: a JSON \u0000 is a byte of it, not its end. */
+	{
+		static const struct {
+			const char *hdr_kid; /* JSON text between the quotes */
+			const char *bytes;
+			size_t len;
+			const char *name;
+		} kids[] = {
+			{ "0123456789abcdef", "0123456789abcdef", 16, "kid exact" },
+			{ "0123456789abcdef\\u0000", "0123456789abcdef\0", 17, "kid with a NUL appended" },
+			{ "0123456789abcdef\\u0000x", "0123456789abcdef\0x", 18, "kid with a NUL and more" },
+			{ "\\u0000", "\0", 1, "kid of one NUL" },
+			{ "", "", 0, "empty kid" },
+			{ "01234567\\u0030", "012345670", 9, "escaped digit decoded" },
+		};
+		char hdr[160];
+
+		for (i = 0; i < sizeof kids / sizeof kids[0]; i++) {
+			snprintf(hdr, sizeof hdr, "{\"alg\":\"HS256\",\"kid\":\"%s\"}", kids[i].hdr_kid);
+			signed_tok(buf, sizeof buf, hdr, C);
+			CHECK(jwt_parse(buf, strlen(buf), &t) == JWT_OK && (t.has & JWT_HAS_KID) &&
+			    t.kid_len == kids[i].len && memcmp(t.kid, kids[i].bytes, kids[i].len) == 0,
+			    kids[i].name);
+			CHECK(jwt_kid_eq(&t, kids[i].bytes, kids[i].len), kids[i].name);
+		}
+		signed_tok(buf, sizeof buf, "{\"alg\":\"HS256\",\"kid\":\"0123456789abcdef\\u0000\"}", C);
+		CHECK(jwt_parse(buf, strlen(buf), &t) == JWT_OK &&
+		    !jwt_kid_eq(&t, "0123456789abcdef", 16),
+		    "kid with a NUL appended does not equal the kid without it");
+		signed_tok(buf, sizeof buf, "{\"alg\":\"HS256\",\"kid\":\"0123456789abcdef\"}", C);
+		CHECK(jwt_parse(buf, strlen(buf), &t) == JWT_OK &&
+		    !jwt_kid_eq(&t, "0123456789abcde", 15) && !jwt_kid_eq(&t, "0123456789abcdef0", 17) &&
+		    !jwt_kid_eq(&t, "0123456789ABCDEF", 16), "kid: prefix, longer, other case differ");
+		signed_tok(buf, sizeof buf, H, C);
+		CHECK(jwt_parse(buf, strlen(buf), &t) == JWT_OK && !jwt_kid_eq(&t, "", 0),
+		    "no kid equals nothing, not even the empty kid");
+		snprintf(hdr, sizeof hdr, "{\"alg\":\"HS256\",\"kid\":\"%0129d\"}", 0);
+		signed_tok(buf, sizeof buf, hdr, C);
+		CHECK(jwt_parse(buf, strlen(buf), &t) == JWT_OK && !(t.has & JWT_HAS_KID) &&
+		    !jwt_kid_eq(&t, "", 0), "a kid over 128 bytes is no kid");
+		signed_tok(buf, sizeof buf, "{\"alg\":\"HS256\",\"kid\":16}", C);
+		CHECK(jwt_parse(buf, strlen(buf), &t) == JWT_OK && !(t.has & JWT_HAS_KID),
+		    "a kid that is not a string is no kid");
+	}
+
 	/* Shape. */
 	signed_tok(buf, sizeof buf, H, C);
 	n = strlen(buf);

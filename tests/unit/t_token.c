@@ -7,6 +7,7 @@
 #include "ca.h"
 #include "config.h"
 #include "jwt.h"
+#include "kdf.h"
 #include "token.h"
 #include "test.h"
 
@@ -149,6 +150,33 @@ t_token(void)
 		e2[l2] = 0;
 		snprintf(other, sizeof other, "%s.%s.", e1, e2);
 		CHECK_STR(verify_access(other, NOW), "token_invalid", "alg none");
+	}
+	/* kid compared as exact bytes: the right kid with a NUL after it (JSON \u0000), on a
+	 * token signed with the right derived key, is another kid (before issue 17, strcmp
+	 * stopped at the NUL and accepted it). */
+	{
+		static const struct { const char *suffix, *want, *name; } kids[] = {
+			{ "", "ok", "re-signed with the derived key and the exact kid" },
+			{ "\\u0000", "ca_changed", "kid with a NUL appended" },
+			{ "\\u0000junk", "ca_changed", "kid with a NUL and more" },
+			{ "0", "ca_changed", "kid with a digit appended" },
+		};
+		struct kdf_master m;
+		unsigned char key[KDF_KEY_LEN];
+		char h[128], c[256];
+		size_t i;
+
+		kdf_master_init(&m, ca.key_der, ca.key_der_len);
+		CHECK_INT(kdf_access_key(&m, "r-1", 3, 42, 0, key), 0, "derived key for r-1");
+		snprintf(c, sizeof c, "{\"iss\":\"relaypro\",\"sub\":\"r-1\",\"org\":42,\"ep\":0,"
+		    "\"iat\":%lld,\"exp\":%lld}", NOW, NOW + 100);
+		for (i = 0; i < sizeof kids / sizeof kids[0]; i++) {
+			snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s%s\"}",
+			    token_kid(), kids[i].suffix);
+			jwt_sign(other, sizeof other, h, c, key, sizeof key);
+			CHECK_STR(verify_access(other, NOW), kids[i].want, kids[i].name);
+		}
+		kdf_master_wipe(&m);
 	}
 	CHECK_STR(verify_access("", NOW), "auth_required", "empty access token");
 	/* Clock jumps (the relay reads the wall clock for every check; `now` is injected here):
