@@ -21,6 +21,7 @@
 #include "certfile.h"
 #include "der.h"
 #include "err.h"
+#include "fileio.h"
 #include "pem.h"
 #include "secret.h"
 
@@ -655,6 +656,11 @@ certfile_load(struct certfile_pair *p, const char *cert_path, const char *key_pa
 		r = certfile_parse(p, cert, cn, cert_path, key, kn, key_path, err, errlen);
 	secret_wipe(key, kn);
 	secret_wipe(cert, cn); /* certFile may hold the key too */
+	if (r == ERR_OK) { /* the key file, like the CA bundle, is a secret (file.mode) */
+		struct stat st;
+		if (stat(key_path, &st) == 0)
+			fileio_warn_exposed("key file", key_path, &st);
+	}
 	return r;
 }
 

@@ -14,6 +14,7 @@ forged link, encrypted / Ed25519 / DSA keys, RSA-1024, P-521, key and leaf that 
 match, certFile without keyFile) exits 2 naming the file, with no key text in the error.
 """
 import calendar
+import json
 import os
 import re
 import signal
@@ -530,6 +531,29 @@ def minted_certificate_when_unset():
     rt.check("relaypro CA" in issuer(), "certFile removed by SIGHUP: the minted certificate again")
     rt.check(metric(r, 'relaypro_certificate_not_after_seconds{source="minted"}') is not None,
              "/metrics: source minted again")
+    r["proc"].stop()
+
+
+@rt.case(timeout=120)
+def key_file_readable_by_others_is_warned():
+    """keyFile holds a private key: readable by others, a file.mode warning names it (path
+    and mode, never its content), at start and at every reload; 0600 gives none."""
+    chain, key = S["forms"][0][1:3]
+    d = os.path.join(S["tmp"], "keymode")
+    os.makedirs(d)
+    k = os.path.join(d, "open.key")
+    write(k, read(key))
+    os.chmod(k, 0o600)
+    r = start_relay("keymode", chain, k)
+    rt.check(r["started"], "relay with a 0600 keyFile starts")
+    early = [e for e in rt.read_json_lines(r["log"]) if e.get("event") == "file.mode"]
+    rt.check(not early, "0600 keyFile: no file.mode warning up to the start line", early)
+    os.chmod(k, 0o644)
+    since, _ = hup_and_wait(r)
+    ev = rt.wait_for_log(r["log"], lambda e: e.get("event") == "file.mode"
+                         and e.get("file") == k, timeout=10, since=since)
+    rt.check(ev and ev.get("what") == "key file" and "BEGIN" not in json.dumps(ev),
+             "chmod 0644 and SIGHUP: file.mode names the keyFile, without its content", ev)
     r["proc"].stop()
 
 
