@@ -38,6 +38,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -58,11 +59,12 @@ _ap = argparse.ArgumentParser(description="relaypro against squid and stunnel+ti
 _ap.add_argument("--bin", help="the relaypro binary to measure (default: RELAYPRO_BIN, "
                  "else build/amd64/relaypro)")
 _ap.add_argument("--quick", action="store_true", help="a short smoke run")
-_ap.add_argument("--profile", choices=("perf", "callgrind"),
-                 help="instead of the comparison: where one relay's time (perf) or instructions "
-                 "(callgrind) go while it serves --tunnels new tunnels; use a build with symbols")
+_ap.add_argument("--profile", choices=("perf", "callgrind", "strace"),
+                 help="instead of the comparison: where one relay's time (perf), instructions "
+                 "(callgrind) or system calls (strace) go while it serves --tunnels new tunnels; "
+                 "perf and callgrind want a build with symbols")
 _ap.add_argument("--tunnels", type=int, default=0, help="--profile: new tunnels served "
-                 "(default 3000 under perf, 400 under callgrind)")
+                 "(default 3000; 400 under callgrind)")
 ARGS = _ap.parse_args()
 QUICK = ARGS.quick
 
@@ -637,13 +639,15 @@ def print_tables(ours, theirs):
             if r:
                 rows.append([names[k], n, r["samples"], ms(r["rtt_p50_us"]), ms(r["rtt_p90_us"]),
                              ms(r["rtt_p99_us"]), ms(r["rtt_p999_us"]), ms(r["rtt_max_us"]),
-                             r["lost"] + r["unanswered"] + r["skipped"],
+                             r["lost"] + r["unanswered"] + r["skipped"], ms(r["lag_p99_us"]),
                              "-" if r["rss_kib"] is None else r["rss_kib"]])
     if rows:
+        # "sent late p99": how late the generator wrote its echoes against their schedule, a
+        # sign of the generator itself waiting for a CPU (a busy machine), not of the proxy.
         table("ping on idle tunnels: each tunnel sends one 64-byte echo every %g s (spread evenly), "
               "%g s counted per step" % (PING_PERIOD, PING_SECONDS),
               ["peer", "tunnels", "echoes", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-               "lost", "RSS KiB"], rows)
+               "lost", "sent late p99 ms", "RSS KiB"], rows)
         rows = []
         for k in everyone:
             lo, hi = find("ping", k, tunnels=PING_STEPS[0]), find("ping", k, tunnels=PING_STEPS[-1])
@@ -739,8 +743,9 @@ def targets():
     p_hi, p_lo = val("ping", me, "rtt_p99_us", tunnels=top), val("ping", me, "rtt_p99_us", tunnels=low)
     sq_hi = val("ping", sq, "rtt_p99_us", tunnels=top)
     bad = (val("ping", me, "lost", tunnels=top) or 0) + (val("ping", me, "unanswered", tunnels=top) or 0)
+    floor = val("ping", "direct", "rtt_p99_us", tunnels=top)
     add("idle-tunnel ping p99 at %d held" % top,
-        "%s ms (squid %s ms)" % (ms(p_hi), ms(sq_hi)), "<= 2 ms",
+        "%s ms (squid %s ms; no proxy %s ms)" % (ms(p_hi), ms(sq_hi), ms(floor)), "<= 2 ms",
         None if p_hi is None else (p_hi <= 2000 and bad == 0),
         "%d echoes lost or unanswered" % bad if bad else "")
     add("ping p99 at %d against %d held" % (top, low),
@@ -796,9 +801,9 @@ def targets():
         now_b, was_b = vs_squid(RESULTS, me, "bulk", "mb_per_s"), vs_squid(recs, bkey, "bulk", "mb_per_s")
         lat_now = vs_squid(RESULTS, me, "latency", "added_p50_us", True)
         lat_was = vs_squid(recs, bkey, "latency", "added_p50_us", True)
-        fb = "%s x squid vs %s x in %s" % (_f2(now_b), _f2(was_b), src)
+        fb = "%s x squid vs %s x in %s" % (_f2(now_b), _f2(was_b), src or "-")
         fl = "%s us = %s x squid vs %s x in %s" % (val("latency", me, "added_p50_us"), _f2(lat_now),
-                                                   _f2(lat_was), src)
+                                                   _f2(lat_was), src or "-")
     add("bulk MB/s through one tunnel, no worse than before", fb, ">= before",
         no_worse(now_b, was_b), "" if src else "no baseline")
     add("added round-trip latency p50, no worse than before", fl, ">= before",
@@ -908,10 +913,11 @@ def profile(tool, tunnels):
     each: TCP + full TLS 1.2 handshake (X25519, ECDSA P-256, AES-128-GCM) + CONNECT + one
     64-byte echo + close. perf: CPU samples of the relay only, kernel included; callgrind:
     the relay's user-space instructions, exact and repeatable. Prints the groups."""
-    if shutil.which({"perf": "perf", "callgrind": "valgrind"}[tool]) is None:
-        say("installing %s (apt)" % ("linux-perf" if tool == "perf" else "valgrind"))
-        sh(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-q",
-            "linux-perf" if tool == "perf" else "valgrind"], timeout=900,
+    exe, pkg = {"perf": ("perf", "linux-perf"), "callgrind": ("valgrind", "valgrind"),
+                "strace": ("strace", "strace")}[tool]
+    if shutil.which(exe) is None:
+        say("installing %s (apt)" % pkg)
+        sh(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-q", pkg], timeout=900,
            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     base = rt.make_tmpdir("bench-")
     echo = rt.start_process([LOADGEN, "echo", "--duration", DEADLINE_S], tmpdir=base, name="echo")
@@ -922,7 +928,13 @@ def profile(tool, tunnels):
     pid = relay.procs[0].pid
     perf_out = os.path.join(relay.dir, "perf.data")
     rec = None
-    if tool == "perf":
+    strace_out = os.path.join(relay.dir, "strace.txt")
+    if tool == "strace":
+        rec = rt.start_process(["strace", "-c", "-f", "-o", strace_out, "-p", str(pid)], tmpdir=relay.dir,
+                               name="strace")
+        if not rec.wait_for_output("attached", timeout=20, stream="stderr"):
+            raise RuntimeError("strace did not attach: %s" % rec.stderr()[-300:])
+    elif tool == "perf":
         rec = rt.start_process(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-p", str(pid),
                                 "-o", perf_out], tmpdir=relay.dir, name="perf")
         if not rt.wait_until(lambda: os.path.exists(perf_out), timeout=20):
@@ -945,21 +957,51 @@ def profile(tool, tunnels):
         raise RuntimeError("loadgen: %s %s" % (res[-1:] if res else "", r.stderr[-300:]))
     group = symbol_groups(RELAYPRO_BIN)
     totals, tops = {}, {}
-    if tool == "perf":
+    if tool == "strace":
         rec.signal(signal.SIGINT)
         rec.wait(60)
-        rep = sh(["perf", "report", "-i", perf_out, "--stdio", "--no-children", "-g", "none",
-                  "--sort", "dso,sym", "--percent-limit", "0", "-F", "sample,dso,sym"], timeout=300)
+        unit, total, scale = "calls/tunnel", 0, 1.0 / tunnels
+        with open(strace_out) as f:
+            for line in f:
+                parts = line.split()
+                # % time, seconds, usecs/call, calls, [errors], syscall
+                if len(parts) >= 5 and parts[0].replace(".", "").isdigit() and parts[-1] != "total":
+                    calls, name = int(parts[3]), parts[-1]
+                    totals[name] = calls
+                    tops[name] = [(calls, "%s errors" % parts[4] if len(parts) == 6 else "")]
+                    total += calls
+    elif tool == "perf":
+        rec.signal(signal.SIGINT)
+        rec.wait(60)
+        # One sample per block of `perf script`: the leaf frame first, then its callers. A
+        # kernel sample is put under the system call found among its callers (the cost of
+        # that call, TCP/IP included), else under interrupts.
+        rep = sh(["perf", "script", "-i", perf_out, "-F", "ip,sym,dso"], timeout=600)
         unit, total = "us/tunnel", 0
-        for line in rep.stdout.splitlines():
-            parts = line.split()
-            if len(parts) < 4 or not parts[0].isdigit() or parts[2] not in ("[.]", "[k]"):
+        frames = []
+        for line in rep.stdout.splitlines() + [""]:
+            if line.strip():
+                frames.append(line.strip())
                 continue
-            n, sym = int(parts[0]), " ".join(parts[3:])
-            g = "kernel (system calls, TCP/IP over loopback, scheduling)" if parts[2] == "[k]" else group(sym)
-            totals[g] = totals.get(g, 0) + n
-            tops.setdefault(g, []).append((n, sym))
-            total += n
+            if not frames:
+                continue
+            leaf = frames[0].split(None, 1)[1] if " " in frames[0] else frames[0]
+            sym = leaf.rsplit(" (", 1)[0]
+            if "[kernel.kallsyms]" in frames[0]:
+                g = "kernel: interrupts, other"
+                for fr in frames:
+                    m = re.search(r"(?:__x64_sys_|__do_sys_|ksys_)(\w+)", fr)
+                    if m:
+                        g = "kernel: " + m.group(1) + " system calls"
+                        break
+            else:
+                g = group(sym)
+            totals[g] = totals.get(g, 0) + 1
+            tops.setdefault(g, {}).setdefault(sym, 0)
+            tops[g][sym] += 1
+            total += 1
+            frames = []
+        tops = {g: [(n, sym) for sym, n in d.items()] for g, d in tops.items()}
         scale = 1e6 / 4999.0 / tunnels     # one sample = 1/4999 s of CPU
     else:
         sh(["callgrind_control", "-i", "off", str(pid)], timeout=60)
@@ -986,17 +1028,20 @@ def profile(tool, tunnels):
     say("== profile (%s): %d new tunnels (TCP + full TLS handshake + CONNECT localhost + 64-byte "
         "echo + close), 8 at once, %s" % (tool, tunnels, os.path.basename(RELAYPRO_BIN)))
     say("   relay CPU %.0f us per tunnel from /proc (%.2f s over %.1f s)%s" % (
-        cpu * 1e6 / tunnels, cpu, wall, "; under valgrind" if tool == "callgrind" else ""))
+        cpu * 1e6 / tunnels, cpu, wall, {"callgrind": "; under valgrind", "strace": "; under strace"}.get(
+            tool, "")))
     rows = []
     for g, n in sorted(totals.items(), key=lambda kv: -kv[1]):
         top = ", ".join("%s %.0f%%" % (sym, 100.0 * k / total)
-                        for k, sym in sorted(tops[g], reverse=True)[:4])
-        rows.append([g, "%.1f%%" % (100.0 * n / total), "%.0f" % (n * scale), top])
+                        for k, sym in sorted(tops[g], reverse=True)[:4]) if tool != "strace" else tops[g][0][1]
+        rows.append([g, "%.1f%%" % (100.0 * n / total), "%.2f" % (n * scale) if tool == "strace"
+                     else "%.0f" % (n * scale), top])
         RESULTS.append({"bench": "profile", "tool": tool, "group": g, "share": round(n / total, 4),
                         unit.replace("/", "_per_"): round(n * scale, 1), "tunnels": tunnels})
-    table("where the relay's %s go, grouped (%s)" % ("CPU samples" if tool == "perf" else "instructions",
-                                                    unit),
-          ["group", "share", unit, "largest functions (share of all)"], rows)
+    what = {"perf": "CPU samples", "callgrind": "instructions", "strace": "system calls"}[tool]
+    table("where the relay's %s go, grouped (%s)" % (what, unit),
+          ["group" if tool != "strace" else "system call", "share", unit,
+           "largest functions (share of all)" if tool != "strace" else ""], rows)
     for r2 in RESULTS:
         say(json.dumps(r2, sort_keys=True))
     return 0
@@ -1026,7 +1071,7 @@ def main():
             say("missing %s: build it first (make bench builds both)" % b)
             return 2
     if ARGS.profile:
-        return profile(ARGS.profile, ARGS.tunnels or (3000 if ARGS.profile == "perf" else 400))
+        return profile(ARGS.profile, ARGS.tunnels or (400 if ARGS.profile == "callgrind" else 3000))
     # 9,000 tunnels need about 18,000 descriptors in the proxy and 9,000 in the generator and
     # in the echo server: raise the soft limit (inherited by every process started here).
     try:
