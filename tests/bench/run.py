@@ -31,7 +31,7 @@ stunnel+tinyproxy, 2000: 9,000 would need 18,000 threads on a machine whose pid_
 (rate,bulk,latency,idle,ping), BENCH_BEFORE_BIN (another relaypro binary, measured in the
 same run for latency, bulk, idle, ping and rate while idle tunnels are held; the "no
 worse than before" targets then compare with it), BENCH_BASELINE (JSON of a recorded run
-the "no worse" targets compare with otherwise, tests/bench/baseline-round2.json),
+the "no worse" targets compare with otherwise, tests/bench/baseline-round2.jsonl),
 LOADGEN_BIN. `--quick` shortens everything (a smoke run).
 """
 import argparse
@@ -90,7 +90,7 @@ PING_SECONDS = env_num("BENCH_PING_SECONDS", 30, 10)
 PEERS = os.environ.get("BENCH_PEERS", "relaypro,squid,stunnel,direct").split(",")
 MODES = os.environ.get("BENCH_MODES", "rate,bulk,latency,idle,ping").split(",")
 BEFORE_BIN = os.path.abspath(os.environ["BENCH_BEFORE_BIN"]) if os.environ.get("BENCH_BEFORE_BIN") else ""
-BASELINE = os.environ.get("BENCH_BASELINE") or os.path.join(HERE, "baseline-round2.json")
+BASELINE = os.environ.get("BENCH_BASELINE") or os.path.join(HERE, "baseline-round2.jsonl")
 RELAYPRO_BIN = os.path.abspath(ARGS.bin or os.environ.get("RELAYPRO_BIN") or
                                os.path.join(REPO, "build", "amd64", "relaypro"))
 LOADGEN = os.path.abspath(os.environ.get("LOADGEN_BIN") or os.path.join(REPO, "build", "amd64", "loadgen"))
@@ -705,6 +705,7 @@ def print_tables(ours, theirs):
 # ================================================================= issue 18's targets
 
 NOISE = 0.10   # "no worse than before": run-to-run spread of bulk and added latency on this VM
+               # (and at least 5 us for the added latency, a figure of 10-20 us)
 
 
 def _baseline():
@@ -776,41 +777,42 @@ def targets():
     # "No worse than before": same-run before binary, else the recorded baseline's ratios to squid.
     recs, bkey, src = _baseline()
 
-    def no_worse(now, before):
+    def no_worse(now, before, lower_is_better=False, slack_abs=0.0):
         if now is None or before is None:
             return None
-        if now >= before:
+        if (now <= before) if lower_is_better else (now >= before):
             return True
-        return "within noise" if now >= before * (1 - NOISE) else False
+        slack = max(abs(before) * NOISE, slack_abs)
+        return "within noise" if abs(now - before) <= slack else False
 
-    def vs_squid(rs, key, bench, field, inverse=False):
+    def vs_squid(rs, key, bench, field):
         a, b = _from(rs, bench, key), _from(rs, bench, sq)
         if not a or not b or not a[field] or not b[field]:
             return None
-        return b[field] / a[field] if inverse else a[field] / b[field]
+        return a[field] / b[field]
 
-    same_run = bkey == "relaypro-before"
-    if same_run:
+    now_l = val("latency", me, "added_p50_us")
+    if bkey == "relaypro-before":
         now_b, was_b = val("bulk", me, "mb_per_s"), val("bulk", bkey, "mb_per_s")
-        now_l, was_l = val("latency", me, "added_p50_us"), val("latency", bkey, "added_p50_us")
+        was_l = val("latency", bkey, "added_p50_us")
         fb = "%s MB/s vs %s MB/s before" % (now_b, was_b)
         fl = "%s us vs %s us before" % (now_l, was_l)
-        # latency: lower is better; compare as before/now
-        lat_now, lat_was = (1.0 / now_l if now_l else None), (1.0 / was_l if was_l else None)
     else:
+        # The recorded run's ratio to squid, applied to this run's squid.
         now_b, was_b = vs_squid(RESULTS, me, "bulk", "mb_per_s"), vs_squid(recs, bkey, "bulk", "mb_per_s")
-        lat_now = vs_squid(RESULTS, me, "latency", "added_p50_us", True)
-        lat_was = vs_squid(recs, bkey, "latency", "added_p50_us", True)
+        r_was, sq_now = vs_squid(recs, bkey, "latency", "added_p50_us"), val("latency", sq, "added_p50_us")
+        was_l = r_was * sq_now if r_was is not None and sq_now is not None else None
         fb = "%s x squid vs %s x in %s" % (_f2(now_b), _f2(was_b), src or "-")
-        fl = "%s us = %s x squid vs %s x in %s" % (val("latency", me, "added_p50_us"), _f2(lat_now),
-                                                   _f2(lat_was), src or "-")
+        fl = "%s us vs %s us (%s's ratio to squid x this run's squid %s us)" % (
+            now_l, _f2(was_l), src or "-", sq_now)
     add("bulk MB/s through one tunnel, no worse than before", fb, ">= before",
         no_worse(now_b, was_b), "" if src else "no baseline")
-    add("added round-trip latency p50, no worse than before", fl, ">= before",
-        no_worse(lat_now, lat_was), "" if src else "no baseline")
+    # Added latency is tens of microseconds: a few of them are noise whatever the ratio.
+    add("added round-trip latency p50, no worse than before", fl, "<= before",
+        no_worse(now_l, was_l, lower_is_better=True, slack_abs=5.0), "" if src else "no baseline")
     kib = val("idle", me, "kib_per_tunnel")
-    add("memory per idle tunnel (%d held)" % (val("idle", me, "tunnels") or 0),
-        "%s KiB (squid %s KiB)" % (kib, val("idle", sq, "kib_per_tunnel")), "<= 24 KiB",
+    add("memory per idle tunnel (%d held)" % (val("idle", me, "tunnels") or top),
+        "%s KiB (squid %s KiB)" % (_f2(kib), _f2(val("idle", sq, "kib_per_tunnel"))), "<= 24 KiB",
         None if kib is None else kib <= 24)
     size = os.path.getsize(RELAYPRO_BIN)
     add("binary size (the binary measured)", "%d bytes = %.0f KiB" % (size, size / 1024.0), "< 512 KiB",
@@ -846,7 +848,7 @@ BEARSSL_GROUPS = (
      ("aes_", "ghash_", "gcm", "chacha20_", "poly1305_", "ssl_rec_")),
     ("BearSSL crypto: hashes, HMAC, PRF, DRBG (transcript, keys, Finished)",
      ("sha1", "sha2", "md5", "multihash", "hmac", "prf", "hkdf", "dig_", "sysrng", "aesctr_drbg")),
-    ("BearSSL crypto: helpers (byte codecs, constant-time copy)", ("dec", "enc", "ccopy")),
+    ("BearSSL crypto: byte codecs, constant-time copy", ("dec", "enc", "ccopy")),
     ("BearSSL TLS engine: handshake interpreter, record framing, session cache", ("ssl_",)),
     ("BearSSL other (X.509, PEM, keys)", ("",)),
 )
@@ -854,7 +856,7 @@ BEARSSL_GROUPS = (
 
 def _nm(paths):
     """{symbol: member or object file name} for the functions defined in `paths`. A static
-    name defined in several members (BearSSL's T0 helpers t0_parse7E_* are in each T0
+    name defined in several members (BearSSL's T0 functions t0_parse7E_* are in each T0
     interpreter) goes to the one a relay runs per connection, the TLS server's."""
     out = {}
     r = sh(["nm", "-A", "--defined-only"] + paths, timeout=60)
