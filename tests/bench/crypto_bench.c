@@ -399,6 +399,7 @@ primitives(void)
 
 /* ---- part 2: whole connections in memory ----------------------------------------- */
 
+static const char *alpn[] = { "http/1.1" };  /* BearSSL takes it non-const */
 static const uint16_t relay_suites[] = {    /* src/tls.c's list, in its order */
 	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -510,6 +511,7 @@ server_init(struct conn *c, const struct choice *ch)
 	br_hmac_drbg_generate(&rng, seed, sizeof seed);
 	br_ssl_engine_inject_entropy(&sc->eng, seed, sizeof seed);
 	sc->eng.rng_os_rand_done = 1;
+	br_ssl_engine_set_protocol_names(&sc->eng, alpn, 1);
 	br_ssl_engine_set_buffers_bidi(&sc->eng, c->sib, sizeof c->sib, c->sob, sizeof c->sob);
 	br_ssl_server_set_cache(sc, &cache.vtable);
 }
