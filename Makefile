@@ -120,6 +120,11 @@ run:
 $(BUILD)/token-bench: tests/bench/token_bench.c $(OBJS) $(LIBS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -O2 -static -no-pie -o $@ $< $(OBJS) $(LIBS)
 
+# BearSSL's primitives and whole in-memory connections, server side (tests/bench/crypto_bench.c).
+$(BUILD)/crypto-bench: tests/bench/crypto_bench.c $(DEPS)/lib/libbearssl.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -I$(DEPS)/include -static -o $@ $< $(DEPS)/lib/libbearssl.a
+
 # The load generator and echo backend (a test tool, never linked into relaypro).
 $(BUILD)/loadgen: tests/bench/loadgen.c $(DEPS)/lib/libbearssl.a
 	@mkdir -p $(dir $@)
@@ -127,11 +132,15 @@ $(BUILD)/loadgen: tests/bench/loadgen.c $(DEPS)/lib/libbearssl.a
 	    $(DEPS)/lib/libbearssl.a -lpthread
 
 # tests/bench/run.py: relaypro against squid and stunnel+tinyproxy (installed with apt when
-# missing); BENCH_* variables in its header tune durations and counts.
-bench: deps $(BUILD)/token-bench $(BUILD)/relaypro $(BUILD)/loadgen
+# missing); BENCH_* variables in its header tune durations and counts. The binary measured
+# is this tree's build unless RELAYPRO_BIN names another one (`make bench RELAYPRO_BIN=...`,
+# e.g. the binary of an earlier commit; BENCH_BEFORE_BIN measures a second one beside it).
+BENCH_BIN = $(if $(RELAYPRO_BIN),$(RELAYPRO_BIN),$(BUILD)/relaypro)
+bench: deps $(BUILD)/token-bench $(BUILD)/crypto-bench $(BUILD)/relaypro $(BUILD)/loadgen
 	$(BUILD)/token-bench
-	RELAYPRO_BIN=$(BUILD)/relaypro LOADGEN_BIN=$(BUILD)/loadgen python3 tests/bench/run.py
-	python3 tests/bench/slowloris_p99.py --bin $(BUILD)/relaypro
+	$(BUILD)/crypto-bench
+	LOADGEN_BIN=$(BUILD)/loadgen python3 tests/bench/run.py --bin $(BENCH_BIN)
+	python3 tests/bench/slowloris_p99.py --bin $(BENCH_BIN)
 
 # Fuzzing (docs/fuzzing.md). One libFuzzer target per parser, tests/fuzz/fuzz_<name>.c,
 # each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new

@@ -4,11 +4,14 @@
  *
  *   loadgen echo    --listen 127.0.0.1:0                   echo server (epoll), prints its port
  *   loadgen rate    --proxy A --target T [--conc C] [--threads N] [--duration D] [--count M]
- *                   [--resume]       new TLS connection + CONNECT + one echo + close, C at once
+ *                   [--resume] [--target-host NAME]
+ *                                    new TLS connection + CONNECT + one echo + close, C at once
  *   loadgen bulk    --proxy A --target T [--duration D]   MB/s through one tunnel, both ways
  *   loadgen latency --proxy A --target T [--rounds R]     echo round trips, tunnel vs direct
- *   loadgen idle    --proxy A --target T --count N [--conc C] [--hold S]
- *                                                        open N tunnels, then hold them
+ *   loadgen ping    --proxy A --target T [--steps 100,1000,9000] [--period S] [--seconds S]
+ *                   [--conc C] [--hold S] [--wait-go] [--direct]
+ *                   N idle tunnels, each sends one echo every period: round-trip p50/p99/max
+ *                   at each step, then the tunnels are held (--seconds 0: open and hold)
  *
  * The proxy is spoken to over TLS 1.2 with BearSSL; the credentials are the whole
  * Proxy-Authorization value taken from the environment variable LOADGEN_AUTH ("Basic ..."
@@ -18,7 +21,9 @@
  * the same client: TLS 1.2, ECDHE (X25519 offered first) with AES-128-GCM, SHA-256.
  *
  * Results are JSON lines on stdout, one per measurement. Every loop is bounded by a
- * duration and by a count; every address must be loopback (127.0.0.0/8).
+ * duration and by a count; every address must be loopback (127.0.0.0/8). Every mode waits
+ * on readiness (poll for the few sockets of rate/bulk/latency, epoll for ping's thousands),
+ * never on a timer, so the generator adds no polling delay to what it measures.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -36,8 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,10 +64,10 @@ struct opts {
 	const char *mode, *label;
 	struct sockaddr_in proxy, target, listen;
 	char target_text[64];
-	const char *auth;
-	int conc, threads, resume, payload, rounds;
+	const char *auth, *steps;
+	int conc, threads, resume, payload, rounds, direct, wait_go;
 	long count;
-	double duration, hold, warmup;
+	double duration, hold, warmup, period, seconds;
 };
 static struct opts o;
 static volatile sig_atomic_t stop_flag;
@@ -517,20 +524,17 @@ client_open_blocking(struct client *cl, int64_t timeout_us)
 	}
 }
 
-/* ---- rate and idle: many clients, one poll loop per thread -------------------------- */
+/* ---- rate: many clients, one poll loop per thread (a handful of sockets each) ---------- */
 
 struct worker {
 	pthread_t th;
 	int nclients;
 	int64_t end_us;
 	long budget;                 /* connections this thread may start (count bound) */
-	int idle;                    /* idle mode: keep tunnels open, no reconnect */
 	long done, full, resumed, failed, started;
 	uint32_t *samples;
 	size_t nsamples;
 	struct client *cl;
-	int *open_fds;               /* idle: fds of tunnels held */
-	long nopen;
 };
 
 static void *
@@ -588,13 +592,7 @@ worker_run(void *arg)
 					w->full++;
 				if (w->nsamples < MAX_SAMPLES)
 					w->samples[w->nsamples++] = us;
-				if (w->idle) {
-					w->open_fds[w->nopen++] = cl->fd;
-					cl->fd = -1; /* held; the TLS state is no longer needed */
-					cl->ph = P_FREE;
-				} else {
-					client_close(cl);
-				}
+				client_close(cl);
 			}
 			if (w->started < w->budget && now_us() < w->end_us && !stop_flag) {
 				w->started++;
@@ -645,7 +643,7 @@ summary(const char *mode, struct worker *ws, int nw, double elapsed, double cpu)
 }
 
 static struct worker *
-make_workers(int nw, int conc, long budget, int idle, int64_t end_us)
+make_workers(int nw, int conc, long budget, int64_t end_us)
 {
 	struct worker *ws = calloc((size_t)nw, sizeof *ws);
 	int i, j;
@@ -656,12 +654,10 @@ make_workers(int nw, int conc, long budget, int idle, int64_t end_us)
 		struct worker *w = &ws[i];
 		w->nclients = conc / nw + (i < conc % nw);
 		w->budget = budget / nw + (i < budget % nw);
-		w->idle = idle;
 		w->end_us = end_us;
 		w->cl = calloc((size_t)w->nclients, sizeof *w->cl);
 		w->samples = malloc(MAX_SAMPLES * sizeof *w->samples);
-		w->open_fds = idle ? malloc((size_t)(w->budget + 1) * sizeof(int)) : NULL;
-		if (!w->cl || !w->samples || (idle && !w->open_fds))
+		if (!w->cl || !w->samples)
 			die("out of memory");
 		for (j = 0; j < w->nclients; j++)
 			if (client_init(&w->cl[j], 0) < 0)
@@ -680,7 +676,6 @@ free_workers(struct worker *ws, int nw)
 			free(ws[i].cl[j].iobuf);
 		free(ws[i].cl);
 		free(ws[i].samples);
-		free(ws[i].open_fds);
 	}
 	free(ws);
 }
@@ -699,7 +694,7 @@ run_rate(void)
 	 * the proxy's first-connection costs are paid). */
 	if (o.warmup > 0) {
 		end = now_us() + (int64_t)(o.warmup * 1e6);
-		ws = make_workers(nw, o.conc, o.count, 0, end);
+		ws = make_workers(nw, o.conc, o.count, end);
 		for (i = 0; i < nw; i++)
 			pthread_create(&ws[i].th, NULL, worker_run, &ws[i]);
 		for (i = 0; i < nw; i++)
@@ -710,45 +705,13 @@ run_rate(void)
 	t0 = now_us();
 	c0 = cpu_s();
 	end = t0 + (int64_t)(o.duration * 1e6);
-	ws = make_workers(nw, o.conc, o.count, 0, end);
+	ws = make_workers(nw, o.conc, o.count, end);
 	for (i = 0; i < nw; i++)
 		pthread_create(&ws[i].th, NULL, worker_run, &ws[i]);
 	for (i = 0; i < nw; i++)
 		pthread_join(ws[i].th, NULL);
 	summary("rate", ws, nw, (double)(now_us() - t0) / 1e6, cpu_s() - c0);
 	free_workers(ws, nw);
-	return 0;
-}
-
-static int
-run_idle(void)
-{
-	struct worker *ws;
-	int64_t t0 = now_us(), end;
-	long held = 0;
-	int i;
-
-	/* Opening is bounded by 120 s; holding by --hold or SIGTERM. */
-	ws = make_workers(1, o.conc, o.count, 1, t0 + 120 * 1000000LL);
-	worker_run(&ws[0]);
-	summary("idle_open", ws, 1, (double)(now_us() - t0) / 1e6, cpu_s());
-	held = ws[0].nopen;
-	for (i = 0; i < ws[0].nclients; i++) {
-		free(ws[0].cl[i].iobuf);
-		ws[0].cl[i].iobuf = NULL;
-	}
-	printf("{\"mode\":\"idle\",\"label\":\"%s\",\"held\":%ld,\"ready\":1}\n", o.label, held);
-	fflush(stdout);
-	end = now_us() + (int64_t)(o.hold * 1e6);
-	while (!stop_flag && now_us() < end)
-		poll(NULL, 0, 50);
-	for (i = 0; i < held; i++)
-		close(ws[0].open_fds[i]);
-	free(ws[0].open_fds);
-	ws[0].open_fds = NULL;
-	free(ws[0].samples);
-	free(ws[0].cl);
-	free(ws);
 	return 0;
 }
 
@@ -898,6 +861,451 @@ run_bulk(void)
 	return 0;
 }
 
+/* ---- ping: idle tunnels with a trickle of echoes, one epoll loop ---------------------- */
+
+/* Issue 18's figure: N tunnels held open and idle, each sending one echo every --period
+ * seconds, the sends spread evenly over the period (tunnel i at i*period/N), so the proxy
+ * sees a steady trickle of bytes on connections that were quiet for seconds. Everything
+ * runs in one thread on epoll: a reply wakes the generator at once whatever the number of
+ * sockets (no poll set rebuilt, no timer tick between a reply and its reading), and the
+ * round trip is timed from just before the request record is written to the moment the
+ * whole echo has been decrypted. Steps grow the same set of tunnels (100, then up to 1,000,
+ * ...): each step opens what is missing (full handshakes, --conc at a time), prints a
+ * "ping_open" line, waits for SIGUSR1 when --wait-go is given (the harness measures the
+ * proxy's memory first), pings for one period not counted (every tunnel then has been
+ * quiet for a whole period before its first counted echo) and --seconds counted, and
+ * prints a "ping" line. --direct does the same on plain TCP to the echo server: the floor
+ * of the generator, the echo server and the kernel, with no proxy. */
+
+#define PING_MAX 20000           /* tunnels per run (each needs one fd here) */
+#define PING_OPEN_S 300          /* opening one step is bounded by this */
+#define PING_DRAIN_S 10          /* replies still awaited after the window, at most */
+
+struct ptun {
+	struct client cl;            /* the TLS client (only fd/echo fields when direct) */
+	int64_t t_send;              /* when the outstanding ping was written; 0: none */
+	int64_t due;                 /* when it was scheduled */
+	uint32_t ev;                 /* events registered with epoll */
+	int reg, dead;
+};
+
+static struct ptun *pt;
+static int pt_ep = -1;
+static long pt_died;             /* tunnels the proxy closed while held */
+
+static uint32_t
+pt_want(const struct ptun *t)
+{
+	short ev;
+
+	if (o.direct)
+		return EPOLLIN;
+	ev = client_events(&t->cl);
+	return (ev & POLLIN ? EPOLLIN : 0) | (ev & POLLOUT ? EPOLLOUT : 0);
+}
+
+static void
+pt_kill(struct ptun *t)
+{
+	if (t->reg)
+		epoll_ctl(pt_ep, EPOLL_CTL_DEL, t->cl.fd, NULL);
+	t->reg = 0;
+	client_drop(&t->cl);
+	t->dead = 1;
+	t->t_send = 0;
+}
+
+/* Register or update the tunnel's interest (one epoll_ctl only when it changed). */
+static int
+pt_arm(struct ptun *t)
+{
+	struct epoll_event ev;
+
+	ev.events = pt_want(t);
+	ev.data.u64 = (uint64_t)(t - pt);
+	if (t->reg && ev.events == t->ev)
+		return 0;
+	if (epoll_ctl(pt_ep, t->reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, t->cl.fd, &ev) < 0)
+		return -1;
+	t->reg = 1;
+	t->ev = ev.events;
+	return 0;
+}
+
+/* Direct: read what the echo server sent back. 1 when the whole echo is in. */
+static int
+direct_drive(struct ptun *t)
+{
+	struct client *cl = &t->cl;
+
+	for (;;) {
+		ssize_t n = recv(cl->fd, cl->echo + cl->echo_got, sizeof cl->echo - cl->echo_got, 0);
+		if (n == 0)
+			return -1;
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		if (cl->ph != P_ECHO || cl->echo_got + (size_t)n > (size_t)o.payload)
+			return -1;
+		cl->echo_got += (size_t)n;
+		if (cl->echo_got == (size_t)o.payload)
+			return memcmp(cl->echo, payload, (size_t)o.payload) == 0 ? 1 : -1;
+	}
+}
+
+/* An event on tunnel t: 1 when its echo (the opening check or a ping) completed, 0 to
+ * wait, -1 when the tunnel failed (it is then dead). */
+static int
+pt_event(struct ptun *t)
+{
+	int rc = o.direct ? direct_drive(t) : client_drive(&t->cl, 0);
+
+	if (rc == 1) {
+		t->cl.ph = P_OPEN;
+		t->cl.out_len = t->cl.out_off = 0;
+	}
+	if (rc < 0 || pt_arm(t) < 0) {
+		pt_kill(t);
+		return -1;
+	}
+	return rc;
+}
+
+/* Write one 64-byte (--payload) echo request on an open tunnel. 0: sent, the echo is
+ * awaited; 1: the echo is already back (a fast proxy answers while the request is being
+ * flushed); -1: the tunnel failed (it is then dead). */
+static int
+pt_ping(struct ptun *t)
+{
+	struct client *cl = &t->cl;
+	int rc;
+
+	cl->ph = P_ECHO;
+	cl->echo_got = 0;
+	cl->out = payload;
+	cl->out_len = (size_t)o.payload;
+	cl->out_off = 0;
+	t->t_send = now_us();
+	if (o.direct) {
+		/* a small send on an idle socket goes whole */
+		if (send(cl->fd, payload, (size_t)o.payload, MSG_NOSIGNAL) != o.payload) {
+			pt_kill(t);
+			return -1;
+		}
+		return 0;
+	}
+	rc = client_drive(cl, 0);
+	if (rc == 1) {
+		cl->ph = P_OPEN;
+		cl->out_len = cl->out_off = 0;
+	}
+	if (rc < 0 || pt_arm(t) < 0) {
+		pt_kill(t);
+		return -1;
+	}
+	return rc;
+}
+
+/* Direct: a plain connection to the echo server, checked with one echo. */
+static int
+pt_open_direct(struct ptun *t)
+{
+	int one = 1;
+	uint32_t us;
+
+	t->cl.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (t->cl.fd < 0)
+		return -1;
+	setsockopt(t->cl.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(t->cl.fd, (const struct sockaddr *)&o.target, sizeof o.target) < 0 ||
+	    plain_rtt(t->cl.fd, &us) < 0 ||
+	    fcntl(t->cl.fd, F_SETFL, fcntl(t->cl.fd, F_GETFL) | O_NONBLOCK) < 0) {
+		client_drop(&t->cl);
+		return -1;
+	}
+	t->cl.ph = P_OPEN;
+	return pt_arm(t);
+}
+
+/* Open tunnels from..want-1 (each: TCP + full handshake + CONNECT + one echo), at most
+ * o.conc at once; a failed attempt is retried on the same slot, up to a bound. Returns
+ * the failed attempts; slots that could not be opened are left dead. */
+static long
+ping_open(long from, long want)
+{
+	int64_t end = now_us() + PING_OPEN_S * 1000000LL;
+	long next = from, inflight = 0, failed = 0, limit = (want - from) / 10 + 100, i;
+	struct epoll_event evs[256];
+
+	for (i = from; i < want; i++)
+		pt[i].cl.fd = -1;
+	if (o.direct) {
+		for (i = from; i < want && !stop_flag; i++)
+			while (pt_open_direct(&pt[i]) < 0)
+				if (++failed > limit) {
+					pt[i].dead = 1;
+					break;
+				}
+		return failed;
+	}
+	for (;;) {
+		int n, k;
+		int64_t t = now_us();
+
+		while (inflight < o.conc && next < want) {
+			struct ptun *p = &pt[next++];
+			if (client_init(&p->cl, 0) < 0)
+				die("out of memory");
+			if (client_start(&p->cl, 0) < 0 || pt_arm(p) < 0) {
+				pt_kill(p);
+				failed++;
+				continue;
+			}
+			inflight++;
+		}
+		if (inflight == 0 || stop_flag || t >= end)
+			break;
+		n = epoll_wait(pt_ep, evs, 256, (int)((end - t) / 1000) + 1);
+		if (n < 0 && errno != EINTR)
+			die("epoll_wait");
+		for (k = 0; k < n; k++) {
+			struct ptun *p = &pt[evs[k].data.u64];
+			int opening = p->cl.ph != P_OPEN, rc;
+			if (p->dead)
+				continue;
+			rc = pt_event(p);
+			if (!opening) {
+				if (rc < 0)
+					pt_died++;    /* an open tunnel closed by the proxy */
+				continue;
+			}
+			if (rc == 0)
+				continue;
+			if (rc == 1) {
+				inflight--;
+				continue;
+			}
+			/* failed: retry the same slot while the bound allows */
+			failed++;
+			p->dead = 0;
+			if (failed <= limit && client_start(&p->cl, 0) == 0 && pt_arm(p) == 0)
+				continue;
+			pt_kill(p);
+			inflight--;
+		}
+	}
+	/* Attempts still in flight at the deadline are given up. */
+	for (i = from; i < want; i++)
+		if (!pt[i].dead && pt[i].cl.ph != P_OPEN)
+			pt_kill(&pt[i]);
+	return failed;
+}
+
+/* epoll_wait with a timeout in microseconds (epoll_pwait2, Linux 5.11) so a ping is sent
+ * when it is due, not up to a millisecond later; epoll_wait's milliseconds otherwise. */
+static int
+pt_wait(struct epoll_event *evs, int max, int64_t timeout_us)
+{
+	static int no_pwait2;
+
+	if (timeout_us < 0)
+		timeout_us = 0;
+#ifdef SYS_epoll_pwait2
+	if (!no_pwait2) {
+		struct timespec ts = { (time_t)(timeout_us / 1000000), (long)(timeout_us % 1000000) * 1000 };
+		long r = syscall(SYS_epoll_pwait2, pt_ep, evs, max, &ts, NULL, (size_t)8);
+		if (r >= 0 || errno != ENOSYS)
+			return (int)r;
+		no_pwait2 = 1;
+	}
+#endif
+	return epoll_wait(pt_ep, evs, max, (int)((timeout_us + 999) / 1000));
+}
+
+/* Tunnels among 0..n-1 still open. */
+static long
+ping_alive(long n)
+{
+	long i, a = 0;
+
+	for (i = 0; i < n; i++)
+		a += !pt[i].dead && pt[i].cl.fd >= 0;
+	return a;
+}
+
+static void
+pct_report(const char *what, uint32_t *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_u32);
+	printf("\"%s_p50_us\":%u,\"%s_p90_us\":%u,\"%s_p99_us\":%u,\"%s_p999_us\":%u,"
+	    "\"%s_max_us\":%u", what, pct(v, n, 0.5), what, pct(v, n, 0.9), what, pct(v, n, 0.99),
+	    what, pct(v, n, 0.999), what, n ? v[n - 1] : 0);
+}
+
+/* One measured step over tunnels 0..n-1 (dead ones are skipped). */
+static void
+ping_step(long n)
+{
+	int64_t period = (int64_t)(o.period * 1e6);
+	int64_t base = now_us(), win0 = base + period, win1 = win0 + (int64_t)(o.seconds * 1e6);
+	size_t cap = (size_t)((double)n * (o.seconds / o.period + 2.0)) + 16, nrtt = 0, nlag = 0;
+	uint32_t *rtt = malloc(cap * sizeof *rtt), *lag = malloc(cap * sizeof *lag);
+	long skipped = 0, lost = 0, outstanding = 0, unanswered = 0, i;
+	uint64_t j = 0;
+	double c0 = cpu_s();
+	struct epoll_event evs[512];
+
+	if (!rtt || !lag)
+		die("out of memory");
+	for (;;) {
+		int64_t t = now_us(), due;
+		int k, m, rc;
+
+		/* Start every ping now due; tunnel j % n is due at base + j * period / n. */
+		for (;;) {
+			struct ptun *p;
+			due = base + (int64_t)(j * (uint64_t)period / (uint64_t)n);
+			if (due > t || due >= win1)
+				break;
+			p = &pt[j++ % (uint64_t)n];
+			if (p->dead)
+				continue;
+			if (p->t_send) {         /* the previous echo is still out: a whole period */
+				skipped += due >= win0;
+				continue;
+			}
+			rc = pt_ping(p);
+			if (rc < 0) {
+				lost += due >= win0;
+				pt_died++;
+				continue;
+			}
+			p->due = due;
+			if (due >= win0 && nlag < cap)
+				lag[nlag++] = (uint32_t)(p->t_send - due);
+			if (rc == 1) {
+				if (due >= win0 && nrtt < cap)
+					rtt[nrtt++] = (uint32_t)(now_us() - p->t_send);
+				p->t_send = 0;
+			} else {
+				outstanding++;
+			}
+		}
+		if (due >= win1 && outstanding == 0)
+			break;
+		if (stop_flag || t >= win1 + PING_DRAIN_S * 1000000LL)
+			break;
+		/* Sleep until the next ping is due, or until a reply comes. */
+		m = pt_wait(evs, 512, due < win1 ? due - t : win1 + PING_DRAIN_S * 1000000LL - t);
+		if (m < 0 && errno != EINTR)
+			die("epoll_wait");
+		for (k = 0; k < m; k++) {
+			struct ptun *p = &pt[evs[k].data.u64];
+			int64_t sent;
+			if (p->dead)
+				continue;
+			sent = p->t_send;
+			rc = pt_event(p);
+			if (rc == 1 && sent) {
+				uint32_t us = (uint32_t)(now_us() - sent);
+				if (p->due >= win0 && nrtt < cap)
+					rtt[nrtt++] = us;
+				p->t_send = 0;
+				outstanding--;
+			} else if (rc < 0) {
+				pt_died++;
+				if (sent) {        /* the echo was lost with the tunnel */
+					outstanding--;
+					lost += p->due >= win0;
+				}
+			}
+		}
+	}
+	/* Echoes never answered: those tunnels are given up (their reply would arrive in the
+	 * middle of the next step's echo). */
+	for (i = 0; i < n; i++) {
+		if (!pt[i].dead && pt[i].t_send) {
+			unanswered += pt[i].due >= win0;
+			pt_kill(&pt[i]);
+		}
+	}
+	printf("{\"mode\":\"ping\",\"label\":\"%s\",\"direct\":%d,\"tunnels\":%ld,\"alive\":%ld,"
+	    "\"period_s\":%.3f,\"seconds\":%.3f,\"samples\":%zu,", o.label, o.direct, n,
+	    ping_alive(n), o.period, o.seconds, nrtt);
+	pct_report("rtt", rtt, nrtt);
+	printf(",");
+	pct_report("lag", lag, nlag);
+	printf(",\"skipped\":%ld,\"lost\":%ld,\"unanswered\":%ld,\"loadgen_cpu_s\":%.3f}\n",
+	    skipped, lost, unanswered, cpu_s() - c0);
+	fflush(stdout);
+	free(rtt);
+	free(lag);
+}
+
+static int
+run_ping(void)
+{
+	long steps[16], nsteps = 0, have = 0, i;
+	const char *s = o.steps;
+	sigset_t go;
+
+	while (*s && nsteps < 16) {
+		char *e;
+		long v = strtol(s, &e, 10);
+		if (e == s || v < 1 || v > PING_MAX || (nsteps && v <= steps[nsteps - 1]) ||
+		    (*e && *e != ','))
+			die("--steps: increasing counts, comma-separated, each at most 20000");
+		steps[nsteps++] = v;
+		s = *e ? e + 1 : e;
+	}
+	if (nsteps == 0 || *s)
+		die("--steps: at most 16 counts");
+	/* The kernel may defer a timer by its slack (50 us by default); pings are timed tighter. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+	pt = calloc((size_t)steps[nsteps - 1], sizeof *pt);
+	pt_ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!pt || pt_ep < 0)
+		die("out of memory");
+	sigemptyset(&go);
+	sigaddset(&go, SIGUSR1);
+	if (o.wait_go)
+		sigprocmask(SIG_BLOCK, &go, NULL);
+	for (i = 0; i < nsteps && !stop_flag; i++) {
+		int64_t t0 = now_us();
+		long failed = ping_open(have, steps[i]);
+		double el = (double)(now_us() - t0) / 1e6;
+
+		printf("{\"mode\":\"ping_open\",\"label\":\"%s\",\"direct\":%d,\"tunnels\":%ld,"
+		    "\"alive\":%ld,\"opened\":%ld,\"failed\":%ld,\"died\":%ld,\"elapsed_s\":%.3f,"
+		    "\"per_s\":%.1f}\n", o.label, o.direct, steps[i], ping_alive(steps[i]),
+		    steps[i] - have, failed, pt_died, el, el > 0 ? (double)(steps[i] - have) / el : 0.0);
+		fflush(stdout);
+		have = steps[i];
+		if (o.wait_go) {
+			struct timespec ts = { 600, 0 };
+			if (sigtimedwait(&go, NULL, &ts) < 0)
+				die("no SIGUSR1 from the harness within 600 s");
+		}
+		if (o.seconds > 0)
+			ping_step(have);
+	}
+	printf("{\"mode\":\"ping_hold\",\"label\":\"%s\",\"held\":%ld,\"ready\":1}\n", o.label,
+	    ping_alive(have));
+	fflush(stdout);
+	{
+		int64_t end = now_us() + (int64_t)(o.hold * 1e6);
+		while (!stop_flag && now_us() < end)
+			poll(NULL, 0, 50);
+	}
+	for (i = 0; i < have; i++) {
+		if (!pt[i].dead)
+			client_drop(&pt[i].cl);
+		free(pt[i].cl.iobuf);
+	}
+	free(pt);
+	close(pt_ep);
+	return 0;
+}
+
 /* ---- echo server ---------------------------------------------------------------------- */
 
 #define ECHO_BUF 65536
@@ -1010,9 +1418,11 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: loadgen echo|rate|bulk|latency|idle [--proxy 127.0.0.1:P] [--target 127.0.0.1:P]\n"
+	    "usage: loadgen echo|rate|bulk|latency|ping [--proxy 127.0.0.1:P] [--target 127.0.0.1:P]\n"
 	    "       [--listen 127.0.0.1:P] [--conc C] [--threads N] [--duration S] [--warmup S]\n"
 	    "       [--count N] [--rounds R] [--hold S] [--payload BYTES] [--resume] [--label X]\n"
+	    "       [--steps N1,N2,..] [--period S] [--seconds S] [--wait-go] [--direct]\n"
+	    "       [--target-host NAME]\n"
 	    "       credentials: LOADGEN_AUTH='Basic ...' or 'Bearer ...' in the environment\n");
 	exit(2);
 }
@@ -1022,6 +1432,7 @@ main(int argc, char **argv)
 {
 	int i;
 	struct sigaction sa;
+	const char *target_host = NULL;
 
 	if (argc < 2)
 		usage();
@@ -1035,11 +1446,20 @@ main(int argc, char **argv)
 	o.rounds = 2000;
 	o.hold = 120;
 	o.payload = 64;
+	o.steps = "100,1000,9000";
+	o.period = 5;
+	o.seconds = 30;
 	parse_addr("127.0.0.1:0", &o.listen);
 	for (i = 2; i < argc; i++) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(k, "--resume") == 0) {
-			o.resume = 1;
+		if (strcmp(k, "--resume") == 0 || strcmp(k, "--wait-go") == 0 ||
+		    strcmp(k, "--direct") == 0) {
+			if (k[2] == 'r')
+				o.resume = 1;
+			else if (k[2] == 'w')
+				o.wait_go = 1;
+			else
+				o.direct = 1;
 			continue;
 		}
 		if (!v)
@@ -1052,6 +1472,8 @@ main(int argc, char **argv)
 			if (parse_addr(v, &o.target) < 0 || strlen(v) >= sizeof o.target_text)
 				die("--target: a 127.x.y.z:port address");
 			snprintf(o.target_text, sizeof o.target_text, "%s", v);
+		} else if (strcmp(k, "--target-host") == 0) {
+			target_host = v;
 		} else if (strcmp(k, "--listen") == 0) {
 			if (parse_addr(v, &o.listen) < 0)
 				die("--listen: a 127.x.y.z:port address");
@@ -1071,6 +1493,12 @@ main(int argc, char **argv)
 			o.hold = atof(v);
 		} else if (strcmp(k, "--payload") == 0) {
 			o.payload = atoi(v);
+		} else if (strcmp(k, "--steps") == 0) {
+			o.steps = v;
+		} else if (strcmp(k, "--period") == 0) {
+			o.period = atof(v);
+		} else if (strcmp(k, "--seconds") == 0) {
+			o.seconds = atof(v);
 		} else if (strcmp(k, "--label") == 0) {
 			o.label = v;
 		} else {
@@ -1079,9 +1507,16 @@ main(int argc, char **argv)
 	}
 	if (o.conc < 1 || o.conc > MAX_CLIENTS || o.payload < 1 || o.payload > PAYLOAD_MAX ||
 	    o.rounds < 1 || o.rounds > 10000000 || o.duration <= 0 || o.duration > 3600 ||
-	    o.hold < 0 || o.hold > 3600 || o.warmup < 0 || o.warmup > 600 || o.count < 1 ||
+	    o.hold < 0 || o.hold > 3600 || o.period < 0.01 || o.period > 600 || o.seconds < 0 ||
+	    o.seconds > 3600 || o.warmup < 0 || o.warmup > 600 || o.count < 1 ||
 	    strchr(o.label, '"') || strchr(o.label, '\\'))
 		die("an option is out of range");
+	/* --target-host: the CONNECT request names the target by this host name (the proxy
+	 * resolves it; it must resolve to --target's address) instead of the address. */
+	if (target_host && (strlen(target_host) > 40 || strpbrk(target_host, " :\r\n\"\\") ||
+	    snprintf(o.target_text, sizeof o.target_text, "%s:%d", target_host,
+		ntohs(o.target.sin_port)) >= (int)sizeof o.target_text))
+		die("--target-host: a host name of at most 40 characters");
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
@@ -1090,7 +1525,7 @@ main(int argc, char **argv)
 	raise_nofile();
 	if (strcmp(o.mode, "echo") == 0)
 		return run_echo();
-	if (!o.proxy.sin_port || !o.target.sin_port)
+	if ((!o.proxy.sin_port && !(o.direct && strcmp(o.mode, "ping") == 0)) || !o.target.sin_port)
 		die("--proxy and --target are required");
 	o.auth = getenv("LOADGEN_AUTH");
 	if (o.auth && (strchr(o.auth, '\r') || strchr(o.auth, '\n')))
@@ -1098,8 +1533,8 @@ main(int argc, char **argv)
 	build_request();
 	if (strcmp(o.mode, "rate") == 0)
 		return run_rate();
-	if (strcmp(o.mode, "idle") == 0)
-		return run_idle();
+	if (strcmp(o.mode, "ping") == 0)
+		return run_ping();
 	if (strcmp(o.mode, "latency") == 0)
 		return run_latency();
 	if (strcmp(o.mode, "bulk") == 0)
