@@ -1,6 +1,6 @@
 /*
  * main.c — the command line (SPEC §7): run, check-config, version, ca show, token grant,
- * help. Every subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure,
+ * register (register.c's register_main), help. Every subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure,
  * 2 bad usage or bad configuration.
  */
 #include <errno.h>
@@ -75,6 +75,9 @@ static const char usage[] =
     "  token grant --sub ID [--ttl DURATION]\n"
     "                            print a grant signed with the security token (tests,\n"
     "                            console integrators); --ttl defaults to 10m\n"
+    "  register [--env] [--timeout DURATION]\n"
+    "                            register with the console once (--env: print the result\n"
+    "                            as RELAYPRO_* lines for a Secret; relaypro register -h)\n"
     "  help                      this text\n"
     "\n"
     "Configuration: -c FILE, else $RELAYPRO_CONFIG, else /opt/relaypro/config.ini if it\n"
@@ -351,18 +354,15 @@ apply_registration(void)
 {
 	struct reg_result res;
 	struct log_rec r;
-	char err[CFG_PATH + 256];
-	int saved = 0;
+	char err[2 * CFG_PATH + 512], where[CFG_PATH];
+	int saved;
 
 	if (read(reg_pipe[0], &res, sizeof res) != (ssize_t)sizeof res)
 		return;
 	res.token[REG_TOKEN_MAX] = 0;
-	if (cfg.file[0]) {
-		saved = cfgwrite_update(cfg.file, res.relay_id, cfg.console_address, res.token,
-		    cfg.relay_pro_id, err, sizeof err) == ERR_OK;
-	} else {
-		snprintf(err, sizeof err, "no config file (environment only)");
-	}
+	/* the config file, else <privateFolder>/registration.ini (SPEC §5) */
+	saved = cfgwrite_save(&cfg, res.relay_id, res.token, where, sizeof where, err,
+	    sizeof err) == ERR_OK;
 	cfg.relay_id = res.relay_id;
 	snprintf(cfg.security_token, sizeof cfg.security_token, "%s", res.token);
 	snprintf(cfg.registered_to, sizeof cfg.registered_to, "%s", cfg.console_address);
@@ -371,6 +371,10 @@ apply_registration(void)
 	if (log_begin(&r, saved ? LOG_INFO : LOG_WARN, "register.saved")) {
 		log_bool(&r, "saved", saved);
 		log_int(&r, "relay_id", cfg.relay_id);
+		if (saved)
+			log_str(&r, "file", where);
+		if (saved && err[0])
+			log_str(&r, "config_file", err);
 		if (!saved) {
 			log_str(&r, "error", err);
 			log_str(&r, "msg", "running with the new values; to keep them set "
@@ -908,6 +912,8 @@ main(int argc, char **argv)
 
 	saved_argv = argv;
 	resolve_self(argv[0]);
+	if ((i = register_main(argc, argv)) != REGISTER_NOT_MINE) /* parses its own options */
+		return i;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
