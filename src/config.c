@@ -964,7 +964,9 @@ read_registration(struct loader *ld)
 		fail(ld, "privateFolder: path too long");
 		return;
 	}
-	if (stat(c->reg_file, &st) != 0 && errno == ENOENT)
+	/* Absent, or in a folder this user cannot search (so it cannot have written it
+	 * either): nothing saved. A file that exists but cannot be read is an error. */
+	if (stat(c->reg_file, &st) != 0 && (errno == ENOENT || errno == ENOTDIR || errno == EACCES))
 		return;
 	read_file(ld, c->reg_file, FROM_REG);
 }
