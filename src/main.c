@@ -1,6 +1,6 @@
 /*
  * main.c — the command line (SPEC §7): run, check-config, version, ca show, token grant,
- * register (register.c's register_main), help. Every subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure,
+ * register (register.c's register_main), health (probe.c's probe_main), help. Every subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure,
  * 2 bad usage or bad configuration.
  */
 #include <errno.h>
@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "priv.h"
+#include "probe.h"
 #include "loop.h"
 #include "rand.h"
 #include "register.h"
@@ -78,6 +79,8 @@ static const char usage[] =
     "  register [--env] [--timeout DURATION]\n"
     "                            register with the console once (--env: print the result\n"
     "                            as RELAYPRO_* lines for a Secret; relaypro register -h)\n"
+    "  health [--ready]          GET /healthz (/readyz) on the admin listener: exit 0 on\n"
+    "                            200 (a container health check; no curl in the image)\n"
     "  help                      this text\n"
     "\n"
     "Configuration: -c FILE, else $RELAYPRO_CONFIG, else /opt/relaypro/config.ini if it\n"
@@ -913,6 +916,8 @@ main(int argc, char **argv)
 	saved_argv = argv;
 	resolve_self(argv[0]);
 	if ((i = register_main(argc, argv)) != REGISTER_NOT_MINE) /* parses its own options */
+		return i;
+	if ((i = probe_main(argc, argv)) != PROBE_NOT_MINE)
 		return i;
 
 	for (i = 1; i < argc; i++) {

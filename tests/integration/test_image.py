@@ -8,11 +8,12 @@ of `relaypro` (0755, byte-identical to dist/) and the empty private folder
 /var/lib/relaypro (0700, 65532), with the runtime config the image declares (entrypoint,
 user 65532, env, exposed 9443/tcp). The three OCI archives (multi-arch, amd64, arm64) each
 hold one reference, relaypro:VERSION: skopeo copies them with digest verification, umoci
-unpacks the single-platform ones, and `podman load` names the image relaypro:VERSION. The unpacked binary runs, also in a chroot
-of that rootfs (like a FROM scratch image), and as UID 65532 serves /healthz and /readyz
-with the CA bundle read-only. Two runs give the same digests. The Containerfile, the
-Kubernetes manifests and the compose file hold what SPEC §7 asks for and agree on the
-port. A missing tool is a FAILURE naming the Debian package to install."""
+unpacks the single-platform ones (`podman load` of them: test_container.py). The unpacked
+binary runs, also in a chroot of that rootfs (like a FROM scratch image), and as UID 65532
+serves /healthz and /readyz with the CA bundle read-only. Two runs give the same digests.
+The Containerfile's instructions are checked here; building it, the compose file and
+running the image under podman are test_container.py's, the Kubernetes manifests
+test_kubernetes.py's. A missing tool is a FAILURE naming the Debian package to install."""
 import hashlib
 import json
 import os
@@ -31,8 +32,6 @@ DIST = os.path.join(REPO, "dist")
 LAYOUT = os.path.join(DIST, "relaypro-oci")
 SCRIPT = os.path.join(REPO, "packaging", "oci-image.sh")
 CONTAINERFILE = os.path.join(REPO, "Containerfile")
-K8S = os.path.join(REPO, "docker", "kubernetes", "relaypro.yaml")
-COMPOSE = os.path.join(REPO, "docker", "compose.yaml")
 ARCHS = ("amd64", "arm64")
 BIN = {a: os.path.join(DIST, "relaypro-linux-" + a) for a in ARCHS}
 PORT = 9443
@@ -62,17 +61,6 @@ def have_tool(cmd, package):
     rt.check(ok, "tool %s present" % cmd,
              "%s not found: install the Debian package %s (apt-get install -y %s)"
              % (cmd, package, package))
-    return ok
-
-
-def have_yaml():
-    try:
-        import yaml  # noqa: F401
-        ok = True
-    except ImportError:
-        ok = False
-    rt.check(ok, "python3 yaml module present",
-             "install the Debian package python3-yaml (apt-get install -y python3-yaml)")
     return ok
 
 
@@ -390,139 +378,34 @@ def containerfile_instructions():
 def containerfile():
     ins = containerfile_instructions()
     froms = [r for w, r in ins if w == "FROM"]
-    rt.check(len(froms) == 2 and "debian:bookworm" in froms[0] and froms[1] == "scratch",
-             "Containerfile: debian:bookworm build stage, then FROM scratch", froms)
+    args = [r for w, r in ins[:[w for w, _ in ins].index("FROM")] if w == "ARG"]
+    rt.check(len(froms) == 2 and "${BUILD_BASE}" in froms[0] and froms[0].endswith(" AS build")
+             and froms[1] == "scratch" and "BUILD_BASE=debian:bookworm" in args,
+             "Containerfile: build stage FROM ${BUILD_BASE} (default debian:bookworm), then FROM scratch",
+             (froms, args))
     runs = [r for w, r in ins if w == "RUN"]
     rt.check(any("./build.sh deps && ./build.sh" in r for r in runs) and
              sum(r.count("./build.sh") for r in runs) == 2,
              "Containerfile: builds once with ./build.sh deps && ./build.sh", runs)
-    last = ins[[w for w, _ in ins].index("FROM", 1):] if len(froms) == 2 else []
+    last = ins[[i for i, (w, _) in enumerate(ins) if w == "FROM"][1]:] if len(froms) == 2 else []
     copies = [r for w, r in last if w == "COPY"]
-    rt.check(len(copies) == 1 and "relaypro-linux-${TARGETARCH}" in copies[0]
-             and copies[0].endswith(" /relaypro"),
-             "Containerfile: final stage copies only the TARGETARCH binary to /relaypro", copies)
-    rt.check(("ARG", "TARGETARCH=amd64") in last or any(w == "ARG" and r.startswith("TARGETARCH")
-                                                        for w, r in last),
+    rt.check(len(copies) == 2 and "relaypro-linux-${TARGETARCH}" in copies[0]
+             and copies[0].endswith(" /relaypro") and copies[1] == "--from=build /rootfs/ /",
+             "Containerfile: final stage copies the TARGETARCH binary to /relaypro and the private folder", copies)
+    rt.check(any(w == "ARG" and r.startswith("TARGETARCH") for w, r in last),
              "Containerfile: ARG TARGETARCH in the final stage")
+    rt.check(("ARG", "VERSION=%s" % VERSION) in last, "Containerfile: ARG VERSION defaults to the Makefile's")
     rt.check_eq([r for w, r in last if w == "USER"], ["65532:65532"], "Containerfile: USER 65532")
     rt.check_eq([r for w, r in last if w == "EXPOSE"], [str(PORT)], "Containerfile: EXPOSE 9443")
-    rt.check_eq([r for w, r in last if w == "ENV"], ["RELAYPRO_LOGGER_FILE_NAME=-"],
-                "Containerfile: logs to stdout")
+    rt.check_eq([r for w, r in last if w == "ENV"],
+                ["RELAYPRO_LOGGER_FILE_NAME=- RELAYPRO_PRIVATE_FOLDER=/var/lib/relaypro"],
+                "Containerfile: logs to stdout, private folder /var/lib/relaypro")
+    labels = " ".join(r for w, r in last if w == "LABEL")
+    rt.check(all(k in labels for k in LABELS), "Containerfile: the standard labels", labels)
     rt.check_eq([json.loads(r) for w, r in last if w == "ENTRYPOINT"], [["/relaypro"]],
                 "Containerfile: ENTRYPOINT")
     rt.check_eq([json.loads(r) for w, r in last if w == "CMD"], [["run"]], "Containerfile: CMD")
     rt.check(not any(w == "HEALTHCHECK" for w, _ in ins), "Containerfile: no HEALTHCHECK")
-
-
-# ------------------------------------------------------------------ Kubernetes, compose
-
-def exposed_port():
-    return [int(r) for w, r in containerfile_instructions() if w == "EXPOSE"]
-
-
-@rt.case
-def kubernetes_manifests():
-    if not have_yaml():
-        return
-    import yaml
-    with open(K8S) as f:
-        docs = [d for d in yaml.safe_load_all(f) if d]
-    kinds = {}
-    for d in docs:
-        kinds.setdefault(d["kind"], []).append(d)
-    for k in ("Deployment", "Service", "PodDisruptionBudget"):
-        rt.check_eq(len(kinds.get(k, [])), 1, "k8s: one %s" % k)
-    if len(kinds.get("Deployment", [])) != 1:
-        return
-    dep = kinds["Deployment"][0]
-    spec = dep["spec"]
-    pod = spec["template"]["spec"]
-    labels = spec["template"]["metadata"]["labels"]
-    rt.check(spec.get("replicas", 1) >= 2, "k8s: replicas >= 2", spec.get("replicas"))
-    rt.check(all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items()),
-             "k8s: Deployment selector matches its pods")
-    cs = pod["containers"]
-    rt.check_eq(len(cs), 1, "k8s: one container")
-    c = cs[0]
-    ports = [p["containerPort"] for p in c.get("ports", [])]
-    rt.check_eq(ports, [PORT], "k8s: containerPort 9443")
-    rt.check_eq(ports, exposed_port(), "k8s: containerPort = Containerfile EXPOSE")
-    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
-        g = c.get(probe, {}).get("httpGet", {})
-        rt.check_eq((g.get("path"), g.get("port"), g.get("scheme")), (path, PORT, "HTTPS"),
-                    "k8s: %s httpGet %s on 9443 over HTTPS" % (probe, path))
-    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
-    merged = dict(psc, **csc)
-    rt.check(merged.get("runAsNonRoot") is True and merged.get("runAsUser") == 65532,
-             "k8s: runAsNonRoot, runAsUser 65532", merged)
-    rt.check(csc.get("readOnlyRootFilesystem") is True, "k8s: readOnlyRootFilesystem")
-    rt.check(csc.get("allowPrivilegeEscalation") is False, "k8s: allowPrivilegeEscalation false")
-    rt.check_eq(csc.get("capabilities", {}).get("drop"), ["ALL"], "k8s: capabilities drop ALL")
-    res = c.get("resources", {})
-    rt.check(all(res.get(k, {}).get(r) for k in ("requests", "limits") for r in ("cpu", "memory")),
-             "k8s: cpu and memory requests and limits", res)
-    env = {e["name"]: e for e in c.get("env", [])}
-    bundle = env.get("RELAYPRO_CA_BUNDLE_FILE", {}).get("value", "")
-    rt.check_eq(bundle, "/secrets/ca-bundle.pem", "k8s: RELAYPRO_CA_BUNDLE_FILE")
-    vols = {v["name"]: v for v in pod.get("volumes", [])}
-    mounted = [(m, vols.get(m["name"], {})) for m in c.get("volumeMounts", [])]
-    ca = [(m, v) for m, v in mounted if v.get("secret", {}).get("secretName") == "relaypro-ca-bundle"]
-    ok = False
-    if len(ca) == 1:
-        m, v = ca[0]
-        items = {i["path"]: i["key"] for i in v["secret"].get("items", [])} or None
-        name = os.path.relpath(bundle, m["mountPath"]) if m.get("subPath") is None else None
-        ok = (m.get("readOnly") is True and
-              (m.get("subPath") is not None and m["mountPath"] == bundle or
-               name is not None and not name.startswith("..") and (items is None or name in items)))
-    rt.check(ok, "k8s: Secret relaypro-ca-bundle mounted read-only at the bundle path", ca)
-    tok = env.get("RELAYPRO_SECURITY_TOKEN", {})
-    rt.check("secretKeyRef" in tok.get("valueFrom", {}) and "value" not in tok,
-             "k8s: security token from a Secret", tok)
-    cms = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
-    cm_names = [d["metadata"]["name"] for d in kinds.get("ConfigMap", [])]
-    rt.check(cms and all(n in cm_names for n in cms) and
-             any("RELAYPRO_CONSOLE_ADDRESS" in d.get("data", {}) for d in kinds.get("ConfigMap", [])),
-             "k8s: config from a ConfigMap (consoleAddress)", cms)
-    if kinds.get("Service"):
-        svc = kinds["Service"][0]["spec"]
-        rt.check(svc.get("type", "ClusterIP") in ("ClusterIP", "LoadBalancer"), "k8s: Service type")
-        sp = svc.get("ports", [])
-        rt.check(len(sp) == 1 and sp[0]["port"] == PORT and sp[0].get("targetPort", PORT) in (PORT, "https"),
-                 "k8s: Service port 9443 -> 9443", sp)
-        rt.check(all(labels.get(k) == v for k, v in svc.get("selector", {}).items()) and svc.get("selector"),
-                 "k8s: Service selects the pods")
-    if kinds.get("PodDisruptionBudget"):
-        pdb = kinds["PodDisruptionBudget"][0]
-        rt.check_eq(pdb["spec"].get("minAvailable"), 1, "k8s: PDB minAvailable 1")
-        rt.check(all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items()),
-                 "k8s: PDB selects the pods")
-    ns = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
-    rt.check_eq(len(ns), 1, "k8s: every object in one namespace")
-
-
-@rt.case
-def compose_file():
-    if not have_yaml():
-        return
-    import yaml
-    with open(COMPOSE) as f:
-        doc = yaml.safe_load(f)
-    svcs = doc.get("services", {})
-    rt.check_eq(len(svcs), 1, "compose: one service")
-    s = next(iter(svcs.values()))
-    rt.check_eq(s.get("image"), "relaypro:latest", "compose: image relaypro:latest")
-    env = s.get("environment", {})
-    if isinstance(env, list):
-        env = dict(e.split("=", 1) for e in env)
-    bundle = env.get("RELAYPRO_CA_BUNDLE_FILE")
-    rt.check(bundle and "RELAYPRO_SECURITY_TOKEN" in env, "compose: env config with CA bundle and token", env)
-    vols = [v for v in s.get("volumes", []) if isinstance(v, str)]
-    rt.check(any(v.split(":")[1:] == [bundle, "ro"] for v in vols),
-             "compose: CA bundle mounted read-only at RELAYPRO_CA_BUNDLE_FILE", vols)
-    ports = [str(p) for p in s.get("ports", [])]
-    rt.check(any(p.split(":")[-1].split("/")[0] == str(PORT) for p in ports) and
-             exposed_port() == [PORT], "compose: port 9443 = Containerfile EXPOSE", ports)
 
 
 if __name__ == "__main__":
