@@ -982,7 +982,7 @@ register_once(const struct config *cfg, uint32_t timeout_ms, int64_t *relay_id, 
 	r->limit = loop_now_ms() + (int64_t)timeout_ms;
 	for (;;) {
 		char why[CFG_PATH + 256];
-		int64_t id = 0;
+		int64_t id = 0, left;
 		int status, level, c;
 		uint32_t rnd, wait;
 
@@ -1004,8 +1004,12 @@ register_once(const struct config *cfg, uint32_t timeout_ms, int64_t *relay_id, 
 		failures++;
 		br_hmac_drbg_generate(&r->rng, &rnd, sizeof rnd);
 		wait = register_backoff_ms(failures, r->base_ms, r->cap_ms, rnd);
-		/* A refusal is final here; anything else is retried while time is left. */
-		rc = c == A_SLOW ? ERR_CRYPTO : loop_now_ms() + wait >= r->limit ? ERR_IO : ERR_OK;
+		/* A refusal is final here; anything else is retried until the time is up (the
+		 * last wait cut to what is left, the last attempt bounded by the limit). */
+		left = r->limit - loop_now_ms();
+		rc = c == A_SLOW ? ERR_CRYPTO : left <= 0 ? ERR_IO : ERR_OK;
+		if (rc == ERR_OK && (int64_t)wait > left)
+			wait = (uint32_t)left;
 		if (log_begin(&lr, rc == ERR_OK ? LOG_WARN : LOG_ERROR, "register.fail")) {
 			log_int(&lr, "status", status);
 			log_int(&lr, "attempt", failures);

@@ -57,8 +57,8 @@ typedef void (*register_done_fn)(void *user, int64_t relay_id, const char *secur
 int register_start(const struct config *cfg, register_done_fn done, void *user);
 
 /* Register once in the foreground (`relaypro register`): attempts as the thread makes
- * them, retried after register_backoff_ms() while the next try would start within
- * timeout_ms of the call (no attempt runs past it either); a refusal (401, 403, any other
+ * them, retried after register_backoff_ms() until timeout_ms after the call (the last
+ * wait cut to what is left; no attempt runs past it either); a refusal (401, 403, any other
  * 4xx but 408 and 429, a 3xx) is final. Logs register.ok / register.fail like the thread.
  * ERR_OK with *relay_id and token (cap > REG_TOKEN_MAX; the caller wipes it); ERR_CRYPTO
  * when the console refused; ERR_IO when it was not reached in time; ERR_NOTFOUND when
