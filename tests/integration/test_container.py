@@ -29,8 +29,9 @@ reported SKIP with the reason (never counted as passed).
   engine runs here (no Docker daemon; podman-compose would need bridge networking to reach
   the test console).
 - Containerfile: a Debian bookworm base made with debootstrap from Debian's mirror,
-  `podman import`ed, then `podman build --build-arg BUILD_BASE=...`: the image's /relaypro
-  is byte for byte dist/relaypro-linux-amd64.
+  `podman import`ed (kept in podman's storage for later runs), then `podman build
+  --build-arg BUILD_BASE=...` for linux/amd64 and linux/arm64: each image's /relaypro is
+  byte for byte dist/relaypro-linux-<arch>.
 Last line: `container: N passed, N failed`.
 """
 import base64
@@ -535,29 +536,38 @@ def containerfile_without_registry():
         if not rt.check(r.returncode == 0, "podman import of the base", r.stderr[-300:]):
             return
         shutil.rmtree(root, ignore_errors=True)
-    img = "localhost/relaypro-containerfile-test:" + TAG
-    CREATED["images"].append(img)
-    # --layers=false: no intermediate images are kept (the build stage is 2 GB).
-    r = podman("build", "--layers=false", "--build-arg", "BUILD_BASE=" + base,
-               "--build-arg", "VERSION=" + VERSION, "-f", "Containerfile", "-t", img, ".",
-               cwd=REPO, timeout=850)
-    if not rt.check(r.returncode == 0, "podman build of the Containerfile without a registry",
-                    (r.stdout + r.stderr)[-1500:]):
-        return
-    cid = podman("create", img).stdout.strip()
-    out = os.path.join(TMP, "containerfile-root.tar")
-    podman("export", "-o", out, cid, timeout=120)
-    podman("rm", cid)
-    with tarfile.open(out) as tf:
-        members = {m.name.strip("./").rstrip("/"): m for m in tf.getmembers()}
-        data = tf.extractfile(members["relaypro"]).read() if "relaypro" in members else b""
-        priv = members.get("var/lib/relaypro") or tarfile.TarInfo("missing")
-    with open(os.path.join(REPO, "dist", "relaypro-linux-amd64"), "rb") as f:
-        rt.check(data == f.read(), "the Containerfile's /relaypro is dist/relaypro-linux-amd64, byte for byte")
-    rt.check((priv.uid, priv.gid, priv.mode & 0o777) == (65532, 65532, 0o700),
-             "the Containerfile's /var/lib/relaypro: 0700, 65532", (priv.uid, oct(priv.mode)))
-    r = podman("image", "inspect", img, "--format", "{{.Config.User}} {{json .Config.Entrypoint}}")
-    rt.check_eq(r.stdout.strip(), '65532:65532 ["/relaypro"]', "the Containerfile image: user, entrypoint")
+    for arch in ("amd64", "arm64"):
+        img = "localhost/relaypro-containerfile-test:%s-%s" % (TAG, arch)
+        CREATED["images"].append(img)
+        # --layers=false: no intermediate images are kept (the build stage is 2 GB).
+        # --pull=never and BUILDPLATFORM: podman 4.3 would otherwise look for a base of the
+        # target platform (and ask a registry); the build stage runs natively either way.
+        r = podman("build", "--layers=false", "--pull=never", "--platform", "linux/" + arch,
+                   "--build-arg", "BUILDPLATFORM=linux/amd64", "--build-arg", "BUILD_BASE=" + base,
+                   "--build-arg", "VERSION=" + VERSION, "-f", "Containerfile", "-t", img, ".",
+                   cwd=REPO, timeout=850)
+        if not rt.check(r.returncode == 0, "podman build of the Containerfile without a registry (%s)" % arch,
+                        (r.stdout + r.stderr)[-1500:]):
+            continue
+        cid = podman("create", img).stdout.strip()
+        out = os.path.join(TMP, "containerfile-root-%s.tar" % arch)
+        podman("export", "-o", out, cid, timeout=120)
+        podman("rm", cid)
+        with tarfile.open(out) as tf:
+            members = {m.name.strip("./").rstrip("/"): m for m in tf.getmembers()}
+            data = tf.extractfile(members["relaypro"]).read() if "relaypro" in members else b""
+            priv = members.get("var/lib/relaypro") or tarfile.TarInfo("missing")
+        os.unlink(out)
+        with open(os.path.join(REPO, "dist", "relaypro-linux-" + arch), "rb") as f:
+            rt.check(data == f.read(),
+                     "the Containerfile's %s /relaypro is dist/relaypro-linux-%s, byte for byte" % (arch, arch))
+        rt.check((priv.uid, priv.gid, priv.mode & 0o777) == (65532, 65532, 0o700),
+                 "the Containerfile's /var/lib/relaypro: 0700, 65532 (%s)" % arch, (priv.uid, oct(priv.mode)))
+        r = podman("image", "inspect", img, "--format",
+                   "{{.Architecture}} {{.Config.User}} {{json .Config.Entrypoint}}")
+        rt.check_eq(r.stdout.strip(), '%s 65532:65532 ["/relaypro"]' % arch,
+                    "the Containerfile image (%s): platform, user, entrypoint" % arch)
+        podman("rmi", "-f", img, timeout=60)
 
 
 if __name__ == "__main__":
