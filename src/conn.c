@@ -293,8 +293,10 @@ client_io(struct conn *c)
 				c->tls_closed = 1;
 				return progress;
 			}
-			if (!c->handshaken && (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)))
+			if (!c->handshaken && (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
 				c->handshaken = 1;
+				tls_conn_release(c->sc); /* the certificate is not read again */
+			}
 			eof = c->client_eof;
 			moved = engine_sock_io(eng, st, c->cfd, &eof);
 			c->client_eof = eof ? 1 : 0;
@@ -2224,6 +2226,8 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 	http_init(&c->req);
 	c->slot = server_add_conn(c);
 	if (c->slot < 0) {
+		if (c->sc)
+			tls_conn_release(c->sc);
 		block_put(block, total);
 		return NULL;
 	}
@@ -2262,8 +2266,10 @@ conn_close(struct conn *c, const char *reason)
 	if (c->ufd >= 0)
 		close(c->ufd);
 	close(c->cfd);
-	if (c->sc)
+	if (c->sc) {
+		tls_conn_release(c->sc); /* a handshake cut short: its certificate is free */
 		secret_wipe(c->sc, sizeof *c->sc); /* session keys */
+	}
 	if (c->up_tls) {
 		secret_wipe(c->ucc, sizeof *c->ucc); /* the proxy hop's keys */
 		secret_wipe(c->uobuf, CONN_UP_OBUF); /* may have held Proxy-Authorization */

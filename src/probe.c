@@ -16,13 +16,6 @@
 #include "net.h"
 #include "probe.h"
 
-static const char probe_usage[] =
-    "usage: relaypro health [-c FILE] [--ready]\n"
-    "\n"
-    "GET /healthz (with --ready: /readyz) on the admin listener ([admin] listen,\n"
-    "RELAYPRO_ADMIN_LISTEN; a wildcard address means loopback), for a container health\n"
-    "check. Exit 0 on 200, 1 otherwise, 2 without an admin listener or on a bad config.\n";
-
 /* Wait for fd to be ready for events until deadline (loop_now_ms clock). */
 static int
 wait_fd(int fd, short events, int64_t deadline)
@@ -117,6 +110,10 @@ probe_main(int argc, char **argv)
 	}
 	if (cmd == NULL || strcmp(cmd, "health") != 0)
 		return PROBE_NOT_MINE;
+	for (i = 1; i < argc; i++) /* main prints the usage (its table) and the version */
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "--version") == 0)
+			return PROBE_NOT_MINE;
 	for (i = 1; i < argc; i++) {
 		if (argv[i] == cmd)
 			continue;
@@ -124,11 +121,9 @@ probe_main(int argc, char **argv)
 			cli = argv[++i];
 		} else if (strcmp(argv[i], "--ready") == 0) {
 			ready = 1;
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			fputs(probe_usage, stdout);
-			return 0;
 		} else {
-			fprintf(stderr, "relaypro health: unexpected argument %s\n%s", argv[i], probe_usage);
+			fprintf(stderr, "relaypro health: unexpected argument %s (relaypro health --help)\n",
+			    argv[i]);
 			return 2;
 		}
 	}

@@ -15,8 +15,9 @@
 #define PROBE_TIMEOUT_MS 3000
 #define PROBE_NOT_MINE (-1)
 
-/* Given main's whole argv: PROBE_NOT_MINE when the command word is not "health" (main
- * goes on), else the exit status above. */
+/* Given main's whole argv: PROBE_NOT_MINE when the command word is not "health", or -h,
+ * --help or --version is given (main goes on: it prints the usage from its table), else
+ * the exit status above. */
 int probe_main(int argc, char **argv);
 
 #endif

@@ -596,7 +596,11 @@ dial(struct reg *r, char *why, size_t whylen)
 		io_ms = left > 1 ? left : 1;
 	tv.tv_sec = (time_t)(io_ms / 1000);
 	tv.tv_usec = (suseconds_t)(io_ms % 1000) * 1000;
-
+	if (r->via_proxy && r->proxy.socks) { /* SOCKS5: upstream.c dials and runs the exchange */
+		r->fd = upstream_socks5_dial(&r->proxy, &r->target, (unsigned)atoi(r->port),
+		    (int)io_ms, why, whylen);
+		return r->fd >= 0 ? ERR_OK : ERR_IO;
+	}
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -861,7 +865,7 @@ reg_new(const struct config *cfg, int *rc)
 		const struct upstream_proxy *p;
 		char err[CFG_PATH + 160];
 		unsigned port = (unsigned)atoi(r->port);
-		if (upstream_load(&routes, 1, err, sizeof err) == ERR_OK &&
+		if (upstream_load_with(&routes, 1, UPSTREAM_WITH_SOCKS5, err, sizeof err) == ERR_OK &&
 		    target_parse_host(r->host, strlen(r->host), &r->target) == TARGET_OK &&
 		    (p = upstream_route(&routes, &r->target, port)) != NULL) {
 			r->proxy = *p;
@@ -1033,19 +1037,6 @@ register_once(const struct config *cfg, uint32_t timeout_ms, int64_t *relay_id, 
 
 /* ---------------------------------------------------------------- the command */
 
-static const char reg_usage[] =
-    "usage: relaypro register [-c FILE] [--env] [--timeout DURATION]\n"
-    "\n"
-    "Register with the console once, in the foreground (consoleAddress, organizationId and\n"
-    "deploymentToken from the configuration), retrying network errors for up to --timeout\n"
-    "(default 60s). Without --env the result is saved like the relay saves it: into the\n"
-    "config file, else <privateFolder>/registration.ini. With --env nothing is changed and\n"
-    "stdout gets only RELAYPRO_RELAY_ID=... and RELAYPRO_SECURITY_TOKEN=... lines, e.g.\n"
-    "  relaypro register --env > relaypro.env\n"
-    "  kubectl create secret generic relaypro-registration --from-env-file=relaypro.env\n"
-    "Log lines go to stderr. Exit 0 registered, 1 the console refused (or the result could\n"
-    "not be saved), 2 bad usage or configuration, 3 the console was not reached in time.\n";
-
 /* A relayProId for this registration when none is configured (UUID v4, as main does). */
 static void
 reg_pro_id(struct config *c)
@@ -1081,6 +1072,10 @@ register_main(int argc, char **argv)
 	}
 	if (cmd == NULL || strcmp(cmd, "register") != 0)
 		return REGISTER_NOT_MINE;
+	for (i = 1; i < argc; i++) /* main prints the usage (its table) and the version */
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "--version") == 0)
+			return REGISTER_NOT_MINE;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (a == cmd) {
@@ -1091,11 +1086,9 @@ register_main(int argc, char **argv)
 			timeout_text = argv[++i];
 		} else if (strcmp(a, "--env") == 0) {
 			env = 1;
-		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			fputs(reg_usage, stdout);
-			return 0;
 		} else {
-			fprintf(stderr, "relaypro register: unexpected argument %s\n%s", a, reg_usage);
+			fprintf(stderr, "relaypro register: unexpected argument %s "
+			    "(relaypro register --help)\n", a);
 			return 2;
 		}
 	}

@@ -7,7 +7,8 @@
  *   1. resolves the console host (getaddrinfo) and connects to each address in turn,
  *      with SO_SNDTIMEO/SO_RCVTIMEO of REG_IO_TIMEOUT_MS and REG_ATTEMPT_MS per attempt;
  *      with proxyEnabled and a proxy route (upstream.h) it connects to the proxy instead
- *      and sends CONNECT; for an https:// proxy that happens inside a TLS session to the
+ *      and sends CONNECT (a SOCKS5 route: upstream_socks5_dial connects and runs the
+ *      SOCKS5 exchange); for an https:// proxy that happens inside a TLS session to the
  *      proxy (verified as upstream_tls_init says, anchors from upstream_trust_load read
  *      once by register_start), and step 2's session runs inside it (TLS in TLS);
  *   2. speaks TLS 1.2 with BearSSL (br_ssl_client_init_full), SNI and certificate name =
@@ -67,7 +68,8 @@ int register_once(const struct config *cfg, uint32_t timeout_ms, int64_t *relay_
     size_t cap);
 
 /* `relaypro register [-c FILE] [--env] [--timeout DURATION]` (SPEC §5), given main's
- * whole argv: REGISTER_NOT_MINE when the command word is not "register" (main goes on),
+ * whole argv: REGISTER_NOT_MINE when the command word is not "register", or -h, --help or
+ * --version is given (main goes on: it prints the usage from its table),
  * else the exit status: 0 registered (with --env: RELAYPRO_RELAY_ID= and
  * RELAYPRO_SECURITY_TOKEN= lines on stdout and nothing else, nothing changed; without:
  * saved by cfgwrite_save), 1 refused by the console or not saved, 2 bad usage or

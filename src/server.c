@@ -341,6 +341,10 @@ server_ready(const char **reason)
 		*reason = "shutting_down";
 		return 0;
 	}
+	if (srv.cfg->https_listen[0] && tls_cert_expired(srv.now)) {
+		*reason = "certificate_expired";
+		return 0;
+	}
 	return 1;
 }
 
