@@ -31,7 +31,7 @@ LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
 MODULES := anchors auth b64 ca certfile cfgwrite config conn deflate der err fileio http json jwt kdf limit log loop metrics net notify pem priv \
-           proxyproto rand register resolve secret server socks5 target tls token units upstream x509 ws
+           probe proxyproto rand register resolve secret server socks5 target tls token units upstream x509 ws
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \

@@ -5,6 +5,9 @@
  * top level and where missing ones go; the second copies every line, replacing values in
  * place and dropping deploymentToken. The new text is built in one buffer whose size is
  * bounded up front (old length + five lines of at most CFG_LINE_MAX).
+ *
+ * registration.ini is ours alone: it is written whole each time (a comment saying what it
+ * is, then the keys), never merged.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -282,4 +285,93 @@ cfgwrite_set_relay_pro_id(const char *path, const char *relay_pro_id, char *err,
 
 	val[K_RELAY_PRO_ID] = relay_pro_id;
 	return update(path, val, 0, err, errlen);
+}
+
+/* see cfgwrite.h */
+int
+cfgwrite_registration(const char *path, int64_t relay_id, const char *registered_to,
+    const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen)
+{
+	static const char head[] =
+	    "# Written by relaypro when it registered with the console, because its config\n"
+	    "# file could not take the result (none, or read-only). Read at every start and\n"
+	    "# reload: above the config file, below RELAYPRO_* variables. Remove this file\n"
+	    "# (with a deploymentToken set) to register again.\n";
+	char dir[PATH_MAX], text[sizeof head + 4 * (CFG_LINE_MAX + 2)], why[PATH_MAX + 64];
+	const char *val[4] = { NULL, registered_to, security_token, relay_pro_id_or_null };
+	const char *slash = strrchr(path, '/');
+	char num[24];
+	size_t o = 0, dl = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+	int i, rc;
+
+	if (!security_token[0] || relay_id < 0)
+		return say(err, errlen, ERR_INVAL, "%s: no securityToken or relayId", path);
+	snprintf(num, sizeof num, "%lld", (long long)relay_id);
+	val[0] = num;
+	memcpy(text, head, sizeof head - 1);
+	o = sizeof head - 1;
+	for (i = 0; i < 4; i++) {
+		if (val[i] == NULL || (i == 3 && !val[i][0]))
+			continue;
+		if (!value_ok(val[i]))
+			return say(err, errlen, ERR_INVAL, "%s: %s has control characters or surrounding "
+			    "white space", path, names[i]);
+		if (strlen(names[i]) + 3 + strlen(val[i]) > CFG_LINE_MAX) {
+			secret_wipe(text, sizeof text);
+			return say(err, errlen, ERR_RANGE, "%s: the %s line would exceed %d characters",
+			    path, names[i], CFG_LINE_MAX);
+		}
+		o += (size_t)snprintf(text + o, sizeof text - o, "%s = %s\n", names[i], val[i]);
+	}
+	if (dl >= sizeof dir) {
+		secret_wipe(text, sizeof text);
+		return say(err, errlen, ERR_RANGE, "%s: path too long", path);
+	}
+	memcpy(dir, dl ? path : ".", dl ? dl : 1);
+	dir[dl ? dl : 1] = 0;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		secret_wipe(text, sizeof text);
+		return say(err, errlen, ERR_IO, "cannot create folder %s: %s", dir, strerror(errno));
+	}
+	rc = fileio_replace(path, text, o, NULL, why, sizeof why); /* mode 0600 */
+	secret_wipe(text, sizeof text);
+	if (rc != ERR_OK)
+		return say(err, errlen, ERR_IO, "%s: %s", path, why);
+	return ERR_OK;
+}
+
+/* see cfgwrite.h */
+int
+cfgwrite_save(const struct config *cfg, int64_t relay_id, const char *security_token,
+    char *where, size_t wherelen, char *err, size_t errlen)
+{
+	char first[CFG_PATH + 256];
+	int rc;
+
+	first[0] = 0;
+	if (errlen)
+		err[0] = 0;
+	if (cfg->file[0]) {
+		if (cfgwrite_update(cfg->file, relay_id, cfg->console_address, security_token,
+		    cfg->relay_pro_id, first, sizeof first) == ERR_OK) {
+			snprintf(where, wherelen, "%s", cfg->file);
+			return ERR_OK;
+		}
+	} else {
+		snprintf(first, sizeof first, "no config file (environment only)");
+	}
+	rc = cfgwrite_registration(cfg->reg_file, relay_id, cfg->console_address, security_token,
+	    cfg->relay_pro_id, err, errlen);
+	if (rc == ERR_OK) {
+		snprintf(where, wherelen, "%s", cfg->reg_file);
+		snprintf(err, errlen, "%s", first); /* why the config file was not used */
+		return ERR_OK;
+	}
+	{
+		char second[CFG_PATH + 256];
+		snprintf(second, sizeof second, "%s", err);
+		snprintf(err, errlen, "%.600s; %.600s", first, second);
+	}
+	where[0] = 0;
+	return rc;
 }

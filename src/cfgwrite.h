@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
+
 int cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
     const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen);
 
@@ -35,5 +37,20 @@ int cfgwrite_update(const char *path, int64_t relay_id, const char *registered_t
  * deploymentToken included, stays. Same atomic replacement and errors. */
 int cfgwrite_set_relay_pro_id(const char *path, const char *relay_pro_id, char *err,
     size_t errlen);
+
+/* Write <privateFolder>/registration.ini (SPEC §5) at path: a comment, then relayId,
+ * registeredTo, securityToken and (when not NULL or empty) relayProId, one `key = value`
+ * line each; the file is replaced whole, atomically, mode 0600; its folder is created
+ * (0700) when missing. Same value rules and errors as cfgwrite_update. */
+int cfgwrite_registration(const char *path, int64_t relay_id, const char *registered_to,
+    const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen);
+
+/* Save a registration where the next start and reload read it: into cfg->file with
+ * cfgwrite_update when there is one and it takes the write-back, else into cfg->reg_file
+ * (registeredTo = cfg->console_address, relayProId = cfg->relay_pro_id). ERR_OK with the
+ * path written in where (and in err, when registration.ini was used, why the config file
+ * was not); else an error with both reasons in err and where empty. */
+int cfgwrite_save(const struct config *cfg, int64_t relay_id, const char *security_token,
+    char *where, size_t wherelen, char *err, size_t errlen);
 
 #endif

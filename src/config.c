@@ -137,7 +137,7 @@ static const char *const air_vars[][2] = {
 };
 
 /* Where each key's value came from, for error messages. */
-enum origin { FROM_DEFAULT, FROM_AIR, FROM_FILE, FROM_LOGGER_CONF, FROM_ENV };
+enum origin { FROM_DEFAULT, FROM_AIR, FROM_FILE, FROM_REG, FROM_LOGGER_CONF, FROM_ENV };
 
 struct loader {
 	struct config *cfg;
@@ -148,6 +148,8 @@ struct loader {
 	int line[NKEYS];
 	char envname[NKEYS][64];
 	/* inih reading state */
+	const char *src;        /* the file being read: the config file or registration.ini */
+	enum origin src_origin; /* FROM_FILE or FROM_REG */
 	const char *text;
 	size_t textlen, pos;
 	int lineno;
@@ -177,6 +179,9 @@ place(const struct loader *ld, size_t k, char *out, size_t cap)
 	switch (ld->origin[k]) {
 	case FROM_FILE:
 		snprintf(out, cap, "%s:%d: %s", ld->cfg->file, ld->line[k], full);
+		break;
+	case FROM_REG:
+		snprintf(out, cap, "%s:%d: %s", ld->cfg->reg_file, ld->line[k], full);
 		break;
 	case FROM_ENV:
 		snprintf(out, cap, "environment %s: %s", ld->envname[k], full);
@@ -589,6 +594,20 @@ ini_reader_fn(char *str, int num, void *stream)
 	return str;
 }
 
+/* The keys registration.ini may hold (SPEC §5): what a registration writes. */
+static int
+reg_key(const char *section, long k)
+{
+	static const char *const allowed[] = { "relayId", "registeredTo", "securityToken",
+		"relayProId" };
+	size_t i;
+
+	for (i = 0; k >= 0 && !*section && i < sizeof allowed / sizeof allowed[0]; i++)
+		if (strcmp(keys[k].name, allowed[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 ini_handler_fn(void *user, const char *section, const char *name, const char *value)
 {
@@ -598,27 +617,34 @@ ini_handler_fn(void *user, const char *section, const char *name, const char *va
 	if (ld->failed)
 		return 0;
 	if (!known_section(section)) {
-		fail(ld, "%s:%d: [%s]: unknown section", ld->cfg->file, ld->lineno, section);
+		fail(ld, "%s:%d: [%s]: unknown section", ld->src, ld->lineno, section);
 		return 0;
 	}
 	k = find_key(section, name);
 	if (k < 0) {
-		fail(ld, "%s:%d: %s%s%s: unknown key", ld->cfg->file, ld->lineno, section,
+		fail(ld, "%s:%d: %s%s%s: unknown key", ld->src, ld->lineno, section,
 		    *section ? "." : "", name);
 		return 0;
 	}
-	if (ld->origin[k] == FROM_FILE) {
-		fail(ld, "%s:%d: %s: set twice (first on line %d)", ld->cfg->file, ld->lineno, name,
+	if (ld->src_origin == FROM_REG && !reg_key(section, k)) {
+		fail(ld, "%s:%d: %s%s%s: not a registration key (only relayId, registeredTo, "
+		    "securityToken, relayProId)", ld->src, ld->lineno, section, *section ? "." : "",
+		    name);
+		return 0;
+	}
+	if (ld->origin[k] == ld->src_origin) {
+		fail(ld, "%s:%d: %s: set twice (first on line %d)", ld->src, ld->lineno, name,
 		    ld->line[k]);
 		return 0;
 	}
-	apply(ld, (size_t)k, value, FROM_FILE, ld->lineno, NULL);
+	apply(ld, (size_t)k, value, ld->src_origin, ld->lineno, NULL);
 	return !ld->failed;
 }
 
-/* Read the file whole, check what inih cannot (NUL bytes, over-long lines), parse. */
+/* Read the file whole, check what inih cannot (NUL bytes, over-long lines), parse; its
+ * values count as origin o (FROM_FILE, or FROM_REG for registration.ini). */
 static int
-read_file(struct loader *ld, const char *path)
+read_file(struct loader *ld, const char *path, enum origin o)
 {
 	char *buf;
 	struct stat st;
@@ -673,6 +699,8 @@ read_file(struct loader *ld, const char *path)
 	ld->textlen = off;
 	ld->pos = 0;
 	ld->lineno = 0;
+	ld->src = path;
+	ld->src_origin = o;
 	/* Debian's libinih exposes its options as variables: one error stops the parse,
 	 * no inline comments (a ';' may be part of a value), no continuation lines. */
 	ini_stop_on_first_error = 1;
@@ -922,6 +950,38 @@ check_combinations(struct loader *ld)
 		fail(ld, "environment RELAYPRO_PROXY_CA_FILE: path too long");
 }
 
+/* <privateFolder>/registration.ini (SPEC §5): where the relay saves a registration when
+ * the config file cannot take it. Read after the file and before the environment, so it
+ * sits between them; the privateFolder in force is the environment's when it sets one. A
+ * missing file is normal; one that cannot be read is an error. */
+static void
+read_registration(struct loader *ld)
+{
+	struct config *c = ld->cfg;
+	const char *v = getenv("RELAYPRO_PRIVATE_FOLDER");
+	char folder[CFG_PATH];
+	struct stat st;
+
+	if (v != NULL) {
+		if (resolve_path(c->dir, v, folder, sizeof folder) != ERR_OK) {
+			fail(ld, "environment RELAYPRO_PRIVATE_FOLDER: path too long");
+			return;
+		}
+	} else {
+		memcpy(folder, c->private_folder, sizeof folder);
+	}
+	if (snprintf(c->reg_file, sizeof c->reg_file, "%s/%s", folder, CFG_REG_FILE) >=
+	    (int)sizeof c->reg_file) {
+		fail(ld, "privateFolder: path too long");
+		return;
+	}
+	/* Absent, or in a folder this user cannot search (so it cannot have written it
+	 * either): nothing saved. A file that exists but cannot be read is an error. */
+	if (stat(c->reg_file, &st) != 0 && (errno == ENOENT || errno == ENOTDIR || errno == EACCES))
+		return;
+	read_file(ld, c->reg_file, FROM_REG);
+}
+
 /* see config.h */
 const char *
 config_pick_file(const char *cli_path)
@@ -973,7 +1033,9 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	set_path_defaults(cfg);
 
 	if (path[0])
-		read_file(&ld, path);
+		read_file(&ld, path, FROM_FILE);
+	if (!ld.failed)
+		read_registration(&ld);
 	if (!ld.failed)
 		apply_env(&ld);
 	if (!ld.failed)

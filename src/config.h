@@ -3,6 +3,10 @@
  * the install-time AIR_* variables and the RELAYPRO_* environment, in that order of
  * increasing precedence (RELAYPRO_LOGGER_CONF sits between the file and RELAYPRO_<KEY>).
  *
+ * Between the file and the environment sits <privateFolder>/registration.ini (SPEC §5),
+ * when it exists: what a registration saved because the config file could not take it
+ * (relayId, registeredTo, securityToken, relayProId; any other key is an error).
+ *
  * config_load() fills a struct config completely or fails with one line naming the file,
  * line and key (or the environment variable) and what is wrong; main exits 2 on it.
  * Every key of §6 is known; an unknown key, section or RELAYPRO_* variable is an error,
@@ -24,6 +28,7 @@
 #define CFG_LIST_MAX 32     /* entries in one comma-separated list */
 #define CFG_FILE_MAX (1 << 20)
 #define CFG_LINE_MAX 197    /* inih's INI_MAX_LINE (200) less CR, LF and NUL */
+#define CFG_REG_FILE "registration.ini" /* in the private folder */
 
 struct cfg_list {
 	int n;
@@ -84,6 +89,7 @@ struct config {
 	uint64_t auth_fail_ban;
 
 	char ca_bundle_file[CFG_PATH];   /* RELAYPRO_CA_BUNDLE_FILE or <privateFolder>/ca-bundle.pem */
+	char reg_file[CFG_PATH];         /* <privateFolder>/registration.ini, read when present */
 	char console_ca_file[CFG_PATH];  /* RELAYPRO_CONSOLE_CA_FILE */
 	char proxy_ca_file[CFG_PATH];    /* RELAYPRO_PROXY_CA_FILE (https:// upstream proxy) */
 };

@@ -408,19 +408,29 @@ respond_json(struct conn *c, int status, const char *body)
 	respond_json_ka(c, status, body, 0);
 }
 
+/* reason: the code counted in metrics (and sent to the client); why, when not NULL, is
+ * the precise cause the operator reads as `reason` (token.h), with the code beside it. */
 static void
-log_auth_fail(struct conn *c, const char *reason)
+log_auth_fail_why(struct conn *c, const char *reason, const char *why)
 {
 	struct log_rec r;
 
 	metrics_auth_fail(reason);
 	if (log_begin(&r, LOG_WARN, "auth.fail")) {
 		log_str(&r, "client", c->peer);
-		log_str(&r, "reason", reason);
+		log_str(&r, "reason", why && why[0] ? why : reason);
+		if (why && why[0])
+			log_str(&r, "code", reason);
 		if (c->who[0])
 			log_str(&r, "user", c->who);
 		log_end(&r);
 	}
+}
+
+static void
+log_auth_fail(struct conn *c, const char *reason)
+{
+	log_auth_fail_why(c, reason, NULL);
 }
 
 /* ---- upstream-side I/O -------------------------------------------------------------
@@ -889,9 +899,9 @@ proxy_step(struct conn *c)
 
 /* An authentication failure: logged, counted against the client's address. */
 static void
-auth_failed(struct conn *c, const char *reason)
+auth_failed_why(struct conn *c, const char *reason, const char *why)
 {
-	log_auth_fail(c, reason);
+	log_auth_fail_why(c, reason, why);
 	if (limit_fail(&c->peer_addr, srv.now_ms, srv.cfg->auth_fail_limit,
 	    (int64_t)srv.cfg->auth_fail_ban)) {
 		struct log_rec r;
@@ -902,6 +912,12 @@ auth_failed(struct conn *c, const char *reason)
 			log_end(&r);
 		}
 	}
+}
+
+static void
+auth_failed(struct conn *c, const char *reason)
+{
+	auth_failed_why(c, reason, NULL);
 }
 
 /* 1 when the client's address is banned (and a 429 has been queued). */
@@ -918,7 +934,7 @@ static int
 authenticate(struct conn *c)
 {
 	const struct http_request *r = &c->req;
-	char challenge[128];
+	char challenge[128], why[TOKEN_WHY_MAX];
 	const char *cred, *code;
 	size_t credlen;
 	int scheme;
@@ -936,10 +952,10 @@ authenticate(struct conn *c)
 	    r->val[HTTP_H_PROXY_AUTHORIZATION].len, &cred, &credlen);
 	if (scheme == AUTH_BEARER) {
 		if (token_verify_access(srv.cfg, cred, credlen, (int64_t)srv.now, c->who, sizeof c->who,
-		    &code) == ERR_OK)
+		    &code, why, sizeof why) == ERR_OK)
 			return 1;
 		c->who[0] = 0;
-		auth_failed(c, code);
+		auth_failed_why(c, code, why);
 		respond_error(c, 407, code, "access token not accepted", challenge);
 		return 0;
 	}
@@ -963,6 +979,7 @@ issue_token(struct conn *c)
 	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"relaypro\"\r\n";
 	const struct http_request *r = &c->req;
 	char token[TOKEN_ACCESS_MAX], body[TOKEN_ACCESS_MAX + 128], sub[JWT_SUB_MAX + 1];
+	char why[TOKEN_WHY_MAX];
 	const char *cred = "", *code = "auth_required";
 	size_t credlen = 0, n;
 	struct log_rec lr;
@@ -973,9 +990,10 @@ issue_token(struct conn *c)
 	    auth_scheme(c->head + r->val[HTTP_H_AUTHORIZATION].off, r->val[HTTP_H_AUTHORIZATION].len,
 	    &cred, &credlen) != AUTH_BEARER)
 		credlen = 0;
-	if (token_verify_grant(srv.cfg, cred, credlen, (int64_t)srv.now, sub, sizeof sub, &code) != ERR_OK) {
+	if (token_verify_grant(srv.cfg, cred, credlen, (int64_t)srv.now, sub, sizeof sub, &code,
+	    why, sizeof why) != ERR_OK) {
 		if (credlen)
-			auth_failed(c, code);
+			auth_failed_why(c, code, why);
 		else
 			log_auth_fail(c, "missing");
 		respond_error(c, 401, code, "grant not accepted", challenge);
@@ -1012,7 +1030,7 @@ ws_handshake(struct conn *c, const struct http_target *t)
 	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"relaypro\"\r\n";
 	const char *h = c->head, *q, *cred, *code;
 	const struct http_request *r = &c->req;
-	char tv[TARGET_HOST_MAX + 16];
+	char tv[TARGET_HOST_MAX + 16], why[TOKEN_WHY_MAX];
 	struct target_addr addr;
 	size_t tlen = 0, credlen;
 	int rc;
@@ -1087,9 +1105,9 @@ ws_handshake(struct conn *c, const struct http_target *t)
 		return;
 	}
 	if (token_verify_access(srv.cfg, cred, credlen, (int64_t)srv.now, c->who, sizeof c->who,
-	    &code) != ERR_OK) {
+	    &code, why, sizeof why) != ERR_OK) {
 		c->who[0] = 0;
-		auth_failed(c, code);
+		auth_failed_why(c, code, why);
 		respond_error(c, 401, code, "access token not accepted", challenge);
 		return;
 	}

@@ -1,7 +1,8 @@
 /*
  * main.c — the command line (SPEC §7): run, check-config, version, ca show, token grant,
- * help. Every subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure,
- * 2 bad usage or bad configuration.
+ * register (register.c's register_main), health (probe.c's probe_main), help. Every
+ * subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad
+ * configuration.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "priv.h"
+#include "probe.h"
 #include "loop.h"
 #include "rand.h"
 #include "register.h"
@@ -99,6 +101,23 @@ static const struct usage usages[] = {
 	    "Signs a grant as the console would, with the configured securityToken, for the\n"
 	    "Responder ID: 1-128 characters of A-Z a-z 0-9 . _ : @ - (a sub the relay accepts;\n"
 	    "any other is refused here too). --ttl: 1s to 24h, default 10m.\n" },
+	{ "register", "relaypro register [-c FILE] [--env] [--timeout DURATION]",
+	    "register with the console once, in the foreground",
+	    "Registers with consoleAddress, organizationId and deploymentToken from the\n"
+	    "configuration (the relay's own TLS policy, console CA and proxy), retrying network\n"
+	    "errors until --timeout (1s to 24h, default 60s); a refusal (401, 403, another 4xx)\n"
+	    "is not retried. Without --env the result is saved as the relay saves it: into the\n"
+	    "config file, else <privateFolder>/registration.ini. With --env nothing is changed\n"
+	    "and standard output holds only RELAYPRO_RELAY_ID=... and RELAYPRO_SECURITY_TOKEN=...\n"
+	    "lines, the format of kubectl create secret generic --from-env-file. Log lines go to\n"
+	    "standard error. Exit 0 registered, 1 refused by the console (or not saved), 2 bad\n"
+	    "usage or configuration, 3 the console not reached in time.\n" },
+	{ "health", "relaypro health [-c FILE] [--ready]",
+	    "GET /healthz (or /readyz) on the admin listener: a container health check",
+	    "Asks [admin] listen (RELAYPRO_ADMIN_LISTEN; a wildcard address means loopback), at\n"
+	    "most 3 s. Exit 0 on 200, 1 on another answer or none (the reason on standard\n"
+	    "error), 2 without an admin listener or on a bad configuration. The image has no\n"
+	    "curl: compose's health check runs this.\n" },
 	{ "help", "relaypro help [COMMAND]",
 	    "this list, or the usage of one command", "" },
 };
@@ -436,18 +455,15 @@ apply_registration(void)
 {
 	struct reg_result res;
 	struct log_rec r;
-	char err[CFG_PATH + 256];
-	int saved = 0;
+	char err[2 * CFG_PATH + 512], where[CFG_PATH];
+	int saved;
 
 	if (read(reg_pipe[0], &res, sizeof res) != (ssize_t)sizeof res)
 		return;
 	res.token[REG_TOKEN_MAX] = 0;
-	if (cfg.file[0]) {
-		saved = cfgwrite_update(cfg.file, res.relay_id, cfg.console_address, res.token,
-		    cfg.relay_pro_id, err, sizeof err) == ERR_OK;
-	} else {
-		snprintf(err, sizeof err, "no config file (environment only)");
-	}
+	/* the config file, else <privateFolder>/registration.ini (SPEC §5) */
+	saved = cfgwrite_save(&cfg, res.relay_id, res.token, where, sizeof where, err,
+	    sizeof err) == ERR_OK;
 	cfg.relay_id = res.relay_id;
 	snprintf(cfg.security_token, sizeof cfg.security_token, "%s", res.token);
 	snprintf(cfg.registered_to, sizeof cfg.registered_to, "%s", cfg.console_address);
@@ -456,6 +472,10 @@ apply_registration(void)
 	if (log_begin(&r, saved ? LOG_INFO : LOG_WARN, "register.saved")) {
 		log_bool(&r, "saved", saved);
 		log_int(&r, "relay_id", cfg.relay_id);
+		if (saved)
+			log_str(&r, "file", where);
+		if (saved && err[0])
+			log_str(&r, "config_file", err);
 		if (!saved) {
 			log_str(&r, "error", err);
 			log_str(&r, "msg", "running with the new values; to keep them set "
@@ -1040,6 +1060,12 @@ main(int argc, char **argv)
 
 	saved_argv = argv;
 	resolve_self(argv[0]);
+	/* These two parse their own options (--env, --timeout, --ready); -h, --help and
+	 * --version are left to the table below. */
+	if ((i = register_main(argc, argv)) != REGISTER_NOT_MINE)
+		return i;
+	if ((i = probe_main(argc, argv)) != PROBE_NOT_MINE)
+		return i;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];

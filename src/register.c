@@ -23,6 +23,7 @@
 #include <bearssl.h>
 
 #include "anchors.h"
+#include "cfgwrite.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
@@ -32,6 +33,7 @@
 #include "register.h"
 #include "upstream.h"
 #include "secret.h"
+#include "units.h"
 
 #ifndef RELAYPRO_VERSION
 #define RELAYPRO_VERSION "dev"
@@ -51,6 +53,7 @@ struct reg {
 	size_t reqlen;
 	int fd, io_errno;
 	int64_t deadline;
+	int64_t limit;             /* register_once: no attempt runs past it (0 = none) */
 	br_hmac_drbg_context rng;  /* this thread's own: rand.c is not thread-safe */
 	struct anchors an;
 	br_ssl_client_context cc;
@@ -436,6 +439,15 @@ load_anchors(struct reg *r, char *why, size_t whylen)
 
 /* ---------------------------------------------------------------- the attempt */
 
+/* The deadline of what starts now: REG_ATTEMPT_MS, cut short by register_once's limit. */
+static int64_t
+attempt_deadline(const struct reg *r)
+{
+	int64_t d = loop_now_ms() + REG_ATTEMPT_MS;
+
+	return r->limit && r->limit < d ? r->limit : d;
+}
+
 static int
 raw_read(void *ctx, unsigned char *buf, size_t len)
 {
@@ -519,7 +531,7 @@ proxy_connect(struct reg *r, char *why, size_t whylen)
 	    sizeof req), n = 0, hl;
 	int status = 0, rc = ERR_TRUNC, sent;
 
-	r->deadline = loop_now_ms() + REG_ATTEMPT_MS;
+	r->deadline = attempt_deadline(r);
 	r->io_errno = 0;
 	if (r->pt) {
 		struct reg_ptls *pt = r->pt;
@@ -575,14 +587,18 @@ static int
 dial(struct reg *r, char *why, size_t whylen)
 {
 	struct addrinfo hints, *res, *ai;
-	struct timeval tv = { REG_IO_TIMEOUT_MS / 1000, (REG_IO_TIMEOUT_MS % 1000) * 1000 };
+	int64_t io_ms = REG_IO_TIMEOUT_MS, left = r->limit - loop_now_ms();
+	struct timeval tv;
 	int rc, e = 0;
-
 	char pport[8];
 
+	if (r->limit && left < io_ms)
+		io_ms = left > 1 ? left : 1;
+	tv.tv_sec = (time_t)(io_ms / 1000);
+	tv.tv_usec = (suseconds_t)(io_ms % 1000) * 1000;
 	if (r->via_proxy && r->proxy.socks) { /* SOCKS5: upstream.c dials and runs the exchange */
 		r->fd = upstream_socks5_dial(&r->proxy, &r->target, (unsigned)atoi(r->port),
-		    REG_IO_TIMEOUT_MS, why, whylen);
+		    (int)io_ms, why, whylen);
 		return r->fd >= 0 ? ERR_OK : ERR_IO;
 	}
 	memset(&hints, 0, sizeof hints);
@@ -672,7 +688,7 @@ attempt(struct reg *r, int64_t *id, int *status, int *level, char *why, size_t w
 	}
 	if (dial(r, why, whylen) != ERR_OK)
 		return A_RETRY;
-	r->deadline = loop_now_ms() + REG_ATTEMPT_MS;
+	r->deadline = attempt_deadline(r);
 	r->io_errno = 0;
 	br_ssl_client_init_full(&r->cc, &r->xc, r->an.ta, r->an.n);
 	br_ssl_engine_set_buffer(&r->cc.eng, r->iobuf, sizeof r->iobuf, 1);
@@ -817,27 +833,28 @@ reg_main(void *arg)
 	"User-Agent: relaypro/%s\r\nContent-Type: application/json\r\n" \
 	"Accept: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n"
 
-/* see register.h */
-int
-register_start(const struct config *cfg, register_done_fn done, void *user)
+/* Everything one registration needs, copied from cfg (see register_start). NULL with
+ * *rc set (ERR_INVAL: no consoleAddress or deploymentToken, or a bad address; ERR_IO). */
+static struct reg *
+reg_new(const struct config *cfg, int *rc)
 {
 	char hostname[CFG_STR] = "", seed[32];
 	struct reg *r;
-	pthread_attr_t at;
-	pthread_t t;
-	sigset_t all, old;
 	size_t blen;
-	int hl, v6, rc;
+	int hl, v6;
 
+	*rc = ERR_INVAL;
 	if (!cfg->console_address[0] || !cfg->deployment_token[0])
-		return ERR_INVAL;
+		return NULL;
+	*rc = ERR_IO;
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
-		return ERR_IO;
+		return NULL;
 	if (register_split_address(cfg->console_address, r->host, sizeof r->host, r->port,
 	    sizeof r->port) != ERR_OK) {
 		free(r);
-		return ERR_INVAL;
+		*rc = ERR_INVAL;
+		return NULL;
 	}
 	v6 = strchr(r->host, ':') != NULL;
 	snprintf(r->console, sizeof r->console, "%s%s%s:%s", v6 ? "[" : "", r->host,
@@ -859,7 +876,7 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 			r->pt = calloc(1, sizeof *r->pt);
 			if (r->pt == NULL) {
 				reg_free(r);
-				return ERR_IO;
+				return NULL;
 			}
 			if (upstream_trust_load(&r->pt->an, cfg, err, sizeof err) != ERR_OK)
 				snprintf(r->pt->trust_err, sizeof r->pt->trust_err, "%s", err);
@@ -878,7 +895,7 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 	r->req = malloc(r->reqlen + 1);
 	if (hl < 0 || r->req == NULL) {
 		reg_free(r);
-		return ERR_IO;
+		return NULL;
 	}
 	snprintf(r->req, (size_t)hl + 1, REQ_HEAD, v6 ? "[" : "", r->host, v6 ? "]" : "",
 	    strcmp(r->port, "443") ? ":" : "", strcmp(r->port, "443") ? r->port : "",
@@ -888,9 +905,25 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 	rand_bytes(seed, sizeof seed);
 	br_hmac_drbg_init(&r->rng, &br_sha256_vtable, seed, sizeof seed);
 	secret_wipe(seed, sizeof seed);
+	r->fd = -1;
+	*rc = ERR_OK;
+	return r;
+}
+
+/* see register.h */
+int
+register_start(const struct config *cfg, register_done_fn done, void *user)
+{
+	struct reg *r;
+	pthread_attr_t at;
+	pthread_t t;
+	sigset_t all, old;
+	int rc;
+
+	if ((r = reg_new(cfg, &rc)) == NULL)
+		return rc;
 	r->done = done;
 	r->user = user;
-	r->fd = -1;
 
 	pthread_mutex_lock(&mu);
 	r->base_ms = set_base_ms ? set_base_ms : REG_BACKOFF_BASE_MS;
@@ -931,4 +964,177 @@ register_set_backoff(uint32_t base_ms, uint32_t cap_ms)
 	set_base_ms = base_ms;
 	set_cap_ms = cap_ms;
 	pthread_mutex_unlock(&mu);
+}
+
+/* see register.h */
+int
+register_once(const struct config *cfg, uint32_t timeout_ms, int64_t *relay_id, char *token,
+    size_t cap)
+{
+	struct reg *r;
+	struct log_rec lr;
+	unsigned failures = 0;
+	int rc;
+
+	if ((r = reg_new(cfg, &rc)) == NULL)
+		return rc == ERR_INVAL ? ERR_NOTFOUND : rc;
+	pthread_mutex_lock(&mu);
+	r->base_ms = set_base_ms ? set_base_ms : REG_BACKOFF_BASE_MS;
+	r->cap_ms = set_cap_ms ? set_cap_ms : REG_BACKOFF_CAP_MS;
+	r->gen = gen; /* not cancelled: nothing else runs in this process */
+	pthread_mutex_unlock(&mu);
+	r->limit = loop_now_ms() + (int64_t)timeout_ms;
+	for (;;) {
+		char why[CFG_PATH + 256];
+		int64_t id = 0, left;
+		int status, level, c;
+		uint32_t rnd, wait;
+
+		c = attempt(r, &id, &status, &level, why, sizeof why);
+		secret_wipe(r->resp, sizeof r->resp);
+		secret_wipe(r->iobuf, sizeof r->iobuf);
+		if (c == A_DONE) {
+			if (log_begin(&lr, LOG_INFO, "register.ok")) {
+				log_int(&lr, "relay_id", id);
+				log_int(&lr, "attempt", failures + 1);
+				log_str(&lr, "console", r->console);
+				log_end(&lr);
+			}
+			*relay_id = id;
+			snprintf(token, cap, "%s", r->token);
+			rc = strlen(r->token) < cap ? ERR_OK : ERR_NOSPACE;
+			break;
+		}
+		failures++;
+		br_hmac_drbg_generate(&r->rng, &rnd, sizeof rnd);
+		wait = register_backoff_ms(failures, r->base_ms, r->cap_ms, rnd);
+		/* A refusal is final here; anything else is retried until the time is up (the
+		 * last wait cut to what is left, the last attempt bounded by the limit). */
+		left = r->limit - loop_now_ms();
+		rc = c == A_SLOW ? ERR_CRYPTO : left <= 0 ? ERR_IO : ERR_OK;
+		if (rc == ERR_OK && (int64_t)wait > left)
+			wait = (uint32_t)left;
+		if (log_begin(&lr, rc == ERR_OK ? LOG_WARN : LOG_ERROR, "register.fail")) {
+			log_int(&lr, "status", status);
+			log_int(&lr, "attempt", failures);
+			if (rc == ERR_OK)
+				log_int(&lr, "retry_ms", wait);
+			log_str(&lr, "reason", why);
+			log_str(&lr, "console", r->console);
+			if (rc != ERR_OK)
+				log_str(&lr, "msg", rc == ERR_CRYPTO ? "the console refused: not retried" :
+				    "giving up: the console was not reached in time (--timeout)");
+			log_end(&lr);
+		}
+		(void)level;
+		if (rc != ERR_OK)
+			break;
+		nap(r, wait);
+	}
+	reg_free(r);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- the command */
+
+/* A relayProId for this registration when none is configured (UUID v4, as main does). */
+static void
+reg_pro_id(struct config *c)
+{
+	unsigned char u[16];
+
+	if (c->relay_pro_id[0])
+		return;
+	rand_bytes(u, sizeof u);
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+	snprintf(c->relay_pro_id, sizeof c->relay_pro_id,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+	    u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+/* see register.h */
+int
+register_main(int argc, char **argv)
+{
+	static struct config c; /* large: kept off the stack */
+	char err[2 * CFG_PATH + 512], where[CFG_PATH], token[REG_TOKEN_MAX + 1];
+	const char *cli = NULL, *cmd = NULL, *timeout_text = NULL;
+	uint64_t timeout_s = 60;
+	int64_t id = 0;
+	int i, env = 0, rc, generated;
+
+	for (i = 1; i < argc && cmd == NULL; i++) { /* the command word, past -c FILE */
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+			i++;
+		else if (argv[i][0] != '-')
+			cmd = argv[i];
+	}
+	if (cmd == NULL || strcmp(cmd, "register") != 0)
+		return REGISTER_NOT_MINE;
+	for (i = 1; i < argc; i++) /* main prints the usage (its table) and the version */
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "--version") == 0)
+			return REGISTER_NOT_MINE;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a == cmd) {
+			continue;
+		} else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+			cli = argv[++i];
+		} else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+			timeout_text = argv[++i];
+		} else if (strcmp(a, "--env") == 0) {
+			env = 1;
+		} else {
+			fprintf(stderr, "relaypro register: unexpected argument %s "
+			    "(relaypro register --help)\n", a);
+			return 2;
+		}
+	}
+	if (timeout_text && (units_duration(timeout_text, &timeout_s) != ERR_OK || timeout_s < 1 ||
+	    timeout_s > 86400)) {
+		fprintf(stderr, "relaypro register: --timeout: not a duration between 1s and 24h\n");
+		return 2;
+	}
+	if (rand_init() != ERR_OK) {
+		fprintf(stderr, "relaypro: getrandom() failed: %s\n", strerror(errno));
+		return 1;
+	}
+	if (config_load(&c, config_pick_file(cli), err, sizeof err) != ERR_OK) {
+		fprintf(stderr, "relaypro: config error: %s\n", err);
+		return 2;
+	}
+	log_set_debug(c.debug_logging); /* the log stays on stderr */
+	if (!c.console_address[0] || !c.deployment_token[0]) {
+		fprintf(stderr, "relaypro register: needs consoleAddress and deploymentToken "
+		    "(RELAYPRO_CONSOLE_ADDRESS, RELAYPRO_DEPLOYMENT_TOKEN)\n");
+		config_wipe(&c);
+		return 2;
+	}
+	generated = !c.relay_pro_id[0];
+	reg_pro_id(&c);
+	rc = register_once(&c, (uint32_t)timeout_s * 1000, &id, token, sizeof token);
+	if (rc != ERR_OK) {
+		config_wipe(&c);
+		return rc == ERR_CRYPTO ? 1 : rc == ERR_NOTFOUND ? 2 : 3;
+	}
+	if (env) {
+		rc = printf("RELAYPRO_RELAY_ID=%lld\nRELAYPRO_SECURITY_TOKEN=%s\n", (long long)id,
+		    token) < 0 || fflush(stdout) != 0;
+		if (generated)
+			fprintf(stderr, "relaypro register: relayProId %s was generated for this "
+			    "registration; set RELAYPRO_RELAY_PRO_ID=%s where the relay runs to keep it\n",
+			    c.relay_pro_id, c.relay_pro_id);
+	} else {
+		rc = cfgwrite_save(&c, id, token, where, sizeof where, err, sizeof err) != ERR_OK;
+		if (rc)
+			fprintf(stderr, "relaypro register: registered as relayId %lld but cannot save "
+			    "it: %s (use --env)\n", (long long)id, err);
+		else
+			printf("registered as relayId %lld; saved in %s\n", (long long)id, where);
+	}
+	secret_wipe(token, sizeof token);
+	config_wipe(&c);
+	return rc ? 1 : 0;
 }

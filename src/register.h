@@ -57,6 +57,27 @@ typedef void (*register_done_fn)(void *user, int64_t relay_id, const char *secur
  * consoleAddress or deploymentToken is empty, ERR_IO when the thread cannot start. */
 int register_start(const struct config *cfg, register_done_fn done, void *user);
 
+/* Register once in the foreground (`relaypro register`): attempts as the thread makes
+ * them, retried after register_backoff_ms() until timeout_ms after the call (the last
+ * wait cut to what is left; no attempt runs past it either); a refusal (401, 403, any other
+ * 4xx but 408 and 429, a 3xx) is final. Logs register.ok / register.fail like the thread.
+ * ERR_OK with *relay_id and token (cap > REG_TOKEN_MAX; the caller wipes it); ERR_CRYPTO
+ * when the console refused; ERR_IO when it was not reached in time; ERR_NOTFOUND when
+ * consoleAddress or deploymentToken is missing or the address is bad. */
+int register_once(const struct config *cfg, uint32_t timeout_ms, int64_t *relay_id, char *token,
+    size_t cap);
+
+/* `relaypro register [-c FILE] [--env] [--timeout DURATION]` (SPEC §5), given main's
+ * whole argv: REGISTER_NOT_MINE when the command word is not "register", or -h, --help or
+ * --version is given (main goes on: it prints the usage from its table),
+ * else the exit status: 0 registered (with --env: RELAYPRO_RELAY_ID= and
+ * RELAYPRO_SECURITY_TOKEN= lines on stdout and nothing else, nothing changed; without:
+ * saved by cfgwrite_save), 1 refused by the console or not saved, 2 bad usage or
+ * configuration, 3 the console not reached within --timeout (default 60 s). Log lines go
+ * to stderr. */
+#define REGISTER_NOT_MINE (-1)
+int register_main(int argc, char **argv);
+
 /* Cancel: once this returns, done() is not running and will not be called. The thread
  * ends by itself within its I/O timeouts. Safe to call when nothing runs. */
 void register_stop(void);

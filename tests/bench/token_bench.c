@@ -50,7 +50,7 @@ main(void)
 
 	t0 = now_s();
 	for (i = 0; i < rounds; i++)
-		n += token_verify_access(&cfg, tok, strlen(tok), (int64_t)now, sub, sizeof sub, &code) == 0;
+		n += token_verify_access(&cfg, tok, strlen(tok), (int64_t)now, sub, sizeof sub, &code, NULL, 0) == 0;
 	el_derive = now_s() - t0;
 	t0 = now_s();
 	for (i = 0; i < rounds; i++)

@@ -56,19 +56,26 @@ setup(void)
 static void
 verify_both(const char *tok, size_t len)
 {
-	char sub[JWT_SUB_MAX + 1];
+	char sub[JWT_SUB_MAX + 1], why[TOKEN_WHY_MAX];
 	const char *code = NULL;
 	int rc;
 
-	rc = token_verify_grant(&cfg, tok, len, NOW, sub, sizeof sub, &code);
+	why[0] = 'x';
+	rc = token_verify_grant(&cfg, tok, len, NOW, sub, sizeof sub, &code, why, sizeof why);
 	FUZZ_ASSERT(code != NULL);
+	FUZZ_ASSERT(memchr(why, 0, sizeof why) != NULL);
 	if (rc == 0)
-		FUZZ_ASSERT(strlen(sub) >= 1 && strlen(sub) <= JWT_SUB_MAX);
+		FUZZ_ASSERT(strlen(sub) >= 1 && strlen(sub) <= JWT_SUB_MAX && why[0] == 0);
+	else
+		FUZZ_ASSERT(why[0] != 0);
 	code = NULL;
-	rc = token_verify_access(&cfg, tok, len, NOW, sub, sizeof sub, &code);
+	rc = token_verify_access(&cfg, tok, len, NOW, sub, sizeof sub, &code, why, sizeof why);
 	FUZZ_ASSERT(code != NULL);
+	FUZZ_ASSERT(memchr(why, 0, sizeof why) != NULL);
 	if (rc == 0)
-		FUZZ_ASSERT(strlen(sub) >= 1 && strlen(sub) <= JWT_SUB_MAX);
+		FUZZ_ASSERT(strlen(sub) >= 1 && strlen(sub) <= JWT_SUB_MAX && why[0] == 0);
+	else
+		FUZZ_ASSERT(why[0] != 0);
 }
 
 /* Mode 2 with bit 0x40: in[0..len) is "SUFFIX NUL-free, then '|', then claims": an
@@ -158,7 +165,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n == 0)
 			return 0;
 		FUZZ_ASSERT(n < TOKEN_ACCESS_MAX && strlen(tok) == n);
-		FUZZ_ASSERT(token_verify_access(&cfg, tok, n, NOW, sub, sizeof sub, &code) == 0);
+		FUZZ_ASSERT(token_verify_access(&cfg, tok, n, NOW, sub, sizeof sub, &code, NULL, 0) == 0);
 		FUZZ_ASSERT(strcmp(sub, claims) == 0);
 	}
 	return 0;

@@ -2,14 +2,18 @@
 """test_image.py — the container deliverables, checked with tools nobody here wrote.
 
 packaging/oci-image.sh (run on the dist/ binaries that ./build.sh made) must give an OCI
-image layout that skopeo reads (the multi-arch index, each platform, its config, and the
-oci-archive tar copied with digest verification) and umoci unpacks: a rootfs of exactly one
-file `relaypro`, 0755, byte-identical to dist/, with the runtime config the image declares
-(entrypoint, user 65532, env, exposed 9443/tcp). The unpacked binary runs, also in a chroot
-of that rootfs (like a FROM scratch image), and as UID 65532 serves /healthz and /readyz
-with the CA bundle read-only. Two runs give the same digests. The Containerfile, the
-Kubernetes manifests and the compose file hold what SPEC §7 asks for and agree on the
-port. A missing tool is a FAILURE naming the Debian package to install."""
+image layout that skopeo reads (the multi-arch index, each platform, its config and its
+standard labels: version, revision, created, source, licenses) and umoci unpacks: a rootfs
+of `relaypro` (0755, byte-identical to dist/) and the empty private folder
+/var/lib/relaypro (0700, 65532), with the runtime config the image declares (entrypoint,
+user 65532, env, exposed 9443/tcp). The three OCI archives (multi-arch, amd64, arm64) each
+hold one reference, relaypro:VERSION: skopeo copies them with digest verification, umoci
+unpacks the single-platform ones (`podman load` of them: test_container.py). The unpacked
+binary runs, also in a chroot of that rootfs (like a FROM scratch image), and as UID 65532
+serves /healthz and /readyz with the CA bundle read-only. Two runs give the same digests.
+The Containerfile's instructions are checked here; building it, the compose file and
+running the image under podman are test_container.py's, the Kubernetes manifests
+test_kubernetes.py's. A missing tool is a FAILURE naming the Debian package to install."""
 import hashlib
 import json
 import os
@@ -26,17 +30,29 @@ import relaytest as rt  # noqa: E402
 REPO = rt.REPO_DIR
 DIST = os.path.join(REPO, "dist")
 LAYOUT = os.path.join(DIST, "relaypro-oci")
-ARCHIVE = os.path.join(DIST, "relaypro-oci.tar")
 SCRIPT = os.path.join(REPO, "packaging", "oci-image.sh")
 CONTAINERFILE = os.path.join(REPO, "Containerfile")
-K8S = os.path.join(REPO, "docker", "kubernetes", "relaypro.yaml")
-COMPOSE = os.path.join(REPO, "docker", "compose.yaml")
-TAG = "latest"
 ARCHS = ("amd64", "arm64")
 BIN = {a: os.path.join(DIST, "relaypro-linux-" + a) for a in ARCHS}
 PORT = 9443
 TOKEN = "sEcReT-t0ken-value-1234"
 
+def _version():
+    with open(os.path.join(REPO, "Makefile")) as f:
+        for ln in f:
+            m = re.match(r"VERSION\s*:=\s*(\S+)", ln)
+            if m:
+                return m.group(1)
+    return None
+
+
+VERSION = _version()
+TAG = "relaypro:%s" % VERSION
+ARCHIVE = os.path.join(DIST, "relaypro-%s-oci.tar" % VERSION)
+ARCH_ARCHIVE = {a: os.path.join(DIST, "relaypro-%s-%s-oci.tar" % (VERSION, a)) for a in ARCHS}
+LABELS = ("org.opencontainers.image.version", "org.opencontainers.image.revision",
+          "org.opencontainers.image.created", "org.opencontainers.image.source",
+          "org.opencontainers.image.licenses")
 state = {}   # filled by build_layout: index digest, manifests by arch, unpacked rootfs
 
 
@@ -45,17 +61,6 @@ def have_tool(cmd, package):
     rt.check(ok, "tool %s present" % cmd,
              "%s not found: install the Debian package %s (apt-get install -y %s)"
              % (cmd, package, package))
-    return ok
-
-
-def have_yaml():
-    try:
-        import yaml  # noqa: F401
-        ok = True
-    except ImportError:
-        ok = False
-    rt.check(ok, "python3 yaml module present",
-             "install the Debian package python3-yaml (apt-get install -y python3-yaml)")
     return ok
 
 
@@ -86,7 +91,8 @@ def build():
     ok = rt.check(r.returncode == 0, "oci-image.sh exits 0", r.stdout + r.stderr)
     with open(os.path.join(LAYOUT, "index.json"), "rb") as f:
         index_json = f.read()
-    return ok, hashlib.sha256(index_json).hexdigest(), sha256_file(ARCHIVE)
+    sums = tuple(sha256_file(p) for p in [ARCHIVE] + [ARCH_ARCHIVE[a] for a in ARCHS])
+    return ok, hashlib.sha256(index_json).hexdigest(), sums
 
 
 # ------------------------------------------------------------------ the layout itself
@@ -119,7 +125,7 @@ def build_layout():
                 "ref %s is a multi-arch image index" % TAG)
     state["index_digest"] = refs[TAG]["digest"]
     state["manifest"] = {a: refs["%s-%s" % (TAG, a)]["digest"] for a in ARCHS}
-    # The layer: one tar entry `relaypro`, 0755, 0:0, fixed mtime, equal to dist/.
+    # The layer: `relaypro` (0755, 0:0) and the private folder (0700, 65532), fixed mtime.
     for a in ARCHS:
         man = load_blob(state["manifest"][a])
         rt.check_eq(len(man["layers"]), 1, "%s: one layer" % a)
@@ -128,11 +134,13 @@ def build_layout():
                     "%s: layer is tar+gzip" % a)
         with tarfile.open(blob(layer["digest"]), "r:gz") as tf:
             members = tf.getmembers()
-            m = members[0]
-            data = tf.extractfile(m).read() if m.isfile() else b""
-        rt.check_eq([(x.name, x.type, oct(x.mode), x.uid, x.gid) for x in members],
-                    [("relaypro", tarfile.REGTYPE, "0o755", 0, 0)],
-                    "%s: layer holds only relaypro, 0755, 0:0" % a)
+            data = tf.extractfile("relaypro").read()
+        rt.check_eq([(x.name.rstrip("/"), x.type, oct(x.mode), x.uid, x.gid) for x in members],
+                    [("relaypro", tarfile.REGTYPE, "0o755", 0, 0),
+                     ("var", tarfile.DIRTYPE, "0o755", 0, 0),
+                     ("var/lib", tarfile.DIRTYPE, "0o755", 0, 0),
+                     ("var/lib/relaypro", tarfile.DIRTYPE, "0o700", 65532, 65532)],
+                    "%s: layer holds relaypro (0755, 0:0) and var/lib/relaypro (0700, 65532)" % a)
         with open(BIN[a], "rb") as f:
             rt.check(data == f.read(), "%s: layer file equals dist/relaypro-linux-%s" % (a, a))
         with open(blob(layer["digest"]), "rb") as f:
@@ -141,6 +149,32 @@ def build_layout():
         cfg = load_blob(man["config"]["digest"])
         rt.check_eq(cfg["rootfs"], {"type": "layers", "diff_ids": [diff_id]},
                     "%s: config diff_id is the sha256 of the uncompressed layer" % a)
+        labels = cfg["config"].get("Labels", {})
+        rt.check(all(labels.get(k) for k in LABELS) and
+                 labels["org.opencontainers.image.version"] == VERSION and
+                 labels["org.opencontainers.image.created"] == cfg.get("created"),
+                 "%s: standard labels (version %s, revision, created, source, licenses)" % (a, VERSION),
+                 labels)
+        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
+                             text=True).stdout.strip()
+        rt.check(rev and labels.get("org.opencontainers.image.revision", "").startswith(rev),
+                 "%s: revision label is the commit" % a, (labels.get("org.opencontainers.image.revision"), rev))
+    # The archives: one reference each, relaypro:VERSION.
+    for path in [ARCHIVE] + [ARCH_ARCHIVE[a] for a in ARCHS]:
+        with tarfile.open(path) as tf:
+            idx = json.load(tf.extractfile("index.json"))
+            names = tf.getnames()
+        refs = [m.get("annotations", {}).get("org.opencontainers.image.ref.name") for m in idx["manifests"]]
+        rt.check_eq(refs, [TAG], "%s: one reference %s" % (os.path.basename(path), TAG))
+        want = state["index_digest"] if path == ARCHIVE else \
+            state["manifest"][[a for a in ARCHS if ARCH_ARCHIVE[a] == path][0]]
+        rt.check_eq(idx["manifests"][0]["digest"], want,
+                    "%s: it is the %s" % (os.path.basename(path),
+                                          "image index" if path == ARCHIVE else "platform's manifest"))
+        if path != ARCHIVE:
+            other = [a for a in ARCHS if ARCH_ARCHIVE[a] != path][0]
+            rt.check("blobs/sha256/" + state["manifest"][other][7:] not in names,
+                     "%s: only its own platform's blobs" % os.path.basename(path))
 
 
 @rt.case(timeout=60)
@@ -152,7 +186,7 @@ def reproducible():
     if not ok:
         return
     rt.check_eq(idx, state["index_json_sha"], "second run: same index.json")
-    rt.check_eq(tar_sum, state["tar_sha"], "second run: same relaypro-oci.tar")
+    rt.check_eq(tar_sum, state["tar_sha"], "second run: the same three archives, byte for byte")
     with open(os.path.join(LAYOUT, "index.json")) as f:
         top = json.load(f)
     rt.check(any(m["digest"] == state["index_digest"] for m in top["manifests"]),
@@ -200,15 +234,24 @@ def skopeo_reads_it():
                     ("65532:65532", ["/relaypro"], ["run"]), "config %s: user, entrypoint, cmd" % a)
         rt.check_eq(list(c.get("ExposedPorts", {})), ["%d/tcp" % PORT], "config %s: exposes 9443/tcp" % a)
         env = c.get("Env", [])
-        rt.check("RELAYPRO_LOGGER_FILE_NAME=-" in env and any(e.startswith("PATH=") for e in env),
-                 "config %s: env logs to stdout and sets PATH" % a, env)
-    # The archive: skopeo copies it, verifying every blob digest on the way.
+        rt.check("RELAYPRO_LOGGER_FILE_NAME=-" in env and any(e.startswith("PATH=") for e in env)
+                 and "RELAYPRO_PRIVATE_FOLDER=/var/lib/relaypro" in env,
+                 "config %s: env logs to stdout, sets PATH and the private folder" % a, env)
+    # The archives: skopeo copies them, verifying every blob digest on the way.
     tmp = rt.make_tmpdir()
+    r = run(["skopeo", "copy", "--quiet", "--all", "oci-archive:" + ARCHIVE,
+             "oci:%s:%s" % (os.path.join(tmp, "copy-all"), TAG)], timeout=60)
+    rt.check(r.returncode == 0, "skopeo copy --all from %s" % os.path.basename(ARCHIVE), r.stderr)
     for a in ARCHS:
         dst = os.path.join(tmp, "copy-" + a)
-        r = run(["skopeo", "copy", "--quiet", "oci-archive:%s:%s-%s" % (ARCHIVE, TAG, a),
-                 "dir:" + dst], timeout=60)
-        rt.check(r.returncode == 0, "skopeo copy from relaypro-oci.tar (%s)" % a, r.stderr)
+        r = run(["skopeo", "copy", "--quiet", "oci-archive:" + ARCH_ARCHIVE[a], "dir:" + dst],
+                timeout=60)
+        rt.check(r.returncode == 0, "skopeo copy from %s" % os.path.basename(ARCH_ARCHIVE[a]), r.stderr)
+        r = run(["skopeo", "inspect", "oci-archive:" + ARCH_ARCHIVE[a]])
+        info = json.loads(r.stdout) if r.returncode == 0 else {}
+        rt.check(info.get("Architecture") == a and info.get("Labels", {}).get(
+            "org.opencontainers.image.version") == VERSION,
+            "skopeo inspect %s: %s, labels" % (os.path.basename(ARCH_ARCHIVE[a]), a), r.stderr)
 
 
 # ------------------------------------------------------------------ umoci + running it
@@ -220,12 +263,19 @@ def umoci_unpack_and_run():
     tmp = rt.make_tmpdir()
     for a in ARCHS:
         bundle = os.path.join(tmp, "bundle-" + a)
-        r = run(["umoci", "unpack", "--rootless", "--image", "%s:%s-%s" % (LAYOUT, TAG, a), bundle],
-                timeout=60)
-        if not rt.check(r.returncode == 0, "umoci unpack %s" % a, r.stdout + r.stderr):
+        # umoci works on a layout: the single-platform archive, unpacked as it is.
+        lay = os.path.join(tmp, "layout-" + a)
+        os.makedirs(lay)
+        with tarfile.open(ARCH_ARCHIVE[a]) as tf:
+            tf.extractall(lay)
+        r = run(["umoci", "unpack", "--image", "%s:%s" % (lay, TAG), bundle], timeout=60)
+        if not rt.check(r.returncode == 0, "umoci unpack %s (from its archive)" % a, r.stdout + r.stderr):
             continue
         rootfs = os.path.join(bundle, "rootfs")
-        rt.check_eq(sorted(os.listdir(rootfs)), ["relaypro"], "%s rootfs: exactly one file relaypro" % a)
+        rt.check_eq(sorted(os.listdir(rootfs)), ["relaypro", "var"], "%s rootfs: relaypro and var" % a)
+        st = os.stat(os.path.join(rootfs, "var", "lib", "relaypro"))
+        rt.check((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65532, 65532, 0o700),
+                 "%s rootfs: /var/lib/relaypro is 0700 and 65532's" % a, (st.st_uid, oct(st.st_mode)))
         f = os.path.join(rootfs, "relaypro")
         st = os.lstat(f)
         rt.check(stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755,
@@ -270,6 +320,7 @@ def chroot_serves_as_65532():
     root = os.path.join(rt.make_tmpdir(), "root")
     shutil.copytree(rootfs, root, symlinks=True)
     os.chmod(root, 0o755)
+    os.chown(os.path.join(root, "var", "lib", "relaypro"), 65532, 65532)  # as in the image
     os.mkdir(os.path.join(root, "secrets"), 0o755)
     bundle = os.path.join(root, "secrets", "ca-bundle.pem")
     r = subprocess.run(
@@ -303,7 +354,9 @@ def chroot_serves_as_65532():
     rt.check(events and "start" in events and "stop" in events,
              "chroot run: JSON log lines on stdout (start, stop)", lines[:5])
     rt.check(TOKEN not in "\n".join(lines), "chroot run: token not logged")
-    rt.check_eq(sorted(os.listdir(root)), ["relaypro", "secrets"], "chroot run wrote nothing to /")
+    rt.check_eq(sorted(os.listdir(root)), ["relaypro", "secrets", "var"], "chroot run wrote nothing to /")
+    rt.check_eq(os.listdir(os.path.join(root, "var", "lib", "relaypro")), [],
+                "chroot run: nothing in the private folder (CA bundle mounted, token given)")
 
 
 # ------------------------------------------------------------------ Containerfile
@@ -325,139 +378,34 @@ def containerfile_instructions():
 def containerfile():
     ins = containerfile_instructions()
     froms = [r for w, r in ins if w == "FROM"]
-    rt.check(len(froms) == 2 and "debian:bookworm" in froms[0] and froms[1] == "scratch",
-             "Containerfile: debian:bookworm build stage, then FROM scratch", froms)
+    args = [r for w, r in ins[:[w for w, _ in ins].index("FROM")] if w == "ARG"]
+    rt.check(len(froms) == 2 and "${BUILD_BASE}" in froms[0] and froms[0].endswith(" AS build")
+             and froms[1] == "scratch" and "BUILD_BASE=debian:bookworm" in args,
+             "Containerfile: build stage FROM ${BUILD_BASE} (default debian:bookworm), then FROM scratch",
+             (froms, args))
     runs = [r for w, r in ins if w == "RUN"]
     rt.check(any("./build.sh deps && ./build.sh" in r for r in runs) and
              sum(r.count("./build.sh") for r in runs) == 2,
              "Containerfile: builds once with ./build.sh deps && ./build.sh", runs)
-    last = ins[[w for w, _ in ins].index("FROM", 1):] if len(froms) == 2 else []
+    last = ins[[i for i, (w, _) in enumerate(ins) if w == "FROM"][1]:] if len(froms) == 2 else []
     copies = [r for w, r in last if w == "COPY"]
-    rt.check(len(copies) == 1 and "relaypro-linux-${TARGETARCH}" in copies[0]
-             and copies[0].endswith(" /relaypro"),
-             "Containerfile: final stage copies only the TARGETARCH binary to /relaypro", copies)
-    rt.check(("ARG", "TARGETARCH=amd64") in last or any(w == "ARG" and r.startswith("TARGETARCH")
-                                                        for w, r in last),
+    rt.check(len(copies) == 2 and "relaypro-linux-${TARGETARCH}" in copies[0]
+             and copies[0].endswith(" /relaypro") and copies[1] == "--from=build /rootfs/ /",
+             "Containerfile: final stage copies the TARGETARCH binary to /relaypro and the private folder", copies)
+    rt.check(any(w == "ARG" and r.startswith("TARGETARCH") for w, r in last),
              "Containerfile: ARG TARGETARCH in the final stage")
+    rt.check(("ARG", "VERSION=%s" % VERSION) in last, "Containerfile: ARG VERSION defaults to the Makefile's")
     rt.check_eq([r for w, r in last if w == "USER"], ["65532:65532"], "Containerfile: USER 65532")
     rt.check_eq([r for w, r in last if w == "EXPOSE"], [str(PORT)], "Containerfile: EXPOSE 9443")
-    rt.check_eq([r for w, r in last if w == "ENV"], ["RELAYPRO_LOGGER_FILE_NAME=-"],
-                "Containerfile: logs to stdout")
+    rt.check_eq([r for w, r in last if w == "ENV"],
+                ["RELAYPRO_LOGGER_FILE_NAME=- RELAYPRO_PRIVATE_FOLDER=/var/lib/relaypro"],
+                "Containerfile: logs to stdout, private folder /var/lib/relaypro")
+    labels = " ".join(r for w, r in last if w == "LABEL")
+    rt.check(all(k in labels for k in LABELS), "Containerfile: the standard labels", labels)
     rt.check_eq([json.loads(r) for w, r in last if w == "ENTRYPOINT"], [["/relaypro"]],
                 "Containerfile: ENTRYPOINT")
     rt.check_eq([json.loads(r) for w, r in last if w == "CMD"], [["run"]], "Containerfile: CMD")
     rt.check(not any(w == "HEALTHCHECK" for w, _ in ins), "Containerfile: no HEALTHCHECK")
-
-
-# ------------------------------------------------------------------ Kubernetes, compose
-
-def exposed_port():
-    return [int(r) for w, r in containerfile_instructions() if w == "EXPOSE"]
-
-
-@rt.case
-def kubernetes_manifests():
-    if not have_yaml():
-        return
-    import yaml
-    with open(K8S) as f:
-        docs = [d for d in yaml.safe_load_all(f) if d]
-    kinds = {}
-    for d in docs:
-        kinds.setdefault(d["kind"], []).append(d)
-    for k in ("Deployment", "Service", "PodDisruptionBudget"):
-        rt.check_eq(len(kinds.get(k, [])), 1, "k8s: one %s" % k)
-    if len(kinds.get("Deployment", [])) != 1:
-        return
-    dep = kinds["Deployment"][0]
-    spec = dep["spec"]
-    pod = spec["template"]["spec"]
-    labels = spec["template"]["metadata"]["labels"]
-    rt.check(spec.get("replicas", 1) >= 2, "k8s: replicas >= 2", spec.get("replicas"))
-    rt.check(all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items()),
-             "k8s: Deployment selector matches its pods")
-    cs = pod["containers"]
-    rt.check_eq(len(cs), 1, "k8s: one container")
-    c = cs[0]
-    ports = [p["containerPort"] for p in c.get("ports", [])]
-    rt.check_eq(ports, [PORT], "k8s: containerPort 9443")
-    rt.check_eq(ports, exposed_port(), "k8s: containerPort = Containerfile EXPOSE")
-    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
-        g = c.get(probe, {}).get("httpGet", {})
-        rt.check_eq((g.get("path"), g.get("port"), g.get("scheme")), (path, PORT, "HTTPS"),
-                    "k8s: %s httpGet %s on 9443 over HTTPS" % (probe, path))
-    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
-    merged = dict(psc, **csc)
-    rt.check(merged.get("runAsNonRoot") is True and merged.get("runAsUser") == 65532,
-             "k8s: runAsNonRoot, runAsUser 65532", merged)
-    rt.check(csc.get("readOnlyRootFilesystem") is True, "k8s: readOnlyRootFilesystem")
-    rt.check(csc.get("allowPrivilegeEscalation") is False, "k8s: allowPrivilegeEscalation false")
-    rt.check_eq(csc.get("capabilities", {}).get("drop"), ["ALL"], "k8s: capabilities drop ALL")
-    res = c.get("resources", {})
-    rt.check(all(res.get(k, {}).get(r) for k in ("requests", "limits") for r in ("cpu", "memory")),
-             "k8s: cpu and memory requests and limits", res)
-    env = {e["name"]: e for e in c.get("env", [])}
-    bundle = env.get("RELAYPRO_CA_BUNDLE_FILE", {}).get("value", "")
-    rt.check_eq(bundle, "/secrets/ca-bundle.pem", "k8s: RELAYPRO_CA_BUNDLE_FILE")
-    vols = {v["name"]: v for v in pod.get("volumes", [])}
-    mounted = [(m, vols.get(m["name"], {})) for m in c.get("volumeMounts", [])]
-    ca = [(m, v) for m, v in mounted if v.get("secret", {}).get("secretName") == "relaypro-ca-bundle"]
-    ok = False
-    if len(ca) == 1:
-        m, v = ca[0]
-        items = {i["path"]: i["key"] for i in v["secret"].get("items", [])} or None
-        name = os.path.relpath(bundle, m["mountPath"]) if m.get("subPath") is None else None
-        ok = (m.get("readOnly") is True and
-              (m.get("subPath") is not None and m["mountPath"] == bundle or
-               name is not None and not name.startswith("..") and (items is None or name in items)))
-    rt.check(ok, "k8s: Secret relaypro-ca-bundle mounted read-only at the bundle path", ca)
-    tok = env.get("RELAYPRO_SECURITY_TOKEN", {})
-    rt.check("secretKeyRef" in tok.get("valueFrom", {}) and "value" not in tok,
-             "k8s: security token from a Secret", tok)
-    cms = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
-    cm_names = [d["metadata"]["name"] for d in kinds.get("ConfigMap", [])]
-    rt.check(cms and all(n in cm_names for n in cms) and
-             any("RELAYPRO_CONSOLE_ADDRESS" in d.get("data", {}) for d in kinds.get("ConfigMap", [])),
-             "k8s: config from a ConfigMap (consoleAddress)", cms)
-    if kinds.get("Service"):
-        svc = kinds["Service"][0]["spec"]
-        rt.check(svc.get("type", "ClusterIP") in ("ClusterIP", "LoadBalancer"), "k8s: Service type")
-        sp = svc.get("ports", [])
-        rt.check(len(sp) == 1 and sp[0]["port"] == PORT and sp[0].get("targetPort", PORT) in (PORT, "https"),
-                 "k8s: Service port 9443 -> 9443", sp)
-        rt.check(all(labels.get(k) == v for k, v in svc.get("selector", {}).items()) and svc.get("selector"),
-                 "k8s: Service selects the pods")
-    if kinds.get("PodDisruptionBudget"):
-        pdb = kinds["PodDisruptionBudget"][0]
-        rt.check_eq(pdb["spec"].get("minAvailable"), 1, "k8s: PDB minAvailable 1")
-        rt.check(all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items()),
-                 "k8s: PDB selects the pods")
-    ns = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
-    rt.check_eq(len(ns), 1, "k8s: every object in one namespace")
-
-
-@rt.case
-def compose_file():
-    if not have_yaml():
-        return
-    import yaml
-    with open(COMPOSE) as f:
-        doc = yaml.safe_load(f)
-    svcs = doc.get("services", {})
-    rt.check_eq(len(svcs), 1, "compose: one service")
-    s = next(iter(svcs.values()))
-    rt.check_eq(s.get("image"), "relaypro:latest", "compose: image relaypro:latest")
-    env = s.get("environment", {})
-    if isinstance(env, list):
-        env = dict(e.split("=", 1) for e in env)
-    bundle = env.get("RELAYPRO_CA_BUNDLE_FILE")
-    rt.check(bundle and "RELAYPRO_SECURITY_TOKEN" in env, "compose: env config with CA bundle and token", env)
-    vols = [v for v in s.get("volumes", []) if isinstance(v, str)]
-    rt.check(any(v.split(":")[1:] == [bundle, "ro"] for v in vols),
-             "compose: CA bundle mounted read-only at RELAYPRO_CA_BUNDLE_FILE", vols)
-    ports = [str(p) for p in s.get("ports", [])]
-    rt.check(any(p.split(":")[-1].split("/")[0] == str(PORT) for p in ports) and
-             exposed_port() == [PORT], "compose: port 9443 = Containerfile EXPOSE", ports)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,23 @@ retried slowly while the process keeps running; unreachable console -> attempt g
 a console certificate from another CA, an IP-literal address (name check) and the system
 bundle -> refused, logged, no token; register_stop cancels; kill -9 during write-back
 30 times -> the file is always the old or the new text, never torn.
+Containers (the real binary): an environment-only relay with a persistent private folder
+registers once across two starts (<privateFolder>/registration.ini, 0600; a reload reads
+it again); a read-only config file falls back to registration.ini; registration.ini sits
+below the environment and above the config file; `relaypro register --env` prints exactly
+RELAYPRO_RELAY_ID= and RELAYPRO_SECURITY_TOKEN= lines that `kubectl create secret generic
+--from-env-file` takes unchanged (kubectl's client-side dry run), changes nothing and
+exits 0; `relaypro register` writes back; a refusal exits 1 after one attempt, an
+unreachable console exits 3 once --timeout has passed.
 Last line: `register: N passed, N failed`.
 """
 
+import base64
 import calendar
 import concurrent.futures
 import glob
 import hashlib
+import json
 import os
 import platform
 import random
@@ -29,7 +39,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
-rt.init("register", deadline=90)
+rt.init("register", deadline=200)
 TMP = rt.make_tmpdir("relaytest-register-")
 REPO = rt.REPO_DIR
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
@@ -365,6 +375,263 @@ def relay_end_to_end():
     rt.check_eq(len(attempts(CON)) - before, 1, "relay: no second registration after the restart")
     rt.check_eq(relay.stop(), 0, "relay: second run exits 0")
     no_secrets("relay", open(log).read(), relay.stdout(), relay.stderr())
+
+
+# ---------------------------------------------------------------- containers (SPEC §5)
+
+def env_only_argv(argv):
+    """argv run with no config file at all, as in a container: -c is not given, and (as
+    root) /opt is an empty tmpfs in a private mount namespace, so a package's
+    /opt/relaypro/config.ini on this machine cannot be picked up."""
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t tmpfs tmpfs /opt && exec "$@"', "sh"] + list(argv)
+    return list(argv)
+
+
+def container_env(d, port, **extra):
+    env = {"RELAYPRO_CONSOLE_ADDRESS": CON.address(), "RELAYPRO_ORGANIZATION_ID": str(ORG),
+           "RELAYPRO_DEPLOYMENT_TOKEN": DEP_TOKEN, "RELAYPRO_CONSOLE_CA_FILE": CON.ca,
+           "RELAYPRO_PRIVATE_FOLDER": os.path.join(d, "state"),
+           "RELAYPRO_HTTPS_PROXY_LISTEN": "127.0.0.1:%d" % port,
+           "RELAYPRO_SERVER_NAME": "localhost",
+           "RELAYPRO_LOGGER_FILE_NAME": os.path.join(d, "relay.log")}
+    env.update(extra)
+    return env
+
+
+def grant_ok(port, relay_id=RELAY_ID, token=SEC_TOKEN):
+    grant = rt.jwt_hs256({"sub": "r-1", "org": ORG, "aud": "relaypro:%d" % relay_id,
+                          "exp": int(time.time()) + 300}, token)
+    r = rt.http_request("127.0.0.1", port, "POST", "/v1/token", tls=True,
+                        headers={"Authorization": "Bearer " + grant})
+    return r.status
+
+
+def ini_values(path):
+    out = {}
+    with open(path) as f:
+        for ln in f:
+            if ln.strip() and not ln.lstrip().startswith(("#", ";")):
+                k, _, v = ln.partition("=")
+                out[k.strip()] = v.strip()
+    return out
+
+
+@rt.case(timeout=60)
+def env_only_registers_once():
+    """No config file, a persistent private folder: the first start registers and writes
+    <privateFolder>/registration.ini; the second start is ready at once and the console
+    sees no second registration; SIGHUP reads the file again."""
+    relay_bin = rt.relay_bin()
+    d = os.path.join(TMP, "envonly")
+    os.makedirs(d, exist_ok=True)
+    port = rt.free_port()
+    env = container_env(d, port)
+    log = env["RELAYPRO_LOGGER_FILE_NAME"]
+    reg = os.path.join(d, "state", "registration.ini")
+    before = len(attempts(CON))
+    p = rt.start_process(env_only_argv([relay_bin]), env=env, tmpdir=d, name="first", cwd=d)
+    ev = rt.wait_for_log(log, "register.saved", timeout=20)
+    rt.check(ev is not None and ev.get("saved") is True and ev.get("file") == reg,
+             "env-only: registered and saved to <privateFolder>/registration.ini", ev)
+    start = rt.wait_for_log(log, "start", timeout=5)
+    rt.check((start or {}).get("config") == "(environment)", "env-only: no config file", start)
+    if not os.path.exists(reg):
+        rt.check(False, "env-only: registration.ini exists", os.listdir(d))
+        p.stop()
+        return
+    rt.check_eq(oct(os.stat(reg).st_mode & 0o7777), oct(0o600), "env-only: registration.ini is 0600")
+    vals = ini_values(reg)
+    rt.check_eq((vals.get("relayId"), vals.get("registeredTo"), vals.get("securityToken")),
+                (str(RELAY_ID), CON.address(), SEC_TOKEN),
+                "env-only: registration.ini holds relayId, registeredTo, securityToken")
+    rt.check("deploymentToken" not in vals and len(vals.get("relayProId", "")) == 36,
+             "env-only: no deployment token in it; the generated relayProId kept", sorted(vals))
+    rt.check_eq(grant_ok(port), 200, "env-only: the new security token verifies grants at once")
+    rt.check_eq(p.stop(), 0, "env-only: first run exits 0")
+    rt.check_eq(len(attempts(CON)) - before, 1, "env-only: one registration")
+
+    since = rt.log_offset(log)
+    p = rt.start_process(env_only_argv([relay_bin]), env=env, tmpdir=d, name="second", cwd=d)
+    rt.check(rt.wait_for_log(log, "start", timeout=15, since=since) is not None and
+             rt.wait_for_port("127.0.0.1", port, timeout=10), "env-only: second start")
+    r = rt.http_request("127.0.0.1", port, "GET", "/readyz", tls=True)
+    rt.check_eq(r.status, 200, "env-only: ready at once after the restart (registration.ini read)")
+    rt.check_eq(grant_ok(port), 200, "env-only: the saved security token verifies grants")
+    rt.check_eq(len(attempts(CON)) - before, 1,
+                "env-only: the restart did not register again (deployment token still set)")
+    # A reload reads registration.ini again: a changed token is used after SIGHUP.
+    with open(reg) as f:
+        text = f.read()
+    with open(reg, "w") as f:
+        f.write(text.replace("securityToken = " + SEC_TOKEN, "securityToken = rotated-" + SEC_TOKEN))
+    since = rt.log_offset(log)
+    os.kill(p.pid, 1)
+    rec = rt.wait_for_log(log, "config.reload", timeout=10, since=since)
+    rt.check(rec is not None and rec.get("ok") is True, "env-only: SIGHUP reload ok", rec)
+    rt.check_eq(grant_ok(port, token="rotated-" + SEC_TOKEN), 200,
+                "env-only: a reload reads registration.ini again")
+    rt.check_eq(p.stop(), 0, "env-only: second run exits 0")
+    no_secrets("env-only", open(log).read(), p.stdout(), p.stderr())
+
+
+@rt.case(timeout=40)
+def read_only_config_falls_back():
+    """A config file the relay cannot write (as a ConfigMap mount is): the registration
+    goes to <privateFolder>/registration.ini and the config file is untouched."""
+    if os.geteuid() != 0:
+        rt.check(False, "read-only config: needs root to drop to an unprivileged user")
+        return
+    relay_bin = rt.relay_bin()
+    d = rt.make_tmpdir("relaytest-rocfg-")   # a folder 65532 may enter (TMP is 0700)
+    os.chmod(d, 0o755)
+    port = rt.free_port()
+    ca = os.path.join(d, "console-ca.pem")
+    shutil.copyfile(CON.ca, ca)
+    os.chmod(ca, 0o644)
+    cfg = os.path.join(d, "config.ini")
+    text = ("consoleAddress = %s\norganizationId = %d\ndeploymentToken = %s\n"
+            "relayProId = %s\nconsoleCACert = console-ca.pem\nserverName = localhost\n"
+            "user = 65532:65532\n[httpsProxy]\nlisten = 127.0.0.1:%d\n"
+            "[logger]\nfileName = -\n" % (CON.address(), ORG, DEP_TOKEN, PRO_ID, port))
+    with open(cfg, "w") as f:
+        f.write(text)
+    os.chmod(cfg, 0o644)   # root's; the relay runs as 65532 after the drop
+    p = rt.start_process([relay_bin, "run", "-c", cfg], tmpdir=d, name="relay", keep_root=False,
+                         env={"RELAYPRO_USER": "65532:65532"})
+    log = p.stdout_path
+    reg = os.path.join(d, "private", "registration.ini")
+    ev = rt.wait_for_log(log, "register.saved", timeout=20)
+    rt.check(ev is not None and ev.get("saved") is True and ev.get("file") == reg and
+             "not writable" in ev.get("config_file", ""),
+             "read-only config: saved to registration.ini instead, saying why", ev)
+    with open(cfg) as f:
+        rt.check_eq(f.read(), text, "read-only config: the config file is unchanged")
+    rt.check(os.path.exists(reg) and os.stat(reg).st_uid == 65532,
+             "read-only config: registration.ini written by the relay's user")
+    rt.check_eq(grant_ok(port), 200, "read-only config: the token is in use")
+    rt.check_eq(p.stop(), 0, "read-only config: exits 0")
+
+
+@rt.case(timeout=30)
+def registration_ini_precedence():
+    """registration.ini: below RELAYPRO_*, above the config file; a bad line in it is a
+    config error naming the file and line."""
+    relay_bin = rt.relay_bin()
+    d = os.path.join(TMP, "prec")
+    os.makedirs(os.path.join(d, "private"), exist_ok=True)
+    cfg = os.path.join(d, "config.ini")
+    with open(cfg, "w") as f:
+        f.write("consoleAddress = console.test\nrelayId = 1\nsecurityToken = from-file\n")
+    reg = os.path.join(d, "private", "registration.ini")
+    with open(reg, "w") as f:
+        f.write("# written by relaypro\nrelayId = 2\nregisteredTo = console.test\n"
+                "securityToken = from-registration\n")
+
+    def effective(env=None):
+        e = rt.clean_environ()
+        e.update(env or {})
+        r = subprocess.run([relay_bin, "check-config", "-c", cfg], capture_output=True,
+                           text=True, timeout=20, env=e)
+        return r.returncode, r.stdout, r.stderr
+    rc, out, err = effective()
+    rt.check(rc == 0 and "\nrelayId = 2\n" in out, "registration.ini beats the config file", out + err)
+    rc, out, err = effective({"RELAYPRO_RELAY_ID": "3"})
+    rt.check(rc == 0 and "\nrelayId = 3\n" in out, "the environment beats registration.ini", out + err)
+    rc, out, err = effective({"RELAYPRO_PRIVATE_FOLDER": os.path.join(d, "elsewhere")})
+    rt.check(rc == 0 and "\nrelayId = 1\n" in out,
+             "registration.ini is looked for in the privateFolder in force (env)", out + err)
+    with open(reg, "a") as f:
+        f.write("consoleAddress = evil.example\n")
+    rc, out, err = effective()
+    rt.check(rc == 2 and "%s:5: consoleAddress" % reg in err,
+             "a key registration.ini may not hold: exit 2 naming file, line and key", (rc, err))
+
+
+def run_register(args, env, cwd, timeout=40, no_file=True):
+    argv = [rt.relay_bin(), "register"] + list(args)
+    e = rt.clean_environ()
+    e.update(env)
+    t0 = time.monotonic()
+    r = subprocess.run(env_only_argv(argv) if no_file else argv, capture_output=True, text=True,
+                       timeout=timeout, env=e, cwd=cwd)
+    return r.returncode, r.stdout, r.stderr, time.monotonic() - t0
+
+
+@rt.case(timeout=60)
+def register_env_for_kubectl():
+    """`relaypro register --env` registers once in the foreground and prints the two
+    lines `kubectl create secret generic --from-env-file` reads, and nothing else."""
+    d = os.path.join(TMP, "regenv")
+    os.makedirs(d, exist_ok=True)
+    env = container_env(d, rt.free_port())
+    before = len(attempts(CON))
+    rc, out, err, _ = run_register(["--env"], env, d)
+    rt.check_eq(rc, 0, "register --env: exit 0")
+    rt.check_eq(out, "RELAYPRO_RELAY_ID=%d\nRELAYPRO_SECURITY_TOKEN=%s\n" % (RELAY_ID, SEC_TOKEN),
+                "register --env: stdout is exactly the two lines")
+    recs = [json.loads(ln) for ln in err.splitlines() if ln.startswith("{")]
+    rt.check(any(r.get("event") == "register.ok" for r in recs), "register --env: log lines on stderr")
+    rt.check(SEC_TOKEN not in err and DEP_TOKEN not in err, "register --env: no token on stderr")
+    rt.check(not os.path.exists(os.path.join(d, "state", "registration.ini")),
+             "register --env: changes nothing (no registration.ini)")
+    rt.check_eq(len(attempts(CON)) - before, 1, "register --env: one registration")
+    envfile = os.path.join(d, "relaypro.env")
+    with open(envfile, "w") as f:
+        f.write(out)
+    kubectl = shutil.which("kubectl")
+    if not rt.check(kubectl is not None, "kubectl present",
+                    "install Debian's kubernetes-client (apt-get install kubernetes-client)"):
+        return
+    r = subprocess.run([kubectl, "create", "secret", "generic", "relaypro-registration",
+                        "--from-env-file=" + envfile, "--dry-run=client", "-o", "json"],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(rt.clean_environ(), KUBECONFIG=os.path.join(d, "no-kubeconfig"),
+                                HOME=d))
+    try:
+        sec = json.loads(r.stdout)
+        data = {k: base64.b64decode(v).decode() for k, v in sec.get("data", {}).items()}
+    except (ValueError, AttributeError):
+        data = None
+    rt.check_eq(data, {"RELAYPRO_RELAY_ID": str(RELAY_ID), "RELAYPRO_SECURITY_TOKEN": SEC_TOKEN},
+                "kubectl create secret --from-env-file takes the output unchanged")
+
+
+@rt.case(timeout=60)
+def register_write_back_and_exit_codes():
+    d = os.path.join(TMP, "regcli")
+    os.makedirs(d, exist_ok=True)
+    cfg = os.path.join(d, "config.ini")
+    text = ("consoleAddress = %s\norganizationId = %d\ndeploymentToken = %s\n"
+            "consoleCACert = %s\n" % (CON.address(), ORG, DEP_TOKEN, CON.ca))
+    with open(cfg, "w") as f:
+        f.write(text)
+    rc, out, err, _ = run_register(["-c", cfg], {}, d, no_file=False)
+    rt.check_eq(rc, 0, "register -c FILE: exit 0")
+    vals = ini_values(cfg)
+    rt.check(vals.get("relayId") == str(RELAY_ID) and vals.get("securityToken") == SEC_TOKEN
+             and "deploymentToken" not in vals, "register -c FILE: written back into the file", vals)
+    rt.check(SEC_TOKEN not in out + err, "register -c FILE: no token printed")
+    # Refused (401): exit 1 after one attempt.
+    d2 = os.path.join(TMP, "regrefused")
+    os.makedirs(d2, exist_ok=True)
+    before = len(attempts(CON))
+    rc, out, err, took = run_register(["--env", "--timeout", "30s"],
+                                      container_env(d2, 1, RELAYPRO_DEPLOYMENT_TOKEN="wrong-token-77"), d2)
+    rt.check_eq(rc, 1, "register: a refusal exits 1")
+    rt.check_eq(out, "", "register: nothing on stdout when refused")
+    rt.check_eq(len(attempts(CON)) - before, 1, "register: a refusal is not retried")
+    # Unreachable: exit 3 once --timeout has passed.
+    dead = rt.free_port()
+    rc, out, err, took = run_register(["--env", "--timeout", "3s"],
+                                      container_env(d2, 1, RELAYPRO_CONSOLE_ADDRESS="localhost:%d" % dead), d2)
+    rt.check(rc == 3 and out == "" and took >= 2.5, "register: unreachable console exits 3 after --timeout",
+             (rc, out, round(took, 1), err[-300:]))
+    rc, out, err, _ = run_register(["--timeout", "soon"], container_env(d2, 1), d2)
+    rt.check(rc == 2 and "--timeout" in err, "register --timeout soon: exit 2", (rc, err))
+    rc, out, err, _ = run_register(["--env"], container_env(d2, 1, RELAYPRO_DEPLOYMENT_TOKEN=""), d2)
+    rt.check(rc == 2 and "deploymentToken" in err, "register without a deployment token: exit 2", (rc, err))
 
 
 @rt.case(timeout=40)

@@ -612,6 +612,79 @@ def access_token_rejections():
     ck(ok, "access: the untouched token still works", why)
 
 
+def refusal(relay, send, want_code, want_reason, name):
+    """send() makes one refused request; the client sees only want_code, the relay's
+    auth.fail line says want_reason (SPEC §8: the precise cause, never the token)."""
+    since = rt.log_offset(relay.log)
+    status, body = send()
+    code = err_code(body)
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    ck(code == want_code and "expected" not in text and "reason" not in text,
+       "%s: the client sees only %s" % (name, want_code), (status, body))
+    rec = rt.wait_for_log(relay.log, "auth.fail", timeout=5, since=since)
+    reason = (rec or {}).get("reason", "")
+    ck(want_reason.match(reason) if hasattr(want_reason, "match") else reason == want_reason,
+       "%s: auth.fail reason %r" % (name, getattr(want_reason, "pattern", want_reason)),
+       rec)
+    ck((rec or {}).get("code") == want_code, "%s: auth.fail code %s" % (name, want_code), rec)
+    ck(not any(t in json.dumps(rec) for t in SECRETS) and not JWT_RE.search(reason),
+       "%s: no token or secret in the log line" % name)
+    return rec
+
+
+def grant_refused(relay, claims, key=SECRET):
+    def send():
+        r = relay.post_token("Bearer " + remember(rt.jwt_hs256(claims, key)))
+        return r.status, r.body
+    return send
+
+
+def access_refused(relay, token):
+    def send():
+        st, h, body = relay.tunnel(token)
+        if st == 200:
+            body.close()
+            body = b""
+        return st, body
+    return send
+
+
+@rt.case
+def refusal_reasons():
+    """Every refusal is explained in the log (SPEC §8), the client sees the code only."""
+    now = int(time.time())
+    # A relay whose RELAYPRO_RELAY_ID is not the one the console signs for.
+    wrong = Relay("wrongid", token_section={"duration": "10m"},
+                  env={"RELAYPRO_RELAY_ID": "12"}).start()
+    try:
+        refusal(wrong, grant_refused(wrong, py_grant()), "token_invalid",
+                "aud is relaypro:%d, expected relaypro:12 (relayId)" % RELAY_ID,
+                "wrong RELAYPRO_RELAY_ID")
+    finally:
+        wrong.stop()
+    refusal(MAIN, grant_refused(MAIN, py_grant(org=43)), "token_invalid",
+            "org is 43, expected %d (organizationId)" % ORG, "grant for another org")
+    refusal(MAIN, grant_refused(MAIN, py_grant(), key=SECRET + "x"), "token_invalid",
+            "bad signature: not signed with this relay's securityToken", "grant: bad signature")
+    refusal(MAIN, grant_refused(MAIN, py_grant(iat=now - 7200, exp=now - 3725)), "token_expired",
+            re.compile(r"expired 1h2m\d+s ago \(exp \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, "
+                       r"clockSkew 5s\)$"), "grant expired by how long")
+    _, tok = MAIN.access("resp-reasons")
+    hdr, claims = claims_of(tok)
+    other_kid = ("0" if hdr["kid"][0] != "0" else "1") + hdr["kid"][1:]
+    refusal(MAIN, access_refused(MAIN, forge(claims, SECRET, other_kid)), "ca_changed",
+            "unknown kid %s, expected %s: issued under another CA bundle" % (other_kid, hdr["kid"]),
+            "access token with an unknown kid")
+    h64, c64, s64 = tok.split(".")
+    mid = len(s64) // 2
+    tampered = h64 + "." + c64 + "." + s64[:mid] + ("A" if s64[mid] != "A" else "B") + s64[mid + 1:]
+    refusal(MAIN, access_refused(MAIN, remember(tampered)), "token_invalid",
+            "bad signature: not issued by a relay holding this CA bundle",
+            "access token with a bad signature")
+    refusal(MAIN, access_refused(MAIN, remember(unsigned({"alg": "none", "kid": hdr["kid"]}, claims))),
+            "token_invalid", "header alg is not HS256 (or typ is not JWT)", "access token alg none")
+
+
 @rt.case
 def restart_keeps_tokens():
     _, tok = MAIN.access("resp-restart")

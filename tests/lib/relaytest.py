@@ -693,13 +693,23 @@ def start_socks5_server(tmpdir, kind="own", name=None, user=None, password=None,
 
 # ================================================================= waiting
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A port that was free a moment ago (bind to 0, read, close)."""
+    """A port that was free a moment ago (bind to 0, read, close), and never one this
+    process was given before: the kernel may hand the same ephemeral port to two binds in
+    a row once the first socket is closed, and two listeners of one relay must differ."""
     _check_local(host)
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(64):
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            break
+    _ports_given.add(port)
+    return port
 
 
 def relay_bin():

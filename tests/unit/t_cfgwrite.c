@@ -7,6 +7,7 @@
  * result loads with config_load. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -381,6 +382,60 @@ t_cfgwrite(void)
 			CHECK(access(f, F_OK) == 0, "sweep: kept (ours, pid 1 alive, not a pid, other file, other suffix)");
 			unlink(f);
 		}
+	}
+
+	/* registration.ini (SPEC §5): ours alone, written whole, 0600, its folder made 0700;
+	 * read by config_load above the file; cfgwrite_save picks the file when it can. */
+	{
+		char regdir[96], reg[128], where[128];
+		const char *t;
+
+		snprintf(regdir, sizeof regdir, "%s/private", dir);
+		snprintf(reg, sizeof reg, "%s/registration.ini", regdir);
+		CHECK_INT(cfgwrite_registration(reg, 42, "console.test", "tok-REG",
+		    "123e4567-e89b-12d3-a456-426614174000", err, sizeof err), 0, "registration.ini written");
+		CHECK(stat(regdir, &st) == 0 && (st.st_mode & 0777) == 0700, "registration.ini: folder made 0700");
+		CHECK(stat(reg, &st) == 0 && (st.st_mode & 0777) == 0600, "registration.ini: mode 0600");
+		t = get_file(reg);
+		CHECK(t[0] == '#' && strstr(t, "\nrelayId = 42\nregisteredTo = console.test\n"
+		    "securityToken = tok-REG\nrelayProId = 123e4567-e89b-12d3-a456-426614174000\n") != NULL,
+		    "registration.ini: a comment, then the four keys");
+		CHECK_INT(cfgwrite_registration(reg, 43, "console2.test", "tok-2", NULL, err, sizeof err), 0,
+		    "registration.ini rewritten");
+		t = get_file(reg);
+		CHECK(strstr(t, "relayId = 43\n") && strstr(t, "securityToken = tok-2\n") &&
+		    !strstr(t, "tok-REG") && !strstr(t, "relayProId"),
+		    "registration.ini: rewritten whole (no relayProId when none is given)");
+		memset(big, 'x', 190);
+		big[190] = 0;
+		CHECK_INT(cfgwrite_registration(reg, 1, "c", big, NULL, err, sizeof err), ERR_RANGE,
+		    "registration.ini: a token too long for an INI line refused");
+		CHECK(strstr(err, big) == NULL, "registration.ini: the refused token is not in the error");
+		CHECK_INT(cfgwrite_registration(reg, 1, "c", "a\nb", NULL, err, sizeof err), ERR_INVAL,
+		    "registration.ini: a newline refused");
+		CHECK_INT(cfgwrite_registration(reg, 1, "c", "", NULL, err, sizeof err), ERR_INVAL,
+		    "registration.ini: an empty token refused");
+		CHECK(strstr(get_file(reg), "tok-2") != NULL, "registration.ini: intact after refusals");
+		put_file(path, "consoleAddress = console.test\nrelayId = 5\nsecurityToken = file\n", 0600);
+		CHECK_INT(config_load(&cfg, path, cerr, sizeof cerr), 0, "config with registration.ini loads");
+		CHECK(cfg.relay_id == 43 && strcmp(cfg.security_token, "tok-2") == 0 &&
+		    strcmp(cfg.registered_to, "console2.test") == 0, "registration.ini over the config file");
+		CHECK_STR(cfg.reg_file, reg, "reg_file is <privateFolder>/registration.ini");
+		CHECK_INT(cfgwrite_save(&cfg, 9, "tok-9", where, sizeof where, err, sizeof err), 0,
+		    "save: into the writable config file");
+		CHECK(strcmp(where, path) == 0 && err[0] == 0 && strstr(get_file(path), "securityToken = tok-9\n"),
+		    "save: where = the config file");
+		cfg.file[0] = 0;
+		CHECK_INT(cfgwrite_save(&cfg, 10, "tok-10", where, sizeof where, err, sizeof err), 0,
+		    "save: environment only");
+		CHECK(strcmp(where, reg) == 0 && strstr(err, "no config file") != NULL &&
+		    strstr(get_file(reg), "securityToken = tok-10\n"), "save: environment only -> registration.ini, saying why");
+		put_file(reg, "relayId = 1\ndeploymentToken = x\n", 0600);
+		CHECK(config_load(&cfg, path, cerr, sizeof cerr) != 0 && strstr(cerr, "registration.ini:2: "
+		    "deploymentToken: not a registration key") != NULL, "registration.ini: another key is a config error");
+		config_wipe(&cfg);
+		unlink(reg);
+		rmdir(regdir);
 	}
 
 	unlink(path);

@@ -15,6 +15,7 @@
 
 static struct config cfg;
 static struct ca ca;
+static char why[TOKEN_WHY_MAX]; /* the last refusal's reason (token.h) */
 
 static const char *
 verify_access(const char *tok, int64_t now)
@@ -22,7 +23,8 @@ verify_access(const char *tok, int64_t now)
 	char sub[200];
 	const char *code = "?";
 
-	if (token_verify_access(&cfg, tok, strlen(tok), now, sub, sizeof sub, &code) == 0)
+	why[0] = '?';
+	if (token_verify_access(&cfg, tok, strlen(tok), now, sub, sizeof sub, &code, why, sizeof why) == 0)
 		return "ok";
 	return code;
 }
@@ -33,7 +35,8 @@ verify_grant(const char *tok, int64_t now)
 	char sub[200];
 	const char *code = "?";
 
-	if (token_verify_grant(&cfg, tok, strlen(tok), now, sub, sizeof sub, &code) == 0)
+	why[0] = '?';
+	if (token_verify_grant(&cfg, tok, strlen(tok), now, sub, sizeof sub, &code, why, sizeof why) == 0)
 		return "ok";
 	return code;
 }
@@ -68,25 +71,59 @@ t_token(void)
 	CHECK_STR(verify_grant(grant(buf, sizeof buf,
 	    "{\"sub\":\"r-1\",\"org\":42,\"aud\":\"relaypro:7\",\"exp\":1800000600}"), NOW), "ok",
 	    "good grant");
+	CHECK_STR(why, "", "good grant: no reason");
 	CHECK_STR(verify_grant(grant(buf, sizeof buf,
 	    "{\"sub\":\"r-1\",\"org\":43,\"aud\":\"relaypro:7\",\"exp\":1800000600}"), NOW),
 	    "token_invalid", "grant for another org");
+	CHECK_STR(why, "org is 43, expected 42 (organizationId)", "reason: another org");
 	CHECK_STR(verify_grant(grant(buf, sizeof buf,
 	    "{\"sub\":\"r-1\",\"org\":42,\"aud\":\"relaypro:8\",\"exp\":1800000600}"), NOW),
 	    "token_invalid", "grant for another relay");
+	CHECK_STR(why, "aud is relaypro:8, expected relaypro:7 (relayId)", "reason: another relay");
+	CHECK_STR(verify_grant(grant(buf, sizeof buf,
+	    "{\"sub\":\"r-1\",\"org\":42,\"exp\":1800000600}"), NOW), "token_invalid",
+	    "grant without aud");
+	CHECK_STR(why, "no aud claim, expected relaypro:7", "reason: no aud");
 	CHECK_STR(verify_grant(grant(buf, sizeof buf,
 	    "{\"org\":42,\"aud\":\"relaypro:7\",\"exp\":1800000600}"), NOW), "token_invalid",
 	    "grant without sub");
+	CHECK_STR(why, "no sub claim", "reason: no sub");
 	CHECK_STR(verify_grant(grant(buf, sizeof buf,
 	    "{\"sub\":\"r-1\",\"org\":42,\"aud\":\"relaypro:7\",\"exp\":1799999000}"), NOW),
 	    "token_expired", "expired grant");
+	CHECK_STR(why, "expired 16m40s ago (exp 2027-01-15T07:43:20Z, clockSkew 60s)",
+	    "reason: expired by how long");
+	CHECK_STR(verify_grant(grant(buf, sizeof buf,
+	    "{\"sub\":\"r-1\",\"org\":42,\"aud\":\"relaypro:7\",\"exp\":1800000600,"
+	    "\"nbf\":1800007200}"), NOW), "token_invalid", "grant not valid yet");
+	CHECK_STR(why, "not valid yet: nbf 2027-01-15T10:00:00Z is 2h ahead (clockSkew 60s)",
+	    "reason: nbf ahead");
 	CHECK_STR(verify_grant(grant(buf, sizeof buf,
 	    "{\"sub\":\"r 1\",\"org\":42,\"aud\":\"relaypro:7\",\"exp\":1800000600}"), NOW),
 	    "token_invalid", "grant with a bad sub");
+	CHECK_STR(why, "sub is not 1-128 characters of A-Z a-z 0-9 . _ : @ -", "reason: bad sub");
 	CHECK_STR(verify_grant("", NOW), "auth_required", "empty grant");
+	CHECK_STR(why, "no grant", "reason: empty grant");
+	CHECK_STR(verify_grant("a.b", NOW), "token_invalid", "grant with one dot");
+	CHECK(strncmp(why, "malformed", 9) == 0, "reason: malformed");
 	jwt_sign(buf, sizeof buf, "{\"alg\":\"HS256\"}",
 	    "{\"sub\":\"r-1\",\"org\":42,\"aud\":\"relaypro:7\",\"exp\":1800000600}", "other-key", 9);
 	CHECK_STR(verify_grant(buf, NOW), "token_invalid", "grant signed with another key");
+	CHECK_STR(why, "bad signature: not signed with this relay's securityToken",
+	    "reason: bad signature");
+	CHECK(strstr(why, cfg.security_token) == NULL, "reason holds no security token");
+	{
+		char saved[sizeof cfg.security_token];
+		memcpy(saved, cfg.security_token, sizeof saved);
+		cfg.security_token[0] = 0;
+		CHECK_STR(verify_grant(buf, NOW), "token_invalid", "grant with no securityToken");
+		CHECK_STR(why, "this relay has no securityToken yet (not registered)",
+		    "reason: not registered");
+		memcpy(cfg.security_token, saved, sizeof saved);
+	}
+	jwt_sign(buf, sizeof buf, "{\"alg\":\"HS384\"}", "{\"exp\":1800000600}", "k", 1);
+	CHECK_STR(verify_grant(buf, NOW), "token_invalid", "grant with alg HS384");
+	CHECK_STR(why, "header alg is not HS256 (or typ is not JWT)", "reason: alg");
 
 	/* Access tokens. */
 	n = token_issue(&cfg, "r-1", NOW, tok, sizeof tok);
@@ -94,6 +131,11 @@ t_token(void)
 	CHECK_STR(verify_access(tok, NOW), "ok", "fresh access token verifies");
 	CHECK_STR(verify_access(tok, NOW + 3600 + 60), "ok", "valid at exp + skew");
 	CHECK_STR(verify_access(tok, NOW + 3600 + 61), "token_expired", "expired after exp + skew");
+	CHECK_STR(why, "expired 1m1s ago (exp 2027-01-15T09:00:00Z, clockSkew 60s)",
+	    "reason: access token expired by how long");
+	CHECK_STR(verify_access(tok, NOW + 3600 + 2 * 86400 + 7), "token_expired", "expired 2 days");
+	CHECK_STR(why, "expired 2d7s ago (exp 2027-01-15T09:00:00Z, clockSkew 60s)",
+	    "reason: days in the span");
 	CHECK_INT(jwt_parse(tok, n, &t), JWT_OK, "access token parses");
 	CHECK(strcmp(t.kid, token_kid()) == 0 && strcmp(t.iss, "relaypro") == 0 && t.org == 42 &&
 	    t.ep == 0 && t.exp == NOW + 3600 && t.iat == NOW && strlen(t.jti) == 32,
@@ -102,6 +144,8 @@ t_token(void)
 	memcpy(other, tok, n + 1);
 	other[n - 2] = other[n - 2] == 'A' ? 'B' : 'A';
 	CHECK_STR(verify_access(other, NOW), "token_invalid", "tampered signature");
+	CHECK_STR(why, "bad signature: not issued by a relay holding this CA bundle",
+	    "reason: tampered signature");
 	/* The same claims signed with the security token instead of the derived key. */
 	{
 		char *dot = strchr(tok, '.'), *dot2 = strchr(dot + 1, '.');
@@ -118,21 +162,29 @@ t_token(void)
 	/* Revocation by epoch. */
 	cfg.token_epoch = 1;
 	CHECK_STR(verify_access(tok, NOW), "token_revoked", "older epoch revoked");
+	CHECK_STR(why, "revoked: ep is 0, the epoch is now 1", "reason: revoked");
 	n = token_issue(&cfg, "r-1", NOW, other, sizeof other);
 	CHECK_STR(verify_access(other, NOW), "ok", "new epoch token verifies");
 	cfg.token_epoch = 0;
 	CHECK_STR(verify_access(other, NOW), "token_invalid", "token from a future epoch");
+	CHECK_STR(why, "ep is 1, ahead of the epoch 0", "reason: future epoch");
 	/* Another organisation configured: the token no longer fits. */
 	cfg.organization_id = 43;
 	CHECK_STR(verify_access(tok, NOW), "token_invalid", "org changed");
+	CHECK_STR(why, "org is 42, expected 43 (organizationId)", "reason: org changed");
 	cfg.organization_id = 42;
 	/* A new CA: the kid changes, old tokens say ca_changed. */
 	{
 		static struct ca ca2;
+		char old_kid[17], want[TOKEN_WHY_MAX];
 		CHECK_INT(ca_generate(&ca2, 2048, "123e4567-e89b-12d3-a456-426614174000", (time_t)NOW), 0,
 		    "second CA generated");
+		snprintf(old_kid, sizeof old_kid, "%s", token_kid());
 		token_init(&ca2);
 		CHECK_STR(verify_access(tok, NOW), "ca_changed", "token from the old CA");
+		snprintf(want, sizeof want, "unknown kid %s, expected %s: issued under another CA bundle",
+		    old_kid, token_kid());
+		CHECK_STR(why, want, "reason: unknown kid names both");
 		ca_free(&ca2);
 		token_init(&ca);
 		CHECK_STR(verify_access(tok, NOW), "ok", "back on the first CA");
@@ -179,6 +231,7 @@ t_token(void)
 		kdf_master_wipe(&m);
 	}
 	CHECK_STR(verify_access("", NOW), "auth_required", "empty access token");
+	CHECK_STR(why, "no access token", "reason: empty access token");
 	/* Clock jumps (the relay reads the wall clock for every check; `now` is injected here):
 	 * a token issued at NOW, then the clock is stepped. Forward past exp + skew expires
 	 * it at once; backward within the skew keeps it; further back, its iat lies in the
