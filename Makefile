@@ -21,7 +21,7 @@ CC       := $(CC_$(ARCH))
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual \
            -Wformat=2 -Wvla -Werror
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Os $(WARN) -fstack-protector-strong \
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Os $(CDEBUG) $(WARN) -fstack-protector-strong \
            -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
            -DRELAYPRO_VERSION='"$(VERSION)"' -DRELAYPRO_ARCH='"$(ARCH)"' \
            -I$(DEPS)/include -Isrc -MMD -MP
@@ -38,7 +38,7 @@ TESTS   := runner t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t
            t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit integration asan asan-relay check run clean deps bench
+.PHONY: all dist test unit integration asan asan-relay check run clean deps bench callgrind callgrind-bin
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -122,6 +122,16 @@ bench: deps $(BUILD)/token-bench $(BUILD)/relaypro $(BUILD)/loadgen
 	$(BUILD)/token-bench
 	RELAYPRO_BIN=$(BUILD)/relaypro LOADGEN_BIN=$(BUILD)/loadgen python3 tests/bench/run.py
 	python3 tests/bench/slowloris_p99.py --bin $(BUILD)/relaypro
+
+# Instructions per new tunnel under callgrind (tests/bench/callgrind_tunnel.py): the same -Os
+# code as the release binary, with symbols and line tables, in its own build folder.
+callgrind-bin: deps
+	$(MAKE) -s BUILD=build/callgrind CDEBUG=-g LDFLAGS='-static -no-pie -Wl,--gc-sections -Wl,-O1' \
+	    build/callgrind/relaypro
+	$(MAKE) -s build/amd64/loadgen
+
+callgrind: callgrind-bin
+	python3 tests/bench/callgrind_tunnel.py
 
 # Fuzzing (docs/fuzzing.md). One libFuzzer target per parser, tests/fuzz/fuzz_<name>.c,
 # each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new
