@@ -90,10 +90,11 @@ struct conn {
 	unsigned up_tls : 1, up_sock_eof : 1, up_hs_done : 1, preq_done : 1;
 	int up_err;                  /* BearSSL error that ended the hop (0: none) */
 	size_t pext_off, pext_end;   /* presp[] bytes after the proxy's answer head: the tunnel's */
+	const char *close_reason;    /* DEAD: why (static text), logged by conn_free */
 };
 
 static const char *const state_names[] = { "head", "resolve", "connect", "proxy", "tunnel",
-	"respond", "closing", "pphdr" };
+	"respond", "closing", "pphdr", "dead" };
 
 /* An https:// proxy route exists: every connection also holds the upstream TLS state.
  * Decided once at start (conn_proxy_setup), with the anchors it checks the proxy against. */
@@ -144,12 +145,14 @@ conn_proxy_setup(const struct config *cfg, char *err, size_t errlen)
 	return ERR_OK;
 }
 
-/* The one place a state changes; logged at debug level. */
+/* The one place a state changes; logged at debug level. DEAD is final. */
 static void
 set_state(struct conn *c, enum conn_state s)
 {
 	struct log_rec r;
 
+	if (c->state == CS_DEAD)
+		return;
 	if (log_begin(&r, LOG_DEBUG, "conn.state")) {
 		log_str(&r, "client", c->peer);
 		log_str(&r, "from", state_names[c->state]);
@@ -364,8 +367,11 @@ static void
 respond_error(struct conn *c, int status, const char *code, const char *msg, const char *extra)
 {
 	char buf[1024];
-	size_t n = http_error_response(buf, sizeof buf, status, code, msg, extra);
+	size_t n;
 
+	if (c->state == CS_DEAD)
+		return;
+	n = http_error_response(buf, sizeof buf, status, code, msg, extra);
 	c->status = status;
 	if (n == 0 || send_raw(c, buf, n) != ERR_OK) {
 		start_closing(c);
@@ -381,7 +387,11 @@ static void
 respond_json_ka(struct conn *c, int status, const char *body, int keep_alive)
 {
 	char buf[TOKEN_ACCESS_MAX + 512];
-	int n = snprintf(buf, sizeof buf,
+	int n;
+
+	if (c->state == CS_DEAD)
+		return;
+	n = snprintf(buf, sizeof buf,
 	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 	    "Cache-Control: no-store\r\n%s\r\n%s\n",
 	    status, http_reason(status), strlen(body) + 1,
@@ -749,9 +759,9 @@ ws_send_101(struct conn *c)
 	return send_raw(c, buf, (size_t)n);
 }
 
-/* The upstream connect finished: answer 200 (CONNECT) and start relaying. Returns 1
- * when the connection was closed. */
-static int
+/* The upstream connect finished: answer 200 (CONNECT) or 101 (WebSocket) and start
+ * relaying. */
+static void
 tunnel_start(struct conn *c)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -760,12 +770,12 @@ tunnel_start(struct conn *c)
 	if (c->websocket) {
 		if (ws_send_101(c) != ERR_OK) {
 			conn_close(c, "send failed");
-			return 1;
+			return;
 		}
 	} else if (!c->forward) {
 		if (send_raw(c, ok, sizeof ok - 1) != ERR_OK) {
 			conn_close(c, "send failed");
-			return 1;
+			return;
 		}
 		c->fwd_off = c->req.head_len; /* pipelined bytes go upstream first */
 		c->fwd_end = c->head_len;
@@ -784,7 +794,6 @@ tunnel_start(struct conn *c)
 		log_str(&r, "kind", c->websocket ? "websocket" : c->forward ? "forward" : "connect");
 		log_end(&r);
 	}
-	return 0;
 }
 
 /* The TLS session to an https:// proxy failed: log the proxy and BearSSL's reason (never
@@ -820,8 +829,8 @@ proxy_io_failed(struct conn *c)
 
 /* PROXY state: send CONNECT to the upstream proxy (through TLS for an https:// proxy) and
  * read its answer head. Bytes that came after the head belong to the tunnel: they stay in
- * presp[pext_off..pext_end) for pump_down. Returns 1 when the connection was closed. */
-static int
+ * presp[pext_off..pext_end) for pump_down. */
+static void
 proxy_step(struct conn *c)
 {
 	char req[UPSTREAM_REQ_MAX];
@@ -838,7 +847,7 @@ proxy_step(struct conn *c)
 			errno = e;
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				proxy_io_failed(c);
-			return 0;
+			return;
 		}
 		c->preq_off += (size_t)n;
 	}
@@ -849,12 +858,12 @@ proxy_step(struct conn *c)
 		if (n == 0) {
 			errno = ECONNRESET;
 			proxy_io_failed(c);
-			return 0;
+			return;
 		}
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				proxy_io_failed(c);
-			return 0;
+			return;
 		}
 		c->presp_len += (size_t)n;
 		rc = upstream_parse_answer(c->presp, c->presp_len, &status, &head_len);
@@ -863,7 +872,7 @@ proxy_step(struct conn *c)
 		if (rc != ERR_TRUNC || c->presp_len == sizeof c->presp) {
 			c->last_errno = EPROTO;
 			upstream_failed(c, 0);
-			return 0;
+			return;
 		}
 	}
 	c->pext_off = head_len;
@@ -878,9 +887,9 @@ proxy_step(struct conn *c)
 		}
 		respond_error(c, 502, "upstream_unreachable", status == 407 || status == 401 ?
 		    "the upstream proxy refused the relay's credentials" : "the upstream proxy refused the tunnel", NULL);
-		return 0;
+		return;
 	}
-	return tunnel_start(c);
+	tunnel_start(c);
 }
 
 /* ---- the request ------------------------------------------------------------------- */
@@ -1287,9 +1296,8 @@ handle_request(struct conn *c)
 	resolve_and_connect(c);
 }
 
-/* HEAD state: move client bytes into the head buffer and parse. Returns 1 when the
- * connection was closed (c is gone). */
-static int
+/* HEAD state: move client bytes into the head buffer and parse. */
+static void
 read_head(struct conn *c)
 {
 	size_t avail, room, take;
@@ -1307,17 +1315,17 @@ read_head(struct conn *c)
 	if (rc == HTTP_INCOMPLETE) {
 		if (c->client_eof || c->tls_closed) {
 			conn_close(c, c->head_len ? "client closed mid-head" : "client closed");
-			return 1;
+			return;
 		}
-		return 0;
+		return;
 	}
 	if (rc == HTTP_TOO_LARGE) {
 		respond_error(c, 431, "bad_request", c->req.reason ? c->req.reason : "head too large", NULL);
-		return 0;
+		return;
 	}
 	if (rc != HTTP_OK) {
 		respond_error(c, 400, "bad_request", c->req.reason ? c->req.reason : "malformed request", NULL);
-		return 0;
+		return;
 	}
 	/* A request for the relay itself may carry a small body: wait for it whole (it is
 	 * skipped, so the next request on the connection starts after it). */
@@ -1325,14 +1333,14 @@ read_head(struct conn *c)
 		uint64_t cl = 0;
 		if (c->req.have & (1u << HTTP_H_TRANSFER_ENCODING)) {
 			respond_error(c, 400, "bad_request", "chunked bodies are not accepted here", NULL);
-			return 0;
+			return;
 		}
 		if (c->req.have & (1u << HTTP_H_CONTENT_LENGTH))
 			http_parse_content_length(c->head + c->req.val[HTTP_H_CONTENT_LENGTH].off,
 			    c->req.val[HTTP_H_CONTENT_LENGTH].len, &cl);
 		if (cl > c->head_cap - c->req.head_len) {
 			respond_error(c, 400, "bad_request", "request body too large", NULL);
-			return 0;
+			return;
 		}
 		c->body_len = (size_t)cl;
 		while (c->head_len < c->req.head_len + c->body_len && (b = cin_buf(c, &avail)) != NULL) {
@@ -1345,13 +1353,12 @@ read_head(struct conn *c)
 		if (c->head_len < c->req.head_len + c->body_len) {
 			if (c->client_eof || c->tls_closed) {
 				conn_close(c, "client closed mid-body");
-				return 1;
+				return;
 			}
-			return 0;
+			return;
 		}
 	}
 	handle_request(c);
-	return 0;
 }
 
 /* After a keep-alive response: what followed the request becomes the next head. */
@@ -1442,8 +1449,8 @@ pump_down(struct conn *c)
 	return progress;
 }
 
-/* End-of-stream rules (SPEC §2.2). Returns 1 when the connection was closed. */
-static int
+/* End-of-stream rules (SPEC §2.2). */
+static void
 tunnel_eof(struct conn *c)
 {
 	size_t len;
@@ -1454,16 +1461,15 @@ tunnel_eof(struct conn *c)
 		 * before it went upstream. Upstream EOF: flush, close_notify, close. */
 		if ((c->tls_closed || c->client_eof) && up_empty) {
 			conn_close(c, "client closed");
-			return 1;
+			return;
 		}
 		if (c->upstream_eof) {
 			if (!c->tls_closed && cout_empty(c)) {
 				c->status = 200;
 				start_closing(c);
 			}
-			return 0;
 		}
-		return 0;
+		return;
 	}
 	/* Plain: half-close both ways. */
 	if (c->client_eof && up_empty && !c->up_shut) {
@@ -1474,11 +1480,8 @@ tunnel_eof(struct conn *c)
 		shutdown(c->cfd, SHUT_WR);
 		c->down_shut = 1;
 	}
-	if (c->up_shut && c->down_shut) {
+	if (c->up_shut && c->down_shut)
 		conn_close(c, "both sides closed");
-		return 1;
-	}
-	return 0;
 }
 
 /* ---- WebSocket tunnels (GET /v1/tunnel) ---------------------------------------------- */
@@ -1698,8 +1701,7 @@ ws_pump_down(struct conn *c)
 	return progress;
 }
 
-/* One round of a WebSocket tunnel. Returns -1 when the connection was closed, else
- * whether anything moved. */
+/* One round of a WebSocket tunnel. Returns whether anything moved. */
 static int
 ws_tunnel(struct conn *c)
 {
@@ -1719,7 +1721,7 @@ ws_tunnel(struct conn *c)
 	if ((c->client_eof || c->tls_closed) && ws_in_buf(c, &len) == NULL &&
 	    (c->tls_closed || !(c->ws_close_due || c->ws_close_sent))) {
 		conn_close(c, "client closed");
-		return -1;
+		return 0;
 	}
 	return progress;
 }
@@ -1793,8 +1795,8 @@ pp_done(struct conn *c, const struct pp_header *h)
  * of them while the header is incomplete (a header has no end before its last byte), up
  * to its end once it is whole; what follows stays in the socket for BearSSL or the HTTP
  * head. Taking the bytes (not just peeking) keeps a half-sent header from making poll()
- * spin. Returns 1 when c was closed. */
-static int
+ * spin. */
+static void
 pp_step(struct conn *c)
 {
 	size_t cap = c->head_cap < PP_MAX ? c->head_cap : PP_MAX, take;
@@ -1806,41 +1808,41 @@ pp_step(struct conn *c)
 		if (c->pp_len >= cap) { /* cannot happen: pp_parse refuses before PP_MAX */
 			log_pp_fail(c, "header too long");
 			conn_close(c, "bad PROXY header");
-			return 1;
+			return;
 		}
 		n = recv(c->cfd, c->head + c->pp_len, cap - c->pp_len, MSG_PEEK);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
-				return 0;
+				return;
 			conn_close(c, "client i/o error");
-			return 1;
+			return;
 		}
 		if (n == 0) {
 			if (c->pp_len == 0) {
 				conn_close(c, "client closed"); /* a balancer's TCP health check */
-				return 1;
+				return;
 			}
 			log_pp_fail(c, "closed in the middle of the header");
 			conn_close(c, "client closed mid-PROXY header");
-			return 1;
+			return;
 		}
 		rc = pp_parse((const unsigned char *)c->head, c->pp_len + (size_t)n, &h);
 		if (rc == ERR_INVAL) {
 			c->pp_len += (size_t)n;
 			log_pp_fail(c, h.reason);
 			conn_close(c, "bad PROXY header");
-			return 1;
+			return;
 		}
 		take = rc == ERR_OK ? h.len - c->pp_len : (size_t)n;
 		n = recv(c->cfd, c->head + c->pp_len, take, 0); /* the bytes just peeked */
 		if (n != (ssize_t)take) {
 			conn_close(c, "client i/o error");
-			return 1;
+			return;
 		}
 		c->pp_len += take;
 		if (rc == ERR_OK) {
 			pp_done(c, &h);
-			return 0;
+			return;
 		}
 	}
 }
@@ -1853,9 +1855,12 @@ run(struct conn *c)
 {
 	int rounds;
 
-	if (c->state == CS_PPHDR && (pp_step(c) || c->state == CS_PPHDR))
-		return; /* closed, or the header is not whole yet */
-	for (rounds = 0; rounds < 16; rounds++) {
+	if (c->state == CS_PPHDR) {
+		pp_step(c);
+		if (c->state != CS_HEAD)
+			return; /* closed, or the header is not whole yet */
+	}
+	for (rounds = 0; rounds < 16 && c->state != CS_DEAD; rounds++) {
 		int progress, rc = client_io(c);
 
 		if (rc < 0) {
@@ -1865,16 +1870,16 @@ run(struct conn *c)
 		progress = rc;
 		switch (c->state) {
 		case CS_HEAD:
-			if (read_head(c))
-				return;
-			if (c->state == CS_HEAD)
-				return; /* needs more bytes */
+			read_head(c);
+			if (c->state == CS_HEAD || c->state == CS_DEAD)
+				return; /* needs more bytes, or closed */
 			progress = 1;
 			break;
 		case CS_RESOLVE:
 		case CS_CONNECT:
 		case CS_PROXY:
 		case CS_PPHDR:
+		case CS_DEAD:
 			return;
 		case CS_TUNNEL:
 			if (up_io(c) < 0) {
@@ -1882,9 +1887,7 @@ run(struct conn *c)
 				return;
 			}
 			if (c->websocket) {
-				if ((rc = ws_tunnel(c)) < 0)
-					return;
-				if ((progress |= rc))
+				if ((progress |= ws_tunnel(c)))
 					c->last_io = srv.now_ms;
 				break;
 			}
@@ -1900,8 +1903,7 @@ run(struct conn *c)
 			progress |= rc;
 			if (progress)
 				c->last_io = srv.now_ms;
-			if (tunnel_eof(c))
-				return;
+			tunnel_eof(c);
 			break;
 		case CS_RESPOND:
 			if (cout_empty(c)) {
@@ -1973,14 +1975,12 @@ conn_events(struct conn *c, short crev, short urev)
 				run(c);
 				return;
 			}
-			if (proxy_step(c))
-				return;
-		} else if (tunnel_start(c)) {
-			return;
+			proxy_step(c);
+		} else {
+			tunnel_start(c);
 		}
 	} else if (c->state == CS_PROXY && urev) {
-		if (proxy_step(c))
-			return;
+		proxy_step(c);
 	}
 	run(c);
 }
@@ -2217,6 +2217,24 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 void
 conn_close(struct conn *c, const char *reason)
 {
+	if (c->state == CS_DEAD)
+		return; /* the first reason stays */
+	c->close_reason = reason;
+	set_state(c, CS_DEAD);
+}
+
+/* see conn.h */
+int
+conn_dead(const struct conn *c)
+{
+	return c->state == CS_DEAD;
+}
+
+/* see conn.h */
+void
+conn_free(struct conn *c)
+{
+	const char *reason = c->close_reason ? c->close_reason : "closed";
 	struct log_rec r;
 
 	if (c->tunnel_open && log_begin(&r, LOG_INFO, "tunnel.close")) {
@@ -2240,7 +2258,6 @@ conn_close(struct conn *c, const char *reason)
 	if (c->tunnel_open)
 		metrics_tunnel_close(c->mseries);
 	metrics_conn_close((enum metrics_listener)c->mlistener);
-	server_remove_conn(c->slot);
 	if (c->ufd >= 0)
 		close(c->ufd);
 	close(c->cfd);

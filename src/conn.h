@@ -19,11 +19,24 @@
  * CLOSING  close_notify sent / write side shut, discarding input until EOF or a short
  *          linger, so the client reads the response before the connection goes.
  *
+ * DEAD     closed: conn_close() was called; nothing more happens to the connection.
+ *
  * Memory is decided at accept: one allocation holds the struct, the BearSSL context (TLS
  * listener), the client-side buffers and the head buffer (which also holds the PROXY
  * header while PPHDR reads it: PP_MAX fits in it); nothing grows with traffic.
  * Bytes move between BearSSL's record buffers (or the plain buffers) and the upstream
- * socket directly. conn_close() is the only way a connection ends.
+ * socket directly.
+ *
+ * Closing — one convention, used everywhere: conn_close(c, reason) is the only way a
+ * connection ends, and it only marks it: the state becomes DEAD (final: no later
+ * set_state leaves it, responses and I/O are no longer started) and the reason is kept.
+ * Nothing is freed while a callback runs, so no function ever tells its caller "I closed
+ * it" and c stays valid memory until that callback has returned: code that may have closed
+ * the connection and wants to go on simply asks conn_dead(c) (the state machine's driver
+ * does, after every step). The loop, once the callback it made (conn_events, conn_tick,
+ * conn_resolved, conn_shutdown) has returned, sees conn_dead(c), takes the slot back and
+ * calls conn_free(c): the one teardown path — both sockets closed, TLS state and
+ * credentials wiped, tunnel.close logged once, the block released.
  */
 #ifndef RELAYPRO_CONN_H
 #define RELAYPRO_CONN_H
@@ -51,7 +64,7 @@
 enum { CONN_PLAIN = 0, CONN_TLS = 1, CONN_ADMIN = 2 };
 
 enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING,
-	CS_PPHDR };
+	CS_PPHDR, CS_DEAD };
 
 struct conn;
 
@@ -62,13 +75,23 @@ struct conn;
 struct conn *conn_new(int fd, const struct net_addr *peer, int tls, int over_limit,
     int proxy_hdr);
 
-/* End the connection: close both sockets, wipe TLS state, log tunnel.close once, free. */
+/* End the connection (see "Closing" above): it becomes DEAD with this reason (static
+ * text; a second call keeps the first reason). Freed later by the loop (conn_free). */
 void conn_close(struct conn *c, const char *reason);
 
-/* Poll interest for the client and upstream sockets (0 = none; ufd < 0 when none). */
+/* 1 once conn_close was called. */
+int conn_dead(const struct conn *c);
+
+/* The loop only, for a DEAD connection after its callback returned (or at exit): close
+ * both sockets, wipe TLS state and credentials, log tunnel.close (or conn.close) once with
+ * the reason, release the memory. */
+void conn_free(struct conn *c);
+
+/* Poll interest for the client and upstream sockets (0 = none; ufd < 0 when none). Never
+ * called for a DEAD connection. */
 void conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev);
 
-/* Handle poll results for this connection. May close it. */
+/* Handle poll results for this connection. May close it (conn_dead afterwards). */
 void conn_events(struct conn *c, short crev, short urev);
 
 /* Deadlines: called once per tick with the current monotonic time. May close it. */

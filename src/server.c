@@ -4,9 +4,9 @@
  * Each pass: bring the poll set up to date, poll with a timeout of at most one tick, then
  * handle signals, the resolver's wake-ups, new connections and connection events, in that
  * order. Deadlines are checked once per tick by walking the table (O(connections) per
- * tick, never per byte). A connection closed while the pass is handled is not looked at
- * again: its slot is cleared by server_remove_conn and events are dispatched by slot and
- * the slot's generation.
+ * tick, never per byte). A connection closed by a callback is freed right after that
+ * callback returns (reap(): conn.h, "Closing"), and is not looked at again: events are
+ * dispatched by slot and the slot's generation.
  *
  * The poll set is compact and kept, not rebuilt: after a few fixed entries (signals,
  * resolver, watches, listeners) come only the connection sockets that want something, no
@@ -156,6 +156,19 @@ server_unwatch(int fd)
 			watches[k].cb = NULL;
 }
 
+/* After a callback into the connection in slot s: if it closed the connection, free it
+ * now and give the slot back (conn.h, "Closing"). */
+static void
+reap(int s)
+{
+	struct conn *c = table[s];
+
+	if (c != NULL && conn_dead(c)) {
+		server_remove_conn(s);
+		conn_free(c);
+	}
+}
+
 /* see server.h */
 void
 server_begin_drain(const char *why)
@@ -177,9 +190,12 @@ server_begin_drain(const char *why)
 		log_int(&r, "timeout_s", (int64_t)srv.cfg->shutdown_timeout);
 		log_end(&r);
 	}
-	for (i = 0; i < table_size; i++)
-		if (table[i])
+	for (i = 0; i < table_size; i++) {
+		if (table[i]) {
 			conn_shutdown(table[i]);
+			reap(i);
+		}
+	}
 }
 
 /* trustedProxies as CIDRs. Like proxyProtocol, read at start only (a restart-only key). */
@@ -606,9 +622,12 @@ tick(void)
 {
 	int i;
 
-	for (i = 0; i < table_size; i++)
-		if (table[i])
+	for (i = 0; i < table_size; i++) {
+		if (table[i]) {
 			conn_tick(table[i], srv.now_ms);
+			reap(i);
+		}
+	}
 	conn_trim(srv.now_ms);
 	tls_maintain(srv.now); /* remint the server certificate when < 30 days remain */
 }
@@ -719,6 +738,7 @@ server_run(void)
 				if (table[i] && conn_state(table[i]) == CS_RESOLVE) {
 					pset_touch(i);
 					conn_resolved(table[i]);
+					reap(i);
 				}
 		}
 		for (i = 2; i < 2 + SERVER_WATCH_MAX; i++)
@@ -744,6 +764,7 @@ server_run(void)
 			if (ppos[2 * s + 1])
 				pset_busy(ppos[2 * s + 1] - 1);
 			conn_events(table[s], crev, urev);
+			reap(s);
 		}
 		if (srv.now_ms >= next_tick) {
 			touch_all = 1; /* conn_tick visits every connection */
@@ -754,9 +775,12 @@ server_run(void)
 			next_tick = srv.now_ms + SERVER_TICK_MS;
 		}
 		if (srv.draining && (srv.nconns == 0 || srv.now_ms >= drain_deadline)) {
-			for (i = 0; i < table_size; i++)
-				if (table[i])
+			for (i = 0; i < table_size; i++) {
+				if (table[i]) {
 					conn_close(table[i], "shutdown timeout");
+					reap(i);
+				}
+			}
 			return 0;
 		}
 	}
