@@ -456,8 +456,8 @@ up_tls_start(struct conn *c)
 	c->up_tls = 1;
 	c->up_sock_eof = c->up_hs_done = 0;
 	c->up_err = 0;
-	return upstream_tls_init(c->ucc, c->uxc, proxy_ta->ta, proxy_ta->n, c->uibuf, CONN_UP_IBUF,
-	    c->uobuf, CONN_UP_OBUF, c->via, NULL, 0);
+	return tls_client_init(c->ucc, c->uxc, proxy_ta->ta, proxy_ta->n, c->uibuf, CONN_UP_IBUF,
+	    c->uobuf, CONN_UP_OBUF, c->via->host.name, NULL, 0);
 }
 
 /* TLS: move records between the engine and the socket until it would block. 1 on
@@ -2183,7 +2183,7 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 		c->ilen = TLS_IBUF;
 		c->obuf = p + TLS_IBUF;
 		c->olen = TLS_OBUF;
-		if (tls_conn_init(c->sc, c->ibuf, c->ilen, c->obuf, c->olen) != ERR_OK) {
+		if (tls_server_init(c->sc, c->ibuf, c->ilen, c->obuf, c->olen) != ERR_OK) {
 			block_put(block, total);
 			return NULL;
 		}

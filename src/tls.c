@@ -1,5 +1,6 @@
 /*
- * tls.c — BearSSL server set-up. See tls.h.
+ * tls.c — BearSSL set-up: the listener's certificate, the one TLS policy, the server and
+ * client engines. See tls.h.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "tls.h"
 #include "x509.h"
 
+/* The policy's suites, for the server and every client (tls.h). */
 static const uint16_t suites[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -87,7 +89,7 @@ tls_maintain(time_t now)
 
 /* see tls.h */
 int
-tls_conn_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
+tls_server_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
     unsigned char *obuf, size_t olen)
 {
 	static const br_hash_class *const hashes[] = { &br_md5_vtable, &br_sha1_vtable,
@@ -132,6 +134,24 @@ tls_conn_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
 	br_ssl_engine_set_buffers_bidi(&sc->eng, ibuf, ilen, obuf, olen);
 	br_ssl_server_set_cache(sc, &cache.vtable);
 	return br_ssl_server_reset(sc) ? ERR_OK : ERR_CRYPTO;
+}
+
+/* see tls.h */
+int
+tls_client_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
+    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
+    unsigned char *obuf, size_t olen, const char *server_name, const void *seed,
+    size_t seedlen)
+{
+	/* BearSSL's full client (every hash for the chain and signatures, X.509 minimal
+	 * engine), then narrowed to the policy: TLS 1.2 and our suites only. */
+	br_ssl_client_init_full(cc, xc, ta, nta);
+	br_ssl_engine_set_versions(&cc->eng, BR_TLS12, BR_TLS12);
+	br_ssl_engine_set_suites(&cc->eng, suites, sizeof suites / sizeof suites[0]);
+	br_ssl_engine_set_buffers_bidi(&cc->eng, ibuf, ilen, obuf, olen);
+	if (seed != NULL)
+		br_ssl_engine_inject_entropy(&cc->eng, seed, seedlen);
+	return br_ssl_client_reset(cc, server_name, 0) ? ERR_OK : ERR_CRYPTO;
 }
 
 /* see tls.h */

@@ -9,8 +9,8 @@
  * proxy, with Proxy-Authorization: Basic when the proxy URL has user:password.
  * Proxy URLs are "http://[user:password@]host[:port][/]" (port 80 by default) or
  * "https://[user:password@]host[:port][/]" (port 443 by default): then the hop to the
- * proxy is TLS 1.2 (upstream_tls_init) and the CONNECT exchange and the tunnel run inside
- * it. The proxy's certificate chain is verified against upstream_trust_load()'s anchors
+ * proxy is TLS under the relay's one client policy (tls_client_init, tls.h) and the
+ * CONNECT exchange and the tunnel run inside it. The proxy's certificate chain is verified against upstream_trust_load()'s anchors
  * and its DNS name against the URL's host; BearSSL matches DNS names only, so an https://
  * proxy given by IP address is refused at start-up.
  */
@@ -71,17 +71,6 @@ int upstream_any_tls(const struct upstream_routes *r);
  * file) or else RELAYPRO_CONSOLE_CA_FILE, and RELAYPRO_PROXY_CA_FILE. Files that are
  * named explicitly must be readable. ERR_OK with at least one anchor, or a reason. */
 int upstream_trust_load(struct anchors *a, const struct config *cfg, char *err, size_t errlen);
-
-/* Set cc up as a TLS 1.2 client to proxy p over the given engine buffers (ibuf must hold
- * BR_SSL_BUFSIZE_INPUT bytes; obuf may be smaller, at least 512 + 85), with ECDHE and
- * AES-GCM/ChaCha20-Poly1305 suites, the chain checked against ta[0..nta) and the name
- * against p's host (also sent as SNI), and reset it for a handshake. seed (may be NULL:
- * BearSSL then seeds from the system) is injected as extra entropy. ERR_OK or
- * ERR_CRYPTO. */
-int upstream_tls_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
-    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
-    unsigned char *obuf, size_t olen, const struct upstream_proxy *p, const void *seed,
-    size_t seedlen);
 
 /* A short name for the reason a TLS session to a proxy failed (BearSSL error code). */
 const char *upstream_tls_error(int err);
