@@ -30,7 +30,7 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := anchors auth b64 ca cfgwrite config conn deflate der err fileio http json jwt kdf limit log loop metrics net notify priv \
+MODULES := anchors auth b64 ca cfgwrite config conn deflate der err fileio hop http json jwt kdf limit log loop metrics net notify priv \
            proxyproto rand register resolve secret server target tls token units upstream x509 ws
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 

@@ -1,10 +1,11 @@
 /*
  * conn.c — the per-connection state machine. See conn.h.
  *
- * Client-side I/O goes through four small functions (cin_buf/cin_ack for bytes from the
- * client, cout_buf/cout_ack for bytes to it) that hide whether the client speaks TLS
- * (BearSSL's application buffers) or plain TCP (our two buffers), so the head reader,
- * the responses and the tunnel pump are written once.
+ * Bytes move through the connection's hop (hop.h): the client's end (TLS or the plain
+ * buffers) and the upstream end (a plain socket, or TLS to an https:// proxy) offer the
+ * same views, so the head reader, the responses, the CONNECT exchange with a proxy and
+ * the one tunnel pump are written once; a WebSocket tunnel is a framing adapter on the
+ * pump (ws_frame).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include "auth.h"
 #include "conn.h"
 #include "err.h"
+#include "hop.h"
 #include "http.h"
 #include "limit.h"
 #include "log.h"
@@ -39,59 +41,51 @@
 
 struct conn {
 	int slot;                    /* in the server's table */
-	size_t block_size;           /* this allocation's bytes (conn_footprint at accept) */
-	int cfd, ufd;
 	enum conn_state state;
+	size_t block_size;           /* this allocation's bytes (conn_footprint at accept) */
+	struct hop hop;              /* the client's end, the upstream end, the pump (hop.h) */
 	br_ssl_server_context *sc;   /* NULL on the plain listener */
-	unsigned char *ibuf, *obuf;  /* TLS: engine buffers; plain: client->up, up->client */
-	size_t ilen, olen;
-	size_t in_off, in_end;       /* plain: client bytes waiting in ibuf */
-	size_t out_off, out_end;     /* plain: bytes for the client waiting in obuf */
 	char *head;                  /* request head (and what was pipelined after it) */
 	size_t head_max;             /* maxHeaderBytes when accepted (a reload may change it) */
 	size_t head_cap, head_len;
-	size_t fwd_off, fwd_end;     /* head[] bytes still to send upstream */
 	size_t pp_len;               /* PPHDR: PROXY header bytes taken into head[] so far */
 	struct http_request req;
 	struct target_addr target;
-	int forward;                 /* absolute-form (else CONNECT) */
 	const struct upstream_proxy *via; /* the HTTP proxy in between, or NULL */
 	size_t preq_off;             /* PROXY: bytes of our CONNECT request already sent */
 	size_t presp_len;            /* PROXY: bytes of the proxy's answer head read */
-	char presp[256];             /* PROXY: the proxy's answer head */
 	struct net_addr addrs[RESOLVE_MAX_ADDRS];
 	int naddr, addr_i, last_errno;
+	int status;                  /* HTTP status answered (logs) */
 	struct net_addr peer_addr;
-	char peer[NET_ADDR_TEXT];
 	size_t body_len;             /* a local request's body, skipped before the next head */
-	char who[AUTH_USER_MAX + 1];
 	int64_t t_start, deadline, last_io;
-	uint64_t up_bytes, down_bytes;
-	unsigned client_eof : 1, upstream_eof : 1, up_shut : 1, down_shut : 1, over_limit : 1,
-	    tunnel_open : 1, handshaken : 1, tls_closed : 1, keep_alive : 1;
-	int status;
-	int kind, mlistener, mseries; /* CONN_* listener kind; metrics listener and target series */
+	unsigned over_limit : 1, tunnel_open : 1, keep_alive : 1, preq_done : 1,
+	    forward : 1;             /* absolute-form (else CONNECT) */
 	/* WebSocket mode (GET /v1/tunnel, SPEC §2.2): the same TUNNEL state, client bytes in
 	 * frames. Fixed size, part of the one allocation. */
+	unsigned websocket : 1, ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1,
+	    ws_close_rcvd : 1, ws_up_dead : 1;
+	int kind, mlistener, mseries; /* CONN_* listener kind; metrics listener and target series */
 	struct ws_rx ws_rx;               /* client frame decoder */
 	size_t ws_ready;                  /* unmasked payload at the input's start, not yet upstream */
+	/* TLS to an https:// upstream proxy: the memory exists when such a route was configured
+	 * at start (conn_footprint); hop.up.eng points into it while the hop uses it. */
+	br_ssl_client_context *ucc;
+	br_x509_minimal_context *uxc;
+	unsigned char *uibuf, *uobuf;
+	const char *close_reason;    /* DEAD: why (static text), logged by conn_free */
+	/* byte arrays last, together: no padding between them */
+	char presp[256];             /* PROXY: the proxy's answer head */
+	char peer[NET_ADDR_TEXT];
+	char who[AUTH_USER_MAX + 1];
 	unsigned char ws_ctl[WS_CTL_MAX]; /* control frame payload being received */
 	unsigned char ws_pong[WS_CTL_MAX]; /* payload of the pong to send */
 	uint8_t ws_ctl_len, ws_pong_len;
 	uint16_t ws_code;                 /* close status to send (0: an empty close frame) */
-	char ws_accept[WS_ACCEPT_LEN + 1]; /* Sec-WebSocket-Accept for the 101 */
-	unsigned websocket : 1, ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1,
-	    ws_close_rcvd : 1, ws_up_dead : 1;
-	/* TLS to an https:// upstream proxy: the memory exists when such a route was configured
-	 * at start (conn_footprint); up_tls says the current hop uses it. */
-	br_ssl_client_context *ucc;
-	br_x509_minimal_context *uxc;
-	unsigned char *uibuf, *uobuf;
-	unsigned up_tls : 1, up_sock_eof : 1, up_hs_done : 1, preq_done : 1;
-	int up_err;                  /* BearSSL error that ended the hop (0: none) */
-	size_t pext_off, pext_end;   /* presp[] bytes after the proxy's answer head: the tunnel's */
-	const char *close_reason;    /* DEAD: why (static text), logged by conn_free */
 };
+
+static const struct hop_frame ws_frame;
 
 static const char *const state_names[] = { "head", "resolve", "connect", "proxy", "tunnel",
 	"respond", "closing", "pphdr", "dead" };
@@ -171,58 +165,6 @@ conn_state(const struct conn *c)
 
 /* ---- client-side I/O ------------------------------------------------------------- */
 
-static unsigned char *
-cin_buf(struct conn *c, size_t *len)
-{
-	if (c->sc)
-		return br_ssl_engine_recvapp_buf(&c->sc->eng, len);
-	*len = c->in_end - c->in_off;
-	return *len ? c->ibuf + c->in_off : NULL;
-}
-
-static void
-cin_ack(struct conn *c, size_t n)
-{
-	if (c->sc) {
-		br_ssl_engine_recvapp_ack(&c->sc->eng, n);
-		return;
-	}
-	c->in_off += n;
-	if (c->in_off == c->in_end)
-		c->in_off = c->in_end = 0;
-}
-
-static unsigned char *
-cout_buf(struct conn *c, size_t *len)
-{
-	if (c->sc)
-		return br_ssl_engine_sendapp_buf(&c->sc->eng, len);
-	if (c->out_off == c->out_end)
-		c->out_off = c->out_end = 0;
-	*len = c->olen - c->out_end;
-	return *len ? c->obuf + c->out_end : NULL;
-}
-
-static void
-cout_ack(struct conn *c, size_t n)
-{
-	if (c->sc) {
-		br_ssl_engine_sendapp_ack(&c->sc->eng, n);
-		br_ssl_engine_flush(&c->sc->eng, 0);
-		return;
-	}
-	c->out_end += n;
-}
-
-/* Nothing written by us is still waiting to reach the client's socket. */
-static int
-cout_empty(const struct conn *c)
-{
-	if (c->sc)
-		return !(br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDREC);
-	return c->out_off == c->out_end;
-}
-
 static void
 log_tls_fail(struct conn *c, int err)
 {
@@ -237,103 +179,19 @@ log_tls_fail(struct conn *c, int err)
 	}
 }
 
-/* One round of record I/O between a BearSSL engine (in state st) and its socket: write
- * the records it has to send, read what it asks for unless *eof (EOF sets it). Returns 1
- * when anything moved, 0 when the socket would block, -1 on a socket error. Used for the
- * client's engine and for the engine towards an https:// upstream proxy. */
-static int
-engine_sock_io(br_ssl_engine_context *eng, unsigned st, int fd, int *eof)
-{
-	unsigned char *b;
-	size_t len;
-	ssize_t n;
-	int moved = 0;
-
-	if (st & BR_SSL_SENDREC) {
-		b = br_ssl_engine_sendrec_buf(eng, &len);
-		n = write(fd, b, len);
-		if (n > 0) {
-			br_ssl_engine_sendrec_ack(eng, (size_t)n);
-			moved = 1;
-		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			return -1;
-		}
-	}
-	if ((st & BR_SSL_RECVREC) && !*eof) {
-		b = br_ssl_engine_recvrec_buf(eng, &len);
-		n = read(fd, b, len);
-		if (n > 0) {
-			br_ssl_engine_recvrec_ack(eng, (size_t)n);
-			moved = 1;
-		} else if (n == 0) {
-			*eof = 1;
-			moved = 1;
-		} else if (errno != EAGAIN && errno != EINTR) {
-			return -1;
-		}
-	}
-	return moved;
-}
-
-/* Move bytes between the client socket and the client-side buffers, until the socket
- * would block. Returns 1 on progress, 0 on none, -1 when the connection must end. */
+/* Move bytes (or TLS records) between the client socket and the client-side buffers,
+ * until the socket would block. A TLS session that fails before its handshake is done is
+ * logged once (tls.fail). Returns 1 on progress, 0 on none, -1 when the connection must
+ * end. */
 static int
 client_io(struct conn *c)
 {
-	int progress = 0;
-	ssize_t n;
+	struct hop_end *f = &c->hop.front;
+	int was_closed = f->closed, rc = hop_io(f);
 
-	if (c->sc) {
-		br_ssl_engine_context *eng = &c->sc->eng;
-		for (;;) {
-			unsigned st = br_ssl_engine_current_state(eng);
-			int moved, eof;
-
-			if (st & BR_SSL_CLOSED) {
-				int err = br_ssl_engine_last_error(eng);
-				if (!c->tls_closed && err != BR_ERR_OK && !c->handshaken)
-					log_tls_fail(c, err);
-				c->tls_closed = 1;
-				return progress;
-			}
-			if (!c->handshaken && (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)))
-				c->handshaken = 1;
-			eof = c->client_eof;
-			moved = engine_sock_io(eng, st, c->cfd, &eof);
-			c->client_eof = eof ? 1 : 0;
-			if (moved < 0)
-				return -1;
-			if (!moved)
-				return progress;
-			progress = 1;
-		}
-	}
-	/* Plain TCP. */
-	while (c->out_off < c->out_end) {
-		n = write(c->cfd, c->obuf + c->out_off, c->out_end - c->out_off);
-		if (n <= 0) {
-			if (n < 0 && errno != EAGAIN && errno != EINTR)
-				return -1;
-			break;
-		}
-		c->out_off += (size_t)n;
-		progress = 1;
-	}
-	if (c->out_off == c->out_end)
-		c->out_off = c->out_end = 0;
-	if (!c->client_eof && c->in_end < c->ilen && c->state != CS_CLOSING) {
-		n = read(c->cfd, c->ibuf + c->in_end, c->ilen - c->in_end);
-		if (n > 0) {
-			c->in_end += (size_t)n;
-			progress = 1;
-		} else if (n == 0) {
-			c->client_eof = 1;
-			progress = 1;
-		} else if (errno != EAGAIN && errno != EINTR) {
-			return -1;
-		}
-	}
-	return progress;
+	if (!was_closed && f->closed && f->err != BR_ERR_OK && !f->ready)
+		log_tls_fail(c, f->err);
+	return rc;
 }
 
 /* ---- responses --------------------------------------------------------------------- */
@@ -344,22 +202,24 @@ static int
 send_raw(struct conn *c, const char *data, size_t len)
 {
 	size_t room;
-	unsigned char *b = cout_buf(c, &room);
+	unsigned char *b = hop_wbuf(&c->hop.front, &room);
 
 	if (b == NULL || room < len)
 		return ERR_NOSPACE;
 	memcpy(b, data, len);
-	cout_ack(c, len);
+	hop_wack(&c->hop.front, len);
 	return ERR_OK;
 }
 
+/* Close after what was queued for the client: close_notify (TLS) now, the write side
+ * (plain) once CLOSING has flushed it; input is then discarded until EOF or the linger. */
 static void
 start_closing(struct conn *c)
 {
 	set_state(c, CS_CLOSING);
 	c->deadline = srv.now_ms + CONN_LINGER_MS;
-	if (c->sc && !c->tls_closed)
-		br_ssl_engine_close(&c->sc->eng);
+	if (c->sc)
+		hop_shutdown(&c->hop.front);
 }
 
 /* Answer an error (or other closing) response and close after it is sent. */
@@ -431,168 +291,29 @@ log_auth_fail(struct conn *c, const char *reason)
 	}
 }
 
-/* ---- upstream-side I/O -------------------------------------------------------------
+/* ---- the upstream end ---------------------------------------------------------------
  *
- * Everything that moves bytes on the upstream socket goes through these few functions, so
- * the CONNECT exchange and the tunnel pump do not care whether the hop is plain TCP or TLS
- * to an https:// proxy (c->up_tls). up_read/up_write have read()/write() contracts: the
- * bytes moved, 0 at EOF (up_read), -1 with errno EAGAIN when it would block, -1 with
- * another errno on error (EPROTO: the TLS session failed, c->up_err says why). With TLS,
- * up_io moves records between the engine and the socket; up_interest derives the poll
- * events from the engine. The TLS hop cannot carry a half-close: a client's EOF (plain
- * listener) becomes close_notify to the proxy (up_shutdown), which passes the EOF on, but
- * after it BearSSL drops the application data that still arrives; the tunnel ends when the
- * proxy answers with its close_notify or EOF. (Holding the EOF back instead would keep a
- * tunnel whose client has gone open until idleTimeout; a bare TCP FIN is a full close to
- * proxies such as stunnel.)
+ * The upstream socket is the hop's other end (hop.h): direct for a plain hop, TLS to an
+ * https:// proxy. The TLS hop cannot carry a half-close: a client's EOF (plain listener)
+ * becomes close_notify to the proxy (hop_shutdown), which passes the EOF on, but after it
+ * BearSSL drops the application data that still arrives; the tunnel ends when the proxy
+ * answers with its close_notify or EOF. (Holding the EOF back instead would keep a tunnel
+ * whose client has gone open until idleTimeout; a bare TCP FIN is a full close to proxies
+ * such as stunnel.)
  */
 
-/* Start TLS to the proxy on the connected ufd. ERR_OK or ERR_CRYPTO. */
+/* Start TLS to the proxy on the connected upstream socket. ERR_OK or an error. */
 static int
 up_tls_start(struct conn *c)
 {
+	int rc;
+
 	if (c->ucc == NULL || proxy_ta == NULL)
 		return ERR_NOSPACE; /* the route appeared after start (see conn_proxy_setup) */
-	c->up_tls = 1;
-	c->up_sock_eof = c->up_hs_done = 0;
-	c->up_err = 0;
-	return tls_client_init(c->ucc, c->uxc, proxy_ta->ta, proxy_ta->n, c->uibuf, CONN_UP_IBUF,
+	rc = tls_client_init(c->ucc, c->uxc, proxy_ta->ta, proxy_ta->n, c->uibuf, CONN_UP_IBUF,
 	    c->uobuf, CONN_UP_OBUF, c->via->host.name, NULL, 0);
-}
-
-/* TLS: move records between the engine and the socket until it would block. 1 on
- * progress, 0 on none, -1 on a socket error (errno set). Plain: 0. */
-static int
-up_io(struct conn *c)
-{
-	br_ssl_engine_context *eng;
-	int progress = 0;
-
-	if (!c->up_tls)
-		return 0;
-	eng = &c->ucc->eng;
-	for (;;) {
-		unsigned st = br_ssl_engine_current_state(eng);
-		int moved, eof;
-
-		if (st & BR_SSL_CLOSED)
-			return progress;
-		if (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))
-			c->up_hs_done = 1;
-		eof = c->up_sock_eof;
-		moved = engine_sock_io(eng, st, c->ufd, &eof);
-		c->up_sock_eof = eof ? 1 : 0;
-		if (moved < 0)
-			return -1;
-		if (!moved)
-			return progress;
-		progress = 1;
-	}
-}
-
-/* TLS: the session can carry no more application data. Returns 0 while it can; else -1
- * with errno (EPROTO and c->up_err for a TLS failure, EPIPE after a clean close). */
-static int
-up_tls_dead(struct conn *c)
-{
-	unsigned st = br_ssl_engine_current_state(&c->ucc->eng);
-
-	if (st & BR_SSL_CLOSED) {
-		c->up_err = br_ssl_engine_last_error(&c->ucc->eng);
-		errno = c->up_err == BR_ERR_OK ? EPIPE : EPROTO;
-		return -1;
-	}
-	if (c->up_sock_eof && !c->up_hs_done) {
-		c->up_err = BR_ERR_IO; /* the proxy hung up during the handshake */
-		errno = EPROTO;
-		return -1;
-	}
-	return 0;
-}
-
-static ssize_t
-up_write(struct conn *c, const void *buf, size_t len)
-{
-	br_ssl_engine_context *eng;
-	unsigned char *b;
-	size_t room;
-
-	if (!c->up_tls)
-		return write(c->ufd, buf, len);
-	eng = &c->ucc->eng;
-	if (up_io(c) < 0 || up_tls_dead(c) < 0)
-		return -1;
-	b = br_ssl_engine_sendapp_buf(eng, &room);
-	if (b == NULL) {
-		errno = EAGAIN;
-		return -1;
-	}
-	if (room > len)
-		room = len;
-	memcpy(b, buf, room);
-	br_ssl_engine_sendapp_ack(eng, room);
-	br_ssl_engine_flush(eng, 0);
-	(void)up_io(c); /* a socket error shows on the next call */
-	return (ssize_t)room;
-}
-
-static ssize_t
-up_read(struct conn *c, void *buf, size_t len)
-{
-	br_ssl_engine_context *eng;
-	unsigned char *b;
-	size_t avail;
-
-	if (!c->up_tls)
-		return read(c->ufd, buf, len);
-	eng = &c->ucc->eng;
-	if (up_io(c) < 0)
-		return -1;
-	b = br_ssl_engine_recvapp_buf(eng, &avail);
-	if (b != NULL) {
-		if (avail > len)
-			avail = len;
-		memcpy(buf, b, avail);
-		br_ssl_engine_recvapp_ack(eng, avail);
-		(void)up_io(c); /* the engine may want the next record now */
-		return (ssize_t)avail;
-	}
-	if (up_tls_dead(c) < 0)
-		return errno == EPIPE ? 0 : -1; /* close_notify: EOF */
-	if (c->up_sock_eof)
-		return 0; /* TCP EOF after the handshake: the end of the tunnel */
-	errno = EAGAIN;
-	return -1;
-}
-
-/* Half-close towards the upstream (plain listener, client EOF); see above for TLS. */
-static void
-up_shutdown(struct conn *c)
-{
-	if (!c->up_tls) {
-		shutdown(c->ufd, SHUT_WR);
-		return;
-	}
-	br_ssl_engine_close(&c->ucc->eng);
-	(void)up_io(c); /* send the close_notify; errors show on the next read */
-}
-
-/* Poll events for the upstream socket: want_in / want_out are what the caller wants to
- * read / write; with TLS the engine decides (it reads at most one record ahead). */
-static short
-up_interest(const struct conn *c, int want_in, int want_out)
-{
-	unsigned st;
-	short ev = 0;
-
-	if (!c->up_tls)
-		return (short)((want_in ? POLLIN : 0) | (want_out ? POLLOUT : 0));
-	st = br_ssl_engine_current_state(&c->ucc->eng);
-	if (st & BR_SSL_SENDREC)
-		ev |= POLLOUT;
-	if ((st & BR_SSL_RECVREC) && !c->up_sock_eof)
-		ev |= POLLIN;
-	return ev;
+	hop_end_tls(&c->hop.up, c->hop.up.fd, &c->ucc->eng);
+	return rc;
 }
 
 /* ---- upstream ----------------------------------------------------------------------- */
@@ -622,7 +343,7 @@ connect_next(struct conn *c)
 	while (c->addr_i < c->naddr) {
 		int fd = net_connect_start(&c->addrs[c->addr_i++]);
 		if (fd >= 0) {
-			c->ufd = fd;
+			hop_end_plain(&c->hop.up, fd, NULL, 0, NULL, 0);
 			set_state(c, CS_CONNECT);
 			c->deadline = srv.now_ms + (int64_t)srv.cfg->connect_timeout * 1000;
 			return;
@@ -737,25 +458,33 @@ rewrite_forward_head(struct conn *c, const struct http_target *t)
 		return ERR_NOSPACE;
 	memmove(c->head + o, c->head + r->head_len, tail);
 	memcpy(c->head, out, o);
-	c->fwd_off = 0;
-	c->fwd_end = o + tail;
+	c->hop.front.pre = (unsigned char *)c->head; /* goes upstream first */
+	c->hop.front.pre_len = o + tail;
 	return ERR_OK;
 }
 
-/* WebSocket: the upstream is connected, answer 101. Bytes the client sent after the head
- * (frames sent early) are decoded first, from head[] (see ws_in_buf). */
+/* WebSocket: the upstream is connected, answer 101 (the accept key from the head, which
+ * is still whole; the handshake checked it). Bytes the client sent after the head (frames
+ * sent early) are decoded first: they are the front end's prefix. */
 static int
 ws_send_101(struct conn *c)
 {
-	char buf[160];
-	int n = snprintf(buf, sizeof buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-	    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", c->ws_accept);
+	const struct http_span *k = &c->req.val[HTTP_H_SEC_WEBSOCKET_KEY];
+	char buf[160], acc[WS_ACCEPT_LEN + 1];
+	int n;
 
+	if (ws_accept_key(c->head + k->off, k->len, acc) != ERR_OK)
+		return ERR_INVAL;
+	acc[WS_ACCEPT_LEN] = 0;
+	n = snprintf(buf, sizeof buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acc);
 	if (n <= 0 || (size_t)n >= sizeof buf)
 		return ERR_NOSPACE;
 	ws_rx_init(&c->ws_rx);
-	c->fwd_off = c->req.head_len;
-	c->fwd_end = c->head_len;
+	c->hop.front.pre = (unsigned char *)c->head + c->req.head_len;
+	c->hop.front.pre_len = c->head_len - c->req.head_len;
+	c->hop.frame = &ws_frame;
+	c->hop.ctx = c;
 	return send_raw(c, buf, (size_t)n);
 }
 
@@ -777,8 +506,9 @@ tunnel_start(struct conn *c)
 			conn_close(c, "send failed");
 			return;
 		}
-		c->fwd_off = c->req.head_len; /* pipelined bytes go upstream first */
-		c->fwd_end = c->head_len;
+		/* pipelined bytes go upstream first */
+		c->hop.front.pre = (unsigned char *)c->head + c->req.head_len;
+		c->hop.front.pre_len = c->head_len - c->req.head_len;
 	}
 	c->status = c->websocket ? 101 : 200;
 	c->tunnel_open = 1;
@@ -808,8 +538,8 @@ proxy_tls_failed(struct conn *c)
 		log_str(&r, "proxy", c->via->host.name);
 		log_int(&r, "proxy_port", c->via->port);
 		/* no TLS memory: the https:// route appeared by a reload after start */
-		log_str(&r, "reason", c->ucc && proxy_ta ? upstream_tls_error(c->up_err) : "restart_required");
-		log_int(&r, "code", c->up_err);
+		log_str(&r, "reason", c->ucc && proxy_ta ? upstream_tls_error(c->hop.up.err) : "restart_required");
+		log_int(&r, "code", c->hop.up.err);
 		log_end(&r);
 	}
 	respond_error(c, 502, "upstream_unreachable", "cannot reach the upstream proxy", NULL);
@@ -819,7 +549,7 @@ proxy_tls_failed(struct conn *c)
 static void
 proxy_io_failed(struct conn *c)
 {
-	if (c->up_tls && errno == EPROTO) {
+	if (c->hop.up.eng && errno == EPROTO) {
 		proxy_tls_failed(c);
 		return;
 	}
@@ -829,7 +559,7 @@ proxy_io_failed(struct conn *c)
 
 /* PROXY state: send CONNECT to the upstream proxy (through TLS for an https:// proxy) and
  * read its answer head. Bytes that came after the head belong to the tunnel: they stay in
- * presp[pext_off..pext_end) for pump_down. */
+ * presp[] as the upstream end's prefix. */
 static void
 proxy_step(struct conn *c)
 {
@@ -840,7 +570,7 @@ proxy_step(struct conn *c)
 	int status, rc;
 
 	while (c->preq_off < len) {
-		n = up_write(c, req + c->preq_off, len - c->preq_off);
+		n = hop_write(&c->hop.up, req + c->preq_off, len - c->preq_off);
 		if (n <= 0) {
 			int e = errno;
 			secret_wipe(req, sizeof req);
@@ -854,7 +584,7 @@ proxy_step(struct conn *c)
 	c->preq_done = 1;
 	secret_wipe(req, sizeof req); /* it may carry the proxy's credentials */
 	for (;;) {
-		n = up_read(c, c->presp + c->presp_len, sizeof c->presp - c->presp_len);
+		n = hop_read(&c->hop.up, c->presp + c->presp_len, sizeof c->presp - c->presp_len);
 		if (n == 0) {
 			errno = ECONNRESET;
 			proxy_io_failed(c);
@@ -875,8 +605,9 @@ proxy_step(struct conn *c)
 			return;
 		}
 	}
-	c->pext_off = head_len;
-	c->pext_end = c->presp_len;
+	/* what followed the head belongs to the tunnel: it reaches the client first */
+	c->hop.up.pre = (unsigned char *)c->presp + head_len;
+	c->hop.up.pre_len = c->presp_len - head_len;
 	if (status != 200) {
 		struct log_rec r;
 		if (log_begin(&r, LOG_WARN, "upstream.proxy_refused")) {
@@ -1019,7 +750,7 @@ ws_handshake(struct conn *c, const struct http_target *t)
 	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"relaypro\"\r\n";
 	const char *h = c->head, *q, *cred, *code;
 	const struct http_request *r = &c->req;
-	char tv[TARGET_HOST_MAX + 16];
+	char tv[TARGET_HOST_MAX + 16], accept[WS_ACCEPT_LEN];
 	struct target_addr addr;
 	size_t tlen = 0, credlen;
 	int rc;
@@ -1044,11 +775,10 @@ ws_handshake(struct conn *c, const struct http_target *t)
 	}
 	if (!(r->have & (1u << HTTP_H_SEC_WEBSOCKET_KEY)) ||
 	    ws_accept_key(h + r->val[HTTP_H_SEC_WEBSOCKET_KEY].off, r->val[HTTP_H_SEC_WEBSOCKET_KEY].len,
-	    c->ws_accept) != ERR_OK) {
+	    accept) != ERR_OK) {
 		respond_error(c, 400, "bad_request", "missing or malformed Sec-WebSocket-Key", NULL);
 		return;
 	}
-	c->ws_accept[WS_ACCEPT_LEN] = 0;
 	if (c->body_len) {
 		respond_error(c, 400, "bad_request", "the WebSocket handshake has no body", NULL);
 		return;
@@ -1169,7 +899,7 @@ respond_metrics(struct conn *c, int keep_alive)
 {
 	char head[200];
 	size_t room, blen = 0;
-	unsigned char *b = cout_buf(c, &room);
+	unsigned char *b = hop_wbuf(&c->hop.front, &room);
 	int hl;
 
 	if (b && room > sizeof head)
@@ -1183,7 +913,7 @@ respond_metrics(struct conn *c, int keep_alive)
 	}
 	memmove(b + hl, b + sizeof head, blen);
 	memcpy(b, head, (size_t)hl);
-	cout_ack(c, (size_t)hl + blen);
+	hop_wack(&c->hop.front, (size_t)hl + blen);
 	c->status = 200;
 	c->keep_alive = keep_alive ? 1 : 0;
 	set_state(c, CS_RESPOND);
@@ -1304,16 +1034,16 @@ read_head(struct conn *c)
 	unsigned char *b;
 	int rc;
 
-	while ((b = cin_buf(c, &avail)) != NULL && c->head_len < c->head_max) {
+	while ((b = hop_rbuf(&c->hop.front, &avail)) != NULL && c->head_len < c->head_max) {
 		room = c->head_max - c->head_len;
 		take = avail < room ? avail : room;
 		memcpy(c->head + c->head_len, b, take);
 		c->head_len += take;
-		cin_ack(c, take);
+		hop_rack(&c->hop.front, take);
 	}
 	rc = http_parse(&c->req, c->head, c->head_len, c->head_max);
 	if (rc == HTTP_INCOMPLETE) {
-		if (c->client_eof || c->tls_closed) {
+		if (c->hop.front.eof || c->hop.front.closed) {
 			conn_close(c, c->head_len ? "client closed mid-head" : "client closed");
 			return;
 		}
@@ -1343,15 +1073,16 @@ read_head(struct conn *c)
 			return;
 		}
 		c->body_len = (size_t)cl;
-		while (c->head_len < c->req.head_len + c->body_len && (b = cin_buf(c, &avail)) != NULL) {
+		while (c->head_len < c->req.head_len + c->body_len &&
+		    (b = hop_rbuf(&c->hop.front, &avail)) != NULL) {
 			take = c->req.head_len + c->body_len - c->head_len;
 			take = avail < take ? avail : take;
 			memcpy(c->head + c->head_len, b, take);
 			c->head_len += take;
-			cin_ack(c, take);
+			hop_rack(&c->hop.front, take);
 		}
 		if (c->head_len < c->req.head_len + c->body_len) {
-			if (c->client_eof || c->tls_closed) {
+			if (c->hop.front.eof || c->hop.front.closed) {
 				conn_close(c, "client closed mid-body");
 				return;
 			}
@@ -1378,109 +1109,33 @@ next_request(struct conn *c)
 
 /* ---- the tunnel ---------------------------------------------------------------------- */
 
-/* Client -> upstream: first head[] bytes (rewritten head, pipelined data), then the
- * client-side buffer. */
-static int
-pump_up(struct conn *c)
-{
-	int progress = 0;
-	size_t len;
-	unsigned char *b;
-	ssize_t n;
-
-	while (c->fwd_off < c->fwd_end) {
-		n = up_write(c, c->head + c->fwd_off, c->fwd_end - c->fwd_off);
-		if (n <= 0)
-			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
-		c->fwd_off += (size_t)n;
-		c->up_bytes += (size_t)n;
-		metrics_bytes((size_t)n, 0);
-		progress = 1;
-	}
-	while ((b = cin_buf(c, &len)) != NULL) {
-		n = up_write(c, b, len);
-		if (n <= 0)
-			return (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : progress;
-		cin_ack(c, (size_t)n);
-		c->up_bytes += (size_t)n;
-		metrics_bytes((size_t)n, 0);
-		progress = 1;
-	}
-	return progress;
-}
-
-/* Upstream -> client: read straight into the client-side send buffer. */
-static int
-pump_down(struct conn *c)
-{
-	int progress = 0;
-	size_t len;
-	unsigned char *b;
-	ssize_t n;
-
-	while (c->pext_off < c->pext_end && (b = cout_buf(c, &len)) != NULL) {
-		/* what the proxy sent right after its answer head */
-		n = (ssize_t)(c->pext_end - c->pext_off < len ? c->pext_end - c->pext_off : len);
-		memcpy(b, c->presp + c->pext_off, (size_t)n);
-		cout_ack(c, (size_t)n);
-		c->pext_off += (size_t)n;
-		c->down_bytes += (size_t)n;
-		progress = 1;
-	}
-	while (!c->upstream_eof && c->pext_off == c->pext_end && (b = cout_buf(c, &len)) != NULL) {
-		n = up_read(c, b, len);
-		if (n > 0) {
-			cout_ack(c, (size_t)n);
-			c->down_bytes += (size_t)n;
-			metrics_bytes(0, (size_t)n);
-			progress = 1;
-			if (c->sc)
-				break; /* let client_io push the record out first */
-			continue;
-		}
-		if (n == 0) {
-			c->upstream_eof = 1;
-			return 1;
-		}
-		if (errno != EAGAIN && errno != EINTR)
-			return -1;
-		break;
-	}
-	return progress;
-}
-
-/* End-of-stream rules (SPEC §2.2). */
+/* End-of-stream rules (SPEC §2.2), after the pump. */
 static void
 tunnel_eof(struct conn *c)
 {
+	struct hop_end *f = &c->hop.front, *u = &c->hop.up;
 	size_t len;
-	int up_empty = c->fwd_off == c->fwd_end && cin_buf(c, &len) == NULL;
+	int up_empty = hop_rbuf(f, &len) == NULL; /* everything the client sent went upstream */
 
 	if (c->sc) {
 		/* TLS: close_notify or TCP EOF from the client is a full close, once the data
 		 * before it went upstream. Upstream EOF: flush, close_notify, close. */
-		if ((c->tls_closed || c->client_eof) && up_empty) {
+		if ((f->closed || f->eof) && up_empty) {
 			conn_close(c, "client closed");
 			return;
 		}
-		if (c->upstream_eof) {
-			if (!c->tls_closed && cout_empty(c)) {
-				c->status = 200;
-				start_closing(c);
-			}
+		if (c->hop.up_eof && !f->closed && hop_wempty(f)) {
+			c->status = 200;
+			start_closing(c);
 		}
 		return;
 	}
 	/* Plain: half-close both ways. */
-	if (c->client_eof && up_empty && !c->up_shut) {
-		up_shutdown(c);
-		c->up_shut = 1;
-	}
-	if (c->upstream_eof && cout_empty(c) && !c->down_shut) {
-		shutdown(c->cfd, SHUT_WR);
-		c->down_shut = 1;
-	}
-	if (c->up_shut && c->down_shut)
+	if (f->eof && up_empty)
+		hop_shutdown(u);
+	if (c->hop.up_eof && hop_wempty(f))
+		hop_shutdown(f);
+	if (u->shut && f->shut)
 		conn_close(c, "both sides closed");
 }
 
@@ -1488,28 +1143,6 @@ tunnel_eof(struct conn *c)
 
 #define WS_DOWN_HDR 4 /* upstream bytes are read this far into the send buffer (the header
                        * of a frame of at most 65535 bytes goes in front of them) */
-
-/* Client bytes for the frame decoder: what was pipelined after the head (in head[])
- * first, then the client-side buffer. Both are ours to write, so payload is unmasked in
- * place and written upstream from there. */
-static unsigned char *
-ws_in_buf(struct conn *c, size_t *len)
-{
-	if (c->fwd_off < c->fwd_end) {
-		*len = c->fwd_end - c->fwd_off;
-		return (unsigned char *)c->head + c->fwd_off;
-	}
-	return cin_buf(c, len);
-}
-
-static void
-ws_in_ack(struct conn *c, size_t n)
-{
-	if (c->fwd_off < c->fwd_end)
-		c->fwd_off += n;
-	else
-		cin_ack(c, n);
-}
 
 /* Queue a close frame with this status and read no more frames. */
 static void
@@ -1533,10 +1166,10 @@ ws_fail(struct conn *c, unsigned code, const char *why)
 static void
 ws_up_done(struct conn *c)
 {
-	if (c->ufd >= 0 && !c->ws_up_dead) {
-		if (c->up_tls)
-			up_shutdown(c); /* close_notify to an https:// proxy first */
-		shutdown(c->ufd, SHUT_RDWR);
+	if (c->hop.up.fd >= 0 && !c->ws_up_dead) {
+		if (c->hop.up.eng)
+			hop_shutdown(&c->hop.up); /* close_notify to an https:// proxy first */
+		shutdown(c->hop.up.fd, SHUT_RDWR);
 	}
 	c->ws_up_dead = 1;
 	c->ws_ready = 0;
@@ -1572,42 +1205,33 @@ ws_control(struct conn *c)
 	}
 }
 
-/* Client -> upstream: decode frames, unmask data in place, write it upstream. */
-static int
-ws_pump_up(struct conn *c)
+/* The frame adapter (hop.h), client side: decode frames from the front's bytes (what was
+ * pipelined after the head first: the end's prefix), unmask data in place and hand it to
+ * the pump; control frames are taken here. Both buffers are ours to write. */
+static unsigned char *
+ws_in(void *ctx, size_t *len, int *progress)
 {
-	int progress = 0, rc;
-	size_t len, n, used;
+	struct conn *c = ctx;
+	struct hop_end *f = &c->hop.front;
 	unsigned char *b;
-	ssize_t w;
+	size_t n, used;
+	int rc;
 
-	while ((b = ws_in_buf(c, &len)) != NULL) {
+	while ((b = hop_rbuf(f, len)) != NULL) {
 		if (c->ws_ready) {
-			w = up_write(c, b, c->ws_ready < len ? c->ws_ready : len);
-			if (w <= 0) {
-				if (w < 0 && errno != EAGAIN && errno != EINTR) {
-					ws_up_done(c);
-					ws_fail(c, WS_CLOSE_INTERNAL, "upstream write error");
-					continue;
-				}
-				return progress;
-			}
-			ws_in_ack(c, (size_t)w);
-			c->ws_ready -= (size_t)w;
-			c->up_bytes += (size_t)w;
-			metrics_bytes((size_t)w, 0);
-			progress = 1;
-			continue;
+			if (*len > c->ws_ready)
+				*len = c->ws_ready;
+			return b;
 		}
 		if (c->ws_close_due || c->ws_close_sent || c->ws_up_dead) {
-			ws_in_ack(c, len); /* closing: what follows is dropped, never parsed */
-			progress = 1;
+			hop_rack(f, *len); /* closing: what follows is dropped, never parsed */
+			*progress = 1;
 			continue;
 		}
 		if (c->ws_rx.left == 0) {
-			rc = ws_rx_header(&c->ws_rx, b, len, &used);
-			ws_in_ack(c, used);
-			progress = 1;
+			rc = ws_rx_header(&c->ws_rx, b, *len, &used);
+			hop_rack(f, used);
+			*progress = 1;
 			if (rc == WS_OK) {
 				c->ws_ctl_len = 0;
 				if (c->ws_rx.left == 0 && (c->ws_rx.opcode & 8))
@@ -1617,39 +1241,49 @@ ws_pump_up(struct conn *c)
 			}
 			continue;
 		}
-		n = ws_rx_unmask(&c->ws_rx, b, len);
+		n = ws_rx_unmask(&c->ws_rx, b, *len);
 		if (c->ws_rx.opcode & 8) {
 			memcpy(c->ws_ctl + c->ws_ctl_len, b, n); /* left <= 125 - ws_ctl_len */
 			c->ws_ctl_len = (uint8_t)(c->ws_ctl_len + n);
-			ws_in_ack(c, n);
-			progress = 1;
+			hop_rack(f, n);
+			*progress = 1;
 			if (c->ws_rx.left == 0)
 				ws_control(c);
 		} else {
-			c->ws_ready = n; /* written by the next round */
+			c->ws_ready = n; /* unmasked payload at the start of b */
 		}
 	}
-	return progress;
+	return NULL;
 }
 
-/* Upstream -> client: control frames first (pong, close), then upstream bytes read at
- * WS_DOWN_HDR into the send buffer with the frame header written in front. */
-static int
-ws_pump_down(struct conn *c)
+static void
+ws_in_ack(void *ctx, size_t n)
 {
-	int progress = 0;
-	size_t room, max, hl;
+	struct conn *c = ctx;
+
+	c->ws_ready -= n;
+	hop_rack(&c->hop.front, n);
+}
+
+/* Upstream -> client: control frames first (pong, close; a close 1000 once the upstream
+ * ended), then room for upstream bytes WS_DOWN_HDR into the send buffer, at most one
+ * frame of 65535 bytes, the header written in front by ws_out_ack. */
+static unsigned char *
+ws_out(void *ctx, size_t *room, int *progress)
+{
+	struct conn *c = ctx;
+	struct hop_end *f = &c->hop.front;
 	unsigned char *b;
-	ssize_t n;
+	size_t r;
 
 	while (!c->ws_close_sent) {
-		b = cout_buf(c, &room);
+		b = hop_wbuf(f, &r);
 		if (c->ws_pong_due || c->ws_close_due) {
 			unsigned op = c->ws_pong_due ? WS_OP_PONG : WS_OP_CLOSE;
 			size_t plen = op == WS_OP_PONG ? c->ws_pong_len : c->ws_code ? 2 : 0;
-			if (b == NULL || room < 2 + plen)
-				return progress;
-			ws_frame_header(b, room, op, plen);
+			if (b == NULL || r < 2 + plen)
+				return NULL;
+			ws_frame_header(b, r, op, plen);
 			if (op == WS_OP_PONG) {
 				memcpy(b + 2, c->ws_pong, plen);
 				c->ws_pong_due = 0;
@@ -1659,58 +1293,75 @@ ws_pump_down(struct conn *c)
 				c->ws_close_due = 0;
 				c->ws_close_sent = 1;
 			}
-			cout_ack(c, 2 + plen);
-			progress = 1;
+			hop_wack(f, 2 + plen);
+			*progress = 1;
 			continue;
 		}
 		if (c->ws_close_rcvd || c->ws_up_dead)
-			return progress;
-		if (c->upstream_eof) { /* the console closed: tell the client, normally */
+			return NULL;
+		if (c->hop.up_eof) { /* the console closed: tell the client, normally */
 			c->ws_code = WS_CLOSE_NORMAL;
 			c->ws_close_due = 1;
 			continue;
 		}
-		if (b == NULL || room <= WS_DOWN_HDR)
-			return progress;
-		max = room - WS_DOWN_HDR < 0xffff ? room - WS_DOWN_HDR : 0xffff;
-		n = up_read(c, b + WS_DOWN_HDR, max);
-		if (n > 0) {
-			hl = ws_frame_header(NULL, 0, WS_OP_BINARY, (uint64_t)n);
-			if (hl < WS_DOWN_HDR) /* a small frame: its 2-byte header wants the data closer */
-				memmove(b + hl, b + WS_DOWN_HDR, (size_t)n);
-			ws_frame_header(b, hl, WS_OP_BINARY, (uint64_t)n);
-			cout_ack(c, hl + (size_t)n);
-			c->down_bytes += (size_t)n;
-			metrics_bytes(0, (size_t)n);
-			progress = 1;
-			if (c->sc)
-				break; /* let client_io push the record out first */
-			continue;
-		}
-		if (n == 0) {
-			c->upstream_eof = 1;
-			progress = 1;
-			continue;
-		}
-		if (errno == EAGAIN || errno == EINTR)
-			break;
-		ws_up_done(c);
-		ws_fail(c, WS_CLOSE_INTERNAL, "upstream read error");
-		progress = 1;
+		if (b == NULL || r <= WS_DOWN_HDR)
+			return NULL;
+		*room = r - WS_DOWN_HDR < 0xffff ? r - WS_DOWN_HDR : 0xffff;
+		return b + WS_DOWN_HDR;
 	}
-	return progress;
+	return NULL;
 }
 
-/* One round of a WebSocket tunnel. Returns whether anything moved. */
+/* n upstream bytes are at WS_DOWN_HDR: put the frame header in front of them. */
+static void
+ws_out_ack(void *ctx, size_t n)
+{
+	struct conn *c = ctx;
+	size_t r, hl = ws_frame_header(NULL, 0, WS_OP_BINARY, (uint64_t)n);
+	unsigned char *b = hop_wbuf(&c->hop.front, &r); /* the buffer ws_out gave */
+
+	if (hl < WS_DOWN_HDR) /* a small frame: its 2-byte header wants the data closer */
+		memmove(b + hl, b + WS_DOWN_HDR, n);
+	ws_frame_header(b, hl, WS_OP_BINARY, (uint64_t)n);
+	hop_wack(&c->hop.front, hl + n);
+}
+
+static void
+ws_up_fail(void *ctx, const char *why)
+{
+	struct conn *c = ctx;
+
+	ws_up_done(c);
+	ws_fail(c, WS_CLOSE_INTERNAL, why);
+}
+
+/* Upstream poll interest: read while a frame fits in the client side's send buffer, write
+ * while unmasked payload waits. */
+static void
+ws_wants(const void *ctx, int *read_up, int *write_up)
+{
+	const struct conn *c = ctx;
+
+	*read_up = *write_up = 0;
+	if (c->ws_up_dead || c->ws_close_rcvd || c->ws_close_due || c->ws_close_sent)
+		return;
+	*read_up = !c->hop.up_eof && hop_wroom(&c->hop.front) > WS_DOWN_HDR;
+	*write_up = c->ws_ready > 0;
+}
+
+static const struct hop_frame ws_frame = { ws_in, ws_in_ack, ws_out, ws_out_ack, ws_up_fail,
+	ws_wants };
+
+/* One round of a WebSocket tunnel: the pump through the frame adapter, then the closing
+ * rules. Returns whether anything moved. */
 static int
 ws_tunnel(struct conn *c)
 {
-	int progress = ws_pump_up(c);
+	struct hop_end *f = &c->hop.front;
+	int progress = hop_pump(&c->hop);
 	size_t len;
 
-	progress |= ws_pump_down(c);
-
-	if (c->ws_close_sent && cout_empty(c)) {
+	if (c->ws_close_sent && hop_wempty(f)) {
 		/* Our close frame is out: close_notify (TLS) or FIN, input discarded until the
 		 * client's EOF or the linger ends (CLOSING). */
 		start_closing(c);
@@ -1718,35 +1369,12 @@ ws_tunnel(struct conn *c)
 	}
 	/* The client is gone; a close frame still owed goes out first unless TLS is closed
 	 * (a client may half-close right after its own close frame). */
-	if ((c->client_eof || c->tls_closed) && ws_in_buf(c, &len) == NULL &&
-	    (c->tls_closed || !(c->ws_close_due || c->ws_close_sent))) {
+	if ((f->eof || f->closed) && hop_rbuf(f, &len) == NULL &&
+	    (f->closed || !(c->ws_close_due || c->ws_close_sent))) {
 		conn_close(c, "client closed");
 		return 0;
 	}
 	return progress;
-}
-
-/* Upstream poll interest of a WebSocket tunnel: read while a frame fits in the client
- * side's send buffer, write while unmasked payload waits. */
-static short
-ws_interest(const struct conn *c)
-{
-	short ev = 0;
-	size_t room = 0;
-
-	if (c->ws_up_dead || c->ws_close_rcvd || c->ws_close_due || c->ws_close_sent)
-		return 0;
-	if (c->sc) {
-		if (br_ssl_engine_current_state(&c->sc->eng) & BR_SSL_SENDAPP)
-			br_ssl_engine_sendapp_buf(&c->sc->eng, &room);
-	} else {
-		room = c->out_off == c->out_end ? c->olen : c->olen - c->out_end;
-	}
-	if (!c->upstream_eof && room > WS_DOWN_HDR)
-		ev |= POLLIN;
-	if (c->ws_ready)
-		ev |= POLLOUT;
-	return ev;
 }
 
 /* ---- PROXY protocol header (SPEC §2.1) ------------------------------------------------ */
@@ -1810,7 +1438,7 @@ pp_step(struct conn *c)
 			conn_close(c, "bad PROXY header");
 			return;
 		}
-		n = recv(c->cfd, c->head + c->pp_len, cap - c->pp_len, MSG_PEEK);
+		n = recv(c->hop.front.fd, c->head + c->pp_len, cap - c->pp_len, MSG_PEEK);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
@@ -1834,7 +1462,7 @@ pp_step(struct conn *c)
 			return;
 		}
 		take = rc == ERR_OK ? h.len - c->pp_len : (size_t)n;
-		n = recv(c->cfd, c->head + c->pp_len, take, 0); /* the bytes just peeked */
+		n = recv(c->hop.front.fd, c->head + c->pp_len, take, 0); /* the bytes just peeked */
 		if (n != (ssize_t)take) {
 			conn_close(c, "client i/o error");
 			return;
@@ -1864,7 +1492,7 @@ run(struct conn *c)
 		int progress, rc = client_io(c);
 
 		if (rc < 0) {
-			conn_close(c, "client i/o error");
+			conn_close(c, c->state == CS_CLOSING ? "closed" : "client i/o error");
 			return;
 		}
 		progress = rc;
@@ -1882,7 +1510,7 @@ run(struct conn *c)
 		case CS_DEAD:
 			return;
 		case CS_TUNNEL:
-			if (up_io(c) < 0) {
+			if (hop_io(&c->hop.up) < 0) {
 				conn_close(c, "upstream i/o error");
 				return;
 			}
@@ -1891,22 +1519,17 @@ run(struct conn *c)
 					c->last_io = srv.now_ms;
 				break;
 			}
-			if ((rc = pump_up(c)) < 0) {
-				conn_close(c, "upstream write error");
+			rc = hop_pump(&c->hop);
+			if (rc < 0) {
+				conn_close(c, rc == HOP_E_WRITE ? "upstream write error" : "upstream read error");
 				return;
 			}
-			progress |= rc;
-			if ((rc = pump_down(c)) < 0) {
-				conn_close(c, "upstream read error");
-				return;
-			}
-			progress |= rc;
-			if (progress)
+			if ((progress |= rc))
 				c->last_io = srv.now_ms;
 			tunnel_eof(c);
 			break;
 		case CS_RESPOND:
-			if (cout_empty(c)) {
+			if (hop_wempty(&c->hop.front)) {
 				if (c->keep_alive)
 					next_request(c);
 				else
@@ -1914,36 +1537,23 @@ run(struct conn *c)
 				progress = 1;
 			}
 			break;
-		case CS_CLOSING:
-			if (c->client_eof || c->tls_closed) {
+		case CS_CLOSING: {
+			struct hop_end *f = &c->hop.front;
+			size_t len;
+			if (f->eof || f->closed) {
 				conn_close(c, "closed");
 				return;
 			}
-			if (c->sc) {
-				/* The engine reads on until the client's close_notify; application
-				 * data it still delivers is dropped, never parsed. */
-				size_t len;
-				if (cin_buf(c, &len)) {
-					cin_ack(c, len);
-					progress = 1;
-				}
-				break;
-			}
-			if (!c->down_shut) {
-				shutdown(c->cfd, SHUT_WR);
-				c->down_shut = 1;
-			}
-			{
-				char sink[4096];
-				ssize_t n = read(c->cfd, sink, sizeof sink);
-				if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-					conn_close(c, "closed");
-					return;
-				}
-				if (n > 0)
-					progress = 1;
+			if (!c->sc)
+				hop_shutdown(f); /* the response is out (client_io flushed it) */
+			/* Input is discarded, never parsed (TLS: the engine reads on until the
+			 * client's close_notify). */
+			if (hop_rbuf(f, &len)) {
+				hop_rack(f, len);
+				progress = 1;
 			}
 			break;
+		}
 		}
 		if (!progress)
 			return;
@@ -1956,11 +1566,11 @@ conn_events(struct conn *c, short crev, short urev)
 {
 	(void)crev;
 	if (c->state == CS_CONNECT && urev) {
-		int err = net_connect_result(c->ufd);
+		int err = net_connect_result(c->hop.up.fd);
 		if (err != 0) {
 			c->last_errno = err;
-			close(c->ufd);
-			c->ufd = -1;
+			close(c->hop.up.fd);
+			c->hop.up.fd = -1;
 			connect_next(c);
 			run(c);
 			return;
@@ -1970,7 +1580,7 @@ conn_events(struct conn *c, short crev, short urev)
 			c->preq_off = c->presp_len = 0;
 			c->preq_done = 0;
 			if (c->via->tls && up_tls_start(c) != ERR_OK) {
-				c->up_err = BR_ERR_BAD_PARAM;
+				c->hop.up.err = BR_ERR_BAD_PARAM;
 				proxy_tls_failed(c);
 				run(c);
 				return;
@@ -1989,46 +1599,27 @@ conn_events(struct conn *c, short crev, short urev)
 void
 conn_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 {
-	*cfd = c->cfd;
-	*cev = 0;
-	*ufd = c->ufd;
+	const struct hop_end *f = &c->hop.front, *u = &c->hop.up;
+
+	*cfd = f->fd;
+	*ufd = u->fd;
 	*uev = 0;
 	if (c->state == CS_PPHDR) {
 		*cev = POLLIN; /* the raw socket: BearSSL sees nothing before the header is read */
 		return;
 	}
-	if (c->sc) {
-		unsigned st = br_ssl_engine_current_state(&c->sc->eng);
-		if (st & BR_SSL_SENDREC)
-			*cev |= POLLOUT;
-		if ((st & BR_SSL_RECVREC) && !c->client_eof &&
-		    (c->state == CS_HEAD || c->state == CS_TUNNEL || c->state == CS_CLOSING))
-			*cev |= POLLIN;
-	} else {
-		if (c->out_off < c->out_end)
-			*cev |= POLLOUT;
-		if (!c->client_eof && (c->state == CS_CLOSING ||
-		    (c->in_end < c->ilen && (c->state == CS_HEAD || c->state == CS_TUNNEL))))
-			*cev |= POLLIN;
-	}
-	if (c->ufd >= 0) {
-		if (c->state == CS_CONNECT) {
-			*uev = POLLOUT;
-		} else if (c->state == CS_PROXY) {
-			*uev = up_interest(c, 1, !c->preq_done);
-		} else if (c->state == CS_TUNNEL && c->websocket) {
-			short w = ws_interest(c);
-			*uev = up_interest(c, (w & POLLIN) != 0, (w & POLLOUT) != 0);
-		} else if (c->state == CS_TUNNEL) {
-			unsigned st = c->sc ? br_ssl_engine_current_state(&c->sc->eng) : 0;
-			/* Read upstream only while the client side has room; write when we hold
-			 * bytes for it. */
-			*uev = up_interest(c,
-			    !c->upstream_eof && (c->sc ? (st & BR_SSL_SENDAPP) != 0 : c->out_end < c->olen),
-			    c->fwd_off < c->fwd_end ||
-			    (c->sc ? (st & BR_SSL_RECVAPP) != 0 : c->in_off < c->in_end));
-		}
-	}
+	/* The client is read while a head, tunnel bytes or (CLOSING) the discarded rest can
+	 * come; what is queued for it is always written. */
+	*cev = hop_interest(f, c->state == CS_HEAD || c->state == CS_TUNNEL ||
+	    c->state == CS_CLOSING, 0);
+	if (u->fd < 0)
+		return;
+	if (c->state == CS_CONNECT)
+		*uev = POLLOUT;
+	else if (c->state == CS_PROXY)
+		*uev = hop_interest(u, 1, !c->preq_done);
+	else if (c->state == CS_TUNNEL)
+		*uev = hop_up_interest(&c->hop);
 }
 
 /* see conn.h */
@@ -2061,8 +1652,8 @@ conn_tick(struct conn *c, int64_t now)
 		run(c);
 		break;
 	case CS_CONNECT:
-		close(c->ufd);
-		c->ufd = -1;
+		close(c->hop.up.fd);
+		c->hop.up.fd = -1;
 		c->last_errno = ETIMEDOUT;
 		if (c->addr_i < c->naddr)
 			connect_next(c);
@@ -2157,8 +1748,6 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 	memset(c, 0, sizeof *c);
 	c->block_size = total;
 	p = block + sizeof *c;
-	c->cfd = fd;
-	c->ufd = -1;
 	c->state = proxy_hdr ? CS_PPHDR : CS_HEAD;
 	c->over_limit = over_limit ? 1 : 0;
 	c->t_start = srv.now_ms;
@@ -2172,29 +1761,22 @@ conn_new(int fd, const struct net_addr *peer, int tls, int over_limit, int proxy
 	c->kind = tls;
 	c->mlistener = tls == CONN_ADMIN ? METRICS_ADMIN : tls == CONN_TLS ? METRICS_HTTPS : METRICS_HTTP;
 	if (tls == CONN_ADMIN) {
-		c->ibuf = p;
-		c->ilen = CONN_ADMIN_IBUF;
-		c->obuf = p + CONN_ADMIN_IBUF;
-		c->olen = CONN_ADMIN_OBUF;
+		hop_end_plain(&c->hop.front, fd, p, CONN_ADMIN_IBUF, p + CONN_ADMIN_IBUF, CONN_ADMIN_OBUF);
 	} else if (tls) {
 		c->sc = (br_ssl_server_context *)(void *)p;
 		p += sizeof(br_ssl_server_context);
-		c->ibuf = p;
-		c->ilen = TLS_IBUF;
-		c->obuf = p + TLS_IBUF;
-		c->olen = TLS_OBUF;
-		if (tls_server_init(c->sc, c->ibuf, c->ilen, c->obuf, c->olen) != ERR_OK) {
+		if (tls_server_init(c->sc, p, TLS_IBUF, p + TLS_IBUF, TLS_OBUF) != ERR_OK) {
 			block_put(block, total);
 			return NULL;
 		}
+		hop_end_tls(&c->hop.front, fd, &c->sc->eng);
+		p += TLS_IBUF + TLS_OBUF;
 	} else {
-		c->ibuf = p;
-		c->ilen = CONN_PLAIN_BUF;
-		c->obuf = p + CONN_PLAIN_BUF;
-		c->olen = CONN_PLAIN_BUF;
+		hop_end_plain(&c->hop.front, fd, p, CONN_PLAIN_BUF, p + CONN_PLAIN_BUF, CONN_PLAIN_BUF);
+		p += 2 * CONN_PLAIN_BUF;
 	}
+	hop_end_plain(&c->hop.up, -1, NULL, 0, NULL, 0);
 	if (up_tls_mem && tls != CONN_ADMIN) { /* after the client-side buffers (see conn_footprint) */
-		p += tls ? TLS_IBUF + TLS_OBUF : 2 * CONN_PLAIN_BUF;
 		p = block + ((size_t)(p - block) + 15) / 16 * 16;
 		c->ucc = (br_ssl_client_context *)(void *)p;
 		p += sizeof(br_ssl_client_context);
@@ -2242,8 +1824,8 @@ conn_free(struct conn *c)
 		log_str(&r, "user", c->who);
 		log_str(&r, "target", c->target.host.name);
 		log_int(&r, "port", c->target.port);
-		log_int(&r, "bytes_up", (int64_t)c->up_bytes);
-		log_int(&r, "bytes_down", (int64_t)c->down_bytes);
+		log_int(&r, "bytes_up", (int64_t)c->hop.up_bytes);
+		log_int(&r, "bytes_down", (int64_t)c->hop.down_bytes);
 		if (c->websocket)
 			log_int(&r, "ws_close", c->ws_close_sent ? c->ws_code : 0);
 		log_int(&r, "duration_ms", srv.now_ms - c->t_start);
@@ -2258,12 +1840,12 @@ conn_free(struct conn *c)
 	if (c->tunnel_open)
 		metrics_tunnel_close(c->mseries);
 	metrics_conn_close((enum metrics_listener)c->mlistener);
-	if (c->ufd >= 0)
-		close(c->ufd);
-	close(c->cfd);
+	if (c->hop.up.fd >= 0)
+		close(c->hop.up.fd);
+	close(c->hop.front.fd);
 	if (c->sc)
 		secret_wipe(c->sc, sizeof *c->sc); /* session keys */
-	if (c->up_tls) {
+	if (c->hop.up.eng) {
 		secret_wipe(c->ucc, sizeof *c->ucc); /* the proxy hop's keys */
 		secret_wipe(c->uobuf, CONN_UP_OBUF); /* may have held Proxy-Authorization */
 		secret_wipe(c->uibuf, CONN_UP_IBUF);

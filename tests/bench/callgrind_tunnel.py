@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -41,7 +42,10 @@ def run_once(args, echo_port, count, tag):
     write(os.path.join(d, "config.ini"), "\n".join([
         "consoleAddress = 127.0.0.1", "relayProId = 3f1d3b9e-5c1a-4e55-9a43-6f4d2b8f0c11",
         "allowedPorts = %d" % echo_port, "passwordFile = users.txt", "serverName = localhost",
-        "[httpsProxy]", "listen = 127.0.0.1:%d" % port, "[logger]", "fileName = relay.log", ""]))
+        "[httpsProxy]", "listen = 127.0.0.1:%d" % port, "[logger]", "fileName = relay.log",
+        # A small table: the 250 ms tick walks all of it, and that cost depends on how long
+        # the run takes (a loaded machine), not on the tunnels.
+        "[limits]", "maxConnections = 16", ""]))
     cfg = os.path.join(d, "config.ini")
     # The CA bundle first, outside valgrind (an RSA key generation is slow under it).
     subprocess.run([args.bin, "ca", "show", "-c", cfg], cwd=d, capture_output=True, check=True,
@@ -90,14 +94,20 @@ def main():
     ap.add_argument("--loadgen", default=os.path.join(rt.REPO_DIR, "build", "amd64", "loadgen"))
     ap.add_argument("--small", type=int, default=20)
     ap.add_argument("--big", type=int, default=120)
+    ap.add_argument("--keep", help="copy the two callgrind.out files into this folder")
     args = ap.parse_args()
+    args.bin, args.loadgen = os.path.abspath(args.bin), os.path.abspath(args.loadgen)
     rt.init("callgrind")
     tmp = rt.make_tmpdir("callgrind-echo-")
     echo = rt.start_process([args.loadgen, "echo", "--duration", "3600"], tmpdir=tmp, name="echo")
     echo.wait_for_output("echo_port", timeout=10)
     echo_port = [json.loads(x)["echo_port"] for x in echo.stdout().splitlines() if "echo_port" in x][0]
-    a = split(run_once(args, echo_port, args.small, "small"))
-    b = split(run_once(args, echo_port, args.big, "big"))
+    outs = [run_once(args, echo_port, args.small, "small"), run_once(args, echo_port, args.big, "big")]
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        for tag, o in zip(("small", "big"), outs):
+            shutil.copy(o, os.path.join(args.keep, "callgrind.%s.out" % tag))
+    a, b = split(outs[0]), split(outs[1])
     n = args.big - args.small
     print("callgrind: %d vs %d tunnels (full handshake, CONNECT, 64 B echo, close)" % (args.small, args.big))
     print("callgrind: Ir per tunnel %d" % ((b[0] - a[0]) // n))
