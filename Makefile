@@ -30,11 +30,11 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := anchors auth b64 ca cfgwrite config conn deflate der err fileio hop http json jwt kdf limit log loop metrics net notify priv \
+MODULES := admit anchors auth b64 ca cfgwrite config conn deflate der err fileio hop http json jwt kdf limit log loop metrics net notify priv \
            proxyproto rand register resolve secret server target tls token units upstream x509 ws
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
+TESTS   := runner t_admit t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
            t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 

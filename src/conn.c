@@ -20,6 +20,7 @@
 
 #include <bearssl.h>
 
+#include "admit.h"
 #include "anchors.h"
 #include "auth.h"
 #include "conn.h"
@@ -247,22 +248,23 @@ static void
 respond_json_ka(struct conn *c, int status, const char *body, int keep_alive)
 {
 	char buf[TOKEN_ACCESS_MAX + 512];
-	int n;
+	size_t blen = strlen(body), n = 0;
 
 	if (c->state == CS_DEAD)
 		return;
-	n = snprintf(buf, sizeof buf,
-	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-	    "Cache-Control: no-store\r\n%s\r\n%s\n",
-	    status, http_reason(status), strlen(body) + 1,
-	    keep_alive ? "" : "Connection: close\r\n", body);
-
+	if (blen + 1 < sizeof buf)
+		n = http_response_head(buf, sizeof buf - blen - 1, status, NULL, "application/json",
+		    blen + 1, HTTP_RH_NOSTORE | (keep_alive ? 0 : HTTP_RH_CLOSE), NULL);
 	c->status = status;
 	c->keep_alive = keep_alive ? 1 : 0;
-	if (n > 0 && (size_t)n < sizeof buf && send_raw(c, buf, (size_t)n) != ERR_OK)
-		n = -1;
+	if (n > 0) {
+		memcpy(buf + n, body, blen);
+		buf[n + blen] = '\n';
+		if (send_raw(c, buf, n + blen + 1) != ERR_OK)
+			n = 0;
+	}
 	secret_wipe(buf, sizeof buf); /* may hold an access token */
-	if (n < 0 || (size_t)n >= sizeof buf) {
+	if (n == 0) {
 		start_closing(c);
 		return;
 	}
@@ -276,15 +278,20 @@ respond_json(struct conn *c, int status, const char *body)
 	respond_json_ka(c, status, body, 0);
 }
 
+/* auth.fail: reason is the short cause metrics count by (a token code, "missing",
+ * "unsupported scheme", "bad password"); why, when set, the precise cause for the operator
+ * (then logged as the reason, with the short one as code). */
 static void
-log_auth_fail(struct conn *c, const char *reason)
+log_auth_fail(struct conn *c, const char *reason, const char *why)
 {
 	struct log_rec r;
 
 	metrics_auth_fail(reason);
 	if (log_begin(&r, LOG_WARN, "auth.fail")) {
 		log_str(&r, "client", c->peer);
-		log_str(&r, "reason", reason);
+		log_str(&r, "reason", why && why[0] ? why : reason);
+		if (why && why[0])
+			log_str(&r, "code", reason);
 		if (c->who[0])
 			log_str(&r, "user", c->who);
 		log_end(&r);
@@ -470,22 +477,23 @@ static int
 ws_send_101(struct conn *c)
 {
 	const struct http_span *k = &c->req.val[HTTP_H_SEC_WEBSOCKET_KEY];
-	char buf[160], acc[WS_ACCEPT_LEN + 1];
-	int n;
+	char buf[160], lines[96], acc[WS_ACCEPT_LEN + 1];
+	size_t n;
 
 	if (ws_accept_key(c->head + k->off, k->len, acc) != ERR_OK)
 		return ERR_INVAL;
 	acc[WS_ACCEPT_LEN] = 0;
-	n = snprintf(buf, sizeof buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-	    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acc);
-	if (n <= 0 || (size_t)n >= sizeof buf)
+	snprintf(lines, sizeof lines, "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n", acc);
+	n = http_response_head(buf, sizeof buf, 101, NULL, NULL, 0, 0, lines);
+	if (n == 0)
 		return ERR_NOSPACE;
 	ws_rx_init(&c->ws_rx);
 	c->hop.front.pre = (unsigned char *)c->head + c->req.head_len;
 	c->hop.front.pre_len = c->head_len - c->req.head_len;
 	c->hop.frame = &ws_frame;
 	c->hop.ctx = c;
-	return send_raw(c, buf, (size_t)n);
+	return send_raw(c, buf, n);
 }
 
 /* The upstream connect finished: answer 200 (CONNECT) or 101 (WebSocket) and start
@@ -493,8 +501,9 @@ ws_send_101(struct conn *c)
 static void
 tunnel_start(struct conn *c)
 {
-	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	struct log_rec r;
+	char ok[64];
+	size_t n;
 
 	if (c->websocket) {
 		if (ws_send_101(c) != ERR_OK) {
@@ -502,7 +511,8 @@ tunnel_start(struct conn *c)
 			return;
 		}
 	} else if (!c->forward) {
-		if (send_raw(c, ok, sizeof ok - 1) != ERR_OK) {
+		n = http_response_head(ok, sizeof ok, 200, "Connection established", NULL, 0, 0, NULL);
+		if (n == 0 || send_raw(c, ok, n) != ERR_OK) {
 			conn_close(c, "send failed");
 			return;
 		}
@@ -625,11 +635,10 @@ proxy_step(struct conn *c)
 
 /* ---- the request ------------------------------------------------------------------- */
 
-/* An authentication failure: logged, counted against the client's address. */
+/* A counted authentication failure: the brute-force limiter may ban the address now. */
 static void
-auth_failed(struct conn *c, const char *reason)
+count_failure(struct conn *c)
 {
-	log_auth_fail(c, reason);
 	if (limit_fail(&c->peer_addr, srv.now_ms, srv.cfg->auth_fail_limit,
 	    (int64_t)srv.cfg->auth_fail_ban)) {
 		struct log_rec r;
@@ -642,84 +651,90 @@ auth_failed(struct conn *c, const char *reason)
 	}
 }
 
-/* 1 when the client's address is banned (and a 429 has been queued). */
-static int
-rate_limited(struct conn *c)
-{
-	if (!limit_banned(&c->peer_addr, srv.now_ms))
-		return 0;
-	respond_error(c, 429, "rate_limited", "too many failed authentications", NULL);
-	return 1;
-}
-
-static int
-authenticate(struct conn *c)
+/* The credential the request carries for its kind (admit.h says which header and which
+ * schemes), checked — never logged here: admission decides what a failure means. The
+ * user (a Basic user even when refused, for the log; the token's sub when accepted) goes
+ * to c->who. */
+static void
+check_cred(struct conn *c, enum admit_kind kind, struct admit_cred *cr)
 {
 	const struct http_request *r = &c->req;
-	char challenge[128];
-	const char *cred, *code;
+	int id = admit_cred_header(kind), scheme, rc;
+	unsigned ok = admit_schemes(kind, srv.users != NULL);
+	const char *cred;
 	size_t credlen;
-	int scheme;
 
-	if (rate_limited(c))
-		return 0;
-	snprintf(challenge, sizeof challenge, "Proxy-Authenticate: Bearer realm=\"relaypro\"\r\n%s",
-	    srv.users ? "Proxy-Authenticate: Basic realm=\"relaypro\"\r\n" : "");
-	if (!(r->have & (1u << HTTP_H_PROXY_AUTHORIZATION))) {
-		log_auth_fail(c, "missing"); /* not counted: every client's first try */
-		respond_error(c, 407, "auth_required", "proxy authentication required", challenge);
-		return 0;
+	memset(cr, 0, sizeof *cr);
+	c->who[0] = 0;
+	if (id < 0 || !(r->have & (1u << id)))
+		return; /* ADMIT_CRED_NONE */
+	scheme = auth_scheme(c->head + r->val[id].off, r->val[id].len, &cred, &credlen);
+	if (scheme == AUTH_BEARER && (ok & ADMIT_SCHEME_BEARER)) {
+		if (admit_wants_grant(kind)) {
+			if (credlen == 0)
+				return; /* an empty grant is no grant */
+			rc = token_verify_grant(srv.cfg, cred, credlen, (int64_t)srv.now, c->who,
+			    sizeof c->who, &cr->code);
+		} else {
+			rc = token_verify_access(srv.cfg, cred, credlen, (int64_t)srv.now, c->who,
+			    sizeof c->who, &cr->code);
+		}
+		cr->state = rc == ERR_OK ? ADMIT_CRED_OK : ADMIT_CRED_BAD;
+		if (rc != ERR_OK)
+			c->who[0] = 0;
+		return;
 	}
-	scheme = auth_scheme(c->head + r->val[HTTP_H_PROXY_AUTHORIZATION].off,
-	    r->val[HTTP_H_PROXY_AUTHORIZATION].len, &cred, &credlen);
-	if (scheme == AUTH_BEARER) {
-		if (token_verify_access(srv.cfg, cred, credlen, (int64_t)srv.now, c->who, sizeof c->who,
-		    &code) == ERR_OK)
-			return 1;
-		c->who[0] = 0;
-		auth_failed(c, code);
-		respond_error(c, 407, code, "access token not accepted", challenge);
-		return 0;
+	if (scheme == AUTH_BASIC && (ok & ADMIT_SCHEME_BASIC)) {
+		cr->basic = 1;
+		if (auth_check_basic(srv.users, cred, credlen, c->who, sizeof c->who) == ERR_OK) {
+			cr->state = ADMIT_CRED_OK;
+		} else {
+			cr->state = ADMIT_CRED_BAD; /* c->who keeps the user name for the log */
+			cr->code = "auth_failed";
+			cr->reason = "bad password";
+		}
+		return;
 	}
-	if (scheme == AUTH_BASIC && srv.users) {
-		if (auth_check_basic(srv.users, cred, credlen, c->who, sizeof c->who) == ERR_OK)
-			return 1;
-		auth_failed(c, "bad password");
-		c->who[0] = 0;
-		respond_error(c, 407, "auth_failed", "wrong user name or password", challenge);
-		return 0;
-	}
-	auth_failed(c, "unsupported scheme");
-	respond_error(c, 407, "auth_required", "use Bearer (or Basic with a password file)", challenge);
-	return 0;
+	cr->state = ADMIT_CRED_SCHEME;
 }
 
-/* POST /v1/token: a console grant in, an access token out (SPEC §3.2). Keep-alive. */
+/* A refusal from admission: what it says is logged (auth.fail, counted or not;
+ * target.forbidden), then answered. */
+static void
+refuse(struct conn *c, const struct admit_verdict *v)
+{
+	struct log_rec r;
+
+	if (v->log == ADMIT_LOG_AUTH) {
+		log_auth_fail(c, v->reason, v->why);
+		if (v->counted)
+			count_failure(c);
+	} else if (v->log == ADMIT_LOG_TARGET && log_begin(&r, LOG_WARN, "target.forbidden")) {
+		log_str(&r, "client", c->peer);
+		if (v->authed)
+			log_str(&r, "user", c->who);
+		if (v->text[0]) {
+			log_str(&r, "target", v->text); /* as sent: it did not parse */
+		} else {
+			log_str(&r, "target", v->target.host.name);
+			log_int(&r, "port", v->target.port);
+		}
+		log_str(&r, "reason", v->reason);
+		log_end(&r);
+	}
+	respond_error(c, v->status, v->code, v->message, v->extra);
+}
+
+/* POST /v1/token, admitted: the grant's sub is in c->who; an access token out (SPEC §3.2).
+ * Keep-alive. */
 static void
 issue_token(struct conn *c)
 {
-	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"relaypro\"\r\n";
-	const struct http_request *r = &c->req;
-	char token[TOKEN_ACCESS_MAX], body[TOKEN_ACCESS_MAX + 128], sub[JWT_SUB_MAX + 1];
-	const char *cred = "", *code = "auth_required";
-	size_t credlen = 0, n;
+	char token[TOKEN_ACCESS_MAX], body[TOKEN_ACCESS_MAX + 128];
+	size_t n;
 	struct log_rec lr;
 
-	if (rate_limited(c))
-		return;
-	if (r->have & (1u << HTTP_H_AUTHORIZATION) &&
-	    auth_scheme(c->head + r->val[HTTP_H_AUTHORIZATION].off, r->val[HTTP_H_AUTHORIZATION].len,
-	    &cred, &credlen) != AUTH_BEARER)
-		credlen = 0;
-	if (token_verify_grant(srv.cfg, cred, credlen, (int64_t)srv.now, sub, sizeof sub, &code) != ERR_OK) {
-		if (credlen)
-			auth_failed(c, code);
-		else
-			log_auth_fail(c, "missing");
-		respond_error(c, 401, code, "grant not accepted", challenge);
-		return;
-	}
-	n = token_issue(srv.cfg, sub, (int64_t)srv.now, token, sizeof token);
+	n = token_issue(srv.cfg, c->who, (int64_t)srv.now, token, sizeof token);
 	if (n == 0) {
 		respond_error(c, 500, "internal", "cannot issue a token", NULL);
 		return;
@@ -727,148 +742,31 @@ issue_token(struct conn *c)
 	snprintf(body, sizeof body, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%llu}",
 	    token, (unsigned long long)srv.cfg->token_duration);
 	secret_wipe(token, sizeof token);
-	snprintf(c->who, sizeof c->who, "%s", sub);
 	metrics_token_issued();
 	if (log_begin(&lr, LOG_INFO, "token.issue")) {
 		log_str(&lr, "client", c->peer);
-		log_str(&lr, "sub", sub);
+		log_str(&lr, "sub", c->who);
 		log_int(&lr, "expires_in", (int64_t)srv.cfg->token_duration);
 		log_end(&lr);
 	}
-	respond_json_ka(c, 200, body, !http_list_has(c->head, r, HTTP_H_CONNECTION, "close"));
+	respond_json_ka(c, 200, body, !http_list_has(c->head, &c->req, HTTP_H_CONNECTION, "close"));
 	secret_wipe(body, sizeof body);
 }
 
-/* GET /v1/tunnel?target=host:port with Upgrade: websocket (SPEC §2.2): the handshake is
- * checked (400; a Sec-WebSocket-Version other than 13: 426 naming 13, RFC 6455 §4.4),
- * then the target's syntax (400, or 403 for numeric spellings as for CONNECT), the
- * Bearer access token in Authorization (401, counted by the brute-force limiter) and the
- * allow-list (403); then the upstream is connected as for CONNECT and the 101 follows. */
-static void
-ws_handshake(struct conn *c, const struct http_target *t)
-{
-	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"relaypro\"\r\n";
-	const char *h = c->head, *q, *cred, *code;
-	const struct http_request *r = &c->req;
-	char tv[TARGET_HOST_MAX + 16], accept[WS_ACCEPT_LEN];
-	struct target_addr addr;
-	size_t tlen = 0, credlen;
-	int rc;
-
-	if (!http_span_is(h, r->method, "GET") || r->minor != 1) {
-		respond_error(c, 400, "bad_request", "the WebSocket handshake is GET with HTTP/1.1", NULL);
-		return;
-	}
-	if (!http_list_has(h, r, HTTP_H_UPGRADE, "websocket") ||
-	    !http_list_has(h, r, HTTP_H_CONNECTION, "upgrade")) {
-		respond_error(c, 400, "bad_request", "needs Upgrade: websocket and Connection: Upgrade", NULL);
-		return;
-	}
-	if (!(r->have & (1u << HTTP_H_SEC_WEBSOCKET_VERSION))) {
-		respond_error(c, 400, "bad_request", "missing Sec-WebSocket-Version", NULL);
-		return;
-	}
-	if (!http_span_is(h, r->val[HTTP_H_SEC_WEBSOCKET_VERSION], "13")) {
-		respond_error(c, 426, "bad_request", "only WebSocket version 13 is supported",
-		    "Sec-WebSocket-Version: 13\r\n");
-		return;
-	}
-	if (!(r->have & (1u << HTTP_H_SEC_WEBSOCKET_KEY)) ||
-	    ws_accept_key(h + r->val[HTTP_H_SEC_WEBSOCKET_KEY].off, r->val[HTTP_H_SEC_WEBSOCKET_KEY].len,
-	    accept) != ERR_OK) {
-		respond_error(c, 400, "bad_request", "missing or malformed Sec-WebSocket-Key", NULL);
-		return;
-	}
-	if (c->body_len) {
-		respond_error(c, 400, "bad_request", "the WebSocket handshake has no body", NULL);
-		return;
-	}
-	q = memchr(h + t->path.off, '?', t->path.len);
-	rc = q ? ws_query_target(q + 1, (size_t)(h + t->path.off + t->path.len - (q + 1)), tv, sizeof tv,
-	    &tlen) : ERR_NOTFOUND;
-	if (rc != ERR_OK) {
-		respond_error(c, 400, "bad_request", rc == ERR_DUP ? "more than one target parameter" :
-		    rc == ERR_NOSPACE ? "target too long" : "missing ?target=host:port", NULL);
-		return;
-	}
-	rc = target_parse_authority(tv, tlen, 0, &addr);
-	if (rc == TARGET_E_NUMERIC) {
-		struct log_rec lr;
-		if (log_begin(&lr, LOG_WARN, "target.forbidden")) {
-			log_str(&lr, "client", c->peer);
-			log_strn(&lr, "target", tv, tlen);
-			log_end(&lr);
-		}
-		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
-		return;
-	}
-	if (rc != TARGET_OK) {
-		respond_error(c, 400, "bad_request", target_str(rc), NULL);
-		return;
-	}
-	if (srv.draining) {
-		respond_error(c, 503, "shutting_down", "the relay is stopping", NULL);
-		return;
-	}
-	if (rate_limited(c))
-		return;
-	if (!(r->have & (1u << HTTP_H_AUTHORIZATION))) {
-		log_auth_fail(c, "missing"); /* not counted: every client's first try */
-		respond_error(c, 401, "auth_required", "Authorization: Bearer <access token> required", challenge);
-		return;
-	}
-	if (auth_scheme(h + r->val[HTTP_H_AUTHORIZATION].off, r->val[HTTP_H_AUTHORIZATION].len, &cred,
-	    &credlen) != AUTH_BEARER) {
-		auth_failed(c, "unsupported scheme");
-		respond_error(c, 401, "auth_required", "use Authorization: Bearer <access token>", challenge);
-		return;
-	}
-	if (token_verify_access(srv.cfg, cred, credlen, (int64_t)srv.now, c->who, sizeof c->who,
-	    &code) != ERR_OK) {
-		c->who[0] = 0;
-		auth_failed(c, code);
-		respond_error(c, 401, code, "access token not accepted", challenge);
-		return;
-	}
-	rc = target_check(&srv.policy, addr.host.name, addr.host.len, addr.port, srv.now);
-	if (rc != TARGET_OK) {
-		struct log_rec lr;
-		if (log_begin(&lr, LOG_WARN, "target.forbidden")) {
-			log_str(&lr, "client", c->peer);
-			log_str(&lr, "user", c->who);
-			log_str(&lr, "target", addr.host.name);
-			log_int(&lr, "port", addr.port);
-			log_end(&lr);
-		}
-		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
-		return;
-	}
-	c->target = addr;
-	c->websocket = 1;
-	resolve_and_connect(c);
-}
-
+/* The relay's own paths on the proxy listeners: /healthz, /readyz; else 404 or 405. */
 static void
 handle_local(struct conn *c, const struct http_target *t)
 {
-	const char *h = c->head;
+	const char *h = c->head, *q;
 	const struct http_request *r = &c->req;
 	struct http_span path = t->path;
 	const char *reason;
 	char body[160];
 
-	/* The path without its query. */
-	{
-		const char *q = memchr(h + path.off, '?', path.len);
-		if (q)
-			path.len = (uint32_t)(q - (h + path.off));
-	}
+	if ((q = memchr(h + path.off, '?', path.len)) != NULL)
+		path.len = (uint32_t)(q - (h + path.off)); /* the path without its query */
 	if (http_span_is(h, r->method, "GET") && http_span_is(h, path, "/healthz")) {
 		respond_json(c, 200, "{\"status\":\"ok\"}");
-		return;
-	}
-	if (http_span_is(h, r->method, "POST") && http_span_is(h, path, "/v1/token")) {
-		issue_token(c);
 		return;
 	}
 	if (http_span_is(h, r->method, "GET") && http_span_is(h, path, "/readyz")) {
@@ -878,10 +776,6 @@ handle_local(struct conn *c, const struct http_target *t)
 			snprintf(body, sizeof body, "{\"status\":\"not_ready\",\"reason\":\"%s\"}", reason);
 			respond_json(c, 503, body);
 		}
-		return;
-	}
-	if (http_span_is(h, path, "/v1/tunnel")) {
-		ws_handshake(c, t);
 		return;
 	}
 	if (http_span_is(h, r->method, "GET") || http_span_is(h, r->method, "HEAD") ||
@@ -898,22 +792,22 @@ static void
 respond_metrics(struct conn *c, int keep_alive)
 {
 	char head[200];
-	size_t room, blen = 0;
+	size_t room, blen = 0, hl = 0;
 	unsigned char *b = hop_wbuf(&c->hop.front, &room);
-	int hl;
 
 	if (b && room > sizeof head)
 		blen = metrics_render((char *)b + sizeof head, room - sizeof head);
-	hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
-	    "charset=utf-8\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n", blen,
-	    keep_alive ? "" : "Connection: close\r\n");
-	if (blen == 0 || hl <= 0 || (size_t)hl >= sizeof head) {
+	if (blen)
+		hl = http_response_head(head, sizeof head, 200, NULL,
+		    "text/plain; version=0.0.4; charset=utf-8", blen,
+		    HTTP_RH_NOSTORE | (keep_alive ? 0 : HTTP_RH_CLOSE), NULL);
+	if (blen == 0 || hl == 0) {
 		respond_error(c, 500, "internal", "the metrics do not fit the buffer", NULL);
 		return;
 	}
 	memmove(b + hl, b + sizeof head, blen);
-	memcpy(b, head, (size_t)hl);
-	hop_wack(&c->hop.front, (size_t)hl + blen);
+	memcpy(b, head, hl);
+	hop_wack(&c->hop.front, hl + blen);
 	c->status = 200;
 	c->keep_alive = keep_alive ? 1 : 0;
 	set_state(c, CS_RESPOND);
@@ -950,79 +844,82 @@ handle_admin(struct conn *c)
 	}
 }
 
-/* A complete head is in head[0..req.head_len). Decide what to do with it. */
+/* What a head on a proxy listener asks for (admission judges it): CONNECT; a WebSocket
+ * tunnel or POST /v1/token among the relay's paths; another origin-form path is the relay's
+ * own; anything else is treated as absolute-form. (/v1/udp is not served yet: 404.) */
+static enum admit_kind
+route(const struct conn *c, const struct http_target *t, int split_rc)
+{
+	const char *h = c->head, *q;
+	struct http_span path = t->path;
+
+	if (http_span_is(h, c->req.method, "CONNECT"))
+		return ADMIT_CONNECT;
+	if (split_rc != HTTP_OK || t->form != HTTP_FORM_ORIGIN)
+		return ADMIT_FORWARD;
+	if ((q = memchr(h + path.off, '?', path.len)) != NULL)
+		path.len = (uint32_t)(q - (h + path.off));
+	if (http_span_is(h, path, "/v1/tunnel"))
+		return ADMIT_TUNNEL;
+	if (http_span_is(h, c->req.method, "POST") && http_span_is(h, path, "/v1/token"))
+		return ADMIT_TOKEN;
+	return ADMIT_LOCAL;
+}
+
+/* A complete head is in head[0..req.head_len): route it, admit it, then act. */
 static void
 handle_request(struct conn *c)
 {
 	struct http_target t;
-	const char *h = c->head;
-	int rc, is_connect = http_span_is(h, c->req.method, "CONNECT");
+	struct admit_req rq;
+	struct admit_cred cr;
+	struct admit_policy pol;
+	struct admit_verdict v;
 
 	if (c->kind == CONN_ADMIN) {
 		handle_admin(c);
 		return;
 	}
-	if (c->over_limit) {
-		respond_error(c, 503, "too_many_connections", "the relay is at its connection limit", NULL);
+	memset(&rq, 0, sizeof rq);
+	rq.buf = c->head;
+	rq.req = &c->req;
+	rq.t = &t;
+	rq.split_rc = http_target_split(c->head, &c->req, &t);
+	rq.kind = route(c, &t, rq.split_rc);
+	rq.body_len = c->body_len;
+	rq.over_limit = c->over_limit;
+	rq.draining = srv.draining;
+	rq.banned = rq.kind != ADMIT_LOCAL && limit_banned(&c->peer_addr, srv.now_ms);
+	check_cred(c, rq.kind, &cr);
+	memset(&pol, 0, sizeof pol);
+	pol.targets = &srv.policy;
+	pol.basic = srv.users != NULL;
+	pol.now = srv.now;
+	if (admit_check(&rq, &cr, &pol, &v) != 0) {
+		refuse(c, &v);
 		return;
 	}
-	rc = http_target_split(h, &c->req, &t);
-	if (rc == HTTP_HTTPS) {
-		respond_error(c, 400, "bad_request", "https:// targets need CONNECT", NULL);
+	switch (rq.kind) {
+	case ADMIT_LOCAL:
+		handle_local(c, &t);
 		return;
-	}
-	if (rc == TARGET_E_NUMERIC) {
-		/* 167772165, 012.0.0.5, 0x0a.0.0.5, 10.5: other spellings of an address never
-		 * match a configured one (SPEC §2.3), so they are refused as not allowed. */
-		struct log_rec r;
-		if (log_begin(&r, LOG_WARN, "target.forbidden")) {
-			log_str(&r, "client", c->peer);
-			log_strn(&r, "target", h + c->req.target.off, c->req.target.len);
-			log_end(&r);
+	case ADMIT_TOKEN:
+		issue_token(c);
+		return;
+	case ADMIT_TUNNEL:
+		c->websocket = 1;
+		break;
+	case ADMIT_FORWARD:
+		c->forward = 1;
+		if (rewrite_forward_head(c, &t) != ERR_OK) {
+			respond_error(c, 431, "bad_request", "request head too large to forward", NULL);
+			return;
 		}
-		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
-		return;
+		break;
+	default:
+		break;
 	}
-	if (rc != ERR_OK) {
-		respond_error(c, 400, "bad_request", target_str(rc), NULL);
-		return;
-	}
-	if (t.form == HTTP_FORM_ORIGIN) {
-		if (is_connect)
-			respond_error(c, 400, "bad_request", "CONNECT needs host:port", NULL);
-		else
-			handle_local(c, &t);
-		return;
-	}
-	if (is_connect != (t.form == HTTP_FORM_AUTHORITY)) {
-		respond_error(c, 400, "bad_request", "request target does not fit the method", NULL);
-		return;
-	}
-	if (srv.draining) {
-		respond_error(c, 503, "shutting_down", "the relay is stopping", NULL);
-		return;
-	}
-	c->target = t.addr;
-	c->forward = !is_connect;
-	if (!authenticate(c))
-		return;
-	rc = target_check(&srv.policy, t.addr.host.name, t.addr.host.len, t.addr.port, srv.now);
-	if (rc != TARGET_OK) {
-		struct log_rec r;
-		if (log_begin(&r, LOG_WARN, "target.forbidden")) {
-			log_str(&r, "client", c->peer);
-			log_str(&r, "user", c->who);
-			log_str(&r, "target", t.addr.host.name);
-			log_int(&r, "port", t.addr.port);
-			log_end(&r);
-		}
-		respond_error(c, 403, "forbidden_target", target_str(rc), NULL);
-		return;
-	}
-	if (c->forward && rewrite_forward_head(c, &t) != ERR_OK) {
-		respond_error(c, 431, "bad_request", "request head too large to forward", NULL);
-		return;
-	}
+	c->target = v.target;
 	resolve_and_connect(c);
 }
 

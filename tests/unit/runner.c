@@ -9,6 +9,7 @@
 #include "rand.h"
 #include "test.h"
 
+void t_admit(void);
 void t_b64(void);
 void t_ca(void);
 void t_cfgwrite(void);
@@ -39,6 +40,7 @@ static const struct {
 	const char *name;
 	void (*fn)(void);
 } suites[] = {
+	{ "admit", t_admit },
 	{ "b64", t_b64 },
 	{ "ca", t_ca },
 	{ "cfgwrite", t_cfgwrite },
