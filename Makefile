@@ -30,15 +30,17 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := admit anchors auth b64 ca cfgwrite config conn deflate der err fileio hop http json jwt kdf limit log loop metrics net notify priv \
-           proxyproto rand register resolve secret server target tls token units upstream x509 ws
+MODULES := admit anchors auth b64 ca cfgwrite config conn cred deflate der dial err fileio \
+           front hop http json jwt kdf limit log loop metrics net notify priv proxyproto rand \
+           register relay request resolve respond secret server target tls token tunnel units \
+           upstream walk ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_admit t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
            t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit integration asan asan-relay check run clean deps bench callgrind callgrind-bin
+.PHONY: all dist test unit layout integration asan asan-relay check run clean deps bench callgrind callgrind-bin
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -72,9 +74,14 @@ deps: .deps/stamp-deps
 test: deps
 	tests/run.sh
 
-unit: deps
+unit: deps layout
 	$(MAKE) ARCH=amd64 build/amd64/unit-tests
 	build/amd64/unit-tests
+
+# The source layout: no include cycle between modules, a contract comment at the top of
+# every file, no file over 600 lines (tests/lint/test_layout.py).
+layout:
+	python3 tests/lint/test_layout.py
 
 # glibc + sanitizers: catches what the musl build cannot show (leaks, UB, overflows).
 ASAN_DIR := build/asan

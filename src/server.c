@@ -10,12 +10,12 @@
  *
  * The poll set is compact and kept, not rebuilt: after a few fixed entries (signals,
  * resolver, watches, listeners) come only the connection sockets that want something, no
- * holes. A connection's entries are derived again from conn_interest() only when it was
+ * holes. A connection's entries are derived again from walk_interest() only when it was
  * touched (it handled events, it is new, or the pass ran something that may touch every
  * connection: a tick, resolver news, a signal, a watch) and are then updated in place,
  * appended, or removed by moving the last entry into the gap. So a pass costs O(events)
  * besides poll() itself; interest is still derived, never remembered beyond what
- * conn_interest() would say again.
+ * walk_interest() would say again.
  *
  * poll() itself costs the kernel O(entries) per call: with 9,000 idle tunnels (18,000
  * sockets) about half the CPU went there (perf, docs/performance.md). So the connections'
@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "relay.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
@@ -45,8 +46,9 @@
 #include "resolve.h"
 #include "server.h"
 #include "tls.h"
+#include "walk.h"
 
-struct server srv;
+struct relay srv;
 
 struct listener {
 	int fd;
@@ -156,6 +158,8 @@ server_unwatch(int fd)
 			watches[k].cb = NULL;
 }
 
+static void table_remove(int slot);
+
 /* After a callback into the connection in slot s: if it closed the connection, free it
  * now and give the slot back (conn.h, "Closing"). */
 static void
@@ -164,7 +168,7 @@ reap(int s)
 	struct conn *c = table[s];
 
 	if (c != NULL && conn_dead(c)) {
-		server_remove_conn(s);
+		table_remove(s);
 		conn_free(c);
 	}
 }
@@ -184,6 +188,7 @@ server_begin_drain(const char *why)
 	for (i = 0; i < nlisteners; i++)
 		close(listeners[i].fd);
 	nlisteners = 0;
+	srv.listening = 0;
 	if (log_begin(&r, LOG_INFO, "stopping")) {
 		log_str(&r, "why", why);
 		log_int(&r, "connections", srv.nconns);
@@ -192,7 +197,7 @@ server_begin_drain(const char *why)
 	}
 	for (i = 0; i < table_size; i++) {
 		if (table[i]) {
-			conn_shutdown(table[i]);
+			walk_shutdown(table[i]);
 			reap(i);
 		}
 	}
@@ -269,6 +274,7 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%s", want[i].text);
 		nlisteners++;
 	}
+	srv.listening = nlisteners;
 	return ERR_OK;
 }
 
@@ -276,88 +282,7 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 int
 server_set_policy(const struct config *cfg, char *err, size_t errlen)
 {
-	struct target_policy *p = &srv.policy;
-	const char *names[RESOLVE_MAX_HOSTS];
-	int n = 0, i;
-
-	memset(p, 0, sizeof *p);
-	if (cfg->console_address[0] &&
-	    target_policy_set_console(p, cfg->console_address, strlen(cfg->console_address)) != ERR_OK) {
-		snprintf(err, errlen, "consoleAddress: not a valid host");
-		return ERR_INVAL;
-	}
-	if (cfg->migration_console_address[0] &&
-	    target_policy_set_migration(p, cfg->migration_console_address,
-	    strlen(cfg->migration_console_address), (time_t)cfg->migration_valid_until) != ERR_OK) {
-		snprintf(err, errlen, "migration.consoleAddress: not a valid host");
-		return ERR_INVAL;
-	}
-	for (i = 0; i < cfg->allowed_hosts.n; i++) {
-		if (target_policy_add_host(p, cfg->allowed_hosts.item[i],
-		    strlen(cfg->allowed_hosts.item[i])) != ERR_OK) {
-			snprintf(err, errlen, "allowedHosts: %s: not a valid host", cfg->allowed_hosts.item[i]);
-			return ERR_INVAL;
-		}
-	}
-	for (i = 0; i < cfg->n_allowed_ports; i++)
-		target_policy_add_port(p, cfg->allowed_ports[i]);
-	/* The routes come from the environment, which cannot change in a running process:
-	 * they are parsed once, at start, and a reload only switches proxyEnabled. Connections
-	 * point into srv.routes (c->via) for their whole life, so it is never rewritten. */
-	{
-		static int routes_loaded;
-		static char routes_err[160];
-		if (!routes_loaded) {
-			if (upstream_load(&srv.routes, 1, routes_err, sizeof routes_err) != ERR_OK)
-				upstream_wipe(&srv.routes);
-			else
-				routes_err[0] = 0;
-			routes_loaded = 1;
-		}
-		if (cfg->proxy_enabled && routes_err[0]) {
-			snprintf(err, errlen, "%s", routes_err);
-			return ERR_INVAL;
-		}
-		srv.routes.enabled = cfg->proxy_enabled;
-	}
-
-	/* Names (not IP literals) the resolver keeps fresh. */
-	if (p->console.kind == TARGET_NAME)
-		names[n++] = p->console.name;
-	if (p->migration.kind == TARGET_NAME)
-		names[n++] = p->migration.name;
-	for (i = 0; i < (int)p->nhosts && n < RESOLVE_MAX_HOSTS; i++)
-		if (p->hosts[i].kind == TARGET_NAME)
-			names[n++] = p->hosts[i].name;
-	if (srv.routes.https.set && srv.routes.https.host.kind == TARGET_NAME && n < RESOLVE_MAX_HOSTS)
-		names[n++] = srv.routes.https.host.name;
-	if (srv.routes.http.set && srv.routes.http.host.kind == TARGET_NAME && n < RESOLVE_MAX_HOSTS)
-		names[n++] = srv.routes.http.host.name;
-	resolve_set_hosts(names, n);
-	return ERR_OK;
-}
-
-/* see server.h */
-int
-server_ready(const char **reason)
-{
-	if (!srv.ca_loaded) {
-		*reason = "ca_not_loaded";
-		return 0;
-	}
-	if (nlisteners == 0) {
-		*reason = "no_listener";
-		return 0;
-	}
-	if (!srv.cfg->security_token[0] && srv.users == NULL) {
-		*reason = "no_security_token";
-		return 0;
-	}
-	if (srv.draining) {
-		*reason = "shutting_down";
-		return 0;
-	}
-	return 1;
+	return relay_set_policy(&srv, cfg, err, errlen);
 }
 
 /* ---- the poll set ---------------------------------------------------------------------- */
@@ -479,7 +404,7 @@ pset_derive(int slot)
 	int cfd, ufd;
 	short cev, uev;
 
-	conn_interest(table[slot], &cfd, &cev, &ufd, &uev);
+	walk_interest(table[slot], &cfd, &cev, &ufd, &uev);
 	pset_put(slot, 0, cfd, cev);
 	pset_put(slot, 1, ufd, uev);
 }
@@ -537,9 +462,10 @@ pset_gather(int end, int left)
 	}
 }
 
-/* see server.h */
-int
-server_add_conn(struct conn *c)
+/* Put a new connection into a free slot (a new generation of it). The slot, or
+ * ERR_NOSPACE. */
+static int
+table_add(struct conn *c)
 {
 	int i;
 
@@ -558,15 +484,29 @@ server_add_conn(struct conn *c)
 	return ERR_NOSPACE;
 }
 
-/* see server.h */
-void
-server_remove_conn(int slot)
+static void
+table_remove(int slot)
 {
 	if (slot >= 0 && slot < table_size && table[slot]) {
 		table[slot] = NULL;
 		srv.nconns--;
 		pset_put(slot, 0, -1, 0);
 		pset_put(slot, 1, -1, 0);
+	}
+}
+
+/* A new connection for an accepted socket, into the table; the socket is closed when
+ * there is no memory (or, which accept_some prevents, no slot). */
+static void
+add_conn(int fd, const struct net_addr *peer, int kind, int over, int pp)
+{
+	struct conn *c = conn_new(&srv, fd, peer, kind, over, pp);
+
+	if (c == NULL) {
+		close(fd);
+	} else if (table_add(c) < 0) {
+		conn_close(c, "no slot");
+		conn_free(c);
 	}
 }
 
@@ -599,9 +539,10 @@ accept_some(struct listener *l)
 			/* Admin connections do not count against maxConnections, so metrics and
 			 * probes stay readable when the relay is full; they have their own cap and
 			 * their own room in the table. */
-			if (metrics_conns_open(METRICS_ADMIN) >= SERVER_ADMIN_MAX ||
-			    conn_new(fd, &peer, CONN_ADMIN, 0, 0) == NULL)
+			if (metrics_conns_open(METRICS_ADMIN) >= SERVER_ADMIN_MAX)
 				close(fd);
+			else
+				add_conn(fd, &peer, CONN_ADMIN, 0, 0);
 			continue;
 		}
 		if (l->pp && !pp_cidr_match(trusted, ntrusted, &peer)) {
@@ -612,8 +553,10 @@ accept_some(struct listener *l)
 		over = relay >= srv.cfg->max_connections || relay >= table_size - SERVER_ADMIN_MAX - SERVER_RESERVE;
 		if (over)
 			metrics_conn_refused();
-		if (relay >= table_size - SERVER_ADMIN_MAX || conn_new(fd, &peer, l->tls, over, l->pp) == NULL)
+		if (relay >= table_size - SERVER_ADMIN_MAX)
 			close(fd); /* beyond even the 503 reserve: refused outright */
+		else
+			add_conn(fd, &peer, l->tls, over, l->pp);
 	}
 }
 
@@ -624,7 +567,7 @@ tick(void)
 
 	for (i = 0; i < table_size; i++) {
 		if (table[i]) {
-			conn_tick(table[i], srv.now_ms);
+			walk_tick(table[i], srv.now_ms);
 			reap(i);
 		}
 	}
@@ -735,9 +678,9 @@ server_run(void)
 		if (pfds[1].revents) {
 			resolve_drain();
 			for (i = 0; i < table_size; i++)
-				if (table[i] && conn_state(table[i]) == CS_RESOLVE) {
+				if (table[i] && table[i]->state == CS_RESOLVE) {
 					pset_touch(i);
-					conn_resolved(table[i]);
+					walk_resolved(table[i]);
 					reap(i);
 				}
 		}
@@ -763,11 +706,11 @@ server_run(void)
 				pset_busy(ppos[2 * s] - 1);
 			if (ppos[2 * s + 1])
 				pset_busy(ppos[2 * s + 1] - 1);
-			conn_events(table[s], crev, urev);
+			walk_events(table[s], crev, urev);
 			reap(s);
 		}
 		if (srv.now_ms >= next_tick) {
-			touch_all = 1; /* conn_tick visits every connection */
+			touch_all = 1; /* walk_tick visits every connection */
 			tick();
 			pset_settle(srv.now_ms);
 			if (srv.on_tick)

@@ -38,6 +38,9 @@ tally() {
 echo "== build (both architectures)"
 ./build.sh || { echo "build failed"; echo "total: 0 passed, 1 failed"; exit 1; }
 
+echo "== source layout (include cycles, contract comments, file lengths)"
+tally layout python3 tests/lint/test_layout.py
+
 echo "== unit tests (amd64)"
 make -s ARCH=amd64 build/amd64/unit-tests || broken=$((broken + 1))
 tally unit-amd64 build/amd64/unit-tests
