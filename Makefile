@@ -31,12 +31,12 @@ LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
 MODULES := admit anchors auth b64 ca cfgwrite config conn cred deflate der dial err fileio \
-           front hop http json jwt kdf limit log loop metrics net notify priv proxyproto rand \
-           register relay request resolve respond secret server target tls token tunnel units \
-           upstream walk ws wstunnel x509
+           front hop http json jwt kdf limit listen log loop metrics net notify pollset priv \
+           proxyproto rand register relay request resolve respond secret server target tls \
+           token tunnel units upstream walk ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_admit t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
+TESTS   := runner t_admit t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics t_pollset \
            t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 

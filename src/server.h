@@ -1,8 +1,9 @@
 /*
- * server.h — the process's loop: listeners, the connection table, the poll() loop,
- * timers, signals and graceful stop. It owns the process's struct relay (`srv`, relay.h),
- * which main fills and the loop keeps current; connections get a const pointer to it at
- * accept and never name `srv`.
+ * server.h — the process's loop: the connection table, the passes (wait, signals, watches,
+ * accepts, connection events, the deadline tick), graceful stop; the listeners (listen.h)
+ * and the poll set (pollset.h) behind it. It owns the process's struct relay (`srv`,
+ * relay.h), which main fills and the loop keeps current; connections get a const pointer
+ * to it at accept and never name `srv`.
  */
 #ifndef RELAYPRO_SERVER_H
 #define RELAYPRO_SERVER_H
@@ -16,11 +17,8 @@
 #define SERVER_TICK_MS 250     /* deadlines are checked this often */
 #define SERVER_RESERVE 64      /* connections accepted past maxConnections to say 503 */
 #define SERVER_ACCEPT_BURST 64 /* accepts per listener per loop pass */
-#define SERVER_EMFILE_PAUSE_MS 500
 #define SERVER_ADMIN_MAX 8     /* admin connections at once (outside maxConnections) */
-
-
-#define SERVER_WATCH_MAX 4
+#define SERVER_WATCH_MAX 4     /* fds watched for main (registration, upgrade hand-off) */
 
 /* Poll fd for POLLIN and call cb when it is readable (registration results, the upgrade
  * handshake). ERR_NOSPACE when SERVER_WATCH_MAX are watched already. */

@@ -26,7 +26,6 @@ PENDING = {
     "config.c": "one key table for parsing, validation and check-config (phase B)",
     "log.c": "JSON lines, rotation, compression (phase B)",
     "register.c": "registration thread: dial, TLS, HTTP, write-back (phase B)",
-    "server.c": "the loop: pollset and listeners move out (phase A, next step)",
 }
 
 # Groups of modules that depend on each other, not yet taken apart.

@@ -24,6 +24,7 @@ void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
 void t_metrics(void);
+void t_pollset(void);
 void t_priv(void);
 void t_proxyproto(void);
 void t_register(void);
@@ -55,6 +56,7 @@ static const struct {
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
 	{ "metrics", t_metrics },
+	{ "pollset", t_pollset },
 	{ "priv", t_priv },
 	{ "proxyproto", t_proxyproto },
 	{ "register", t_register },
