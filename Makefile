@@ -143,7 +143,8 @@ callgrind: callgrind-bin
 # Fuzzing (docs/fuzzing.md). One libFuzzer target per parser, tests/fuzz/fuzz_<name>.c,
 # each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new
 # target is one word here.
-FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto
+FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto \
+                preauth
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_LIST    := $(foreach t,$(FUZZ_TARGETS),T($(t)))
@@ -158,7 +159,7 @@ FUZZ_LIBS    := $(ASAN_DIR)/libbearssl.a .deps/$(NATIVE)/lib/libinih.a -lpthread
 # target, built with gcc + ASan + UBSan (the flags of `make asan`) and with musl.
 REPLAY_CFLAGS := $(FUZZ_CFLAGS) -fsanitize=address,undefined
 
-.PHONY: fuzz fuzz-deps fuzz-build fuzz-replay
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-replay fuzz-smoke
 $(ASAN_DIR)/libbearssl.a: | $(DEPS)/include/bearssl.h
 	@mkdir -p $(ASAN_DIR)
 	$(MAKE) -s -f vendor/bearssl.mk SRC=.deps/src/bearssl OUT=$(ASAN_DIR)/bearssl-obj \
@@ -185,6 +186,14 @@ fuzz-build: deps fuzz-deps
 
 fuzz: fuzz-build
 	tests/fuzz/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# A step of `make test`: the whole pre-authentication connection (fuzz_preauth.c) fuzzed for
+# FUZZ_SMOKE_SECONDS under ASan + UBSan, from its corpus. Last line "fuzz: N passed, N failed".
+FUZZ_SMOKE_SECONDS ?= 60
+FUZZ_SMOKE_TARGETS ?= preauth
+fuzz-smoke: deps fuzz-deps
+	$(MAKE) -s $(FUZZ_SMOKE_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
+	tests/fuzz/fuzz.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_SMOKE_TARGETS)
 
 $(FUZZ_DIR)/asan-obj/%.o: src/%.c | $(DEPS)/include/bearssl.h
 	@mkdir -p $(dir $@)

@@ -55,6 +55,9 @@ tally unit-asan make -s asan
 echo "== fuzz corpora replayed (musl, then glibc ASan + UBSan; no clang needed)"
 tally fuzz-replay make -s fuzz-replay
 
+echo "== the pre-authentication connection fuzzed for 60 s (clang, libFuzzer, ASan + UBSan)"
+tally fuzz-smoke make -s fuzz-smoke
+
 for t in tests/integration/test_*.py; do
 	echo "== $t"
 	tally "$t" timeout 900 python3 "$t"
