@@ -98,6 +98,8 @@ server_watch(int fd, void (*cb)(void))
 		if (watches[k].cb == NULL) {
 			watches[k].fd = fd;
 			watches[k].cb = cb;
+			if (ps != NULL) /* else server_run puts it */
+				pollset_put(ps, K_WATCH + k, fd, POLLIN);
 			return ERR_OK;
 		}
 	}
@@ -110,9 +112,13 @@ server_unwatch(int fd)
 {
 	int k;
 
-	for (k = 0; k < SERVER_WATCH_MAX; k++)
-		if (watches[k].cb && watches[k].fd == fd)
+	for (k = 0; k < SERVER_WATCH_MAX; k++) {
+		if (watches[k].cb && watches[k].fd == fd) {
 			watches[k].cb = NULL;
+			if (ps != NULL)
+				pollset_put(ps, K_WATCH + k, -1, 0);
+		}
+	}
 }
 
 /* ---- the table ----------------------------------------------------------------------- */
@@ -309,18 +315,19 @@ setup(void)
 	return ERR_OK;
 }
 
-/* The fixed entries, every pass (cheap: a handful; a watch or a listener may come or go). */
+/* The fixed entries that may change between passes: the listeners are watched only while
+ * accepting (not draining, not paused after EMFILE). Put only when that changes. */
 static void
-put_fixed(void)
+put_listeners(void)
 {
-	int i, on = !srv.draining && !listen_paused(srv.now_ms);
+	static int was = -1;
+	int i, on = !srv.draining && !listen_paused(srv.now_ms) ? listen_count() : 0;
 
-	pollset_put(ps, K_SIGNAL, loop_signal_fd(), POLLIN);
-	pollset_put(ps, K_RESOLVER, resolve_wake_fd(), POLLIN);
-	for (i = 0; i < SERVER_WATCH_MAX; i++)
-		pollset_put(ps, K_WATCH + i, watches[i].cb ? watches[i].fd : -1, POLLIN);
+	if (on == was)
+		return;
+	was = on;
 	for (i = 0; i < LISTEN_MAX; i++)
-		pollset_put(ps, K_LISTEN + i, on ? listen_fd(i) : -1, POLLIN);
+		pollset_put(ps, K_LISTEN + i, i < on ? listen_fd(i) : -1, POLLIN);
 }
 
 /* see server.h */
@@ -340,9 +347,14 @@ server_run(void)
 	srv.now = time(NULL);
 	srv.pid = (long)getpid();
 	next_tick = srv.now_ms + SERVER_TICK_MS;
+	pollset_put(ps, K_SIGNAL, loop_signal_fd(), POLLIN);
+	pollset_put(ps, K_RESOLVER, resolve_wake_fd(), POLLIN);
+	for (i = 0; i < SERVER_WATCH_MAX; i++)
+		if (watches[i].cb)
+			pollset_put(ps, K_WATCH + i, watches[i].fd, POLLIN);
 
 	for (;;) {
-		put_fixed();
+		put_listeners();
 		refresh();
 		t = loop_now_ms();
 		timeout = (int)(next_tick - t);
