@@ -58,6 +58,17 @@ pollset_new(int nfixed, int npairs)
 	return ps;
 }
 
+/* see pollset.h */
+void
+pollset_free(struct pollset *ps)
+{
+	if (ps == NULL)
+		return;
+	free(ps->pfds);
+	free(ps->slast);
+	free(ps);
+}
+
 /* Entry `from` to place `to` (whatever was there is overwritten). */
 static void
 move(struct pollset *ps, int from, int to)

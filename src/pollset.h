@@ -45,6 +45,9 @@ struct pollset_event {
  * untouched until a slot is used. */
 struct pollset *pollset_new(int nfixed, int npairs);
 
+/* Release the set (its sockets are the caller's). */
+void pollset_free(struct pollset *ps);
+
 /* Watch fd for events under key; fd < 0 or events == 0 stops watching it. */
 void pollset_put(struct pollset *ps, int key, int fd, short events);
 

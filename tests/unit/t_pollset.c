@@ -45,8 +45,10 @@ t_pollset(void)
 	char c;
 
 	CHECK(ps != NULL, "pollset_new");
-	if (ps == NULL || pipe(fx) != 0 || pipe(a) != 0 || pipe(b) != 0)
+	if (ps == NULL || pipe(fx) != 0 || pipe(a) != 0 || pipe(b) != 0) {
+		pollset_free(ps);
 		return;
+	}
 
 	/* fixed key: readable pipe reported with POLLIN */
 	pollset_put(ps, 1, fx[0], POLLIN);
@@ -98,6 +100,7 @@ t_pollset(void)
 	n = wait_keys(ps, 5371, keys, rev, 16);
 	CHECK(n == 1 && keys[0] == POLLSET_KEY(NF, 0, 0), "5371: now busy, polled every wait");
 
+	pollset_free(ps);
 	close(fx[0]);
 	close(fx[1]);
 	close(a[0]);
