@@ -30,17 +30,17 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := admit anchors auth b64 ca cfgwrite config conn cred deflate der dial err fileio \
-           front hop http json jwt kdf limit listen log loop metrics net notify pollset priv \
-           proxyproto rand register relay request resolve respond secret server target tls \
-           token tunnel units upstream walk ws wstunnel x509
+MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
+           fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
+           pollset priv proxyproto rand register relay request resolve respond secret server \
+           socks5 target tls token tunnel units upstream walk ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_admit t_b64 t_ca t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics t_pollset \
-           t_priv t_proxyproto t_register t_secret t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
+TESTS   := runner t_admit t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
+           t_pollset t_priv t_proxyproto t_register t_secret t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit layout integration asan asan-relay check run clean deps bench callgrind callgrind-bin
+.PHONY: all dist test unit layout run-deps integration asan asan-relay check run clean deps bench callgrind callgrind-bin
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -57,6 +57,12 @@ $(BUILD)/tests/%.o: tests/unit/%.c | $(DEPS)/include/bearssl.h
 $(BUILD)/unit-tests: $(TOBJS) $(OBJS) $(LIBS)
 	$(CC) -static -no-pie -o $@ $(TOBJS) $(OBJS) $(LIBS)
 
+# Test drivers (tests/tools/<name>.c) linked against the relay's modules, for the
+# integration tests that build them (`make build/amd64/tools/register_tool`).
+$(BUILD)/tools/%: tests/tools/%.c $(OBJS) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -static -no-pie -o $@ $< $(OBJS) $(LIBS)
+
 $(DEPS)/include/bearssl.h $(LIBS):
 	vendor/fetch.sh $(ARCH)
 
@@ -71,7 +77,10 @@ deps: .deps/stamp-deps
 	./build.sh deps
 	@touch $@
 
+# make test installs every tool its tests use (build.sh test-deps), make run only the
+# native toolchain, curl, python3 and openssl (build.sh run-deps).
 test: deps
+	./build.sh test-deps
 	tests/run.sh
 
 unit: deps layout
@@ -110,7 +119,8 @@ asan-relay: deps
 check: deps
 	tests/check.sh
 
-run: deps
+run:
+	./build.sh run-deps
 	tests/demo.sh
 
 # Benchmarks: ratios against a peer measured in the same run; never part of make test.
@@ -144,7 +154,7 @@ callgrind: callgrind-bin
 # each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new
 # target is one word here.
 FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto \
-                preauth
+                certfile socks5 preauth
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_LIST    := $(foreach t,$(FUZZ_TARGETS),T($(t)))

@@ -3,6 +3,9 @@
 #
 #   ./build.sh deps    install the toolchains from Debian's packages (needs root) and fetch,
 #                      verify and build the pinned third-party inputs (vendor/deps.lock)
+#   ./build.sh run-deps  only what `make run` needs: the native toolchain, curl, python3 and
+#                      openssl (the demo's test console), the native third-party inputs
+#   ./build.sh test-deps deps, plus every tool the tests use (make test)
 #   ./build.sh         build dist/relaypro-linux-amd64 and dist/relaypro-linux-arm64
 #                      (static, stripped) and print their sizes
 #   ./build.sh amd64   one architecture only
@@ -12,12 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages the build and the tests need. Checked with dpkg-query first so a
-# machine that has them needs no network.
-build_pkgs=(make gcc musl-tools musl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
-	musl-dev:arm64 qemu-user-static dpkg-dev xz-utils file)
-test_pkgs=(curl openssl python3 procps tinyproxy stunnel4 haproxy skopeo umoci python3-yaml rpm rpmlint lintian
-	cpio prometheus)
+# Debian packages, in the sets that need them. Checked with dpkg-query first so a machine
+# that has them needs no network. `make run` installs run_pkgs only; the cross toolchain
+# (and the arm64 architecture) comes with a full build; the tests' tools with make test.
+run_pkgs=(make gcc musl-tools musl-dev dpkg-dev xz-utils file curl python3 openssl)
+cross_pkgs=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64)
+package_pkgs=(rpm bzip2)
+test_pkgs=(qemu-user-static procps util-linux tinyproxy microsocks dante-server stunnel4 haproxy skopeo umoci python3-yaml
+	rpmlint lintian cpio prometheus man-db podman runc debootstrap)
 
 missing_pkgs() {
 	local p
@@ -26,20 +31,29 @@ missing_pkgs() {
 	done
 }
 
-deps() {
+install_pkgs() {
 	local need
-	need=$(missing_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}")
-	if [ -n "$need" ]; then
-		if [ "$(id -u)" != 0 ]; then
-			echo "build.sh: missing Debian packages (run as root to install):" $need >&2
-			exit 1
-		fi
-		dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-		echo "build.sh: installing" $need
-		apt-get -o DPkg::Lock::Timeout=900 -qq update
-		# shellcheck disable=SC2086
-		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $need >/dev/null
+	need=$(missing_pkgs "$@")
+	[ -n "$need" ] || return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "build.sh: missing Debian packages (run as root to install):" $need >&2
+		exit 1
 	fi
+	case " $need " in
+	*:arm64*) dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64 ;;
+	esac
+	echo "build.sh: installing" $need
+	apt-get -o DPkg::Lock::Timeout=900 -qq update
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $need >/dev/null
+}
+
+native_arch() {
+	uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/'
+}
+
+deps() {
+	install_pkgs "${run_pkgs[@]}" "${cross_pkgs[@]}"
 	vendor/fetch.sh
 }
 
@@ -51,6 +65,14 @@ build_arch() {
 
 case "${1:-all}" in
 deps) deps ;;
+run-deps)
+	install_pkgs "${run_pkgs[@]}"
+	vendor/fetch.sh "$(native_arch)"
+	;;
+test-deps)
+	deps
+	install_pkgs "${package_pkgs[@]}" "${test_pkgs[@]}"
+	;;
 all)
 	deps >/dev/null
 	build_arch amd64
@@ -68,6 +90,7 @@ amd64 | arm64)
 package)
 	# relaypro_<version>_<arch>.deb and relaypro-<version>-1.<arch>.rpm for both architectures
 	deps >/dev/null
+	install_pkgs "${package_pkgs[@]}" >/dev/null
 	build_arch amd64
 	build_arch arm64
 	packaging/package.sh
@@ -78,7 +101,7 @@ image)
 	packaging/oci-image.sh
 	;;
 *)
-	echo "usage: ./build.sh [deps|amd64|arm64|package|image]" >&2
+	echo "usage: ./build.sh [deps|run-deps|test-deps|amd64|arm64|package|image]" >&2
 	exit 2
 	;;
 esac

@@ -2,8 +2,8 @@
 # packaging/package.sh — build the host packages of relaypro from the static binaries in dist/
 # (run ./build.sh first):
 #
-#   dist/relaypro_<version>_amd64.deb       dist/relaypro-<version>.x86_64.rpm
-#   dist/relaypro_<version>_arm64.deb       dist/relaypro-<version>.aarch64.rpm
+#   dist/relaypro_<version>_amd64.deb       dist/relaypro-<version>-1.x86_64.rpm
+#   dist/relaypro_<version>_arm64.deb       dist/relaypro-<version>-1.aarch64.rpm
 #
 #   packaging/package.sh            all four
 #   packaging/package.sh deb|rpm    one format, both architectures
@@ -12,17 +12,22 @@
 # first install; an existing config.ini is never overwritten):
 #
 #   sudo -E dpkg -i relaypro_<version>_<arch>.deb
-#   sudo -E rpm -i relaypro-<version>.<arch>.rpm
+#   sudo -E rpm -i relaypro-<version>-1.<arch>.rpm
 #   with AIR_CONSOLE_ADDRESS, AIR_ORGANIZATION_ID, AIR_DEPLOYMENT_TOKEN exported, e.g.
 #   AIR_CONSOLE_ADDRESS=console.example.com AIR_ORGANIZATION_ID=42 \
 #       AIR_DEPLOYMENT_TOKEN=... sudo -E dpkg -i relaypro_0.1.0_amd64.deb
 #
 # Contents: /usr/bin/relaypro; the systemd unit (packaging/relaypro.service) at
-# /lib/systemd/system (deb) or /usr/lib/systemd/system (rpm); /opt/relaypro (relaypro:relaypro,
-# 0750); README and copyright under /usr/share/doc/relaypro. The scripts create the system
-# user and group `relaypro`, seed the config, and enable + start the service when systemd
-# is running; an upgrade restarts it; removal stops it; `dpkg --purge` deletes
-# /opt/relaypro and the user, `rpm -e` keeps /opt/relaypro (config, CA bundle, logs).
+# /lib/systemd/system (deb) or /usr/lib/systemd/system (rpm); the man page relaypro(8)
+# (packaging/manpage.sh); README, relaypro.ini.example and copyright under
+# /usr/share/doc/relaypro; lintian overrides (deb). The scripts create the system user and
+# group `relaypro` (home /opt/relaypro), the folder /opt/relaypro (relaypro:relaypro, 0750),
+# seed the config from AIR_* (packaging/seed-config.sh, the same text in both formats), and
+# enable + start the service when systemd is running; an upgrade hands over with SIGUSR2;
+# removal stops it. `dpkg --purge` deletes the config and logs but keeps the CA bundle
+# (/opt/relaypro/private, and the user owning it) unless RELAYPRO_PURGE_CA=yes is set;
+# `rpm -e` keeps /opt/relaypro and the user. docs/packaging.md has the details and the
+# lintian/rpmlint results.
 #
 # Needs dpkg-dev (dpkg-deb) and rpm (rpmbuild) from Debian; the rpms are built for either
 # architecture on any host (prebuilt binaries, no strip, no debug packages, no brp scripts).
@@ -78,40 +83,14 @@ if ! getent passwd relaypro >/dev/null; then
 		--shell "$nologin" --comment "relaypro relay" relaypro
 fi'
 
-# Directory ownership, and the config seeded from AIR_* when it does not exist. A config
-# always exists afterwards (the unit passes -c, and a missing file is an error); without
-# AIR_* it holds comments only. Values with a line break are refused, not written.
-# shellcheck disable=SC2016 # expanded by the maintainer script, not here
-SH_SEED='
-chown relaypro:relaypro /opt/relaypro
-chmod 0750 /opt/relaypro
-if [ ! -e /opt/relaypro/config.ini ]; then
-	tmp=/opt/relaypro/.config.ini.seed.$$
-	rm -f "$tmp"
-	(
-		umask 077
-		echo "; relaypro configuration (SPEC section 6). Written at install time; the relay"
-		echo "; adds relayProId, and relayId/securityToken once registered with the console."
-		for pair in "consoleAddress:${AIR_CONSOLE_ADDRESS:-}" \
-			"organizationId:${AIR_ORGANIZATION_ID:-}" \
-			"deploymentToken:${AIR_DEPLOYMENT_TOKEN:-}"; do
-			key=${pair%%:*}
-			val=${pair#*:}
-			[ -n "$val" ] || continue
-			case "$val" in
-			*"
-"* | *"$(printf "\r")"*)
-				echo "relaypro: $key from AIR_* contains a line break; not written" >&2
-				continue ;;
-			esac
-			printf "%s = %s\n" "$key" "$val"
-		done
-	) >"$tmp"
-	chown relaypro:relaypro "$tmp"
-	chmod 0600 "$tmp"
-	mv -f "$tmp" /opt/relaypro/config.ini
-	echo "relaypro: wrote /opt/relaypro/config.ini"
-fi'
+# /opt/relaypro (the user's home: relaypro hands it its state there), and the config
+# seeded from AIR_* when it does not exist (packaging/seed-config.sh, embedded unchanged).
+# A config always exists afterwards (the unit passes -c, and a missing file is an error).
+SH_SEED="
+install -d -m 0750 -o relaypro -g relaypro /opt/relaypro
+RELAYPRO_SEED_LIB=1
+$(cat packaging/seed-config.sh)
+relaypro_seed_config /opt/relaypro/config.ini relaypro:relaypro"
 
 # First install: enable and start, only when systemd runs this machine.
 SH_START='
@@ -122,7 +101,7 @@ if [ -d /run/systemd/system ]; then
 fi'
 
 # Upgrade without dropping a connection: the running relay gets SIGUSR2 and starts the new
-# /usr/bin/relaypro (already in place) with its listening sockets, then drains (SPEC §7;
+# /usr/bin/relaypro (already in place) with its listening sockets, then drains (README "Signals";
 # the unit has NotifyAccess=all for the hand-over). A stopped but enabled service is
 # started; if the running one cannot take SIGUSR2, it is restarted.
 SH_UPGRADE='
@@ -143,6 +122,29 @@ fi'
 SH_DAEMON_RELOAD='
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload || true
+fi'
+
+# Purge (deb): the config, registration and logs go; the CA bundle stays unless the
+# operator asks (every Responder pinned that CA: a new one means re-pinning them all), and
+# with it the user that owns it. RELAYPRO_PURGE_CA=yes removes /opt/relaypro and the user.
+# shellcheck disable=SC2016 # expanded by the maintainer script, not here
+SH_PURGE='
+if [ -d /opt/relaypro ]; then
+	if [ "${RELAYPRO_PURGE_CA:-}" != yes ] && [ -e /opt/relaypro/private/ca-bundle.pem ]; then
+		find /opt/relaypro -mindepth 1 -maxdepth 1 ! -name private -exec rm -rf {} +
+		echo "relaypro: kept /opt/relaypro/private/ca-bundle.pem (Responders pin this CA) and the relaypro user owning it"
+		echo "relaypro: to remove them too: RELAYPRO_PURGE_CA=yes dpkg --purge relaypro"
+	else
+		rm -rf /opt/relaypro
+	fi
+fi
+if [ ! -e /opt/relaypro ]; then
+	if getent passwd relaypro >/dev/null; then
+		userdel relaypro || true
+	fi
+	if getent group relaypro >/dev/null; then
+		groupdel relaypro || true
+	fi
 fi'
 
 # ---------------------------------------------------------------- documentation
@@ -219,12 +221,16 @@ build_deb() {
 	out=dist/relaypro_${VERSION}_${a}.deb
 	rm -rf "$root"
 	install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" \
-		"$root/usr/share/doc/relaypro"
+		"$root/usr/share/doc/relaypro" "$root/usr/share/man/man8" "$root/usr/share/lintian/overrides"
 	install -m 0755 "$bin" "$root/usr/bin/relaypro"
 	install -m 0644 packaging/relaypro.service "$root/lib/systemd/system/relaypro.service"
-	# Shipped root-owned (the build host has no relaypro user); postinst hands it over.
-	install -d -m 0750 "$root/opt/relaypro"
+	# /opt/relaypro is not in the archive: postinst makes it, owned by relaypro (the build
+	# host has no such user).
 	install -m 0644 README.md "$root/usr/share/doc/relaypro/README.md"
+	install -m 0644 packaging/relaypro.ini.example "$root/usr/share/doc/relaypro/relaypro.ini.example"
+	gzip -n -9 <"$WORK/relaypro.8" >"$root/usr/share/man/man8/relaypro.8.gz"
+	chmod 0644 "$root/usr/share/man/man8/relaypro.8.gz"
+	install -m 0644 packaging/lintian-overrides "$root/usr/share/lintian/overrides/relaypro"
 	write_copyright "$root/usr/share/doc/relaypro/copyright"
 	chmod 0644 "$root/usr/share/doc/relaypro/copyright"
 	{
@@ -303,13 +309,7 @@ purge)
 	rm -f /etc/systemd/system/multi-user.target.wants/relaypro.service
 	rm -rf /var/lib/systemd/deb-systemd-helper-enabled/relaypro.service.dsh-also
 $SH_DAEMON_RELOAD
-	rm -rf /opt/relaypro
-	if getent passwd relaypro >/dev/null; then
-		userdel relaypro || true
-	fi
-	if getent group relaypro >/dev/null; then
-		groupdel relaypro || true
-	fi
+$SH_PURGE
 	;;
 esac
 exit 0
@@ -336,9 +336,17 @@ build_rpm() {
 	rm -rf "$top"
 	mkdir -p "$top/SOURCES" "$top/SPECS" "$top/BUILD" "$top/RPMS" "$top/BUILDROOT"
 	cp "$bin" "$top/SOURCES/relaypro"
-	cp packaging/relaypro.service README.md "$top/SOURCES/"
+	cp packaging/relaypro.service README.md packaging/relaypro.ini.example "$WORK/relaypro.8" "$top/SOURCES/"
 	write_copyright "$top/SOURCES/copyright"
 
+	# In a spec every % starts a macro (%% is one %): the shell text is escaped, so that
+	# rpm -qp --scripts shows exactly what packaging/*.sh say.
+	local r_user r_seed r_start r_upgrade r_reload
+	r_user=${SH_USER//%/%%}
+	r_seed=${SH_SEED//%/%%}
+	r_start=${SH_START//%/%%}
+	r_upgrade=${SH_UPGRADE//%/%%}
+	r_reload=${SH_DAEMON_RELOAD//%/%%}
 	cat >"$top/SPECS/relaypro.spec" <<EOF
 # Generated by packaging/package.sh; prebuilt static binary, nothing is compiled here.
 %global debug_package %{nil}
@@ -372,22 +380,24 @@ relaypro user; configuration in /opt/relaypro/config.ini.
 %install
 install -D -m 0755 %{_sourcedir}/relaypro %{buildroot}/usr/bin/relaypro
 install -D -m 0644 %{_sourcedir}/relaypro.service %{buildroot}%{_unitdir}/relaypro.service
-install -d -m 0750 %{buildroot}/opt/relaypro
 install -D -m 0644 %{_sourcedir}/README.md %{buildroot}/usr/share/doc/relaypro/README.md
+install -D -m 0644 %{_sourcedir}/relaypro.ini.example %{buildroot}/usr/share/doc/relaypro/relaypro.ini.example
+install -D -m 0644 %{_sourcedir}/relaypro.8 %{buildroot}/usr/share/man/man8/relaypro.8
+bzip2 -9 %{buildroot}/usr/share/man/man8/relaypro.8
 install -D -m 0644 %{_sourcedir}/copyright %{buildroot}/usr/share/licenses/relaypro/copyright
 
 %pre
-$SH_USER
+$r_user
 exit 0
 
 %post
-$SH_SEED
+$r_seed
 if [ "\$1" -eq 1 ]; then
 	# first install
-$SH_START
+$r_start
 else
 	# upgrade: \$1 is the number of relaypro packages installed now (2)
-$SH_UPGRADE
+$r_upgrade
 fi
 exit 0
 
@@ -401,15 +411,18 @@ fi
 exit 0
 
 %postun
-$SH_DAEMON_RELOAD
-# rpm -e keeps /opt/relaypro (config.ini, private/ca-bundle.pem, logs) and the user.
+$r_reload
+if [ "\$1" -eq 0 ] && [ -d /opt/relaypro ]; then
+	echo "relaypro: kept /opt/relaypro (config.ini, private/ca-bundle.pem: Responders pin this CA) and the relaypro user"
+fi
 exit 0
 
 %files
 %attr(0755,root,root) /usr/bin/relaypro
 %attr(0644,root,root) %{_unitdir}/relaypro.service
-%dir %attr(0750,relaypro,relaypro) /opt/relaypro
 %doc /usr/share/doc/relaypro/README.md
+%doc /usr/share/doc/relaypro/relaypro.ini.example
+%{_mandir}/man8/relaypro.8*
 %license /usr/share/licenses/relaypro/copyright
 
 %changelog
@@ -425,12 +438,26 @@ EOF
 		cat "$top/rpmbuild.log" >&2
 		exit 1
 	}
-	out=dist/relaypro-$VERSION.$ra.rpm
+	out=dist/relaypro-$VERSION-$RELEASE.$ra.rpm
 	mv -f "$top/RPMS/relaypro-$VERSION-$RELEASE.$ra.rpm" "$out"
 	echo "$out"
 }
 
+# relaypro(8) from the binary's own help text: whichever binary runs here.
+man_page() {
+	local b
+	for b in dist/relaypro-linux-amd64 dist/relaypro-linux-arm64; do
+		if "$b" version >/dev/null 2>&1; then
+			packaging/manpage.sh "$b" >"$WORK/relaypro.8"
+			return
+		fi
+	done
+	echo "package.sh: neither binary in dist/ runs here (needed for the man page)" >&2
+	exit 1
+}
+
 command -v dpkg-deb >/dev/null || { echo "package.sh: dpkg-deb missing (apt-get install dpkg-dev)" >&2; exit 1; }
+man_page
 case "${1:-all}" in
 all) for a in amd64 arm64; do build_deb "$a"; build_rpm "$a"; done ;;
 deb) for a in amd64 arm64; do build_deb "$a"; done ;;

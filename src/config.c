@@ -89,6 +89,8 @@ static const struct key keys[] = {
 	{ "", "proxyProtocol", K_BOOL, O(proxy_protocol), 0, 0, 0 },
 	{ "", "trustedProxies", K_CIDRS, O(trusted_proxies), 0, 0, 0 },
 	{ "", "user", K_USER, O(user), 0, 0, 0 },
+	{ "", "certFile", K_PATH, O(cert_file), 0, 0, 0 },
+	{ "", "keyFile", K_PATH, O(key_file), 0, 0, 0 },
 	{ "httpsProxy", "listen", K_LISTEN, O(https_listen), 0, 0, 0 },
 	{ "httpProxy", "listen", K_LISTEN, O(http_listen), 0, 0, 0 },
 	{ "admin", "listen", K_LISTEN, O(admin_listen), 0, 0, 0 },
@@ -795,6 +797,9 @@ set_defaults(struct config *cfg)
 	memcpy(cfg->allowed_ports, ports, sizeof ports);
 	cfg->n_allowed_ports = 3;
 	cfg->token_duration = 3600;
+	/* Standard output by default: a foreground run, systemd's journal and containers all
+	 * read it; a file (with rotation) only when logger.fileName names one. */
+	strcpy(cfg->log_file, "-");
 	cfg->log_max_size = 10u << 20;
 	cfg->log_max_age = 7 * DAY;
 	cfg->log_max_backups = 5;
@@ -816,7 +821,6 @@ static void
 set_path_defaults(struct config *cfg)
 {
 	resolve_path(cfg->dir, "private", cfg->private_folder, sizeof cfg->private_folder);
-	resolve_path(cfg->dir, "relaypro.log.txt", cfg->log_file, sizeof cfg->log_file);
 }
 
 static int
@@ -891,10 +895,17 @@ check_combinations(struct loader *ld)
 		place(ld, (size_t)key_index("", "serverName"), where, sizeof where);
 		fail(ld, "%s: longer than 64 characters (use serverAltNames for long names)", where);
 	}
+	if ((c->cert_file[0] != 0) != (c->key_file[0] != 0)) {
+		place(ld, (size_t)key_index("", c->cert_file[0] ? "certFile" : "keyFile"), where,
+		    sizeof where);
+		fail(ld, "%s: certFile and keyFile go together (the chain and its private key)", where);
+	}
 	if (c->server_alt_names.n > 15) {
 		place(ld, (size_t)key_index("", "serverAltNames"), where, sizeof where);
 		fail(ld, "%s: at most 15 entries (the certificate holds 16 names with serverName)", where);
 	}
+	if (!c->log_file[0]) /* fileName = (empty): standard output, like "-" */
+		strcpy(c->log_file, "-");
 	v = getenv("RELAYPRO_CA_BUNDLE_FILE");
 	if (v && *v) {
 		if (resolve_path(c->dir, v, c->ca_bundle_file, sizeof c->ca_bundle_file) != ERR_OK)

@@ -57,6 +57,8 @@ struct config {
 	int proxy_protocol;
 	struct cfg_list trusted_proxies;
 	char user[CFG_STR];         /* NAME, UID:GID or root; "" = relaypro when started as root */
+	char cert_file[CFG_PATH];   /* the operator's chain, PEM, leaf first; "" = mint one */
+	char key_file[CFG_PATH];    /* its private key, PEM */
 
 	char https_listen[CFG_STR]; /* "" = disabled */
 	char http_listen[CFG_STR];

@@ -276,8 +276,10 @@ conn_free(struct conn *c)
 	if (c->hop.up.fd >= 0)
 		close(c->hop.up.fd);
 	close(c->hop.front.fd);
-	if (c->sc)
+	if (c->sc) {
+		tls_conn_release(c->sc); /* a handshake cut short: its certificate is free */
 		secret_wipe(c->sc, sizeof *c->sc); /* session keys */
+	}
 	if (c->hop.up.eng) {
 		secret_wipe(c->ucc, sizeof *c->ucc); /* the proxy hop's keys */
 		secret_wipe(c->uobuf, CONN_UP_OBUF); /* may have held Proxy-Authorization */

@@ -34,8 +34,10 @@ int
 front_io(struct conn *c)
 {
 	struct hop_end *f = &c->hop.front;
-	int was_closed = f->closed, rc = hop_io(f);
+	int was_closed = f->closed, was_ready = f->ready, rc = hop_io(f);
 
+	if (!was_ready && f->ready && c->sc)
+		tls_conn_release(c->sc); /* the handshake is done: its certificate is not read again */
 	if (!was_closed && f->closed && f->err != BR_ERR_OK && !f->ready)
 		log_tls_fail(c, f->err);
 	return rc;

@@ -14,8 +14,9 @@
 /* Largest decoded header or claim set: a JWT_MAX token holds at most 3/4 of it. */
 #define PART_MAX (JWT_MAX / 4 * 3)
 
-static int
-sub_ok(const char *s, size_t n)
+/* see jwt.h */
+int
+jwt_sub_ok(const char *s, size_t n)
 {
 	size_t i;
 
@@ -163,7 +164,7 @@ jwt_parse(const char *tok, size_t len, struct jwt_token *t)
 		return JWT_MALFORMED;
 	if (!(t->has & JWT_HAS_EXP))
 		return JWT_MALFORMED;
-	if ((t->has & JWT_HAS_SUB) && !sub_ok(t->sub, strlen(t->sub)))
+	if ((t->has & JWT_HAS_SUB) && !jwt_sub_ok(t->sub, strlen(t->sub)))
 		return JWT_BAD_SUB;
 	t->signing_input = tok;
 	t->signing_len = (size_t)(d2 - tok);

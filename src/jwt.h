@@ -67,6 +67,11 @@ int jwt_check_time(const struct jwt_token *t, int64_t now, int64_t skew);
 size_t jwt_sign(char *out, size_t cap, const char *header_json, const char *claims_json,
     const void *key, size_t keylen);
 
+/* 1 when s[0..n) is a `sub` the relay accepts: 1..JWT_SUB_MAX characters of
+ * [A-Za-z0-9._:@-]. The one rule: jwt_parse applies it to every token, and `relaypro
+ * token grant` to the --sub it is asked to sign. */
+int jwt_sub_ok(const char *s, size_t n);
+
 /* A short reason for a jwt_status, for logs. */
 const char *jwt_status_str(int status);
 

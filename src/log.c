@@ -33,7 +33,9 @@
 #define STALE_TMP_S 600          /* a compression temporary untouched this long is left over */
 #define TS_LEN 20                /* "20261123T100000.123Z" */
 #define ROT_NAME_MAX (LOG_PATH_MAX + 1 + TS_LEN + 4)
-#define OPEN_FLAGS (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY)
+/* O_NOFOLLOW: a symbolic link planted at the log's name (by whoever may write its folder)
+ * is refused, never followed into a file relaypro was not meant to write (SPEC §8). */
+#define OPEN_FLAGS (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)
 
 struct rot_cfg {
 	uint64_t max_size;
@@ -213,6 +215,36 @@ log_set_rotation(uint64_t max_size, uint64_t max_age_s, int max_backups, int com
 	rot.compress = compress != 0;
 	housekeep_at_start();
 	pthread_mutex_unlock(&mu);
+}
+
+/* see log.h */
+int
+log_is_stdio(void)
+{
+	int fd;
+
+	pthread_mutex_lock(&mu);
+	fd = log_fd;
+	pthread_mutex_unlock(&mu);
+	return fd == 1 || fd == 2;
+}
+
+/* see log.h */
+int
+log_give(uint32_t uid, uint32_t gid)
+{
+	struct stat st;
+	int rc = 0;
+
+	pthread_mutex_lock(&mu);
+	/* The descriptor, not the name: what was opened is what is handed over. A second
+	 * link would hand the user a file that also lives elsewhere (a hard link to
+	 * /etc/shadow planted before the start), so only a lone regular file is given. */
+	if (log_path[0] && fstat(log_fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	    st.st_uid == 0 && fchown(log_fd, (uid_t)uid, (gid_t)gid) == 0)
+		rc = 1;
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 /* see log.h */

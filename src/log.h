@@ -65,12 +65,22 @@ struct log_rec {
 	int truncated;
 };
 
-/* Log to path ("-" = standard output), appending; created with mode 0640.
- * ERR_IO (errno set) when it cannot be opened; logging then stays on standard error. */
+/* Log to path ("-" = standard output), appending; created with mode 0640. A symbolic link
+ * at path is never followed (O_NOFOLLOW: ERR_IO with errno ELOOP), here or when rotation
+ * opens the name again. ERR_IO (errno set) when it cannot be opened; logging then stays
+ * where it was (standard error at start). */
 int log_open(const char *path);
 
 /* Log to an already open descriptor (tests, inherited stdout). */
 void log_use_fd(int fd);
+
+/* 1 when records go to standard output or standard error (a terminal, the journal, a
+ * container's log), 0 for a file. */
+int log_is_stdio(void);
+
+/* Hand the log file opened by log_open to uid:gid (before a privilege drop), only when it
+ * is a regular file owned by root with exactly one link; 1 when handed over. */
+int log_give(uint32_t uid, uint32_t gid);
 
 void log_set_debug(int on);
 int log_debug_enabled(void);

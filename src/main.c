@@ -3,9 +3,11 @@
  * help. Every subcommand takes -c FILE. Exit codes: 0 success, 1 runtime failure,
  * 2 bad usage or bad configuration.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <limits.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 
 #include "auth.h"
 #include "ca.h"
+#include "certfile.h"
 #include "cfgwrite.h"
 #include "config.h"
 #include "conn.h"
@@ -63,22 +66,90 @@ struct reg_result {
 	char token[REG_TOKEN_MAX + 1];
 };
 
-static const char usage[] =
-    "usage: relaypro [COMMAND] [-c FILE]\n"
+/* The usage of every subcommand, in one table: `relaypro help` lists them, `relaypro CMD
+ * --help` prints one, and packaging/manpage.sh builds the relaypro(8) man page from
+ * those two outputs, so the man page cannot drift from the binary. A new subcommand is
+ * one entry here and one dispatch line in main(). */
+struct usage {
+	const char *name;     /* "ca show": the words that select it */
+	const char *synopsis; /* after "usage: " */
+	const char *summary;  /* one line for `relaypro help` */
+	const char *text;     /* the rest of `relaypro CMD --help` */
+};
+
+static const struct usage usages[] = {
+	{ "run", "relaypro [run] [-c FILE]",
+	    "run the relay in the foreground (the default command)",
+	    "Binds the listeners, loads or creates the CA bundle and serves until SIGTERM or\n"
+	    "SIGINT (graceful stop). SIGHUP reloads the configuration, SIGUSR2 starts the binary\n"
+	    "again and hands it the listening sockets. Started as root, relaypro drops to `user`\n"
+	    "(default relaypro) after binding. JSON log lines go to standard output unless\n"
+	    "[logger] fileName names a file.\n" },
+	{ "check-config", "relaypro check-config [-c FILE]",
+	    "validate the configuration, print it (secrets shown as <set>)",
+	    "Exit 0 when the configuration loads; otherwise one line naming the file, line and\n"
+	    "key, and exit 2.\n" },
+	{ "version", "relaypro version",
+	    "print the version (also: relaypro --version)", "" },
+	{ "ca show", "relaypro ca show [-c FILE]",
+	    "print the CA certificate (PEM) and its SHA-256 fingerprint",
+	    "Creates the CA bundle first when there is none. Responders pin this certificate.\n" },
+	{ "token grant", "relaypro token grant --sub ID [--ttl DURATION] [-c FILE]",
+	    "print a grant signed with the security token (tests, integrators)",
+	    "Signs a grant as the console would, with the configured securityToken, for the\n"
+	    "Responder ID: 1-128 characters of A-Z a-z 0-9 . _ : @ - (a sub the relay accepts;\n"
+	    "any other is refused here too). --ttl: 1s to 24h, default 10m.\n" },
+	{ "help", "relaypro help [COMMAND]",
+	    "this list, or the usage of one command", "" },
+};
+#define NUSAGES (sizeof usages / sizeof usages[0])
+
+static const char usage_tail[] =
     "\n"
-    "commands:\n"
-    "  run                       run the relay (the default)\n"
-    "  check-config              validate the configuration, print it (secrets hidden)\n"
-    "  version                   print the version\n"
-    "  ca show                   print the CA certificate (PEM) and its SHA-256 fingerprint,\n"
-    "                            creating the CA bundle first if there is none\n"
-    "  token grant --sub ID [--ttl DURATION]\n"
-    "                            print a grant signed with the security token (tests,\n"
-    "                            console integrators); --ttl defaults to 10m\n"
-    "  help                      this text\n"
-    "\n"
+    "Every command takes -c FILE and -h/--help (its usage); --version prints the version.\n"
     "Configuration: -c FILE, else $RELAYPRO_CONFIG, else /opt/relaypro/config.ini if it\n"
-    "exists, else the environment alone (RELAYPRO_<KEY>). See docs/configuration.md.\n";
+    "exists, else the environment alone (RELAYPRO_<KEY>). Exit status: 0 success,\n"
+    "1 runtime failure, 2 bad usage or bad configuration. See relaypro(8).\n";
+
+/* `relaypro help`: every command, one line each. */
+static void
+print_usage(FILE *f)
+{
+	size_t i;
+
+	fputs("usage: relaypro [COMMAND] [-c FILE]\n\ncommands:\n", f);
+	for (i = 0; i < NUSAGES; i++)
+		fprintf(f, "  %-14s%s\n", usages[i].name, usages[i].summary);
+	fputs(usage_tail, f);
+}
+
+/* The entry for cmd [sub], or NULL. */
+static const struct usage *
+find_usage(const char *cmd, const char *sub)
+{
+	char name[64];
+	size_t i;
+
+	snprintf(name, sizeof name, "%s%s%s", cmd, sub ? " " : "", sub ? sub : "");
+	for (i = 0; i < NUSAGES; i++)
+		if (strcmp(usages[i].name, name) == 0)
+			return &usages[i];
+	if (sub == NULL) /* "ca": the first command that starts with it */
+		for (i = 0; i < NUSAGES; i++)
+			if (strncmp(usages[i].name, name, strlen(name)) == 0 &&
+			    usages[i].name[strlen(name)] == ' ')
+				return &usages[i];
+	return NULL;
+}
+
+/* `relaypro CMD --help`: that command's usage. */
+static void
+print_command_usage(const struct usage *u)
+{
+	printf("usage: %s\n\n%c%s.\n%s", u->synopsis, toupper((unsigned char)u->summary[0]),
+	    u->summary + 1, u->text[0] ? "\n" : "");
+	fputs(u->text, stdout);
+}
 
 static int
 load_config(const char *cli_path)
@@ -102,10 +173,15 @@ cmd_version(void)
 static int
 cmd_check_config(const char *cli_path)
 {
+	char err[CFG_PATH * 2 + 256];
 	int rc = load_config(cli_path);
 
 	if (rc)
 		return rc;
+	if (cfg.cert_file[0] && certfile_check(cfg.cert_file, cfg.key_file, err, sizeof err) != ERR_OK) {
+		fprintf(stderr, "relaypro: config error: %s\n", err);
+		return EXIT_USAGE;
+	}
 	config_dump(&cfg, 1);
 	printf("config ok\n");
 	config_wipe(&cfg);
@@ -120,18 +196,24 @@ cmd_token_grant(const char *cli_path, const char *sub, const char *ttl_text)
 	uint64_t ttl = 600;
 	int64_t now = (int64_t)time(NULL);
 	size_t n;
-	int rc = load_config(cli_path);
+	int rc;
 
-	if (rc)
-		return rc;
-	if (sub == NULL || !*sub || strlen(sub) > JWT_SUB_MAX) {
-		fprintf(stderr, "relaypro: token grant needs --sub ID (1-128 characters)\n");
+	if (sub == NULL) {
+		fprintf(stderr, "relaypro: token grant needs --sub ID (see relaypro token grant --help)\n");
+		return EXIT_USAGE;
+	}
+	/* The relay's own rule (jwt_sub_ok): a grant it would refuse is never signed. */
+	if (!jwt_sub_ok(sub, strlen(sub))) {
+		fprintf(stderr, "relaypro: token grant: --sub must be 1-128 characters of "
+		    "A-Z a-z 0-9 . _ : @ - (the relay refuses any other sub)\n");
 		return EXIT_USAGE;
 	}
 	if (ttl_text && (units_duration(ttl_text, &ttl) != ERR_OK || ttl < 1 || ttl > 86400)) {
 		fprintf(stderr, "relaypro: --ttl: not a duration between 1s and 24h\n");
 		return EXIT_USAGE;
 	}
+	if ((rc = load_config(cli_path)) != 0)
+		return rc;
 	if (!cfg.security_token[0]) {
 		fprintf(stderr, "relaypro: no securityToken configured (register first)\n");
 		return 1;
@@ -216,13 +298,14 @@ cmd_ca_show(const char *cli_path)
 	return rc;
 }
 
-/* Start-up failures after the config was read: logged and reported on stderr. */
+/* Start-up failures after the config was read: one line on stderr, and a start.fail
+ * record when the log is a file (on stdout it would say the same thing twice). */
 static int
 start_fail(const char *what, const char *detail)
 {
 	struct log_rec r;
 
-	if (log_begin(&r, LOG_ERROR, "start.fail")) {
+	if (!log_is_stdio() && log_begin(&r, LOG_ERROR, "start.fail")) {
 		log_str(&r, "what", what);
 		log_str(&r, "error", detail);
 		log_end(&r);
@@ -309,6 +392,7 @@ reload_apply(void)
 		auth_wipe(&users[cur_users]);
 	}
 	log_set_debug(cfg.debug_logging);
+	tls_certfile_reload(cfg.cert_file, cfg.key_file); /* refused alone: cert.reload_fail */
 	metrics_reload(1);
 	if (cfg.security_token[0]) /* a worker reads the token its supervisor registered */
 		metrics_registration(METRICS_REG_REGISTERED);
@@ -793,6 +877,39 @@ worker_count(void)
 	return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
+/* SPEC §7: the open-files soft limit goes up to the hard limit (1024 by default would cap
+ * the relay near 480 tunnels). Each tunnel holds two descriptors; 64 more cover the
+ * listeners, the log, the resolver and the loop. A hard limit below that for
+ * maxConnections is a warning naming how many tunnels fit; the relay still starts (an
+ * accept that meets EMFILE pauses instead of spinning). */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	struct log_rec r;
+	uint64_t need = 2 * (uint64_t)cfg.max_connections + 64, have;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = rl.rlim_max;
+	}
+	have = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	if (have >= need)
+		return;
+	if (log_begin(&r, LOG_WARN, "limits.nofile")) {
+		log_int(&r, "limit", (int64_t)have);
+		log_int(&r, "needed", (int64_t)need);
+		log_int(&r, "max_connections", (int64_t)cfg.max_connections);
+		log_int(&r, "tunnels", have > 64 ? (int64_t)((have - 64) / 2) : 0);
+		log_str(&r, "msg", "the open-files limit holds fewer tunnels than maxConnections; "
+		    "raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower maxConnections");
+		log_end(&r);
+	}
+}
+
 static int
 cmd_run(const char *cli_path)
 {
@@ -803,12 +920,20 @@ cmd_run(const char *cli_path)
 
 	if (rc)
 		return rc;
-	if (log_open(cfg.log_file) != ERR_OK)
+	if (log_open(cfg.log_file) != ERR_OK) {
+		if (errno == ELOOP) {
+			fprintf(stderr, "relaypro: config error: logger.fileName = %s: is a symbolic "
+			    "link, which relaypro does not follow; name the file itself, or - for "
+			    "standard output\n", cfg.log_file);
+			return EXIT_USAGE;
+		}
 		fprintf(stderr, "relaypro: cannot open log file %s: %s (logging to stderr)\n",
 		    cfg.log_file, strerror(errno));
+	}
 	log_set_debug(cfg.debug_logging);
 	log_set_rotation(cfg.log_max_size, cfg.log_max_age, (int)cfg.log_max_backups,
 	    !cfg.log_no_compress);
+	raise_nofile();
 	ensure_relay_pro_id();
 	if (loop_signals_init() != ERR_OK)
 		return start_fail("signals", strerror(errno));
@@ -819,15 +944,20 @@ cmd_run(const char *cli_path)
 		log_msg(LOG_WARN, "auth.password_file",
 		    "a password file is set: Basic authentication is for testing only");
 	}
+	/* load_ca printed the one line naming the file and the cause (a folder relaypro
+	 * cannot write, a key that does not match): the operator's to fix, exit 2. */
 	if (load_ca() != 0)
-		return start_fail("CA bundle", cfg.ca_bundle_file);
+		return EXIT_USAGE;
 	srv.ca_loaded = 1;
 	token_init(&ca);
 	for (i = 0; i < cfg.server_alt_names.n; i++)
 		alts[i] = cfg.server_alt_names.item[i];
-	if (tls_setup(&ca, cfg.server_name, alts, cfg.server_alt_names.n,
-	    strcmp(cfg.server_key_type, "rsa") == 0, err, sizeof err) != ERR_OK)
-		return start_fail("certificate", err);
+	rc = tls_setup(&ca, cfg.server_name, alts, cfg.server_alt_names.n,
+	    strcmp(cfg.server_key_type, "rsa") == 0, cfg.cert_file, cfg.key_file, err, sizeof err);
+	if (rc != ERR_OK) {
+		start_fail(rc == ERR_INVAL ? "config error" : "certificate", err);
+		return rc == ERR_INVAL ? EXIT_USAGE : 1; /* a bad certFile/keyFile is a config error */
+	}
 	srv.cfg = &cfg;
 	srv.on_reload = reload;
 	srv.on_upgrade = upgrade;
@@ -903,8 +1033,9 @@ stopped:
 int
 main(int argc, char **argv)
 {
-	const char *cmd = "run", *cli_path = NULL, *sub = NULL, *ttl = NULL, *sub2 = NULL;
-	int i, have_cmd = 0;
+	const char *cli_path = NULL, *sub = NULL, *ttl = NULL, *pos[3] = { NULL, NULL, NULL };
+	const char *cmd, *sub2;
+	int i, npos = 0, want_help = 0, want_version = 0;
 
 	saved_argv = argv;
 	resolve_self(argv[0]);
@@ -922,32 +1053,56 @@ main(int argc, char **argv)
 		} else if (strcmp(a, "--ttl") == 0 && i + 1 < argc) {
 			ttl = argv[++i];
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			cmd = "help";
-			have_cmd = 1;
+			want_help = 1;
+		} else if (strcmp(a, "--version") == 0) {
+			want_version = 1;
 		} else if (a[0] == '-') {
-			fprintf(stderr, "relaypro: unknown option %s\n%s", a, usage);
+			fprintf(stderr, "relaypro: unknown option %s (relaypro help lists the commands)\n", a);
 			return EXIT_USAGE;
-		} else if (!have_cmd) {
-			cmd = a;
-			have_cmd = 1;
-		} else if (sub2 == NULL) {
-			sub2 = a;
+		} else if (npos < 3) {
+			pos[npos++] = a;
 		} else {
 			fprintf(stderr, "relaypro: unexpected argument %s\n", a);
 			return EXIT_USAGE;
 		}
 	}
+	cmd = pos[0] ? pos[0] : "run";
+	sub2 = pos[1];
+	if (want_version)
+		return cmd_version();
+	/* -h/--help after a command, or `relaypro help COMMAND`: that command's usage. */
+	if (want_help || strcmp(cmd, "help") == 0) {
+		const struct usage *u = NULL;
+		const char *c = cmd, *c2 = sub2;
+		if (strcmp(cmd, "help") == 0 && sub2) { /* relaypro help COMMAND */
+			c = sub2;
+			c2 = pos[2];
+		}
+		if (pos[0] && (want_help || c != cmd))
+			u = find_usage(c, c2);
+		if (u) {
+			print_command_usage(u);
+			return 0;
+		}
+		if (pos[0] && (want_help || c != cmd)) {
+			fprintf(stderr, "relaypro: unknown command '%s%s%s' (relaypro help lists them)\n",
+			    c, c2 ? " " : "", c2 ? c2 : "");
+			return EXIT_USAGE;
+		}
+		print_usage(stdout);
+		return 0;
+	}
+	if (pos[2]) {
+		fprintf(stderr, "relaypro: unexpected argument %s\n", pos[2]);
+		return EXIT_USAGE;
+	}
 	if (rand_init() != ERR_OK) {
 		fprintf(stderr, "relaypro: getrandom() failed: %s\n", strerror(errno));
 		return 1;
 	}
-	if (strcmp(cmd, "help") == 0) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "version") == 0)
+	if (strcmp(cmd, "version") == 0 && sub2 == NULL)
 		return cmd_version();
-	if (strcmp(cmd, "check-config") == 0)
+	if (strcmp(cmd, "check-config") == 0 && sub2 == NULL)
 		return cmd_check_config(cli_path);
 	if (strcmp(cmd, "run") == 0 && sub2 == NULL)
 		return cmd_run(cli_path);
@@ -955,7 +1110,8 @@ main(int argc, char **argv)
 		return cmd_ca_show(cli_path);
 	if (strcmp(cmd, "token") == 0 && sub2 && strcmp(sub2, "grant") == 0)
 		return cmd_token_grant(cli_path, sub, ttl);
-	fprintf(stderr, "relaypro: unknown command '%s%s%s'\n%s", cmd, sub2 ? " " : "",
-	    sub2 ? sub2 : "", usage);
+	fprintf(stderr, "relaypro: unknown command '%s%s%s'\n", cmd, sub2 ? " " : "",
+	    sub2 ? sub2 : "");
+	print_usage(stderr);
 	return EXIT_USAGE;
 }

@@ -51,6 +51,9 @@ static struct {
 	struct series target[METRICS_TARGETS_MAX + 1]; /* [METRICS_TARGETS_MAX] = "other" */
 	uint64_t bytes_up, bytes_down, tls_fail, auth_fail[AUTH_REASONS], tokens, bans;
 	uint64_t reload_ok, reload_failed;
+	int64_t cert_not_after;          /* 0: no certificate yet */
+	int cert_operator;
+	uint64_t cert_reload_ok, cert_reload_failed;
 } m;
 
 static int reg_state;          /* enum metrics_reg; atomic */
@@ -185,6 +188,24 @@ metrics_reload(int ok)
 		m.reload_ok++;
 	else
 		m.reload_failed++;
+}
+
+/* see metrics.h */
+void
+metrics_certificate(int64_t not_after, int operator_pair)
+{
+	m.cert_not_after = not_after;
+	m.cert_operator = operator_pair;
+}
+
+/* see metrics.h */
+void
+metrics_cert_reload(int ok)
+{
+	if (ok)
+		m.cert_reload_ok++;
+	else
+		m.cert_reload_failed++;
 }
 
 /* see metrics.h */
@@ -380,5 +401,18 @@ metrics_render(char *out, size_t cap)
 	family(&o, "relaypro_config_reloads_total", "counter", "Configuration reloads, by result.");
 	sample(&o, "relaypro_config_reloads_total", "result", "ok", NULL, NULL, m.reload_ok);
 	sample(&o, "relaypro_config_reloads_total", "result", "failed", NULL, NULL, m.reload_failed);
+	if (m.cert_not_after != 0) {
+		family(&o, "relaypro_certificate_not_after_seconds", "gauge",
+		    "Expiry (notAfter) of the leaf certificate the HTTPS listener serves, seconds "
+		    "since the Unix epoch; source operator = certFile, minted = made by the relay.");
+		sample(&o, "relaypro_certificate_not_after_seconds", "source",
+		    m.cert_operator ? "operator" : "minted", NULL, NULL,
+		    m.cert_not_after > 0 ? (uint64_t)m.cert_not_after : 0);
+	}
+	family(&o, "relaypro_certificate_reloads_total", "counter",
+	    "Reloads of the operator's certificate (SIGHUP or changed files), by result.");
+	sample(&o, "relaypro_certificate_reloads_total", "result", "ok", NULL, NULL, m.cert_reload_ok);
+	sample(&o, "relaypro_certificate_reloads_total", "result", "failed", NULL, NULL,
+	    m.cert_reload_failed);
 	return o.full ? 0 : o.len;
 }

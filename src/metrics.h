@@ -68,6 +68,11 @@ void metrics_auth_fail(const char *reason);
 void metrics_token_issued(void);
 void metrics_ban(void);
 void metrics_reload(int ok);
+/* The certificate the HTTPS listener serves now: its leaf's notAfter (seconds since the
+ * epoch) and whether it is the operator's (certFile) or the minted one. */
+void metrics_certificate(int64_t not_after, int operator_pair);
+/* A reload of the operator's certificate (SIGHUP or changed files) applied or refused. */
+void metrics_cert_reload(int ok);
 
 /* Any thread. */
 void metrics_registration(enum metrics_reg state);

@@ -133,16 +133,15 @@ field_is(const char *f, size_t fl, const char *name)
 	return fl == strlen(name) && memcmp(f, name, fl) == 0;
 }
 
-/* see priv.h */
-int
-priv_passwd_find(const char *buf, size_t len, const char *name, uint32_t *uid, uint32_t *gid)
+/* The 7 fields of name's line in /etc/passwd text. ERR_OK, ERR_NOTFOUND, or ERR_INVAL
+ * when the user's own line does not have 7 fields. */
+static int
+passwd_line(const char *buf, size_t len, const char *name, const char **f, size_t *fl)
 {
 	size_t pos = 0, n;
 	const char *s;
 
 	while (next_line(buf, len, &pos, &s, &n)) {
-		const char *f[7];
-		size_t fl[7];
 		int k;
 
 		if (n && s[n - 1] == '\r')
@@ -152,12 +151,41 @@ priv_passwd_find(const char *buf, size_t len, const char *name, uint32_t *uid, u
 		k = split(s, n, f, fl, 7);
 		if (k < 1 || !field_is(f[0], fl[0], name))
 			continue;
-		if (k != 7 || parse_id(f[2], fl[2], uid) != ERR_OK ||
-		    parse_id(f[3], fl[3], gid) != ERR_OK)
-			return ERR_INVAL;
-		return ERR_OK;
+		return k == 7 ? ERR_OK : ERR_INVAL;
 	}
 	return ERR_NOTFOUND;
+}
+
+/* see priv.h */
+int
+priv_passwd_find(const char *buf, size_t len, const char *name, uint32_t *uid, uint32_t *gid)
+{
+	const char *f[7];
+	size_t fl[7];
+	int rc = passwd_line(buf, len, name, f, fl);
+
+	if (rc != ERR_OK)
+		return rc;
+	if (parse_id(f[2], fl[2], uid) != ERR_OK || parse_id(f[3], fl[3], gid) != ERR_OK)
+		return ERR_INVAL;
+	return ERR_OK;
+}
+
+/* see priv.h */
+int
+priv_passwd_home(const char *buf, size_t len, const char *name, char *home, size_t cap)
+{
+	const char *f[7];
+	size_t fl[7];
+	int rc = passwd_line(buf, len, name, f, fl);
+
+	if (rc != ERR_OK)
+		return rc;
+	if (cap == 0 || fl[5] >= cap)
+		return ERR_NOSPACE;
+	memcpy(home, f[5], fl[5]);
+	home[fl[5]] = 0;
+	return ERR_OK;
 }
 
 /* see priv.h */
@@ -324,6 +352,20 @@ priv_drop(const struct priv_user *u, char *err, size_t errlen)
 
 /* ---- start-up ----------------------------------------------------------------------- */
 
+/* The folder holding path, into dir. */
+static void
+folder_of(const char *path, char *dir, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, cap, ".");
+	else if (slash == path)
+		snprintf(dir, cap, "/");
+	else
+		snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
+
 /* Resolve the `user` value (or the default) into u. 0, or 2 with err naming the key. */
 static int
 resolve_user(const struct config *cfg, const char *passwd_path, const char *group_path,
@@ -349,12 +391,26 @@ resolve_user(const struct config *cfg, const char *passwd_path, const char *grou
 		return 2;
 	}
 	rc = priv_passwd_find(text, (size_t)n, u->name, &u->uid, &u->gid);
-	if (rc != ERR_OK) {
-		snprintf(err, errlen, "user (RELAYPRO_USER) = %s%s: %s in %s; create the user, set "
-		    "user = NAME or UID:GID, or user = root to keep root", spec, unset,
-		    rc == ERR_NOTFOUND ? "no such user" : "a malformed entry", passwd_path);
+	if (rc == ERR_NOTFOUND) {
+		/* One line, both fixes, the first one ready to paste. */
+		char dir[CFG_PATH];
+		if (cfg->file[0])
+			folder_of(cfg->file, dir, sizeof dir);
+		else
+			snprintf(dir, sizeof dir, "/nonexistent");
+		snprintf(err, errlen, "user (RELAYPRO_USER) = %s%s: no such user in %s; create it "
+		    "(useradd --system --user-group --home-dir %s --no-create-home --shell "
+		    "/usr/sbin/nologin %s) or set user = NAME or UID:GID of an existing user", spec,
+		    unset, passwd_path, dir, u->name);
 		return 2;
 	}
+	if (rc != ERR_OK) {
+		snprintf(err, errlen, "user (RELAYPRO_USER) = %s%s: a malformed entry in %s; repair "
+		    "it, or set user = NAME or UID:GID of another user", spec, unset, passwd_path);
+		return 2;
+	}
+	if (priv_passwd_home(text, (size_t)n, u->name, u->home, sizeof u->home) != ERR_OK)
+		u->home[0] = 0;
 	if (u->uid == 0) {
 		snprintf(err, errlen, "user (RELAYPRO_USER) = %s: has UID 0 in %s; write user = root "
 		    "to keep root", spec, passwd_path);
@@ -368,8 +424,9 @@ resolve_user(const struct config *cfg, const char *passwd_path, const char *grou
 	return 0;
 }
 
-/* Give path to u when it is a regular file or folder owned by root (never following a
- * symbolic link). Returns 1 when changed. */
+/* Give path to u when it is a regular file with one link, or a folder, owned by root
+ * (never following a symbolic link; a second link would hand over a file that also lives
+ * elsewhere). Returns 1 when changed. */
 static int
 give(const char *path, const struct priv_user *u, int want_dir)
 {
@@ -381,7 +438,7 @@ give(const char *path, const struct priv_user *u, int want_dir)
 	if (fd < 0)
 		return 0;
 	if (fstat(fd, &st) == 0 && st.st_uid == 0 &&
-	    (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) &&
+	    (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && st.st_nlink == 1) &&
 	    fchown(fd, (uid_t)u->uid, (gid_t)u->gid) == 0)
 		changed = 1;
 	close(fd);
@@ -402,18 +459,20 @@ warn_cannot(const char *what, const char *path, const char *needs, const char *c
 	}
 }
 
-/* The folder holding path, into dir. */
-static void
-folder_of(const char *path, char *dir, size_t cap)
+/* Is dir the user's home folder (the same folder, by device and inode), and not "/"? The
+ * home is where the operator said the user lives (useradd --home-dir, the packages'
+ * /opt/relaypro): relaypro's own state may be handed over there, and only there, so a
+ * config in /etc never makes /etc the user's. */
+static int
+is_home(const char *dir, const struct priv_user *u)
 {
-	const char *slash = strrchr(path, '/');
+	struct stat a, b, r;
 
-	if (slash == NULL)
-		snprintf(dir, cap, ".");
-	else if (slash == path)
-		snprintf(dir, cap, "/");
-	else
-		snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+	if (!u->home[0] || lstat(dir, &a) != 0 || lstat(u->home, &b) != 0 || stat("/", &r) != 0 ||
+	    !S_ISDIR(a.st_mode) || !S_ISDIR(b.st_mode))
+		return 0;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+	    !(a.st_dev == r.st_dev && a.st_ino == r.st_ino);
 }
 
 /* setgroups() changes the calling thread only (musl 1.2.3): the drop must happen while
@@ -445,6 +504,8 @@ int
 priv_start(const struct config *cfg, int ca_created, const char *passwd_path,
     const char *group_path, char *err, size_t errlen)
 {
+	static const char renewal[] = "a renewed certificate will not load (cert.reload_fail); "
+	    "workers and a SIGUSR2 upgrade read it again as the dropped user and will fail";
 	struct priv_user u;
 	struct log_rec r;
 	char dir[CFG_PATH], def_bundle[CFG_PATH + 16], gl[PRIV_GROUPS_MAX * 11 + 1];
@@ -471,7 +532,21 @@ priv_start(const struct config *cfg, int ca_created, const char *passwd_path,
 	if (default_bundle || ca_created)
 		give(cfg->ca_bundle_file, &u, 0);
 	if (strcmp(cfg->log_file, "-") != 0)
-		give(cfg->log_file, &u, 0);
+		(void)log_give(u.uid, u.gid);
+	/* The registration write-back replaces the config (a new file renamed over it) and
+	 * rotation renames the log: both need their folder, when it is the user's home. */
+	if (cfg->file[0]) {
+		folder_of(cfg->file, dir, sizeof dir);
+		if (is_home(dir, &u)) {
+			give(dir, &u, 1);
+			give(cfg->file, &u, 0);
+		}
+	}
+	if (strcmp(cfg->log_file, "-") != 0) {
+		folder_of(cfg->log_file, dir, sizeof dir);
+		if (is_home(dir, &u))
+			give(dir, &u, 1);
+	}
 
 	/* What it will still need after the drop but cannot have: said once, here. */
 	if (!priv_can(cfg->ca_bundle_file, &u, R_OK))
@@ -487,6 +562,10 @@ priv_start(const struct config *cfg, int ca_created, const char *passwd_path,
 	}
 	if (cfg->password_file[0] && !priv_can(cfg->password_file, &u, R_OK))
 		warn_cannot("passwordFile", cfg->password_file, "read", "a reload (SIGHUP) will fail");
+	if (cfg->cert_file[0] && !priv_can(cfg->cert_file, &u, R_OK))
+		warn_cannot("certFile", cfg->cert_file, "read", renewal);
+	if (cfg->key_file[0] && !priv_can(cfg->key_file, &u, R_OK))
+		warn_cannot("keyFile", cfg->key_file, "read", renewal);
 	if (strcmp(cfg->log_file, "-") != 0) {
 		folder_of(cfg->log_file, dir, sizeof dir);
 		if (!priv_can(dir, &u, W_OK | X_OK))

@@ -28,6 +28,7 @@
 #define PRIV_FILE_MAX (1 << 20)   /* /etc/passwd and /etc/group read at most this much */
 #define PRIV_ID_MAX 4294967294u   /* (uid_t)-1 means "unchanged" to the kernel */
 #define PRIV_DEFAULT_USER "relaypro"
+#define PRIV_HOME_MAX 256         /* a longer home folder is treated as none */
 
 enum { PRIV_SPEC_NAME = 1, PRIV_SPEC_IDS = 2, PRIV_SPEC_ROOT = 3 };
 
@@ -36,6 +37,7 @@ struct priv_user {
 	uint32_t uid, gid;
 	int ngroups;                   /* supplementary groups, the primary one included */
 	uint32_t groups[PRIV_GROUPS_MAX];
+	char home[PRIV_HOME_MAX];      /* passwd's home folder for a NAME, "" otherwise */
 };
 
 /* The syntax of a `user` value: NAME ([A-Za-z_][A-Za-z0-9_.-]*, at most 32 characters,
@@ -48,6 +50,10 @@ int priv_parse(const char *v, struct priv_user *u, const char **why);
  * user's own line is malformed. The first matching line wins, as getpwnam does. */
 int priv_passwd_find(const char *buf, size_t len, const char *name, uint32_t *uid,
     uint32_t *gid);
+
+/* The home folder (sixth field) of name's line, into home (cap bytes, NUL-terminated).
+ * ERR_OK; ERR_NOTFOUND; ERR_INVAL for a malformed line; ERR_NOSPACE when it is too long. */
+int priv_passwd_home(const char *buf, size_t len, const char *name, char *home, size_t cap);
 
 /* The groups of /etc/group text that list name as a member, after primary (always first).
  * Writes at most cap ids to out, without duplicates; returns how many. */
@@ -64,7 +70,11 @@ int priv_drop(const struct priv_user *u, char *err, size_t errlen);
 /* At start, after the listeners are bound and the CA bundle and log are open: when running
  * as root, resolve cfg->user (passwd and group files at the paths given, NULL for the
  * /etc ones), give the target user what relaypro created (privateFolder, the CA bundle,
- * the log file), warn about files it will need but cannot use, and drop. ca_created: the
+ * the log file) and, when the config file or the log file sits in the user's own home
+ * folder (passwd), that folder and the config file (registration replaces the config
+ * atomically, rotation renames the log: both need the folder), warn about files it will
+ * need but cannot use, and drop. A NAME that does not exist is a configuration error whose
+ * one line gives both fixes: the useradd command that creates it, or the `user` key. ca_created: the
  * bundle was written by this start. Returns 0, 2 (configuration: message in err naming the
  * key) or 1 (system failure: message in err). Not root: returns 0 and changes nothing. */
 int priv_start(const struct config *cfg, int ca_created, const char *passwd_path,

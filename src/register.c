@@ -581,6 +581,11 @@ dial(struct reg *r, char *why, size_t whylen)
 
 	char pport[8];
 
+	if (r->via_proxy && r->proxy.socks) { /* SOCKS5: upstream.c dials and runs the exchange */
+		r->fd = upstream_socks5_dial(&r->proxy, &r->target, (unsigned)atoi(r->port),
+		    REG_IO_TIMEOUT_MS, why, whylen);
+		return r->fd >= 0 ? ERR_OK : ERR_IO;
+	}
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -855,7 +860,7 @@ register_start(const struct config *cfg, register_done_fn done, void *user)
 		const struct upstream_proxy *p;
 		char err[CFG_PATH + 160];
 		unsigned port = (unsigned)atoi(r->port);
-		if (upstream_load(&routes, 1, err, sizeof err) == ERR_OK &&
+		if (upstream_load_with(&routes, 1, UPSTREAM_WITH_SOCKS5, err, sizeof err) == ERR_OK &&
 		    target_parse_host(r->host, strlen(r->host), &r->target) == TARGET_OK &&
 		    (p = upstream_route(&routes, &r->target, port)) != NULL) {
 			r->proxy = *p;

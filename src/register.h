@@ -7,7 +7,8 @@
  *   1. resolves the console host (getaddrinfo) and connects to each address in turn,
  *      with SO_SNDTIMEO/SO_RCVTIMEO of REG_IO_TIMEOUT_MS and REG_ATTEMPT_MS per attempt;
  *      with proxyEnabled and a proxy route (upstream.h) it connects to the proxy instead
- *      and sends CONNECT; for an https:// proxy that happens inside a TLS session to the
+ *      and sends CONNECT (a SOCKS5 route: upstream_socks5_dial connects and runs the
+ *      SOCKS5 exchange); for an https:// proxy that happens inside a TLS session to the
  *      proxy (the relay's one client policy, tls_client_init; anchors from
  *      upstream_trust_load read once by register_start), and step 2's session runs
  *      inside it (TLS in TLS);

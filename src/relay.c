@@ -7,6 +7,7 @@
 #include "err.h"
 #include "relay.h"
 #include "resolve.h"
+#include "tls.h"
 
 /* see relay.h */
 int
@@ -91,6 +92,10 @@ relay_ready(const struct relay *rl, const char **reason)
 	}
 	if (rl->draining) {
 		*reason = "shutting_down";
+		return 0;
+	}
+	if (rl->cfg->https_listen[0] && tls_cert_expired(rl->now)) {
+		*reason = "certificate_expired";
 		return 0;
 	}
 	return 1;

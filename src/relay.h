@@ -4,7 +4,7 @@
  * Owns: the struct that carries the configuration, the target policy, the upstream-proxy
  * routes, the password file's users, this loop pass's clock and whether the relay is
  * stopping; building the policy from a configuration (relay_set_policy); readiness
- * (relay_ready). Must not touch: sockets, connections, the poll set.
+ * (relay_ready: also 503 once the served certificate has expired, tls.h). Must not touch: sockets, connections, the poll set.
  *
  * One instance per process, owned by the loop (server.c's `srv`) and filled by main and the
  * loop. Connection code is given a const pointer to it at accept (conn_new) and reaches

@@ -10,6 +10,15 @@
  * session cache (TLS_CACHE_BYTES, shared by all connections) lets returning clients resume.
  * The certificate is minted in memory at start (x509.h) and reminted by tls_maintain()
  * when less than 30 days remain; connections keep the chain they started with.
+ *
+ * With certFile/keyFile (certfile.h) the operator's chain and key are served instead:
+ * loaded at start (a bad pair is a configuration error), loaded again by
+ * tls_certfile_reload() on SIGHUP and by tls_maintain() when either file has changed
+ * (checked every second). A new pair serves new handshakes; one that fails to load (or
+ * whose leaf has already expired) is refused with `cert.reload_fail` and the running one
+ * keeps serving. A pair stays in memory while any handshake set up with it is unfinished
+ * (reference counts; front.c calls tls_conn_release when a handshake is done, conn.c when
+ * its connection ends).
  */
 #ifndef RELAYPRO_TLS_H
 #define RELAYPRO_TLS_H
@@ -25,13 +34,28 @@
 #define TLS_OBUF BR_SSL_BUFSIZE_OUTPUT /* full 16 KiB records out: bulk MB/s (docs/performance.md) */
 #define TLS_CACHE_BYTES (256 * 1024)   /* about 2,600 resumable sessions */
 
-/* Mint the server certificate for server_name + alt names with key type "ec" / "rsa".
- * ERR_OK or an error with a message. */
+/* Serve the operator's pair when cert_file is not "" (a bad pair: ERR_INVAL, a
+ * configuration error naming the file in err), else mint the server certificate for
+ * server_name + alt names with key type "ec" / "rsa" (failure: ERR_CRYPTO with a message). */
 int tls_setup(const struct ca *ca, const char *server_name, const char *const *alt, int nalt,
-    int rsa, char *err, size_t errlen);
+    int rsa, const char *cert_file, const char *key_file, char *err, size_t errlen);
 
-/* Remint when the certificate has less than 30 days left. */
+/* Every tick: remint when the minted certificate has less than 30 days left; load the
+ * operator's files again when they changed (at most once a second); log `cert.expired`
+ * once when the served leaf expires. */
 void tls_maintain(time_t now);
+
+/* SIGHUP: load the operator's pair again at once from these files (the reloaded
+ * configuration's; "" = none: serve the minted certificate again). A bad pair is logged
+ * (`cert.reload_fail`) and the running one kept. */
+void tls_certfile_reload(const char *cert_file, const char *key_file);
+
+/* 1 once the served leaf certificate's notAfter has passed (/readyz). */
+int tls_cert_expired(time_t now);
+
+/* The connection's handshake is done, or the connection ends: the operator's pair it was
+ * set up with may be released. Idempotent; a no-op for the minted certificate. */
+void tls_conn_release(br_ssl_server_context *sc);
 
 /* Initialise a connection's server context over its buffers and reset it for a handshake. */
 int tls_server_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,

@@ -17,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
-SKIP_ASAN="test_cli.py test_image.py test_packages.py test_console.py test_demo.py"
+SKIP_ASAN="test_cli.py test_image.py test_packages.py test_console.py test_demo.py test_install.py test_readme.py"
 VALGRIND_SET="${VALGRIND_SET:-test_tokens.py test_reload.py test_upstream_proxy.py}"
 
 what=${1:-all}

@@ -158,6 +158,30 @@ put("upstream", "env", b"\x01http://user:p%40ss@proxy.example:3128\x00http://[::
 put("upstream", "env-long-creds", b"\x01http://" + b"u" * 150 + b":" + b"p" * 148 + b"@proxy:3128\x00\x00\x00console.example")
 put("upstream", "env-bad", b"\x01https://proxy:443\x00socks5://x\x00*\x00a")
 put("upstream", "env-path", b"\x01http://proxy/path\x00http://proxy:0\x00,,\x00a")
+# bit 1: SOCKS5 routes allowed; the fifth field is ALL_PROXY
+put("upstream", "env-socks5h-all", b"\x03\x00\x00\x00console.example\x00socks5h://alice:s3cret@proxy.example:1080")
+put("upstream", "env-socks5-ip", b"\x03socks5://u:p@127.0.0.1\x00socks5h://[::1]:1081/\x00other\x00[2001:db8::1]\x00")
+put("upstream", "env-socks5-refused", b"\x01socks5h://proxy.example\x00\x00\x00console.example\x00socks4://x")
+
+# socks5: byte 0 = bit 0 credentials, bits 1-2 target (IPv4, IPv6, name, 255-byte name),
+# bits 3-7 chunk size - 1; then the proxy's bytes in order (their end = the proxy closes).
+S5_OK4 = b"\x05\x00\x00\x01\x0a\x00\x00\x01\x04\x38"
+put("socks5", "noauth-ipv4", b"\x00\x05\x00" + S5_OK4 + b"tunnel")
+put("socks5", "auth-name-ipv6bnd", b"\x15\x05\x02\x01\x00\x05\x00\x00\x04" + bytes(15) + b"\x01\x1f\x90")
+put("socks5", "offered-auth-picked-none", b"\x05\x05\x00\x05\x00\x00\x03\x04prox\x04\x38")
+put("socks5", "name-bnd-255", b"\x06\x05\x00\x05\x00\x00\x03\xff" + b"n" * 255 + b"\x00\x50")
+put("socks5", "long-name-target", b"\x3e\x05\x00" + S5_OK4)
+for rep in range(1, 10):
+    put("socks5", "rep-%d" % rep, b"\x00\x05\x00\x05" + bytes([rep]) + b"\x00\x01" + bytes(6))
+put("socks5", "no-acceptable", b"\x01\x05\xff")
+put("socks5", "method-not-offered", b"\x00\x05\x02")
+put("socks5", "auth-refused", b"\x01\x05\x02\x01\x01")
+put("socks5", "auth-bad-version", b"\x01\x05\x02\x05\x00")
+put("socks5", "bad-version", b"\x00\x04\x00")
+put("socks5", "http-answer", b"\x00HTTP/1.1 400 Bad Request\r\n\r\n")
+put("socks5", "bad-atyp", b"\x00\x05\x00\x05\x00\x00\x02\x00\x00")
+put("socks5", "extra-after-method", b"\xf8\x05\x00\x05\x00\x00\x01" + bytes(6))
+put("socks5", "closed-mid-reply", b"\x00\x05\x00\x05\x00\x00\x01\x7f")
 
 # auth: byte 0 even = password file; odd = an Authorization value.
 put("auth", "file", "\x00# users\nalice:secret\r\nbob:b:o:b\n\n" + "c" * 128 + ":" + "p" * 256 + "\n")
@@ -262,3 +286,55 @@ if len(sys.argv) > 1:
     put("ca", "swapped", pem[pem.index(b"-----BEGIN CERTIFICATE"):] + pem[:pem.index(b"-----BEGIN CERTIFICATE")])
 put("ca", "empty", b"")
 put("ca", "garbage", b"-----BEGIN RSA PRIVATE KEY-----\nMA==\n-----END RSA PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n")
+
+
+# certfile: two bytes (big-endian) = length of the certFile text, that text, then keyFile.
+# Made with the openssl CLI when it is installed: root (RSA) -> intermediate (EC) -> leaves.
+def certfile_seeds():
+    import shutil, subprocess, tempfile
+    if not shutil.which("openssl"):
+        return
+    d = tempfile.mkdtemp(prefix="seeds-certfile-")
+
+    def ossl(*a):
+        subprocess.run(("openssl",) + a, cwd=d, check=True, capture_output=True)
+
+    def rd(name):
+        return open(os.path.join(d, name), "rb").read()
+
+    ossl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "root.key")
+    ossl("req", "-x509", "-new", "-key", "root.key", "-subj", "/CN=Seed Root", "-days", "3650",
+         "-out", "root.pem", "-addext", "basicConstraints=critical,CA:TRUE")
+    ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "inter.key")
+    ossl("req", "-new", "-key", "inter.key", "-subj", "/CN=Seed Inter", "-out", "inter.csr")
+    with open(os.path.join(d, "ca.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\n")
+    ossl("x509", "-req", "-in", "inter.csr", "-CA", "root.pem", "-CAkey", "root.key",
+         "-set_serial", "2", "-days", "3650", "-extfile", "ca.ext", "-out", "inter.pem")
+    for name, alg, opt in (("ec", "EC", "ec_paramgen_curve:P-384"), ("rsa", "RSA", "rsa_keygen_bits:2048")):
+        ossl("genpkey", "-algorithm", alg, "-pkeyopt", opt, "-out", name + ".key")
+        ossl("req", "-new", "-key", name + ".key", "-subj", "/CN=localhost", "-out", name + ".csr")
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", "inter.pem", "-CAkey", "inter.key",
+             "-set_serial", "3", "-days", "3650", "-out", name + ".pem")
+    ossl("ec", "-in", "ec.key", "-out", "ec.sec1")
+    ossl("rsa", "-in", "rsa.key", "-traditional", "-out", "rsa.pkcs1")
+
+    def pair(cert, key):
+        return len(cert).to_bytes(2, "big") + cert + key
+
+    ec_chain = rd("ec.pem") + rd("inter.pem")
+    put("certfile", "ec-pkcs8", pair(ec_chain, rd("ec.key")))
+    put("certfile", "ec-sec1-root", pair(ec_chain + rd("root.pem"), rd("ec.sec1")))
+    put("certfile", "rsa-pkcs1", pair(rd("rsa.pem") + rd("inter.pem"), rd("rsa.pkcs1")))
+    put("certfile", "rsa-pkcs8-crlf", pair((rd("rsa.pem") + rd("inter.pem")).replace(b"\n", b"\r\n"),
+                                           rd("rsa.key")))
+    put("certfile", "reversed", pair(rd("inter.pem") + rd("ec.pem"), rd("ec.key")))
+    put("certfile", "mismatch", pair(ec_chain, rd("rsa.key")))
+    put("certfile", "combined", pair(ec_chain + rd("ec.key"), ec_chain + rd("ec.key")))
+    shutil.rmtree(d)
+
+
+certfile_seeds()
+put("certfile", "empty", b"\x00\x00")
+put("certfile", "garbage", b"\x00\x3b-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n"
+    b"-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n")

@@ -262,5 +262,122 @@ def static_binaries():
                  r.stdout + r.stderr)
 
 
+
+@rt.case
+def version_flag_and_command_help():
+    r = run(["--version"])
+    rt.check(r.returncode == 0 and re.match(r"^relaypro \d+\.\d+\.\d+ linux/amd64 ", r.stdout),
+             "--version prints the version, exit 0", r.stdout + r.stderr)
+    for words, syn in ((["run"], "relaypro [run] [-c FILE]"),
+                       (["check-config"], "relaypro check-config [-c FILE]"),
+                       (["version"], "relaypro version"),
+                       (["ca", "show"], "relaypro ca show [-c FILE]"),
+                       (["token", "grant"], "relaypro token grant --sub ID [--ttl DURATION] [-c FILE]"),
+                       (["help"], "relaypro help [COMMAND]")):
+        for flag in ("-h", "--help"):
+            r = run(words + [flag])
+            rt.check(r.returncode == 0 and r.stdout.startswith("usage: %s\n" % syn) and not r.stderr,
+                     "%s %s prints that command's usage, exit 0" % (" ".join(words), flag),
+                     r.stdout[:200] + r.stderr)
+        r = run(["help"] + words)
+        rt.check(r.returncode == 0 and r.stdout.startswith("usage: %s\n" % syn),
+                 "help %s prints the same usage" % " ".join(words))
+    r = run(["frobnicate", "--help"])
+    rt.check(r.returncode == 2 and "unknown command" in r.stderr, "--help after an unknown command exits 2")
+    r = run(["--help"])
+    rt.check(r.returncode == 0 and "commands:" in r.stdout and "token grant" in r.stdout,
+             "--help alone lists every command")
+
+
+@rt.case
+def token_grant_refuses_what_the_relay_refuses():
+    env = env_clean(RELAYPRO_SECURITY_TOKEN=SECRET, RELAYPRO_ORGANIZATION_ID="42", RELAYPRO_RELAY_ID="7")
+    for sub in ("bad sub", "x" * 129, "", "é", "a/b", "a\"b"):
+        r = run(["token", "grant", "--sub", sub], env=env)
+        rt.check(r.returncode == 2 and "--sub must be 1-128 characters of A-Z a-z 0-9 . _ : @ -" in r.stderr
+                 and r.stderr.count("\n") == 1 and not r.stdout,
+                 "token grant --sub %r: one line, exit 2, nothing signed" % sub[:20], r.stderr)
+    r = run(["token", "grant", "--sub", "A.z_0:9@-" + "x" * 119], env=env)
+    rt.check(r.returncode == 0 and r.stdout.count(".") == 2, "every allowed character, 128 long: signed")
+
+
+def _start_cfg(tmp, extra=""):
+    cfg = os.path.join(tmp, "config.ini")
+    write(cfg, "consoleAddress = localhost\nrelayProId = 123e4567-e89b-12d3-a456-426614174000\n"
+               "[httpsProxy]\nlisten = 127.0.0.1:%d\n%s" % (rt.free_port(), extra))
+    return cfg
+
+
+@rt.case
+def default_log_is_stdout():
+    tmp = rt.make_tmpdir()
+    cfg = _start_cfg(tmp)
+    lines = start_and_stop([BIN, "run", "-c", cfg], env_clean(), "no logger.fileName")
+    rt.check(any(l.get("event") == "start" for l in lines), "without logger.fileName the JSON lines go to stdout")
+    rt.check(not os.path.exists(os.path.join(tmp, "relaypro.log.txt")), "and no log file is made")
+
+
+@rt.case
+def log_symlink_refused():
+    tmp = rt.make_tmpdir()
+    target = os.path.join(tmp, "victim")
+    write(target, "")
+    os.symlink(target, os.path.join(tmp, "relay.log"))
+    cfg = _start_cfg(tmp, "[logger]\nfileName = relay.log\n")
+    r = subprocess.run([BIN, "run", "-c", cfg], capture_output=True, text=True, timeout=20,
+                       env=dict(env_clean(), RELAYPRO_USER="root"))
+    rt.check(r.returncode == 2 and r.stderr.count("\n") == 1 and "logger.fileName" in r.stderr and
+             "symbolic link" in r.stderr, "a log path that is a symlink: one line, exit 2", r.stderr)
+    rt.check_eq(os.path.getsize(target), 0, "the link's target was not written")
+
+
+def _as_nobody():
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@rt.case
+def unwritable_private_folder():
+    if os.geteuid() != 0:
+        rt.check(False, "needs root to start the relay as 65534")
+        return
+    tmp = rt.make_tmpdir()
+    os.chmod(tmp, 0o755)
+    cfg = _start_cfg(tmp)
+    os.chmod(cfg, 0o644)
+    r = subprocess.run(_as_nobody() + [BIN, "run", "-c", cfg], capture_output=True, text=True,
+                       timeout=20, env=env_clean())
+    rt.check(r.returncode == 2 and r.stderr.count("\n") == 1 and "private" in r.stderr and
+             "Permission denied" in r.stderr, "an unwritable private folder: one line naming it, exit 2",
+             r.stderr)
+
+
+@rt.case
+def open_files_limit():
+    if shutil.which("prlimit") is None:
+        rt.check(False, "prlimit (util-linux) is needed")
+        return
+    tmp = rt.make_tmpdir()
+    cfg = _start_cfg(tmp, "[limits]\nmaxConnections = 5000\n")
+    p = rt.start_process(["prlimit", "--nofile=1024:4096", BIN, "run", "-c", cfg], tmpdir=tmp,
+                         name="nofile", env={})
+    ok = p.wait_for_output('"event":"start"', timeout=15)
+    rt.check(ok, "starts with a low open-files limit (a warning, not an exit)", p.stderr())
+    if ok:
+        with open("/proc/%d/limits" % p.pid) as f:
+            lim = [l for l in f if l.startswith("Max open files")][0].split()
+        rt.check_eq(lim[3:5], ["4096", "4096"], "soft limit raised to the hard limit")
+    w = [json.loads(l) for l in p.stdout().splitlines() if '"limits.nofile"' in l]
+    rt.check(len(w) == 1 and w[0].get("level") == "warn" and w[0].get("limit") == 4096 and
+             w[0].get("needed") == 10064 and w[0].get("tunnels") == 2016,
+             "limits.nofile warning names the limit, the need and the tunnels that fit", w)
+    p.stop()
+    cfg2 = _start_cfg(rt.make_tmpdir(), "[limits]\nmaxConnections = 100\n")
+    p = rt.start_process(["prlimit", "--nofile=1024:4096", BIN, "run", "-c", cfg2], tmpdir=tmp,
+                         name="nofile-ok", env={})
+    rt.check(p.wait_for_output('"event":"start"', timeout=15) and '"limits.nofile"' not in p.stdout(),
+             "no warning when the hard limit holds maxConnections")
+    p.stop()
+
+
 if __name__ == "__main__":
     rt.main("cli", deadline=300)

@@ -382,7 +382,7 @@ def startup_refusals():
     env = dict(rt.clean_environ(), HTTPS_PROXY="ftp://localhost:21")
     r = subprocess.run([BIN, "run", "-c", cfg], env=env, capture_output=True, text=True,
                        timeout=20, cwd=S["tmp"])
-    rt.check(r.returncode != 0 and "only http:// and https://" in r.stderr,
+    rt.check(r.returncode != 0 and "only http://, https://, socks5:// and socks5h://" in r.stderr,
              "another scheme is refused at start", r.stderr)
 
 

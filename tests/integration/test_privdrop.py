@@ -203,21 +203,21 @@ def workers_run_dropped():
     rt.check_eq(p.stop(timeout=15), 0, "SIGTERM: the supervisor exits 0")
 
 
-def fake_etc(tmp):
+def fake_etc(tmp, home="/nonexistent"):
     pw = os.path.join(tmp, "passwd")
     gr = os.path.join(tmp, "group")
     write(pw, "root:x:0:0:root:/root:/bin/sh\n# comment\nbroken\n"
-              "relaytest:x:4242:4243:test:/nonexistent:/usr/sbin/nologin\n"
+              "relaytest:x:4242:4243:test:%s:/usr/sbin/nologin\n" % home +
               "zero:x:0:5::/:\n")
     write(gr, "root:x:0:\nrelaytest:x:4243:\nextra1:x:4244:someone,relaytest\n"
               "extra2:x:4245:relaytest\nother:x:4246:relaytestx\n")
     return pw, gr
 
 
-def in_namespace(tmp, argv, env, name):
+def in_namespace(tmp, argv, env, name, home="/nonexistent"):
     """argv in a private mount namespace with test files laid over /etc/passwd and
     /etc/group (the machine's files are untouched)."""
-    pw, gr = fake_etc(tmp)
+    pw, gr = fake_etc(os.path.join(tmp, "etc") if home != "/nonexistent" else tmp, home)
     sh = ('mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && '
           'exec "$@"')
     return rt.start_process(["unshare", "-m", "sh", "-c", sh, "sh", pw, gr] + argv,
@@ -256,6 +256,46 @@ def named_user_with_groups():
              "UID 0 user: the message names the key and why", p2.stderr())
 
 
+@rt.case(timeout=40)
+def home_folder_handed_over():
+    """A root-owned config folder that is the user's home (as `mkdir /opt/relaypro` leaves
+    it) is handed to the user with the config, so registration can replace the config and
+    rotation rename the log; a log file with a second link is never given away."""
+    if not need_root("home folder") or "con" not in S:
+        return
+    tmp = rt.make_tmpdir()
+    b = open_dir(tmp)
+    os.makedirs(os.path.join(tmp, "etc"))
+    port = rt.free_port()
+    cfg = relay_config(tmp, port)
+    os.chmod(cfg, 0o600)
+    p = in_namespace(tmp, [b, "run", "-c", cfg], {"RELAYPRO_USER": "relaytest"}, "relay-home", home=tmp)
+    if not rt.check(rt.wait_for_port("127.0.0.1", port, 10), "home: relay listens", p.stderr()):
+        return
+    for path in (tmp, cfg, os.path.join(tmp, "relay.log")):
+        st = os.lstat(path)
+        rt.check((st.st_uid, st.st_gid) == (4242, 4243), "home: %s handed to the user"
+                 % os.path.basename(path), (st.st_uid, st.st_gid))
+    log = os.path.join(tmp, "relay.log")
+    rt.check(not events(log, "priv.access"), "home: nothing reported out of reach",
+             events(log, "priv.access"))
+    p.stop(timeout=10)
+
+    # A log file with a second link (planted before the start) stays root's.
+    tmp2 = rt.make_tmpdir()
+    open_dir(tmp2)
+    cfg2 = relay_config(tmp2, rt.free_port())
+    other = os.path.join(tmp2, "elsewhere")
+    write(other, "")
+    os.link(other, os.path.join(tmp2, "relay.log"))
+    p2 = rt.start_process([BIN, "run", "-c", cfg2], tmpdir=tmp2, name="relay-link", cwd=tmp2,
+                          env={"RELAYPRO_USER": "65534:65534"})
+    rt.check(rt.wait_for_log(os.path.join(tmp2, "relay.log"), "priv.drop", timeout=10) is not None,
+             "two links: the relay starts and drops")
+    rt.check_eq(os.stat(other).st_uid, 0, "a log file with two links is not handed over")
+    p2.stop(timeout=10)
+
+
 @rt.case(timeout=30)
 def unknown_user_exits_2():
     if not need_root("unknown user") or "con" not in S:
@@ -292,8 +332,12 @@ def unknown_user_exits_2():
         pw = None
     if pw is None:
         rt.check_eq(p.wait(10), 2, "user not set, no relaypro user here: exit 2")
-        rt.check("user (RELAYPRO_USER) = relaypro (not set" in p.stderr(),
-                 "the message says the default was used", p.stderr())
+        err = p.stderr()
+        rt.check("user (RELAYPRO_USER) = relaypro (not set" in err,
+                 "the message says the default was used", err)
+        rt.check(err.count("\n") == 1 and "useradd --system --user-group --home-dir %s " % tmp in err
+                 and err.rstrip().endswith("or set user = NAME or UID:GID of an existing user"),
+                 "one line naming both fixes: the useradd command, or the user key", err)
     else:
         rt.check(rt.wait_for_port("127.0.0.1", port, 10), "user not set: relaypro exists, runs")
         not_root(p.pid, "default user relaypro", uid=pw.pw_uid, gid=pw.pw_gid,

@@ -165,10 +165,10 @@ def proxy_down_and_other_scheme_refused():
     rt.check_eq(st, 502, "proxy down -> 502 to the client")
     relay.stop()
     r = subprocess.run([BIN, "run", "-c", os.path.join(S["tmp"], "relay-dead.ini")],
-                       env=dict(rt.clean_environ(), HTTPS_PROXY="socks5://127.0.0.1:1080"),
+                       env=dict(rt.clean_environ(), HTTPS_PROXY="socks4://127.0.0.1:1080"),
                        capture_output=True, text=True, timeout=20, cwd=S["tmp"])
-    rt.check(r.returncode != 0 and "only http:// and https:// proxies" in r.stderr,
-             "a socks5:// proxy URL is refused at start with a clear error", r.stderr)
+    rt.check(r.returncode != 0 and "only http://, https://, socks5:// and socks5h:// proxies" in r.stderr,
+             "a socks4:// proxy URL is refused at start with a clear error", r.stderr)
 
 
 @rt.case

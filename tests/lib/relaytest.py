@@ -3,6 +3,7 @@
 Contract
 --------
 * Runner: `check(cond, name, detail="")` counts one pass or failure and prints one line;
+  `skip(name, reason)` prints one line and counts as neither;
   `@case` registers a function run by `run_cases()`/`finish()`; an exception in a case is
   one failure. `finish()` stops every process this module started, then prints
   `<prefix>: N passed, N failed` as the LAST line of stdout and exits 1 on any failure.
@@ -61,6 +62,7 @@ _state = {
     "passed": 0,
     "failed": 0,
     "failures": [],
+    "skipped": 0,
     "cases": [],        # [(name, fn, timeout)]
     "cases_ran": False,
     "finished": False,
@@ -122,7 +124,9 @@ def _short(v, n=300):
 
 
 def skip(name, reason):
-    """Report a case that cannot run here; not counted as pass or failure."""
+    """Report a check that cannot run here; not counted as pass or failure (and a case
+    that only skipped is not counted as a pass either)."""
+    _state["skipped"] += 1
     _say("SKIP %s: %s" % (name, reason))
 
 
@@ -139,7 +143,7 @@ def case(fn=None, *, name=None, timeout=60):
     """Decorator registering a test case; `@case` or `@case(name=..., timeout=...)`.
 
     A case counts its own check() calls; an exception (or its timeout) is one failure; a
-    case that returns having made no check at all counts as one pass.
+    case that returns having made no check and no skip() at all counts as one pass.
     """
     def register(f):
         _state["cases"].append((name or f.__name__, f, timeout))
@@ -157,7 +161,7 @@ def run_cases(only=None):
     for cname, fn, timeout in _state["cases"]:
         if only and cname not in only:
             continue
-        before = _state["passed"] + _state["failed"]
+        before = _state["passed"] + _state["failed"] + _state["skipped"]
         use_timer = threading.current_thread() is threading.main_thread() and timeout
         if use_timer:
             def on_alarm(signum, frame, _n=cname, _t=timeout):
@@ -175,7 +179,7 @@ def run_cases(only=None):
                 for ln in tb[-12:]:
                     _say("     " + ln)
         else:
-            if _state["passed"] + _state["failed"] == before:
+            if _state["passed"] + _state["failed"] + _state["skipped"] == before:
                 _record(True, cname)
         finally:
             if use_timer:
@@ -590,6 +594,101 @@ def start_console(tmpdir, https=True, http=True, echo=True, tls_echo=True, org=1
     return ConsoleHandle(proc, d, info, dict(org=org, deployment_token=deployment_token,
                                              security_token=security_token,
                                              relay_id=relay_id))
+
+
+# ================================================================= SOCKS5 proxies
+
+SOCKS5_SERVER_PY = os.path.join(HERE, "socks5server.py")
+MICROSOCKS = "/usr/bin/microsocks"   # Debian microsocks (build.sh installs it)
+DANTED = "/usr/sbin/danted"          # Debian dante-server
+
+
+class Socks5Handle:
+    """A SOCKS5 proxy started by start_socks5_server(). Attributes: kind ("own",
+    "microsocks", "dante"), proc, port, log (the file it logs to), url(scheme, user,
+    password) builds "socks5h://user:password@127.0.0.1:port"."""
+
+    def __init__(self, kind, proc, port, log):
+        self.kind, self.proc, self.pid, self.port, self.log = kind, proc, proc.pid, port, log
+
+    def url(self, scheme="socks5h", user=None, password=None):
+        cred = "%s:%s@" % (user, password) if user is not None else ""
+        return "%s://%s127.0.0.1:%d" % (scheme, cred, self.port)
+
+    def log_text(self):
+        """What the proxy logged so far (own: JSON lines; microsocks: its standard error;
+        dante: its logoutput file)."""
+        return _read_text(self.log)
+
+    def events(self, name=None):
+        """own kind only: its JSON log records (of one event name, when given)."""
+        return [r for r in read_json_lines(self.log) if name is None or r.get("event") == name]
+
+    def stop(self, timeout=10):
+        return self.proc.stop(timeout=timeout)
+
+
+def start_socks5_server(tmpdir, kind="own", name=None, user=None, password=None, mode="ok",
+                        rep=1, extra=b"", block_ports=(), timeout=15):
+    """Start a SOCKS5 proxy listening on 127.0.0.1 (an unprivileged port) and wait until it
+    accepts connections. kind:
+      "own"        tests/lib/socks5server.py (any `mode`, `rep`, `extra`; user/password)
+      "microsocks" Debian's microsocks (no auth, or RFC 1929 with user/password)
+      "dante"      Debian's dante-server, run from a config in tmpdir (no auth; as root it
+                   drops to nobody itself); block_ports: target ports its rules refuse
+                   (REP X'02'); it may connect to loopback targets only
+    Returns a Socks5Handle; raises RuntimeError (with the proxy's output) when it does not
+    come up, or when the program is missing (build.sh installs both packages)."""
+    name = name or "socks5-" + kind
+    if kind == "own":
+        log = os.path.join(tmpdir, name + ".jsonl")
+        argv = [sys.executable, SOCKS5_SERVER_PY, "--port", "0", "--log", log, "--mode", mode,
+                "--rep", str(rep)]
+        if extra:
+            argv += ["--extra", extra.decode("latin-1")]
+        if user is not None:
+            argv += ["--user", user, "--password", password]
+        proc = start_process(argv, tmpdir=tmpdir, name=name)
+        rec = wait_for_log(log, "listening", timeout=timeout)
+        if rec is None:
+            proc.stop(timeout=2)
+            raise RuntimeError("%s did not start: %s" % (name, proc.stderr()[-2000:]))
+        return Socks5Handle(kind, proc, rec["port"], log)
+    port = free_port()
+    if kind == "microsocks":
+        if not os.access(MICROSOCKS, os.X_OK):
+            raise RuntimeError("%s missing (Debian package microsocks; build.sh deps)" % MICROSOCKS)
+        argv = [MICROSOCKS, "-i", "127.0.0.1", "-p", str(port)]
+        if user is not None:
+            argv += ["-u", user, "-P", password]
+        proc = start_process(argv, tmpdir=tmpdir, name=name)
+        log = proc.stderr_path  # its "client[N] ...: connected to host:port" lines
+    elif kind == "dante":
+        if not os.access(DANTED, os.X_OK):
+            raise RuntimeError("%s missing (Debian package dante-server; build.sh deps)" % DANTED)
+        if user is not None:
+            raise ValueError("dante checks user/password against the system's accounts: "
+                             "use microsocks or the own proxy for RFC 1929")
+        log = os.path.join(tmpdir, name + ".log")
+        conf = os.path.join(tmpdir, name + ".conf")
+        rules = "".join("socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = %d log: connect error }\n"
+                        % p for p in block_ports)
+        with open(conf, "w") as f:
+            f.write("logoutput: %s\ninternal: 127.0.0.1 port = %d\nexternal: 127.0.0.1\n"
+                    "socksmethod: none\nclientmethod: none\n%s"
+                    "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 log: error }\n%s"
+                    "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 log: connect disconnect error }\n"
+                    "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 log: connect error }\n"
+                    % (log, port, "user.unprivileged: nobody\n" if os.geteuid() == 0 else "", rules))
+        proc = start_process([DANTED, "-f", conf, "-p", os.path.join(tmpdir, name + ".pid")],
+                             tmpdir=tmpdir, name=name)
+    else:
+        raise ValueError("unknown SOCKS5 proxy kind %r" % kind)
+    if not wait_for_port("127.0.0.1", port, timeout=timeout):
+        out = proc.stdout() + proc.stderr() + _read_text(log)
+        proc.stop(timeout=2)
+        raise RuntimeError("%s did not listen on %d: %s" % (name, port, out[-2000:]))
+    return Socks5Handle(kind, proc, port, log)
 
 
 # ================================================================= waiting
@@ -1352,6 +1451,294 @@ def jwt_decode_unverified(token):
     """(header, claims) of a compact JWS, without checking the signature."""
     h, c, _ = token.split(".")
     return json.loads(b64url_decode(h)), json.loads(b64url_decode(c))
+
+
+# ================================================================= clean roots (podman)
+#
+# A fresh Debian bookworm system for the tests that install relaypro as a user would (the
+# README's walks): a root file system made once with debootstrap from Debian's mirror,
+# kept as an image in podman's storage and as a tarball in .cache/testroot/ (ignored by
+# git), then one throwaway container per walk, booted with systemd as PID 1 (journald
+# included) and no network but its own loopback. What was found on the project's machines
+# (Debian 12, cgroup v1 "hybrid", no CAP_SYS_RESOURCE): crun refuses hybrid cgroups, so
+# podman runs with runc; podman's default rlimits cannot be granted, so the container gets
+# the caller's own limits, lowered (raising needs CAP_SYS_RESOURCE). Whatever cannot be had
+# is returned as a reason: the caller reports it as a skip, never as a pass.
+
+TESTROOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", "curl", "ca-certificates", "openssl",
+                     "python3", "procps", "passwd", "rpm")
+TESTROOT_SUITE = "bookworm"
+TESTROOT_MIRROR = "http://deb.debian.org/debian"
+_PODMAN = ["podman", "--runtime", "runc"]
+
+
+def _testroot_key():
+    h = hashlib.sha256(("%s %s" % (TESTROOT_SUITE, ",".join(TESTROOT_PACKAGES))).encode())
+    return h.hexdigest()[:12]
+
+
+def testroot_image(log=print):
+    """The podman image of the clean root, built (debootstrap, a few minutes) the first
+    time. Returns (image, None), or (None, reason) when podman, runc or debootstrap is
+    missing or a step fails."""
+    for tool in ("podman", "runc", "debootstrap"):
+        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
+            return None, "%s is not installed (apt-get install podman runc debootstrap)" % tool
+    key = _testroot_key()
+    image = "localhost/relaypro-testroot:%s" % key
+    if subprocess.run(_PODMAN + ["image", "exists", image], capture_output=True,
+                      timeout=60).returncode == 0:
+        return image, None
+    cache = os.path.join(REPO_DIR, ".cache", "testroot")
+    os.makedirs(cache, exist_ok=True)
+    tarball = os.path.join(cache, "%s-%s.tar" % (TESTROOT_SUITE, key))
+    if not os.path.exists(tarball):
+        work = tempfile.mkdtemp(prefix="root-", dir=cache)
+        log("     building the clean root once: debootstrap %s (%s) into %s"
+            % (TESTROOT_SUITE, ",".join(TESTROOT_PACKAGES), cache))
+        try:
+            r = subprocess.run(["debootstrap", "--variant=minbase",
+                                "--include=" + ",".join(TESTROOT_PACKAGES), TESTROOT_SUITE,
+                                os.path.join(work, "root"), TESTROOT_MIRROR],
+                               capture_output=True, text=True, timeout=1500)
+            if r.returncode != 0:
+                return None, "debootstrap failed: %s" % (r.stdout + r.stderr)[-600:]
+            r = subprocess.run(["tar", "-C", os.path.join(work, "root"), "-cf",
+                                tarball + ".tmp", "."], capture_output=True, text=True,
+                               timeout=600)
+            if r.returncode != 0:
+                return None, "tar failed: %s" % r.stderr[-300:]
+            os.rename(tarball + ".tmp", tarball)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    r = subprocess.run(_PODMAN + ["import", tarball, image], capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode != 0:
+        return None, "podman import failed: %s" % r.stderr[-400:]
+    return image, None
+
+
+class Container:
+    """One booted throwaway container of the clean root (systemd as PID 1, journald, no
+    network but loopback). binds: {host_path: container_path}, mounted read-only.
+    Removed (podman rm -f, by its name) at cleanup."""
+
+    def __init__(self, image, binds=None, name=None):
+        self.name = name or "relaytest-%d-%s" % (os.getpid(), secrets_hex(4))
+        argv = _PODMAN + ["run", "-d", "--rm", "--name", self.name, "--network", "none",
+                          "--systemd", "always", "--hostname", "relayhost"]
+        # podman's default limits are above what this process may grant; the container
+        # gets the caller's open-files hard limit (lowered by one: lowering is always
+        # allowed, setting it equal was refused here) and 4096 processes.
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        lim = min(hard if hard > 0 else 1 << 20, 1 << 20) - 1
+        argv += ["--ulimit", "nofile=%d:%d" % (lim, lim), "--ulimit", "nproc=4096:4096"]
+        for host, inside in (binds or {}).items():
+            argv += ["-v", "%s:%s:ro" % (host, inside)]
+        argv += [image, "/sbin/init"]
+        with _reg_lock:
+            _cleanups.append(self.remove)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("podman run failed: %s" % (r.stdout + r.stderr)[-600:])
+        # systemd up: the walk may use systemctl at once
+        w = self.sh("systemctl is-system-running --wait", timeout=120)
+        self.state = w.stdout.strip()
+
+    def sh(self, script, env=None, timeout=120, input=None, cwd=None):
+        """bash -euo pipefail -c script inside, as root, in cwd (default /root); env:
+        variables for it only. Returns the CompletedProcess (text)."""
+        if cwd:
+            script = "cd %s\n%s" % (cwd, script)
+        argv = _PODMAN + ["exec", "-i" if input is not None else "-t=false"]
+        for k, v in (env or {}).items():
+            argv += ["-e", "%s=%s" % (k, v)]
+        argv += [self.name, "bash", "-euo", "pipefail", "-c", script]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              input=input)
+
+    def start(self, script, tmpdir, name, env=None, cwd=None):
+        """script in the background inside (its output in tmpdir/name.stdout|stderr)."""
+        if cwd:
+            script = "cd %s\n%s" % (cwd, script)
+        argv = _PODMAN + ["exec"]
+        for k, v in (env or {}).items():
+            argv += ["-e", "%s=%s" % (k, v)]
+        argv += [self.name, "bash", "-euo", "pipefail", "-c", script]
+        return start_process(argv, tmpdir=tmpdir, name=name, keep_root=False)
+
+    def copy_in(self, host_path, inside):
+        r = subprocess.run(_PODMAN + ["cp", host_path, "%s:%s" % (self.name, inside)],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("podman cp failed: %s" % r.stderr[-300:])
+
+    def remove(self):
+        subprocess.run(_PODMAN + ["rm", "-f", "-t", "5", self.name], capture_output=True,
+                       timeout=120)
+
+
+def secrets_hex(n):
+    return os.urandom(n).hex()
+# ================================================================= Debian packages
+
+def apt_install(package, binary, timeout=900):
+    """The path of `binary`, installing Debian's `package` when it is missing (as root only;
+    other jobs may hold the dpkg lock, which is waited for). Returns (path, None), or
+    (None, why) when it cannot be had -- for the caller to report as a skip."""
+    p = shutil.which(binary)
+    if p:
+        return p, None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None, "%s not found and not root: apt-get install %s" % (binary, package)
+    env = dict(clean_environ(), DEBIAN_FRONTEND="noninteractive")
+    lock = ["-o", "DPkg::Lock::Timeout=%d" % timeout]
+    why = "apt-get install %s failed" % package
+    for attempt in range(2):
+        try:
+            if attempt:
+                subprocess.run(["apt-get"] + lock + ["update", "-qq"], env=env,
+                               capture_output=True, timeout=timeout)
+            r = subprocess.run(["apt-get"] + lock + ["install", "-y", "-qq",
+                                "--no-install-recommends", package],
+                               env=env, capture_output=True, timeout=timeout)
+            if r.returncode != 0:
+                why = "apt-get install %s: %s" % (package, _short(
+                    r.stderr.decode("utf-8", "replace").strip().splitlines()[-1:], 200))
+        except subprocess.TimeoutExpired:
+            why = "apt-get install %s timed out" % package
+        p = shutil.which(binary)
+        if p:
+            return p, None
+    return None, why
+
+
+# ================================================================= certificates (openssl CLI)
+
+class OpensslPKI:
+    """A root CA and an intermediate CA made with the openssl CLI in folder `d`, issuing
+    server certificates ("leaves") -- the operator's PKI of certFile/keyFile tests.
+
+    Key specs: "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048", "rsa:1024", "ed25519",
+    "dsa". Key forms: "pkcs8" (BEGIN PRIVATE KEY), "sec1" (BEGIN EC PRIVATE KEY), "pkcs1"
+    (BEGIN RSA PRIVATE KEY), "traditional" (BEGIN DSA PRIVATE KEY), "pkcs8-encrypted"
+    (BEGIN ENCRYPTED PRIVATE KEY), "pem-encrypted" (Proc-Type: 4,ENCRYPTED).
+    `self.root` is the root certificate's path: what clients trust, and all they trust."""
+
+    def __init__(self, d, root_key="rsa:2048", inter_key="ec:P-256", name="Test"):
+        self.d = d
+        self.n = 0
+        os.makedirs(d, exist_ok=True)
+        self.root_key = self.key("root", root_key)
+        self.root = os.path.join(d, "root.pem")
+        self._ossl("req", "-x509", "-new", "-key", self.root_key, "-subj", "/CN=%s Root CA" % name,
+                   "-days", "30", "-out", self.root,
+                   "-addext", "basicConstraints=critical,CA:TRUE",
+                   "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self.inter_key = self.key("inter", inter_key)
+        self.inter = os.path.join(d, "inter.pem")
+        ext = self._write("inter.ext", "basicConstraints=critical,CA:TRUE,pathlen:0\n"
+                          "keyUsage=critical,keyCertSign,cRLSign\n"
+                          "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        csr = os.path.join(d, "inter.csr")
+        self._ossl("req", "-new", "-key", self.inter_key, "-subj",
+                   "/CN=%s Intermediate CA" % name, "-out", csr)
+        self._ossl("x509", "-req", "-in", csr, "-CA", self.root, "-CAkey", self.root_key,
+                   "-set_serial", "2", "-days", "30", "-extfile", ext, "-out", self.inter)
+
+    def _write(self, name, text):
+        p = os.path.join(self.d, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def _ossl(self, *args):
+        r = subprocess.run(("openssl",) + args, capture_output=True, timeout=120,
+                           cwd=self.d, env=clean_environ())
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s: %s" % (args[0], r.stderr.decode("utf-8", "replace")))
+        return r.stdout
+
+    def key(self, name, spec, form="pkcs8"):
+        """Generate a key by spec into <name>.key in `form`; returns its path. The plain
+        PKCS#8 copy stays beside it as <name>.pk8 (openssl signs with that one)."""
+        pk8 = os.path.join(self.d, name + ".pk8")
+        kind, _, arg = spec.partition(":")
+        if kind == "ec":
+            self._ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:" + arg,
+                       "-out", pk8)
+        elif kind == "rsa":
+            self._ossl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:" + arg,
+                       "-out", pk8)
+        elif kind == "ed25519":
+            self._ossl("genpkey", "-algorithm", "ED25519", "-out", pk8)
+        elif kind == "dsa":
+            params = os.path.join(self.d, name + ".dsaparam")
+            self._ossl("genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt",
+                       "dsa_paramgen_bits:2048", "-out", params)
+            self._ossl("genpkey", "-paramfile", params, "-out", pk8)
+        else:
+            raise ValueError("key spec " + spec)
+        out = os.path.join(self.d, name + ".key")
+        if form == "pkcs8":
+            shutil.copyfile(pk8, out)
+        elif form == "sec1":
+            self._ossl("ec", "-in", pk8, "-out", out)
+        elif form == "pkcs1":
+            self._ossl("rsa", "-in", pk8, "-traditional", "-out", out)
+        elif form == "traditional":
+            self._ossl("dsa", "-in", pk8, "-out", out)
+        elif form == "pkcs8-encrypted":
+            self._ossl("pkcs8", "-topk8", "-in", pk8, "-v2", "aes-256-cbc", "-passout",
+                       "pass:test", "-out", out)
+        elif form == "pem-encrypted":
+            self._ossl("rsa", "-in", pk8, "-traditional", "-aes256", "-passout", "pass:test",
+                       "-out", out)
+        else:
+            raise ValueError("key form " + form)
+        return out
+
+    def leaf(self, name, key="ec:P-256", form="pkcs8", cn=None, start=None, end=None,
+             order=("leaf", "inter")):
+        """A server certificate for localhost and 127.0.0.1 (CN `cn`, default `name`),
+        signed by the intermediate; valid 30 days, or from `start` to `end` (openssl ca
+        dates, YYYYMMDDHHMMSSZ). Writes <name>.chain (the certificates named by `order`:
+        "leaf", "inter", "root") and <name>.key; returns (chain, key, leaf_pem)."""
+        k = self.key(name, key, form)
+        pk8 = os.path.join(self.d, name + ".pk8")
+        csr = os.path.join(self.d, name + ".csr")
+        pem = os.path.join(self.d, name + ".pem")
+        ku = "digitalSignature,keyEncipherment" if key.startswith("rsa") else "digitalSignature"
+        ext = self._write(name + ".ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                          "extendedKeyUsage=serverAuth\nkeyUsage=critical,%s\n"
+                          "basicConstraints=CA:FALSE\n" % ku)
+        self._ossl("req", "-new", "-key", pk8, "-subj", "/CN=%s" % (cn or name), "-out", csr)
+        self.n += 1
+        if start is None:
+            self._ossl("x509", "-req", "-in", csr, "-CA", self.inter, "-CAkey", self.inter_key,
+                       "-set_serial", str(100 + self.n), "-days", "30", "-extfile", ext,
+                       "-out", pem)
+        else:
+            db = os.path.join(self.d, "cadb-%d" % self.n)
+            os.makedirs(db)
+            open(os.path.join(db, "index.txt"), "w").close()
+            self._write(os.path.join(db, "serial"), "%04X\n" % (100 + self.n))
+            cnf = self._write(name + ".ca.cnf",
+                              "[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\n"
+                              "new_certs_dir = %s\nserial = %s/serial\ndefault_md = sha256\n"
+                              "policy = p\nunique_subject = no\n[p]\ncommonName = supplied\n"
+                              % (db, db, db))
+            self._ossl("ca", "-batch", "-config", cnf, "-cert", self.inter, "-keyfile",
+                       self.inter_key, "-in", csr, "-out", pem, "-notext", "-extfile", ext,
+                       "-startdate", start, "-enddate", end)
+        parts = {"leaf": pem, "inter": self.inter, "root": self.root}
+        chain = os.path.join(self.d, name + ".chain")
+        with open(chain, "w") as out:
+            for p in order:
+                with open(parts[p]) as f:
+                    out.write(f.read())
+        return chain, k, pem
 
 
 # ================================================================= an eager CONNECT proxy

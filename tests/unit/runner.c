@@ -12,6 +12,7 @@
 void t_admit(void);
 void t_b64(void);
 void t_ca(void);
+void t_certfile(void);
 void t_cfgwrite(void);
 void t_config(void);
 void t_deflate(void);
@@ -36,6 +37,7 @@ void t_upstream_creds(void);
 void t_x509(void);
 void t_ws(void);
 void t_secret(void);
+void t_socks5(void);
 
 static const struct {
 	const char *name;
@@ -44,6 +46,7 @@ static const struct {
 	{ "admit", t_admit },
 	{ "b64", t_b64 },
 	{ "ca", t_ca },
+	{ "certfile", t_certfile },
 	{ "cfgwrite", t_cfgwrite },
 	{ "config", t_config },
 	{ "deflate", t_deflate },
@@ -60,6 +63,7 @@ static const struct {
 	{ "priv", t_priv },
 	{ "proxyproto", t_proxyproto },
 	{ "register", t_register },
+	{ "socks5", t_socks5 },
 	{ "target", t_target },
 	{ "token", t_token },
 	{ "units", t_units },

@@ -67,6 +67,8 @@ t_config(void)
 		{ "clientAuthToken", "duration", "RELAYPRO_CLIENT_AUTH_TOKEN_DURATION" },
 		{ "migration", "validUntilAt", "RELAYPRO_MIGRATION_VALID_UNTIL_AT" },
 		{ "logger", "noCompress", "RELAYPRO_LOGGER_NO_COMPRESS" },
+		{ "", "certFile", "RELAYPRO_CERT_FILE" },
+		{ "", "keyFile", "RELAYPRO_KEY_FILE" },
 	};
 	char name[64], line[400];
 	size_t i;
@@ -176,6 +178,28 @@ t_config(void)
 	bad("[migration]\nvalidUntilAt = tomorrow\n", 2, "RFC 3339", "bad time");
 	bad("[migration]\nconsoleAddress = new.example\n", 2, "needs both", "migration without time");
 	bad("proxyProtocol = true\n", 1, "needs trustedProxies", "proxyProtocol without CIDRs");
+	bad("certFile = tls/chain.pem\n", 1, "certFile: certFile and keyFile go together",
+	    "certFile without keyFile");
+	bad("consoleAddress = a.example\nkeyFile = tls.key\n", 2,
+	    "keyFile: certFile and keyFile go together", "keyFile without certFile");
+	CHECK_INT(load_text("certFile = tls/chain.pem\nkeyFile = /keys/tls.key\n"), ERR_OK,
+	    "certFile and keyFile together");
+	{
+		char want[200];
+		snprintf(want, sizeof want, "%s/tls/chain.pem", dir);
+		CHECK_STR(cfg.cert_file, want, "certFile resolved against the config folder");
+		CHECK_STR(cfg.key_file, "/keys/tls.key", "keyFile absolute kept");
+	}
+	setenv("RELAYPRO_CERT_FILE", "/run/secrets/tls.crt", 1);
+	CHECK_INT(config_load(&cfg, "", err, sizeof err), ERR_INVAL, "RELAYPRO_CERT_FILE alone");
+	CHECK(strstr(err, "environment RELAYPRO_CERT_FILE: certFile: certFile and keyFile go together")
+	    != NULL, "RELAYPRO_CERT_FILE alone: the variable named");
+	setenv("RELAYPRO_KEY_FILE", "/run/secrets/tls.key", 1);
+	CHECK(config_load(&cfg, "", err, sizeof err) == ERR_OK &&
+	    strcmp(cfg.cert_file, "/run/secrets/tls.crt") == 0 &&
+	    strcmp(cfg.key_file, "/run/secrets/tls.key") == 0, "RELAYPRO_CERT_FILE and RELAYPRO_KEY_FILE");
+	unsetenv("RELAYPRO_CERT_FILE");
+	unsetenv("RELAYPRO_KEY_FILE");
 	bad("just some words\n", 1, "syntax error", "line without =");
 	bad("a = 1\n  indented = 2\n", 1, "unknown key", "unknown key before indented line");
 	bad("[httpsProxy]\nlisten =\n", 2, "no listener enabled", "no listener at all");

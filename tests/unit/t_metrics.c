@@ -107,6 +107,9 @@ t_metrics(void)
 	CHECK_INT(value("relaypro_tunnels_total{target=\"other\"}"), 0, "other series always there");
 	CHECK_INT(value("relaypro_connections_open{listener=\"admin\"}"), 0, "admin gauge at 0");
 	CHECK_INT(value("relaypro_registration_state{state=\"unconfigured\"}"), 1, "unconfigured at first");
+	CHECK(strstr(buf, "relaypro_certificate_not_after_seconds") == NULL,
+	    "no certificate yet: no not-after sample");
+	CHECK_INT(value("relaypro_certificate_reloads_total{result=\"failed\"}"), 0, "cert reloads at 0");
 
 	metrics_conn_open(METRICS_HTTPS);
 	metrics_conn_open(METRICS_HTTPS);
@@ -135,6 +138,11 @@ t_metrics(void)
 	metrics_conn_refused();
 	metrics_registration(METRICS_REG_REGISTERING);
 	metrics_registration_failed();
+	metrics_certificate(1700000000 + 90 * 86400, 0);
+	metrics_certificate(1893456000, 1);
+	metrics_cert_reload(1);
+	metrics_cert_reload(0);
+	metrics_cert_reload(0);
 	render();
 	CHECK(well_formed() > 0, "after events: well formed");
 	CHECK_INT(value("relaypro_connections_open{listener=\"https\"}"), 1, "https open");
@@ -159,6 +167,11 @@ t_metrics(void)
 	CHECK_INT(value("relaypro_registration_state{state=\"retrying\"}"), 1, "retrying after a failure");
 	CHECK_INT(value("relaypro_registration_state{state=\"registering\"}"), 0, "one state at a time");
 	CHECK_INT(value("relaypro_registration_failures_total"), 1, "registration failures");
+	CHECK_INT(value("relaypro_certificate_not_after_seconds{source=\"operator\"}"), 1893456000,
+	    "certificate not-after, operator's");
+	CHECK(strstr(buf, "source=\"minted\"") == NULL, "one certificate series: the served one");
+	CHECK_INT(value("relaypro_certificate_reloads_total{result=\"ok\"}"), 1, "cert reloads ok");
+	CHECK_INT(value("relaypro_certificate_reloads_total{result=\"failed\"}"), 2, "cert reloads failed");
 
 	/* With workers, every sample names its worker (worker_info once). */
 	metrics_start(1700000000, 4243, 1, 2);
@@ -209,6 +222,7 @@ t_metrics(void)
 		metrics_tunnel_open(&t);
 	}
 	metrics_bytes(UINT64_MAX, UINT64_MAX);
+	metrics_certificate(INT64_MAX, 1); /* "operator" is the longer source label */
 	n = render();
 	samples = well_formed();
 	CHECK(n > 0 && samples > 0, "longest exposition renders");

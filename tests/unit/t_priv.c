@@ -107,6 +107,18 @@ t_priv(void)
 		free(copy);
 	}
 	CHECK_INT(priv_passwd_find("", 0, "root", &uid, &gid), ERR_NOTFOUND, "passwd: empty text");
+	{
+		char home[16];
+		CHECK_INT(priv_passwd_home(passwd, sizeof passwd - 1, "relaypro", home, sizeof home),
+		    ERR_OK, "passwd home: found");
+		CHECK_STR(home, "/opt/relaypro", "passwd home: the sixth field");
+		CHECK_INT(priv_passwd_home(passwd, sizeof passwd - 1, "relaypro", home, 13),
+		    ERR_NOSPACE, "passwd home: too long for the buffer");
+		CHECK_INT(priv_passwd_home(passwd, sizeof passwd - 1, "broken", home, sizeof home),
+		    ERR_INVAL, "passwd home: a malformed line");
+		CHECK_INT(priv_passwd_home(passwd, sizeof passwd - 1, "nosuch", home, sizeof home),
+		    ERR_NOTFOUND, "passwd home: no such user");
+	}
 	CHECK_INT(priv_passwd_find("root:x:0:0::/:\0nobody:x:1:1::/:\n", 31, "nobody", &uid, &gid),
 	    ERR_NOTFOUND, "passwd: NUL inside a line does not start a new one");
 
@@ -135,8 +147,8 @@ t_priv(void)
 	snprintf(path, sizeof path, "%s/f", dirp);
 	if (mkdir(dirp, 0700) == 0) {
 		FILE *f = fopen(path, "w");
-		struct priv_user other = { "", 4242, 4242, 0, { 0 } };
-		struct priv_user me = { "", (uint32_t)geteuid(), (uint32_t)getegid(), 0, { 0 } };
+		struct priv_user other = { "", 4242, 4242, 0, { 0 }, "" };
+		struct priv_user me = { "", (uint32_t)geteuid(), (uint32_t)getegid(), 0, { 0 }, "" };
 		if (f)
 			fclose(f);
 		chmod(path, 0600);

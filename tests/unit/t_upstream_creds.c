@@ -16,7 +16,7 @@ static void
 clear(void)
 {
 	static const char *const v[] = { "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
-		"NO_PROXY", "no_proxy" };
+		"NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy" };
 	size_t i;
 
 	for (i = 0; i < sizeof v / sizeof v[0]; i++)
