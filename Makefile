@@ -21,7 +21,7 @@ CC       := $(CC_$(ARCH))
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual \
            -Wformat=2 -Wvla -Werror
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Os $(WARN) -fstack-protector-strong \
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Os $(CDEBUG) $(WARN) -fstack-protector-strong \
            -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
            -DRELAYPRO_VERSION='"$(VERSION)"' -DRELAYPRO_ARCH='"$(ARCH)"' \
            -I$(DEPS)/include -Isrc -MMD -MP
@@ -30,15 +30,17 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := anchors auth b64 ca certfile cfgwrite config conn deflate der err fileio http json jwt kdf limit log loop metrics net notify pem priv \
-           probe proxyproto rand register resolve secret server socks5 target tls token units upstream x509 ws
+MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
+           fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
+           pollset priv probe proxyproto rand register relay request resolve respond secret server \
+           socks5 target tls token tunnel units upstream walk ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
-           t_priv t_proxyproto t_register t_secret t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
+TESTS   := runner t_admit t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
+           t_pollset t_priv t_proxyproto t_register t_secret t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit run-deps integration asan asan-relay check run clean deps bench
+.PHONY: all dist test unit layout run-deps integration asan asan-relay check run clean deps bench callgrind callgrind-bin
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -81,9 +83,14 @@ test: deps
 	./build.sh test-deps
 	tests/run.sh
 
-unit: deps
+unit: deps layout
 	$(MAKE) ARCH=amd64 build/amd64/unit-tests
 	build/amd64/unit-tests
+
+# The source layout: no include cycle between modules, a contract comment at the top of
+# every file, no file over 600 lines (tests/lint/test_layout.py).
+layout:
+	python3 tests/lint/test_layout.py
 
 # glibc + sanitizers: catches what the musl build cannot show (leaks, UB, overflows).
 ASAN_DIR := build/asan
@@ -142,10 +149,21 @@ bench: deps $(BUILD)/token-bench $(BUILD)/crypto-bench $(BUILD)/relaypro $(BUILD
 	LOADGEN_BIN=$(BUILD)/loadgen python3 tests/bench/run.py --bin $(BENCH_BIN)
 	python3 tests/bench/slowloris_p99.py --bin $(BENCH_BIN)
 
+# Instructions per new tunnel under callgrind (tests/bench/callgrind_tunnel.py): the same -Os
+# code as the release binary, with symbols and line tables, in its own build folder.
+callgrind-bin: deps
+	$(MAKE) -s BUILD=build/callgrind CDEBUG=-g LDFLAGS='-static -no-pie -Wl,--gc-sections -Wl,-O1' \
+	    build/callgrind/relaypro
+	$(MAKE) -s build/amd64/loadgen
+
+callgrind: callgrind-bin
+	python3 tests/bench/callgrind_tunnel.py
+
 # Fuzzing (docs/fuzzing.md). One libFuzzer target per parser, tests/fuzz/fuzz_<name>.c,
 # each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new
 # target is one word here.
-FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto certfile socks5
+FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto \
+                certfile socks5 preauth
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_LIST    := $(foreach t,$(FUZZ_TARGETS),T($(t)))
@@ -160,7 +178,7 @@ FUZZ_LIBS    := $(ASAN_DIR)/libbearssl.a .deps/$(NATIVE)/lib/libinih.a -lpthread
 # target, built with gcc + ASan + UBSan (the flags of `make asan`) and with musl.
 REPLAY_CFLAGS := $(FUZZ_CFLAGS) -fsanitize=address,undefined
 
-.PHONY: fuzz fuzz-deps fuzz-build fuzz-replay
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-replay fuzz-smoke
 $(ASAN_DIR)/libbearssl.a: | $(DEPS)/include/bearssl.h
 	@mkdir -p $(ASAN_DIR)
 	$(MAKE) -s -f vendor/bearssl.mk SRC=.deps/src/bearssl OUT=$(ASAN_DIR)/bearssl-obj \
@@ -187,6 +205,14 @@ fuzz-build: deps fuzz-deps
 
 fuzz: fuzz-build
 	tests/fuzz/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# A step of `make test`: the whole pre-authentication connection (fuzz_preauth.c) fuzzed for
+# FUZZ_SMOKE_SECONDS under ASan + UBSan, from its corpus. Last line "fuzz: N passed, N failed".
+FUZZ_SMOKE_SECONDS ?= 60
+FUZZ_SMOKE_TARGETS ?= preauth
+fuzz-smoke: deps fuzz-deps
+	$(MAKE) -s $(FUZZ_SMOKE_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
+	tests/fuzz/fuzz.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_SMOKE_TARGETS)
 
 $(FUZZ_DIR)/asan-obj/%.o: src/%.c | $(DEPS)/include/bearssl.h
 	@mkdir -p $(dir $@)

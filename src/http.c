@@ -1,5 +1,5 @@
 /*
- * http.c — request-head parser and error responses. See http.h.
+ * http.c — request-head parser, and every response head the relay writes. See http.h.
  *
  * The parser works line by line: each call searches for the next LF from where the
  * previous call stopped (r->scan), and a line is judged only once its LF has arrived, so
@@ -345,6 +345,7 @@ const char *
 http_reason(int status)
 {
 	switch (status) {
+	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
@@ -428,22 +429,56 @@ put_body(struct out *o, const char *code, const char *message)
 }
 
 static void
+put_head(struct out *o, int status, const char *reason, const char *ctype, size_t clen,
+    unsigned flags, const char *extra)
+{
+	put_str(o, "HTTP/1.1 ");
+	put_uint(o, (size_t)(status < 0 ? 0 : status));
+	put_str(o, " ");
+	put_str(o, reason ? reason : http_reason(status));
+	put_str(o, "\r\n");
+	if (ctype != NULL) {
+		put_str(o, "Content-Type: ");
+		put_str(o, ctype);
+		put_str(o, "\r\nContent-Length: ");
+		put_uint(o, clen);
+		put_str(o, "\r\n");
+	}
+	if (flags & HTTP_RH_NOSTORE)
+		put_str(o, "Cache-Control: no-store\r\n");
+	if (flags & HTTP_RH_CLOSE)
+		put_str(o, "Connection: close\r\n");
+	if (extra != NULL)
+		put_str(o, extra);
+	put_str(o, "\r\n");
+}
+
+/* see http.h */
+size_t
+http_response_head(char *buf, size_t cap, int status, const char *reason, const char *ctype,
+    size_t clen, unsigned flags, const char *extra)
+{
+	struct out o = { NULL, 0 };
+
+	put_head(&o, status, reason, ctype, clen, flags, extra);
+	if (buf == NULL)
+		return o.n;
+	if (o.n > cap)
+		return 0;
+	o.p = buf;
+	o.n = 0;
+	put_head(&o, status, reason, ctype, clen, flags, extra);
+	return o.n;
+}
+
+static void
 put_response(struct out *o, int status, const char *code, const char *message,
     const char *extra)
 {
 	struct out count = { NULL, 0 };
 
 	put_body(&count, code, message);
-	put_str(o, "HTTP/1.1 ");
-	put_uint(o, (size_t)(status < 0 ? 0 : status));
-	put_str(o, " ");
-	put_str(o, http_reason(status));
-	put_str(o, "\r\nContent-Type: application/json\r\nContent-Length: ");
-	put_uint(o, count.n);
-	put_str(o, "\r\nConnection: close\r\n");
-	if (extra != NULL)
-		put_str(o, extra);
-	put_str(o, "\r\n");
+	put_head(o, status, NULL, "application/json", count.n, HTTP_RH_CLOSE, extra);
 	put_body(o, code, message);
 }
 

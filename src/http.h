@@ -1,5 +1,7 @@
 /*
- * http.h — HTTP/1.1 request heads (SPEC §2.2) and the relay's small error responses.
+ * http.h — HTTP/1.1 request heads (SPEC §2.2), and the heads of every response the relay
+ * writes itself (errors, JSON answers, /metrics, 101, 200 Connection established): they
+ * are built here and nowhere else.
  *
  * http_parse reads a request head from the bytes received so far and is called again,
  * with the same struct and a longer buffer, as more arrive. It keeps a cursor, so each
@@ -130,8 +132,23 @@ int http_list_has(const char *buf, const struct http_request *r, int id, const c
 int http_list_has_span(const char *buf, const struct http_request *r, int id,
     struct http_span tok);
 
-/* Reason phrase for 200 400 401 403 404 405 407 426 429 431 500 502 503 504, else "Error". */
+/* Reason phrase for 101 200 400 401 403 404 405 407 426 429 431 500 502 503 504, else
+ * "Error". */
 const char *http_reason(int status);
+
+enum { HTTP_RH_CLOSE = 1, HTTP_RH_NOSTORE = 2 }; /* http_response_head flags */
+
+/* Write into buf (at most cap bytes, no NUL) the response head
+ *   HTTP/1.1 <status> <reason>\r\n
+ *   Content-Type: <ctype>\r\n Content-Length: <clen>\r\n      (when ctype != NULL)
+ *   Cache-Control: no-store\r\n                               (HTTP_RH_NOSTORE)
+ *   Connection: close\r\n                                     (HTTP_RH_CLOSE)
+ *   <extra> \r\n
+ * reason NULL: http_reason(status). extra is NULL or whole header lines, each ending in
+ * CRLF, written as given. With buf == NULL only returns the length. Returns the length,
+ * or 0 with nothing written when cap is too small. */
+size_t http_response_head(char *buf, size_t cap, int status, const char *reason,
+    const char *ctype, size_t clen, unsigned flags, const char *extra);
 
 /* Write into buf (at most cap bytes, no NUL) the response
  *   HTTP/1.1 <status> <reason>\r\n Content-Type: application/json\r\n

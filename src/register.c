@@ -34,6 +34,7 @@
 #include "upstream.h"
 #include "secret.h"
 #include "units.h"
+#include "tls.h"
 
 #ifndef RELAYPRO_VERSION
 #define RELAYPRO_VERSION "dev"
@@ -544,9 +545,9 @@ proxy_connect(struct reg *r, char *why, size_t whylen)
 			return ERR_IO;
 		}
 		br_hmac_drbg_generate(&r->rng, seed, sizeof seed);
-		rc = upstream_tls_init(&pt->cc, &pt->xc, pt->an.ta, pt->an.n, pt->iobuf,
+		rc = tls_client_init(&pt->cc, &pt->xc, pt->an.ta, pt->an.n, pt->iobuf,
 		    BR_SSL_BUFSIZE_INPUT, pt->iobuf + BR_SSL_BUFSIZE_INPUT,
-		    sizeof pt->iobuf - BR_SSL_BUFSIZE_INPUT, &r->proxy, seed, sizeof seed);
+		    sizeof pt->iobuf - BR_SSL_BUFSIZE_INPUT, r->proxy.host.name, seed, sizeof seed);
 		secret_wipe(seed, sizeof seed);
 		br_sslio_init(&pt->io, &pt->cc.eng, raw_read, r, raw_write, r);
 		sent = rc == ERR_OK && len > 0 && br_sslio_write_all(&pt->io, req, len) == 0 &&
@@ -658,6 +659,15 @@ tls_why(struct reg *r, char *why, size_t whylen, int *level)
 		snprintf(why, whylen, "connection %s", r->io_errno ? strerror(r->io_errno) :
 		    "closed by the console without an answer");
 		return;
+	case BR_ERR_RECV_FATAL_ALERT + 40: /* handshake_failure */
+	case BR_ERR_RECV_FATAL_ALERT + 70: /* protocol_version */
+	case BR_ERR_RECV_FATAL_ALERT + 71: /* insufficient_security */
+	case BR_ERR_BAD_CIPHER_SUITE: case BR_ERR_UNSUPPORTED_VERSION:
+		*level = LOG_ERROR;
+		snprintf(why, whylen, "tls: the console offers none of the relay's TLS 1.2 ECDHE "
+		    "suites with AES-GCM or ChaCha20-Poly1305 (BearSSL error %d); a weaker "
+		    "handshake is never accepted", err);
+		return;
 	}
 	if (err >= BR_ERR_X509_OK && err < BR_ERR_X509_OK + 32)
 		*level = LOG_ERROR;
@@ -690,12 +700,14 @@ attempt(struct reg *r, int64_t *id, int *status, int *level, char *why, size_t w
 		return A_RETRY;
 	r->deadline = attempt_deadline(r);
 	r->io_errno = 0;
-	br_ssl_client_init_full(&r->cc, &r->xc, r->an.ta, r->an.n);
-	br_ssl_engine_set_buffer(&r->cc.eng, r->iobuf, sizeof r->iobuf, 1);
+	/* The relay's one TLS policy (tls.h): a console that offers less than TLS 1.2 with
+	 * ECDHE and an AEAD suite gets no handshake (a failed reset shows as the TLS error
+	 * of the first write). */
 	br_hmac_drbg_generate(&r->rng, seed, sizeof seed);
-	br_ssl_engine_inject_entropy(&r->cc.eng, seed, sizeof seed);
+	(void)tls_client_init(&r->cc, &r->xc, r->an.ta, r->an.n, r->iobuf, BR_SSL_BUFSIZE_INPUT,
+	    r->iobuf + BR_SSL_BUFSIZE_INPUT, sizeof r->iobuf - BR_SSL_BUFSIZE_INPUT, r->host, seed,
+	    sizeof seed);
 	secret_wipe(seed, sizeof seed);
-	br_ssl_client_reset(&r->cc, r->host, 0);
 	br_sslio_init(&io, &r->cc.eng, sock_read, r, sock_write, r);
 	if (br_sslio_write_all(&io, r->req, r->reqlen) != 0 || br_sslio_flush(&io) != 0) {
 		close(r->fd);

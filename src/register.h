@@ -9,9 +9,12 @@
  *      with proxyEnabled and a proxy route (upstream.h) it connects to the proxy instead
  *      and sends CONNECT (a SOCKS5 route: upstream_socks5_dial connects and runs the
  *      SOCKS5 exchange); for an https:// proxy that happens inside a TLS session to the
- *      proxy (verified as upstream_tls_init says, anchors from upstream_trust_load read
- *      once by register_start), and step 2's session runs inside it (TLS in TLS);
- *   2. speaks TLS 1.2 with BearSSL (br_ssl_client_init_full), SNI and certificate name =
+ *      proxy (the relay's one client policy, tls_client_init; anchors from
+ *      upstream_trust_load read once by register_start), and step 2's session runs
+ *      inside it (TLS in TLS);
+ *   2. speaks TLS with BearSSL under the relay's one policy (tls_client_init: TLS 1.2,
+ *      ECDHE with AES-GCM or ChaCha20-Poly1305 only; a console offering less gets no
+ *      handshake and the failure is logged at level error), SNI and certificate name =
  *      the console host, trust anchors from consoleCACert (inline PEM — real newlines or
  *      literal "\n" — or a file path), else RELAYPRO_CONSOLE_CA_FILE, else the system
  *      bundle REG_SYSTEM_BUNDLE; BearSSL matches the name against DNS names only, so an

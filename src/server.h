@@ -1,7 +1,9 @@
 /*
- * server.h — the process's relay: listeners, the connection table, the poll() loop,
- * timers, signals and graceful stop; plus the shared state connections read (config,
- * target policy, credentials, clock).
+ * server.h — the process's loop: the connection table, the passes (wait, signals, watches,
+ * accepts, connection events, the deadline tick), graceful stop; the listeners (listen.h)
+ * and the poll set (pollset.h) behind it. It owns the process's struct relay (`srv`,
+ * relay.h), which main fills and the loop keeps current; connections get a const pointer
+ * to it at accept and never name `srv`.
  */
 #ifndef RELAYPRO_SERVER_H
 #define RELAYPRO_SERVER_H
@@ -9,35 +11,14 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "auth.h"
 #include "config.h"
-#include "target.h"
-#include "upstream.h"
+#include "relay.h"
 
 #define SERVER_TICK_MS 250     /* deadlines are checked this often */
 #define SERVER_RESERVE 64      /* connections accepted past maxConnections to say 503 */
 #define SERVER_ACCEPT_BURST 64 /* accepts per listener per loop pass */
-#define SERVER_EMFILE_PAUSE_MS 500
 #define SERVER_ADMIN_MAX 8     /* admin connections at once (outside maxConnections) */
-
-struct server {
-	const struct config *cfg;
-	struct target_policy policy;
-	struct upstream_routes routes;    /* proxyEnabled: HTTPS_PROXY / HTTP_PROXY / NO_PROXY */
-	const struct auth_users *users;   /* NULL without a password file */
-	int ca_loaded;
-	int64_t now_ms;                   /* monotonic, updated once per loop pass */
-	time_t now;                       /* wall clock, same pass */
-	int nconns;
-	int draining;
-	long pid;                         /* this process (a worker, with workers > 1) */
-	void (*on_reload)(void);          /* SIGHUP: set by main */
-	void (*on_upgrade)(void);         /* SIGUSR2: set by main */
-	void (*on_child)(void);           /* SIGCHLD: set by main */
-	void (*on_tick)(void);            /* every tick: set by main */
-};
-
-#define SERVER_WATCH_MAX 4
+#define SERVER_WATCH_MAX 4     /* fds watched for main (registration, upgrade hand-off) */
 
 /* Poll fd for POLLIN and call cb when it is readable (registration results, the upgrade
  * handshake). ERR_NOSPACE when SERVER_WATCH_MAX are watched already. */
@@ -52,23 +33,15 @@ void server_begin_drain(const char *why);
  * binary or to workers. */
 int server_listeners(int *fds, const char **names, int max);
 
-extern struct server srv;
+extern struct relay srv;
 
 /* Bind the listeners of cfg. ERR_OK or a message in err. */
 int server_listen(const struct config *cfg, char *err, size_t errlen);
 
-/* Build the target policy from cfg; start the resolver for its names. */
+/* Build srv's target policy from cfg; start the resolver for its names (relay_set_policy). */
 int server_set_policy(const struct config *cfg, char *err, size_t errlen);
 
 /* Run until SIGTERM/SIGINT and the drain that follows. Returns the exit code. */
 int server_run(void);
-
-/* Connections register and unregister themselves: add returns the slot (or ERR_NOSPACE),
- * which the connection passes back to remove. */
-int server_add_conn(struct conn *c);
-void server_remove_conn(int slot);
-
-/* 1 when /readyz should answer 200; reason set otherwise. */
-int server_ready(const char **reason);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * tls.c — BearSSL server set-up. See tls.h.
+ * tls.c — BearSSL set-up: the listener's certificate, the one TLS policy, the server and
+ * client engines. See tls.h.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "tls.h"
 #include "x509.h"
 
+/* The policy's suites, for the server and every client (tls.h). */
 static const uint16_t suites[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -43,14 +45,14 @@ static const char *const *alts;
 static int nalts, want_rsa;
 
 /* The operator's pair (certFile/keyFile), when configured. BearSSL's server context keeps
- * pointers to the chain and the key from tls_conn_init until its handshake has sent the
+ * pointers to the chain and the key from tls_server_init until its handshake has sent the
  * Certificate message and signed the ServerKeyExchange, which may take until
  * headerTimeout; so a reload must not overwrite a pair that an unfinished handshake was
  * set up with. Pairs live in TLS_PAIRS slots, each with a reference count of the
- * connections whose handshake may still read it: tls_conn_init takes a reference,
- * tls_conn_release (from conn.c, when the handshake is done or the connection ends) gives
- * it back. A reload loads into a slot no one references and switches to it; the old slot
- * is wiped when its count reaches 0. A finished handshake never reads the pair again:
+ * connections whose handshake may still read it: tls_server_init takes a reference,
+ * tls_conn_release gives it back (front.c when the handshake is done, conn.c when the
+ * connection ends). A reload loads into a slot no one references and switches to it; the
+ * old slot is wiped when its count reaches 0. A finished handshake never reads the pair again:
  * renegotiation is refused (BR_OPT_NO_RENEGOTIATION) and resumption sends no certificate. */
 #define TLS_PAIRS 4
 static struct {
@@ -337,7 +339,7 @@ tls_setup(const struct ca *ca, const char *server_name, const char *const *alt, 
 	nalts = nalt;
 	want_rsa = rsa;
 	br_ssl_session_cache_lru_init(&cache, cache_store, sizeof cache_store);
-	/* The implementations tls_conn_init copies (chain and key here are not used). */
+	/* The implementations tls_server_init copies (chain and key here are not used). */
 	br_ssl_server_init_full_ec(&tmpl, &chain[cur], 1, BR_KEYTYPE_RSA, &certs[cur].ec);
 	snprintf(op_cert, sizeof op_cert, "%s", cert_file);
 	snprintf(op_key, sizeof op_key, "%s", key_file);
@@ -379,7 +381,7 @@ tls_maintain(time_t now)
 
 /* see tls.h */
 int
-tls_conn_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
+tls_server_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
     unsigned char *obuf, size_t olen)
 {
 	static const br_hash_class *const hashes[] = { &br_md5_vtable, &br_sha1_vtable,
@@ -421,6 +423,24 @@ tls_conn_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
 		return ERR_OK;
 	tls_conn_release(sc);
 	return ERR_CRYPTO;
+}
+
+/* see tls.h */
+int
+tls_client_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
+    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
+    unsigned char *obuf, size_t olen, const char *server_name, const void *seed,
+    size_t seedlen)
+{
+	/* BearSSL's full client (every hash for the chain and signatures, X.509 minimal
+	 * engine), then narrowed to the policy: TLS 1.2 and our suites only. */
+	br_ssl_client_init_full(cc, xc, ta, nta);
+	br_ssl_engine_set_versions(&cc->eng, BR_TLS12, BR_TLS12);
+	br_ssl_engine_set_suites(&cc->eng, suites, sizeof suites / sizeof suites[0]);
+	br_ssl_engine_set_buffers_bidi(&cc->eng, ibuf, ilen, obuf, olen);
+	if (seed != NULL)
+		br_ssl_engine_inject_entropy(&cc->eng, seed, seedlen);
+	return br_ssl_client_reset(cc, server_name, 0) ? ERR_OK : ERR_CRYPTO;
 }
 
 /* see tls.h */

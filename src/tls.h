@@ -1,10 +1,13 @@
 /*
- * tls.h — BearSSL server glue: the relay's certificate and key, the TLS policy, and the
- * per-connection engine set-up.
+ * tls.h — BearSSL glue: the relay's certificate and key, the one TLS policy, and the
+ * engine set-up for the listener (tls_server_init) and for every client (tls_client_init).
  *
- * Policy (SPEC §2.1): TLS 1.2 only (BearSSL's maximum), ECDHE with AES-GCM or
- * ChaCha20-Poly1305 only, ALPN "http/1.1" when the client offers it. A session cache
- * (TLS_CACHE_BYTES, shared by all connections) lets returning clients resume.
+ * Policy, one for the listener and for every TLS client of the relay (the registration
+ * client, the hop to an https:// upstream proxy): TLS 1.2 only (BearSSL's maximum), ECDHE
+ * with AES-GCM or ChaCha20-Poly1305 only — a peer offering anything else (CBC, RC4, 3DES,
+ * static RSA key exchange, TLS 1.0/1.1) gets no handshake, never a downgrade. The server
+ * side adds ALPN "http/1.1" when the client offers it and refuses renegotiation; a
+ * session cache (TLS_CACHE_BYTES, shared by all connections) lets returning clients resume.
  * The certificate is minted in memory at start (x509.h) and reminted by tls_maintain()
  * when less than 30 days remain; connections keep the chain they started with.
  *
@@ -14,8 +17,8 @@
  * (checked every second). A new pair serves new handshakes; one that fails to load (or
  * whose leaf has already expired) is refused with `cert.reload_fail` and the running one
  * keeps serving. A pair stays in memory while any handshake set up with it is unfinished
- * (reference counts; conn.c calls tls_conn_release when a handshake is done or its
- * connection ends).
+ * (reference counts; front.c calls tls_conn_release when a handshake is done, conn.c when
+ * its connection ends).
  */
 #ifndef RELAYPRO_TLS_H
 #define RELAYPRO_TLS_H
@@ -55,8 +58,18 @@ int tls_cert_expired(time_t now);
 void tls_conn_release(br_ssl_server_context *sc);
 
 /* Initialise a connection's server context over its buffers and reset it for a handshake. */
-int tls_conn_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
+int tls_server_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
     unsigned char *obuf, size_t olen);
+
+/* Set cc up as a TLS client under the policy above, over the given engine buffers (ibuf
+ * must hold BR_SSL_BUFSIZE_INPUT bytes; obuf may be smaller, at least 512 + 85), with the
+ * server's chain checked by xc against ta[0..nta) and its name against server_name (also
+ * sent as SNI), and reset it for a handshake. seed (may be NULL: BearSSL then seeds from
+ * the system) is injected as extra entropy. ERR_OK or ERR_CRYPTO. */
+int tls_client_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
+    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
+    unsigned char *obuf, size_t olen, const char *server_name, const void *seed,
+    size_t seedlen);
 
 /* Name of a BearSSL error code, for tls.fail logs. */
 const char *tls_error_str(int err);

@@ -335,31 +335,6 @@ upstream_trust_load(struct anchors *a, const struct config *cfg, char *err, size
 	return ERR_OK;
 }
 
-static const uint16_t suites[] = {
-	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-};
-
-/* see upstream.h */
-int
-upstream_tls_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
-    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
-    unsigned char *obuf, size_t olen, const struct upstream_proxy *p, const void *seed,
-    size_t seedlen)
-{
-	br_ssl_client_init_full(cc, xc, ta, nta);
-	br_ssl_engine_set_versions(&cc->eng, BR_TLS12, BR_TLS12);
-	br_ssl_engine_set_suites(&cc->eng, suites, sizeof suites / sizeof suites[0]);
-	br_ssl_engine_set_buffers_bidi(&cc->eng, ibuf, ilen, obuf, olen);
-	if (seed != NULL)
-		br_ssl_engine_inject_entropy(&cc->eng, seed, seedlen);
-	return br_ssl_client_reset(cc, p->host.name, 0) ? ERR_OK : ERR_CRYPTO;
-}
-
 /* see upstream.h */
 const char *
 upstream_tls_error(int err)

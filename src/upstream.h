@@ -16,10 +16,11 @@
  *
  * Proxy URLs, "scheme://[user:password@]host[:port][/]" (no scheme: http://):
  *   http://    CONNECT over TCP (port 80), Proxy-Authorization: Basic with user:password;
- *   https://   the same inside TLS 1.2 to the proxy (port 443; upstream_tls_init): its
- *              chain is verified against upstream_trust_load()'s anchors and its DNS name
- *              against the URL's host; BearSSL matches DNS names only, so an https://
- *              proxy given by IP address is refused at start-up;
+ *   https://   the same inside TLS to the proxy (port 443; the relay's one client policy,
+ *              tls_client_init in tls.h): its chain is verified against
+ *              upstream_trust_load()'s anchors and its DNS name against the URL's host;
+ *              BearSSL matches DNS names only, so an https:// proxy given by IP address
+ *              is refused at start-up;
  *   socks5://  SOCKS5 (RFC 1928, port 1080): the relay resolves the target itself (the
  *              allowed-target rules: only an allowed name, resolved by the relay) and
  *              sends the address; user:password (1..255 bytes each) for RFC 1929;
@@ -132,17 +133,6 @@ int upstream_any_tls(const struct upstream_routes *r);
  * file) or else RELAYPRO_CONSOLE_CA_FILE, and RELAYPRO_PROXY_CA_FILE. Files that are
  * named explicitly must be readable. ERR_OK with at least one anchor, or a reason. */
 int upstream_trust_load(struct anchors *a, const struct config *cfg, char *err, size_t errlen);
-
-/* Set cc up as a TLS 1.2 client to proxy p over the given engine buffers (ibuf must hold
- * BR_SSL_BUFSIZE_INPUT bytes; obuf may be smaller, at least 512 + 85), with ECDHE and
- * AES-GCM/ChaCha20-Poly1305 suites, the chain checked against ta[0..nta) and the name
- * against p's host (also sent as SNI), and reset it for a handshake. seed (may be NULL:
- * BearSSL then seeds from the system) is injected as extra entropy. ERR_OK or
- * ERR_CRYPTO. */
-int upstream_tls_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
-    const br_x509_trust_anchor *ta, size_t nta, unsigned char *ibuf, size_t ilen,
-    unsigned char *obuf, size_t olen, const struct upstream_proxy *p, const void *seed,
-    size_t seedlen);
 
 /* A short name for the reason a TLS session to a proxy failed (BearSSL error code). */
 const char *upstream_tls_error(int err);

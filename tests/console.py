@@ -14,6 +14,9 @@ connection or request) goes to stderr.
   --echo-port P      raw TCP echo, byte-exact; on client EOF: echo the rest,
                      shutdown(SHUT_WR), close
   --tls-echo-port P  TLS echo with the same certificate; on close_notify/EOF: close_notify, close
+  --tls-ciphers L    TLS 1.2 at most, with only the OpenSSL cipher list L (e.g. CBC or static
+                     RSA suites, "@SECLEVEL=0" to allow SHA-1 ones): a console weaker than
+                     the relay's TLS policy, which the relay must refuse
 
 Routes (HTTP/1.1, one request per connection, every answer has Content-Length and
 `Connection: close`; bodies are JSON unless noted):
@@ -198,9 +201,12 @@ def make_certs(d, key_type, extra_sans, new_ca):
     return cert, key, ca
 
 
-def server_context(cert, key, alpn):
+def server_context(cert, key, alpn, ciphers=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ciphers:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.3 suites ignore set_ciphers
+        ctx.set_ciphers(ciphers)
     ctx.load_cert_chain(cert, key)
     if alpn:
         ctx.set_alpn_protocols(["http/1.1"])
@@ -682,6 +688,8 @@ def parse_args(argv):
     p.add_argument("--key-type", choices=["rsa", "ec"], default="rsa",
                    help="key type of CA and leaf (default rsa 2048; ec = P-256)")
     p.add_argument("--new-ca", action="store_true", help="regenerate the CA even if present")
+    p.add_argument("--tls-ciphers", metavar="LIST",
+                   help="TLS 1.2 at most, only these OpenSSL ciphers (a weak console)")
     p.add_argument("--ipv6", action="store_true", help="also listen on ::1 (same ports)")
     p.add_argument("--io-timeout", type=float, default=30.0,
                    help="idle limit per socket operation, seconds (default 30)")
@@ -719,8 +727,8 @@ def main(argv):
     info = {}
     if a.https_port is not None or a.tls_echo_port is not None:
         cert, key, ca = make_certs(a.dir, a.key_type, a.san, a.new_ca)
-        c.ssl_http = server_context(cert, key, alpn=True)
-        c.ssl_echo = server_context(cert, key, alpn=False)
+        c.ssl_http = server_context(cert, key, alpn=True, ciphers=a.tls_ciphers)
+        c.ssl_echo = server_context(cert, key, alpn=False, ciphers=a.tls_ciphers)
         info.update(ca=ca, cert=cert, key=key)
     else:
         os.makedirs(a.dir, exist_ok=True)

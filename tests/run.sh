@@ -38,6 +38,9 @@ tally() {
 echo "== build (both architectures)"
 ./build.sh || { echo "build failed"; echo "total: 0 passed, 1 failed"; exit 1; }
 
+echo "== source layout (include cycles, contract comments, file lengths)"
+tally layout python3 tests/lint/test_layout.py
+
 echo "== unit tests (amd64)"
 make -s ARCH=amd64 build/amd64/unit-tests || broken=$((broken + 1))
 tally unit-amd64 build/amd64/unit-tests
@@ -51,6 +54,9 @@ tally unit-asan make -s asan
 
 echo "== fuzz corpora replayed (musl, then glibc ASan + UBSan; no clang needed)"
 tally fuzz-replay make -s fuzz-replay
+
+echo "== the pre-authentication connection fuzzed for 60 s (clang, libFuzzer, ASan + UBSan)"
+tally fuzz-smoke make -s fuzz-smoke
 
 for t in tests/integration/test_*.py; do
 	echo "== $t"

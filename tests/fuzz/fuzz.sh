@@ -4,7 +4,8 @@
 # time in one process, starting from the committed seeds tests/fuzz/corpus/<target>/.
 # New inputs go to build/fuzz/work/<target>/ (never into the repository), crashes to
 # build/fuzz/artifacts/<target>/, the whole log to build/fuzz/log/<target>.log.
-# Prints one line per target and a summary; exits 1 when any target failed.
+# Prints one line per target and, last, "fuzz: N passed, N failed" (one per target); exits 1
+# when any target failed.
 # Extra libFuzzer flags: FUZZ_FLAGS="-max_len=8192 ..." in the environment.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,5 +35,5 @@ for t in "$@"; do
 	fi
 	echo "fuzz $t: ${took}s, ${runs:-?} runs, ${rate:-?} exec/s, ${cov:-no coverage line}, $res"
 done
-echo "fuzz: $# targets, $failed failed"
+echo "fuzz: $(($# - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -244,6 +244,50 @@ put("register", "body", b'\x02{"relayId":5,"securityToken":" padded "}')
 put("register", "body-ok", b'\x02{"securityToken":"t","relayId":1,"other":{"a":[1]}}')
 put("register", "body-zero", b'\x02{"relayId":0,"securityToken":"t"}')
 
+# preauth: byte 0 = flags (0x01 admin listener, 0x02 over maxConnections, 0x04 stopping,
+# 0x08 PROXY header first, 0x10 banned, 0x20 no password file, 0x40 IPv6 client), byte 1 =
+# pacing (chunk size | half seconds per chunk << 5); "@A" access token, "@G" grant,
+# "@B" Basic credentials (expanded by the target).
+P = [
+    ("connect-basic", 0, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nHost: console.fuzz:443\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("connect-bearer", 0, 7, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: Bearer @A\r\n\r\npipelined"),
+    ("connect-missing", 0, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\n\r\nCONNECT console.fuzz:443 HTTP/1.1\r\n\r\n"),
+    ("connect-bad-password", 0, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: Basic ZnV6ejp3cm9uZw==\r\n\r\n"),
+    ("connect-bad-token", 0, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: Bearer a.b.c\r\n\r\n"),
+    ("connect-other-scheme", 0x20, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("connect-forbidden", 0, 0, "CONNECT evil.fuzz:443 HTTP/1.1\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("connect-port", 0, 0, "CONNECT console.fuzz:22 HTTP/1.1\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("connect-numeric", 0, 0, "CONNECT 167772165:443 HTTP/1.1\r\n\r\n"),
+    ("connect-over-limit", 0x02, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("connect-stopping", 0x04, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("connect-banned", 0x10, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("absolute", 0x40, 5, "GET http://cdn.fuzz/x?y=1 HTTP/1.1\r\nHost: other\r\nProxy-Authorization: Bearer @A\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+    ("absolute-https", 0, 0, "GET https://console.fuzz/ HTTP/1.1\r\n\r\n"),
+    ("ws", 0, 9, "GET /v1/tunnel?target=console.fuzz:443 HTTP/1.1\r\nHost: r\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer @A\r\n\r\n\x82\x85\x01\x02\x03\x04iiiii"),
+    ("ws-version", 0, 0, "GET /v1/tunnel?target=console.fuzz:443 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+    ("ws-no-auth", 0, 0, "GET /v1/tunnel?target=console.fuzz%3A443 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+    ("ws-basic", 0, 0, "GET /v1/tunnel?target=console.fuzz:443 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: @B\r\n\r\n"),
+    ("token-keepalive", 0, 3, "POST /v1/token HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer @G\r\nContent-Length: 2\r\n\r\n{}CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: Bearer @A\r\n\r\n"),
+    ("token-bad", 0, 0, "POST /v1/token HTTP/1.1\r\nAuthorization: Bearer x.y.z\r\n\r\n"),
+    ("token-chunked", 0, 0, "POST /v1/token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ("healthz", 0, 0, "GET /healthz HTTP/1.1\r\n\r\n"),
+    ("readyz-404-405", 0, 0, "GET /readyz HTTP/1.1\r\n\r\n"),
+    ("unknown", 0, 0, "DELETE /x HTTP/1.1\r\n\r\n"),
+    ("udp-not-served", 0, 0, "GET /v1/udp?target=console.fuzz:10500 HTTP/1.1\r\n\r\n"),
+    ("admin", 0x01, 4, "GET /metrics HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\nGET /readyz?x HTTP/1.1\r\n\r\nPOST /metrics HTTP/1.1\r\n\r\n"),
+    ("admin-close", 0x01, 0, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n"),
+    ("proxy-v1", 0x08, 6, "PROXY TCP4 192.0.2.1 198.51.100.2 12345 443\r\nCONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("proxy-v2", 0x08, 0, "\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\xc6\x33\x64\x02\x30\x39\x01\xbb" + "GET /healthz HTTP/1.1\r\n\r\n"),
+    ("proxy-bad", 0x08, 0, "PROXY TCP9 x\r\nGET / HTTP/1.1\r\n\r\n"),
+    ("bad-heads", 0, 0, "GET / HTTP/1.1\rHost: a\r\n\r\n"),
+    ("dup-auth", 0, 0, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Authorization: @B\r\nProxy-Authorization: @B\r\n\r\n"),
+    ("too-large", 0, 0, "GET /" + "a" * 9000 + " HTTP/1.1\r\n\r\n"),
+    ("slow-head", 0, 0xe1, "CONNECT console.fuzz:443 HTTP/1.1\r\nProxy-Auth"),
+    ("half-head-eof", 0, 0, "CONNECT console.fuzz:4"),
+]
+for name, flags, pace, text in P:
+    put("preauth", name, bytes([flags, pace]) + text.encode("latin-1"))
+
 # ca: the bundle the relay writes (argument), then hostile variants of it.
 if len(sys.argv) > 1:
     pem = open(sys.argv[1], "rb").read()

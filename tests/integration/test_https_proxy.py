@@ -174,62 +174,13 @@ def tunnel_through_https_proxy():
     relay.stop()
 
 
-class EagerProxy:
-    """A minimal proxy written here for one edge no real proxy shows on demand: it answers
-    CONNECT with 200 and, in the same write, the first bytes of the tunnel (then echoes).
-    TLS (with the test leaf) when `leaf` is given. One connection at a time, bounded."""
-
-    def __init__(self, leaf=None):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(20)
-        self.port = self.sock.getsockname()[1]
-        self.ctx = None
-        if leaf:
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(leaf[0], leaf[1])
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        try:
-            conn.settimeout(10)
-            if self.ctx:
-                conn = self.ctx.wrap_socket(conn, server_side=True)
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 4096:
-                d = conn.recv(4096)
-                if not d:
-                    return
-                head += d
-            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + EAGER)
-            for _ in range(1000):
-                d = conn.recv(65536)
-                if not d:
-                    break
-                conn.sendall(d)
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            conn.close()
-
-    def stop(self):
-        self.sock.close()
-        self.thread.join(timeout=5)
-
-
 EAGER = b"first-bytes-from-upstream-" * 5
 
 
 @rt.case
 def bytes_after_the_proxy_answer():
     for kind in ("http", "https"):
-        fake = EagerProxy(S["leaf"] if kind == "https" else None)
+        fake = rt.EagerProxy(EAGER, S["leaf"] if kind == "https" else None)
         url = "%s://localhost:%d" % (kind, fake.port)
         relay, port, log = start_relay("relay-eager-" + kind, {"HTTPS_PROXY": url})
         st, _, sock = rt.connect_tunnel("127.0.0.1", port, "localhost:%d" % S["con"].echo_port,

@@ -8,7 +8,8 @@ CA from RELAYPRO_CONSOLE_CA_FILE, inline PEM (real newlines and one-line "\\n" f
 503 retried with growing backoff; wrong deployment token -> 401 logged as error and
 retried slowly while the process keeps running; unreachable console -> attempt gaps grow;
 a console certificate from another CA, an IP-literal address (name check) and the system
-bundle -> refused, logged, no token; register_stop cancels; kill -9 during write-back
+bundle -> refused, logged, no token; a console weaker than the relay's TLS policy (CBC,
+static RSA, 3DES only) -> refused, logged as error, no token; register_stop cancels; kill -9 during write-back
 30 times -> the file is always the old or the new text, never torn.
 Containers (the real binary): an environment-only relay with a persistent private folder
 registers once across two starts (<privateFolder>/registration.ini, 0600; a reload reads
@@ -316,6 +317,35 @@ def certificate_refused():
     rt.check(rc == 3 and fails and ("not trusted" in fails[0].get("reason", "") or
                                     "cannot read CA file" in fails[0].get("reason", "")),
              "no CA configured: system bundle used, test CA not in it", fails[:1])
+
+
+@rt.case(timeout=30)
+def weak_tls_refused():
+    """The registration client holds the listener's TLS policy (TLS 1.2, ECDHE with an AEAD
+    suite): a console offering only CBC suites, static RSA key exchange (even with GCM) or
+    3DES gets no handshake, so the deployment token is never sent to it."""
+    weak = "AES128-SHA:AES256-SHA256:AES128-GCM-SHA256:DES-CBC3-SHA:ECDHE-RSA-AES128-SHA:" \
+           "ECDHE-RSA-AES256-SHA384:@SECLEVEL=0"
+    for tag, ciphers, ok in (("weak", weak, False),
+                             ("weak+aead", weak + ":ECDHE-RSA-AES128-GCM-SHA256", True)):
+        con = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False,
+                               org=ORG, deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                               relay_id=RELAY_ID, name="console-" + tag,
+                               extra_args=["--tls-ciphers", ciphers])
+        cfg, _ = write_config(tag, con.address(), ca=con.ca)
+        rc, out, recs, err = run_tool(tag, cfg, ["--timeout", "2", "--backoff", "100", "400"])
+        fails = events(recs, "register.fail")
+        if ok:
+            rt.check(rc == 0 and "registered" in out and len(attempts(con)) == 1,
+                     "%s: one ECDHE+AEAD suite offered: registered" % tag, out + err[-300:])
+        else:
+            rt.check(rc == 3 and "registered" not in out, "%s: no registration" % tag, out)
+            rt.check(fails and all("none of the relay's TLS 1.2 ECDHE suites" in f.get("reason", "")
+                                   and f.get("level") == "error" for f in fails),
+                     "%s: refused, logged as error with the reason" % tag, fails[:1])
+            rt.check_eq(attempts(con), [], "%s: no request (no token) reached the console" % tag)
+        no_secrets(tag, out, err)
+        con.stop()
 
 
 @rt.case(timeout=30)

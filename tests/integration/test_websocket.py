@@ -628,6 +628,25 @@ def through_upstream_proxy():
     tp.stop()
 
 
+@rt.case(timeout=40)
+def eager_upstream_proxy():
+    """An upstream proxy that sends the tunnel's first bytes in the same write as its 200
+    (rt.EagerProxy): they are the console's, so the WebSocket client gets them first, in
+    a data frame, then its own bytes echoed."""
+    eager = b"first-bytes-from-upstream-" * 5
+    fake = rt.EagerProxy(eager)
+    r = Relay("eager-proxy", top=["proxyEnabled = true"],
+              env={"HTTPS_PROXY": "http://127.0.0.1:%d" % fake.port})
+    ws = open_ws(r, False, r.token())
+    ws.send(frame(2, b"from-the-client"))
+    got = ws.read_data(len(eager) + len(b"from-the-client"))[0]
+    ck_eq(got, eager + b"from-the-client", "bytes after the proxy's answer head reach the "
+          "WebSocket client first, then its own come back")
+    ws.close()
+    r.proc.stop()
+    fake.stop()
+
+
 # ================================================================= Node's ws package
 
 NODE_CLIENT = r"""

@@ -1816,3 +1816,57 @@ class OpensslPKI:
                 with open(parts[p]) as f:
                     out.write(f.read())
         return chain, k, pem
+
+
+# ================================================================= an eager CONNECT proxy
+
+class EagerProxy:
+    """A minimal CONNECT proxy for one edge no real proxy shows on demand: it answers the
+    first CONNECT with 200 and, in the same write, the first bytes of the tunnel (`eager`),
+    then echoes what it receives. TLS with the (cert, key) pair `leaf` when given. Listens on
+    127.0.0.1 (`port`); one connection, every wait bounded (20 s accept, 10 s per read,
+    1000 reads)."""
+
+    def __init__(self, eager, leaf=None):
+        self.eager = eager
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(20)
+        self.port = self.sock.getsockname()[1]
+        self.ctx = None
+        if leaf:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(leaf[0], leaf[1])
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        try:
+            conn.settimeout(10)
+            if self.ctx:
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 4096:
+                d = conn.recv(4096)
+                if not d:
+                    return
+                head += d
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + self.eager)
+            for _ in range(1000):
+                d = conn.recv(65536)
+                if not d:
+                    break
+                conn.sendall(d)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(timeout=5)

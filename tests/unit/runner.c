@@ -9,6 +9,7 @@
 #include "rand.h"
 #include "test.h"
 
+void t_admit(void);
 void t_b64(void);
 void t_ca(void);
 void t_certfile(void);
@@ -24,6 +25,7 @@ void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
 void t_metrics(void);
+void t_pollset(void);
 void t_priv(void);
 void t_proxyproto(void);
 void t_register(void);
@@ -41,6 +43,7 @@ static const struct {
 	const char *name;
 	void (*fn)(void);
 } suites[] = {
+	{ "admit", t_admit },
 	{ "b64", t_b64 },
 	{ "ca", t_ca },
 	{ "certfile", t_certfile },
@@ -56,6 +59,7 @@ static const struct {
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
 	{ "metrics", t_metrics },
+	{ "pollset", t_pollset },
 	{ "priv", t_priv },
 	{ "proxyproto", t_proxyproto },
 	{ "register", t_register },

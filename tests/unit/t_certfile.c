@@ -540,7 +540,7 @@ serving(void)
 	CHECK(!tls_cert_expired(now), "serving: not expired");
 	/* sc[i] is set up (as at accept) with pair i, then pair i+1 is loaded by SIGHUP */
 	for (i = 0; i < 3; i++) {
-		CHECK_INT(tls_conn_init(&sc[i], ibuf[i], TLS_IBUF, obuf[i], TLS_OBUF), ERR_OK,
+		CHECK_INT(tls_server_init(&sc[i], ibuf[i], TLS_IBUF, obuf[i], TLS_OBUF), ERR_OK,
 		    "serving: a connection set up");
 		na[i + 1] = write_pair(cp, kp, now - 20 - i);
 		tls_certfile_reload(cp, kp);

@@ -511,6 +511,52 @@ hop_by_hop_names(void)
 	}
 }
 
+/* http_response_head: every response head the relay writes, byte for byte. */
+static void
+response_heads(void)
+{
+	static const struct {
+		const char *name;
+		int status;
+		const char *reason, *ctype;
+		size_t clen;
+		unsigned flags;
+		const char *extra, *want;
+	} rows[] = {
+		{ "CONNECT established", 200, "Connection established", NULL, 0, 0, NULL,
+		  "HTTP/1.1 200 Connection established\r\n\r\n" },
+		{ "WebSocket 101", 101, NULL, NULL, 0, 0,
+		  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+		  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		  "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n" },
+		{ "JSON keep-alive", 200, NULL, "application/json", 16, HTTP_RH_NOSTORE, NULL,
+		  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
+		  "Cache-Control: no-store\r\n\r\n" },
+		{ "JSON closing", 503, NULL, "application/json", 7, HTTP_RH_NOSTORE | HTTP_RH_CLOSE, NULL,
+		  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+		  "Content-Length: 7\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" },
+		{ "metrics", 200, NULL, "text/plain; version=0.0.4; charset=utf-8", 24576, HTTP_RH_NOSTORE,
+		  NULL, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+		  "Content-Length: 24576\r\nCache-Control: no-store\r\n\r\n" },
+	};
+	char buf[512];
+	size_t i, n, want;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		want = strlen(rows[i].want);
+		n = http_response_head(buf, sizeof buf, rows[i].status, rows[i].reason, rows[i].ctype,
+		    rows[i].clen, rows[i].flags, rows[i].extra);
+		CHECK_INT(n, want, rows[i].name);
+		CHECK_MEM(buf, rows[i].want, want, rows[i].name);
+		CHECK_INT(http_response_head(NULL, 0, rows[i].status, rows[i].reason, rows[i].ctype,
+		    rows[i].clen, rows[i].flags, rows[i].extra), want, "length pass = write pass");
+		CHECK_INT(http_response_head(buf, want - 1, rows[i].status, rows[i].reason, rows[i].ctype,
+		    rows[i].clen, rows[i].flags, rows[i].extra), 0, "one byte short: nothing");
+		CHECK_INT(http_response_head(buf, want, rows[i].status, rows[i].reason, rows[i].ctype,
+		    rows[i].clen, rows[i].flags, rows[i].extra), want, "exact fit");
+	}
+}
+
 void
 t_http(void)
 {
@@ -520,4 +566,5 @@ t_http(void)
 	target_table();
 	content_length();
 	responses();
+	response_heads();
 }

@@ -1,0 +1,208 @@
+/*
+ * listen.c — listeners, trusted proxies, accepting. See listen.h.
+ *
+ * The listeners and the accept pause are the loop's own state (one loop per process).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "err.h"
+#include "listen.h"
+#include "log.h"
+#include "proxyproto.h"
+
+struct listener {
+	int fd;
+	int tls;                 /* conn_new's kind: CONN_PLAIN, CONN_TLS or CONN_ADMIN */
+	int pp;                  /* proxyProtocol: trusted peers only, a PROXY header first */
+	const char *name;
+	char addr[NET_ADDR_TEXT];
+};
+
+static struct listener listeners[LISTEN_MAX];
+static int nlisteners;
+static struct pp_cidr trusted[CFG_LIST_MAX]; /* trustedProxies, read once at start */
+static int ntrusted;
+static int64_t accept_paused_until;
+
+/* A listening socket handed over by the binary we replace (or by systemd socket
+ * activation): LISTEN_PID is us, LISTEN_FDS sockets from fd 3 on, LISTEN_FDNAMES their
+ * names ("https:http"). -1 when there is none for name. */
+static int
+inherited(const char *name)
+{
+	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
+	int n, i;
+
+	if (!pid || !nfd || atol(pid) != (long)getpid())
+		return -1;
+	n = atoi(nfd);
+	for (i = 0; i < n && i < 8 && names; i++) {
+		size_t len = strcspn(names, ":");
+		if (len == strlen(name) && strncmp(names, name, len) == 0) {
+			int fd = 3 + i;
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+			return fd;
+		}
+		names += len + (names[len] == ':');
+	}
+	return -1;
+}
+
+/* trustedProxies as CIDRs. Like proxyProtocol, read at start only (a restart-only key). */
+static int
+load_trusted(const struct config *cfg, char *err, size_t errlen)
+{
+	int i;
+
+	for (ntrusted = 0, i = 0; i < cfg->trusted_proxies.n && i < CFG_LIST_MAX; i++) {
+		if (pp_cidr_parse(cfg->trusted_proxies.item[i], &trusted[ntrusted]) != ERR_OK) {
+			snprintf(err, errlen, "trustedProxies: %s: not an address or CIDR",
+			    cfg->trusted_proxies.item[i]);
+			return ERR_INVAL;
+		}
+		ntrusted++;
+	}
+	return ERR_OK;
+}
+
+/* proxyProtocol is on and the peer is not a trusted proxy: closed at once (SPEC §2.1). */
+static void
+refuse_untrusted(const struct listener *l, int fd, const struct net_addr *peer)
+{
+	struct log_rec r;
+	char addr[NET_ADDR_TEXT];
+
+	close(fd);
+	if (log_begin(&r, LOG_WARN, "proxyproto.untrusted")) {
+		net_addr_text(peer, addr, 1);
+		log_str(&r, "client", addr);
+		log_str(&r, "listener", l->name);
+		log_end(&r);
+	}
+}
+
+/* see listen.h */
+int
+listen_open(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct {
+		const char *text, *name;
+		int tls;
+	} want[] = { { cfg->https_listen, "https", CONN_TLS }, { cfg->http_listen, "http", CONN_PLAIN },
+		{ cfg->admin_listen, "admin", CONN_ADMIN } };
+	size_t i;
+
+	if (cfg->proxy_protocol && load_trusted(cfg, err, errlen) != ERR_OK)
+		return ERR_INVAL;
+	for (i = 0; i < sizeof want / sizeof want[0]; i++) {
+		struct net_addr a;
+		int fd;
+
+		if (!want[i].text[0])
+			continue;
+		if (net_parse_listen(want[i].text, &a) != ERR_OK) {
+			snprintf(err, errlen, "%s listener: cannot parse %s", want[i].name, want[i].text);
+			return ERR_INVAL;
+		}
+		fd = inherited(want[i].name);
+		if (fd < 0)
+			fd = net_listen(&a, cfg->workers != 1);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s listener: cannot listen on %s: %s", want[i].name,
+			    want[i].text, strerror(errno));
+			return ERR_IO;
+		}
+		listeners[nlisteners].fd = fd;
+		listeners[nlisteners].tls = want[i].tls;
+		listeners[nlisteners].pp = cfg->proxy_protocol && want[i].tls != CONN_ADMIN; /* both proxy listeners */
+		listeners[nlisteners].name = want[i].name;
+		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%s", want[i].text);
+		nlisteners++;
+	}
+	return ERR_OK;
+}
+
+/* see listen.h */
+int
+listen_count(void)
+{
+	return nlisteners;
+}
+
+/* see listen.h */
+int
+listen_fd(int i)
+{
+	return i >= 0 && i < nlisteners ? listeners[i].fd : -1;
+}
+
+/* see listen.h */
+int
+listen_paused(int64_t now)
+{
+	return now < accept_paused_until;
+}
+
+/* see listen.h */
+int
+listen_accept(int i, int64_t now, int nconns, struct listen_conn *out)
+{
+	struct listener *l = &listeners[i];
+
+	out->fd = net_accept(l->fd, &out->peer);
+	if (out->fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Out of descriptors: the pending connection stays in the backlog and keeps
+			 * the listener readable, so polling it again would spin. Pause accepting
+			 * for a moment; closing connections free descriptors. */
+			struct log_rec r;
+			accept_paused_until = now + LISTEN_EMFILE_PAUSE_MS;
+			if (log_begin(&r, LOG_WARN, "accept.pause")) {
+				log_str(&r, "reason", strerror(errno));
+				log_int(&r, "connections", nconns);
+				log_end(&r);
+			}
+		}
+		return 0;
+	}
+	if (l->pp && !pp_cidr_match(trusted, ntrusted, &out->peer)) {
+		refuse_untrusted(l, out->fd, &out->peer);
+		out->fd = -1;
+		return 1;
+	}
+	out->kind = l->tls;
+	out->pp = l->pp;
+	return 1;
+}
+
+/* see listen.h */
+void
+listen_close_all(void)
+{
+	int i;
+
+	for (i = 0; i < nlisteners; i++)
+		close(listeners[i].fd);
+	nlisteners = 0;
+}
+
+/* see listen.h */
+int
+listen_fds(int *fds, const char **names, int max)
+{
+	int i;
+
+	for (i = 0; i < nlisteners && i < max; i++) {
+		fds[i] = listeners[i].fd;
+		names[i] = listeners[i].name;
+	}
+	return i;
+}

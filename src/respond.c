@@ -1,0 +1,138 @@
+/*
+ * respond.c — the relay's own answers and the closing linger. See respond.h.
+ */
+#include <string.h>
+
+#include "err.h"
+#include "hop.h"
+#include "http.h"
+#include "metrics.h"
+#include "respond.h"
+#include "secret.h"
+#include "token.h"
+
+/* see respond.h */
+int
+respond_raw(struct conn *c, const void *data, size_t len)
+{
+	size_t room;
+	unsigned char *b = hop_wbuf(&c->hop.front, &room);
+
+	if (b == NULL || room < len)
+		return ERR_NOSPACE;
+	memcpy(b, data, len);
+	hop_wack(&c->hop.front, len);
+	return ERR_OK;
+}
+
+/* The answer is queued: RESPOND until it is out (walk.c), at most CONN_RESPOND_MS. */
+static void
+responding(struct conn *c, int status, int keep_alive)
+{
+	c->status = status;
+	c->keep_alive = keep_alive ? 1 : 0;
+	conn_set_state(c, CS_RESPOND);
+	c->deadline = c->rl->now_ms + CONN_RESPOND_MS;
+}
+
+/* see respond.h */
+void
+respond_close(struct conn *c)
+{
+	conn_set_state(c, CS_CLOSING);
+	c->deadline = c->rl->now_ms + CONN_LINGER_MS;
+	if (c->sc)
+		hop_shutdown(&c->hop.front);
+}
+
+/* see respond.h */
+void
+respond_error(struct conn *c, int status, const char *code, const char *msg, const char *extra)
+{
+	char buf[1024];
+	size_t n;
+
+	if (conn_dead(c))
+		return;
+	n = http_error_response(buf, sizeof buf, status, code, msg, extra);
+	c->status = status;
+	if (n == 0 || respond_raw(c, buf, n) != ERR_OK) {
+		respond_close(c);
+		return;
+	}
+	responding(c, status, 0);
+}
+
+/* see respond.h */
+void
+respond_json(struct conn *c, int status, const char *body, int keep_alive)
+{
+	char buf[TOKEN_ACCESS_MAX + 512];
+	size_t blen = strlen(body), n = 0;
+
+	if (conn_dead(c))
+		return;
+	if (blen + 1 < sizeof buf)
+		n = http_response_head(buf, sizeof buf - blen - 1, status, NULL, "application/json",
+		    blen + 1, HTTP_RH_NOSTORE | (keep_alive ? 0 : HTTP_RH_CLOSE), NULL);
+	c->status = status;
+	if (n > 0) {
+		memcpy(buf + n, body, blen);
+		buf[n + blen] = '\n';
+		if (respond_raw(c, buf, n + blen + 1) != ERR_OK)
+			n = 0;
+	}
+	secret_wipe(buf, sizeof buf); /* may hold an access token */
+	if (n == 0) {
+		respond_close(c);
+		return;
+	}
+	responding(c, status, keep_alive);
+}
+
+/* see respond.h */
+void
+respond_metrics(struct conn *c, int keep_alive)
+{
+	char head[200];
+	size_t room, blen = 0, hl = 0;
+	unsigned char *b = hop_wbuf(&c->hop.front, &room);
+
+	/* The body is rendered after room for the head, then the head is put in front. */
+	if (b && room > sizeof head)
+		blen = metrics_render((char *)b + sizeof head, room - sizeof head);
+	if (blen)
+		hl = http_response_head(head, sizeof head, 200, NULL,
+		    "text/plain; version=0.0.4; charset=utf-8", blen,
+		    HTTP_RH_NOSTORE | (keep_alive ? 0 : HTTP_RH_CLOSE), NULL);
+	if (blen == 0 || hl == 0) {
+		respond_error(c, 500, "internal", "the metrics do not fit the buffer", NULL);
+		return;
+	}
+	memmove(b + hl, b + sizeof head, blen);
+	memcpy(b, head, hl);
+	hop_wack(&c->hop.front, hl + blen);
+	responding(c, 200, keep_alive);
+}
+
+/* see respond.h */
+int
+respond_closing(struct conn *c)
+{
+	struct hop_end *f = &c->hop.front;
+	size_t len;
+
+	if (f->eof || f->closed) {
+		conn_close(c, "closed");
+		return 0;
+	}
+	if (!c->sc)
+		hop_shutdown(f); /* the answer is out: the client's I/O flushed it first */
+	/* Input is discarded, never parsed (TLS: the engine reads on until the client's
+	 * close_notify). */
+	if (hop_rbuf(f, &len)) {
+		hop_rack(f, len);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,33 @@
+/*
+ * tunnel.h — the tunnel: its start (the 200 or 101, tunnel.open), the bytes of an
+ * absolute-form request rewritten for the upstream, one round of relaying and the
+ * end-of-stream rules (SPEC §2.2: half-close on the plain listener; on TLS a close_notify
+ * is a full close, an upstream EOF is flushed and followed by close_notify).
+ *
+ * Owns: the TUNNEL state of CONNECT and absolute-form tunnels, the raw pump's use (hop.c)
+ * and the idle bookkeeping (last_io). WebSocket tunnels share the start and the TUNNEL
+ * state; their framing and closing rules are wstunnel.c's. Must not touch: admission,
+ * dialing, the tunnel.close line (conn_free writes it, once).
+ */
+#ifndef RELAYPRO_TUNNEL_H
+#define RELAYPRO_TUNNEL_H
+
+#include "conn.h"
+
+/* Absolute-form: rewrite the head in origin-form for the upstream, in place: request line
+ * with the path only, Host from the URI's authority (RFC 9112 §3.2.2), Proxy-Authorization,
+ * Proxy-Connection and hop-by-hop fields removed, "Connection: close" appended; pipelined
+ * bytes follow. It becomes the front end's prefix (sent upstream first). ERR_OK, or
+ * ERR_NOSPACE when it does not fit the head buffer (431). */
+int tunnel_forward_head(struct conn *c, const struct http_target *t);
+
+/* The upstream is reached: answer 200 (CONNECT) or 101 (WebSocket, wstunnel.c), log
+ * tunnel.open, enter TUNNEL. Bytes the client sent after its head go upstream first. */
+void tunnel_start(struct conn *c);
+
+/* One round of TUNNEL after the client's I/O (moved: it moved bytes): the upstream end's
+ * records, the pump, the end-of-stream rules; the tunnel is not idle when anything moved.
+ * Returns 1 when the pump moved anything. May close the connection. */
+int tunnel_step(struct conn *c, int moved);
+
+#endif
