@@ -13,6 +13,7 @@
 #include "b64.h"
 #include "err.h"
 #include "fileio.h"
+#include "log.h"
 #include "secret.h"
 
 /* see auth.h */
@@ -78,7 +79,7 @@ auth_load_passwords(struct auth_users *a, const char *path, char *err, size_t er
 	if (rc != ERR_OK)
 		auth_wipe(a);
 	else
-		fileio_warn_exposed("password file", path, &st); /* at start and every reload */
+		log_warn_exposed("password file", path, &st); /* at start and every reload */
 	return rc;
 }
 

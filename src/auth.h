@@ -28,7 +28,7 @@ struct auth_users {
 
 /* Load path into a. ERR_OK, or an error with a message naming the file and line. A file
  * that loads but can be read or written by others (or by a group other than the relay's
- * own) is named in a "file.mode" warning (fileio_warn_exposed), at every load. */
+ * own) is named in a "file.mode" warning (log_warn_exposed), at every load. */
 int auth_load_passwords(struct auth_users *a, const char *path, char *err, size_t errlen);
 
 void auth_wipe(struct auth_users *a);

@@ -24,6 +24,7 @@
 #include "der.h"
 #include "err.h"
 #include "fileio.h"
+#include "log.h"
 #include "rand.h"
 #include "secret.h"
 #include "x509.h"
@@ -484,7 +485,7 @@ ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char *rel
 		r = load(ca, path, text, n, errbuf, errlen);
 	secret_wipe(text, n);
 	if (r == ERR_OK && have_st)
-		fileio_warn_exposed("CA bundle", path, &st);
+		log_warn_exposed("CA bundle", path, &st);
 	return r;
 }
 
@@ -495,7 +496,7 @@ ca_warn_mode(const char *path)
 	struct stat st;
 
 	if (stat(path, &st) == 0)
-		fileio_warn_exposed("CA bundle", path, &st);
+		log_warn_exposed("CA bundle", path, &st);
 }
 
 /* see ca.h */

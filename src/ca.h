@@ -54,7 +54,7 @@ int ca_load_or_create(struct ca *ca, const char *path, int key_bits, const char 
     char *errbuf, size_t errlen);
 
 /* Log a "file.mode" warning when the bundle at path can be read or written by others
- * or by a group other than the relay's own (fileio_warn_exposed; never its content).
+ * or by a group other than the relay's own (log_warn_exposed; never its content).
  * ca_load_or_create does the same for a bundle it loads (not one it creates: 0600); this
  * is for every reload, when the bundle is not read again. Silent when path cannot be
  * stat'ed. */

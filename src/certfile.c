@@ -22,6 +22,7 @@
 #include "der.h"
 #include "err.h"
 #include "fileio.h"
+#include "log.h"
 #include "pem.h"
 #include "secret.h"
 
@@ -659,7 +660,7 @@ certfile_load(struct certfile_pair *p, const char *cert_path, const char *key_pa
 	if (r == ERR_OK) { /* the key file, like the CA bundle, is a secret (file.mode) */
 		struct stat st;
 		if (stat(key_path, &st) == 0)
-			fileio_warn_exposed("key file", key_path, &st);
+			log_warn_exposed("key file", key_path, &st);
 	}
 	return r;
 }

@@ -13,7 +13,6 @@
 
 #include "err.h"
 #include "fileio.h"
-#include "log.h"
 
 /* see fileio.h */
 int
@@ -171,26 +170,4 @@ fileio_exposed(const struct stat *st, char *why, size_t cap)
 	snprintf(why, cap, "%s%s%s by %s", r ? "readable" : "", r && w ? " and " : "",
 	    w ? "writable" : "", who);
 	return 1;
-}
-
-/* see fileio.h */
-void
-fileio_warn_exposed(const char *what, const char *path, const struct stat *st)
-{
-	char why[96], mode[8];
-	struct log_rec r;
-
-	if (!fileio_exposed(st, why, sizeof why))
-		return;
-	snprintf(mode, sizeof mode, "%04o", (unsigned)(st->st_mode & 07777));
-	if (log_begin(&r, LOG_WARN, "file.mode")) {
-		log_str(&r, "what", what);
-		log_str(&r, "file", path);
-		log_str(&r, "mode", mode);
-		log_int(&r, "uid", (int64_t)st->st_uid);
-		log_int(&r, "gid", (int64_t)st->st_gid);
-		log_str(&r, "reason", why);
-		log_str(&r, "msg", "it holds secrets: chmod 600 it (or 640 in the relay's own group)");
-		log_end(&r);
-	}
 }

@@ -39,8 +39,4 @@ int fileio_sweep(const char *path);
  * writable by group 65534 and others"), else 0. Execute bits do not count. */
 int fileio_exposed(const struct stat *st, char *why, size_t cap);
 
-/* When fileio_exposed(st): log a "file.mode" warning naming what ("CA bundle"), path,
- * the mode in octal, owner and reason. Never reads the file: no content is logged. */
-void fileio_warn_exposed(const char *what, const char *path, const struct stat *st);
-
 #endif

@@ -961,3 +961,25 @@ log_msg(enum log_level level, const char *event, const char *msg)
 		log_end(&r);
 	}
 }
+
+/* see log.h */
+void
+log_warn_exposed(const char *what, const char *path, const struct stat *st)
+{
+	char why[96], mode[8];
+	struct log_rec r;
+
+	if (!fileio_exposed(st, why, sizeof why))
+		return;
+	snprintf(mode, sizeof mode, "%04o", (unsigned)(st->st_mode & 07777));
+	if (log_begin(&r, LOG_WARN, "file.mode")) {
+		log_str(&r, "what", what);
+		log_str(&r, "file", path);
+		log_str(&r, "mode", mode);
+		log_int(&r, "uid", (int64_t)st->st_uid);
+		log_int(&r, "gid", (int64_t)st->st_gid);
+		log_str(&r, "reason", why);
+		log_str(&r, "msg", "it holds secrets: chmod 600 it (or 640 in the relay's own group)");
+		log_end(&r);
+	}
+}

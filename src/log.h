@@ -52,6 +52,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define LOG_REC_MAX 2048
 #define LOG_PATH_MAX 1024   /* longer log paths are logged to without rotation */
@@ -113,5 +114,9 @@ void log_msg(enum log_level level, const char *event, const char *msg);
 
 /* Format ms since the epoch as "2026-11-23T10:00:00.123Z" into out[25]. */
 void log_format_time(char out[25], int64_t ms);
+
+/* When fileio_exposed(st) (fileio.h): a "file.mode" warning naming what ("CA bundle"),
+ * path, the mode in octal, owner and reason. Never reads the file: no content is logged. */
+void log_warn_exposed(const char *what, const char *path, const struct stat *st);
 
 #endif
