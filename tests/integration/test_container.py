@@ -409,9 +409,8 @@ def readme_kubernetes():
         real = shutil.which("kubectl")
     if not rt.check(real, "kubectl present", "apt-get install -y kubernetes-client"):
         return
-    validator = os.path.join(REPO, "build", "k8s-validate")
-    if not rt.check(os.path.isdir(os.path.join(validator, "node_modules", "kubernetes-models")),
-                    "the schema validator is installed (test_kubernetes.py runs npm ci first)"):
+    validator, why = rt.k8s_validator()
+    if not rt.check(validator is not None, "the pinned schema validator is installed (npm ci)", why):
         return
     d = os.path.join(TMP, "k8s")
     os.makedirs(os.path.join(d, "bin"))

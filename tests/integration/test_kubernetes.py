@@ -44,8 +44,7 @@ rt.init("kubernetes", deadline=600)
 REPO = rt.REPO_DIR
 K8S = os.path.join(REPO, "docker", "kubernetes")
 MANIFESTS = sorted(glob.glob(os.path.join(K8S, "*.yaml")))
-LOCK_DIR = os.path.join(REPO, "tests", "kubernetes")
-NPM_DIR = os.path.join(REPO, "build", "k8s-validate")
+NPM_DIR = rt.K8S_VALIDATOR_DIR
 TMP = rt.make_tmpdir("relaytest-k8s-")
 ORG = 42
 DEP_TOKEN = "dep-k8s-token-77aa"
@@ -85,30 +84,9 @@ def one(objs, fname, kind):
 # ------------------------------------------------------------------ 1. schema validation
 
 def npm_install():
-    """npm ci of the pinned validator packages into build/k8s-validate (once per lock)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not rt.check(node and npm, "node and npm present",
-                    "install Node.js and npm (apt-get install -y nodejs npm)"):
-        return False
-    os.makedirs(NPM_DIR, exist_ok=True)
-    stamp = os.path.join(NPM_DIR, ".installed-lock")
-    with open(os.path.join(LOCK_DIR, "package-lock.json"), "rb") as f:
-        lock = f.read()
-    for name in ("package.json", "package-lock.json", "validate.mjs"):
-        shutil.copyfile(os.path.join(LOCK_DIR, name), os.path.join(NPM_DIR, name))
-    try:
-        with open(stamp, "rb") as f:
-            done = f.read() == lock
-    except OSError:
-        done = False
-    if not done or not os.path.isdir(os.path.join(NPM_DIR, "node_modules", "kubernetes-models")):
-        r = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-                           cwd=NPM_DIR, capture_output=True, text=True, timeout=300)
-        if not rt.check(r.returncode == 0, "npm ci of the pinned schema packages", r.stderr[-1500:]):
-            return False
-        with open(stamp, "wb") as f:
-            f.write(lock)
-    return True
+    """The pinned validator (relaytest.k8s_validator: npm ci into build/k8s-validate)."""
+    d, why = rt.k8s_validator()
+    return rt.check(d is not None, "the pinned schema validator is installed (npm ci)", why)
 
 
 def validate(paths):

@@ -30,6 +30,7 @@ Usage sketch:
 
 import atexit
 import base64
+import fcntl
 import hashlib
 import hmac
 import ipaddress
@@ -1870,3 +1871,44 @@ class EagerProxy:
     def stop(self):
         self.sock.close()
         self.thread.join(timeout=5)
+
+
+# ================================================================= Kubernetes schemas
+
+K8S_LOCK_DIR = os.path.join(REPO_DIR, "tests", "kubernetes")
+K8S_VALIDATOR_DIR = os.path.join(REPO_DIR, "build", "k8s-validate")
+
+
+def k8s_validator():
+    """The offline Kubernetes/cert-manager schema validator (tests/kubernetes/validate.mjs
+    with the npm packages pinned by version and integrity in its package-lock.json),
+    installed by `npm ci` into build/k8s-validate once per lock. Every test that needs it
+    calls this (whichever runs first installs; a file lock keeps two runners from
+    installing at once). Returns (dir, None), or (None, reason) when node/npm are missing
+    or npm ci fails: the caller reports that as a failure or a skip, never as a pass."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not (node and npm):
+        return None, "node and npm are not installed (apt-get install -y nodejs npm)"
+    os.makedirs(K8S_VALIDATOR_DIR, exist_ok=True)
+    with open(os.path.join(K8S_VALIDATOR_DIR, ".install-lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        stamp = os.path.join(K8S_VALIDATOR_DIR, ".installed-lock")
+        with open(os.path.join(K8S_LOCK_DIR, "package-lock.json"), "rb") as f:
+            lock = f.read()
+        for name in ("package.json", "package-lock.json", "validate.mjs"):
+            shutil.copyfile(os.path.join(K8S_LOCK_DIR, name), os.path.join(K8S_VALIDATOR_DIR, name))
+        try:
+            with open(stamp, "rb") as f:
+                done = f.read() == lock
+        except OSError:
+            done = False
+        if not done or not os.path.isdir(os.path.join(K8S_VALIDATOR_DIR, "node_modules",
+                                                      "kubernetes-models")):
+            r = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+                                "--loglevel=error"], cwd=K8S_VALIDATOR_DIR, capture_output=True,
+                               text=True, timeout=300)
+            if r.returncode != 0:
+                return None, "npm ci of the pinned schema packages failed: " + r.stderr[-1500:]
+            with open(stamp, "wb") as f:
+                f.write(lock)
+    return K8S_VALIDATOR_DIR, None
