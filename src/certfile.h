@@ -89,9 +89,4 @@ int certfile_stamp_eq(const struct certfile_stamp *a, const struct certfile_stam
 /* Wipe the pair, the key first. */
 void certfile_wipe(struct certfile_pair *p);
 
-/* Read an X.509 Time (RFC 5280 4.1.2.5: UTCTime YYMMDDHHMMSSZ, GeneralizedTime
- * YYYYMMDDHHMMSSZ) with DER tag `tag` from s[0..n). ERR_OK with *t in seconds since the
- * epoch, or ERR_INVAL. */
-int certfile_time(unsigned tag, const unsigned char *s, size_t n, int64_t *t);
-
 #endif

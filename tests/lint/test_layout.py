@@ -25,7 +25,6 @@ PENDING = {
     "main.c": "the process side: main / relay / reload / upgrade / workers (phase B)",
     "config.c": "one key table for parsing, validation and check-config (phase B)",
     "log.c": "JSON lines, rotation, compression (phase B)",
-    "certfile.c": "the operator's pair: chain walk and key parsing, split from loading (phase B)",
 }
 
 # Groups of modules that depend on each other, not yet taken apart.

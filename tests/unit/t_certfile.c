@@ -22,6 +22,7 @@
 
 #include "ca.h"
 #include "certfile.h"
+#include "x509read.h"
 #include "der.h"
 #include "err.h"
 #include "log.h"
@@ -190,7 +191,7 @@ times(void)
 
 	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
 		int64_t t = -1;
-		int r = certfile_time(v[i].tag, (const unsigned char *)v[i].s, strlen(v[i].s), &t);
+		int r = x509read_time(v[i].tag, (const unsigned char *)v[i].s, strlen(v[i].s), &t);
 		snprintf(name, sizeof name, "time %s %s", v[i].s, v[i].ok ? "reads" : "refused");
 		CHECK_INT(r, v[i].ok ? ERR_OK : ERR_INVAL, name);
 		if (v[i].ok)
