@@ -32,7 +32,7 @@ LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 # Every module of the binary but main.o; the unit tests link the same list.
 MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
            fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
-           pollset priv probe proxyproto rand register register_cmd register_dial register_wire relay request resolve respond secret server \
+           pollset priv priv_user probe proxyproto rand register register_cmd register_dial register_wire relay request resolve respond secret server \
            socks5 target tls token tunnel units upstream walk ws wstunnel x509 x509read
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 

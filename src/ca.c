@@ -303,7 +303,14 @@ cert_info(struct ca *ca)
 			return ERR_INVAL;
 		i++;
 	}
-	return ca->name_len > 0 && ca->ski_len > 0 ? ERR_OK : ERR_INVAL;
+	if (ca->name_len == 0 || ca->ski_len == 0)
+		return ERR_INVAL;
+	ca->issuer.name = ca->name;
+	ca->issuer.name_len = ca->name_len;
+	ca->issuer.ski = ca->ski;
+	ca->issuer.ski_len = ca->ski_len;
+	ca->issuer.sk = &ca->sk;
+	return ERR_OK;
 }
 
 /* With the key and the certificate in place: fill cert_sha256, name and ski. */

@@ -42,6 +42,7 @@ struct ca {
 	size_t name_len;
 	unsigned char ski[CA_SKI_MAX];      /* subjectKeyIdentifier: minted certs' AKI */
 	size_t ski_len;
+	struct x509_issuer issuer;          /* name, ski and sk above, for x509_mint_server */
 	int created;                        /* 1 when ca_load_or_create wrote the file */
 };
 

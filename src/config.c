@@ -23,7 +23,7 @@
 #include "config.h"
 #include "err.h"
 #include "net.h"
-#include "priv.h"
+#include "priv_user.h"
 #include "secret.h"
 #include "target.h"
 #include "units.h"

@@ -77,7 +77,7 @@ mint(time_t now, char *err, size_t errlen)
 	int rc;
 
 	x509_server_free(&certs[next]);
-	rc = x509_mint_server(&certs[next], the_ca, name, alts, (size_t)nalts,
+	rc = x509_mint_server(&certs[next], &the_ca->issuer, name, alts, (size_t)nalts,
 	    want_rsa ? BR_KEYTYPE_RSA : BR_KEYTYPE_EC, now);
 	if (rc != ERR_OK) {
 		snprintf(err, errlen, "cannot mint the server certificate for %s", name);

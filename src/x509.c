@@ -12,7 +12,6 @@
 
 #include <bearssl.h>
 
-#include "ca.h"
 #include "der.h"
 #include "err.h"
 #include "rand.h"
@@ -292,7 +291,7 @@ x509_mint_ca(unsigned char *dest, size_t cap, size_t *len, const br_rsa_private_
 
 /* see x509.h */
 int
-x509_mint_server(struct x509_server *out, const struct ca *ca, const char *server_name,
+x509_mint_server(struct x509_server *out, const struct x509_issuer *iss, const char *server_name,
     const char *const *alt, size_t n_alt, int key_type, time_t now)
 {
 	unsigned char spk[SPK_MAX], pub[BR_RSA_KBUF_PUB_SIZE(2048)];
@@ -307,7 +306,7 @@ x509_mint_server(struct x509_server *out, const struct ca *ca, const char *serve
 	for (i = 0; i < n_alt; i++)
 		if (!valid_name(alt[i]))
 			return ERR_INVAL;
-	if (ca->ski_len == 0 || ca->name_len == 0)
+	if (iss->ski_len == 0 || iss->name_len == 0 || iss->sk == NULL)
 		return ERR_INVAL;
 
 	memset(out, 0, sizeof *out);
@@ -342,16 +341,16 @@ x509_mint_server(struct x509_server *out, const struct ca *ca, const char *serve
 		return ERR_INVAL;
 	}
 	t.cn = server_name;
-	t.issuer = ca->name;
-	t.issuer_len = ca->name_len;
-	t.aki = ca->ski;
-	t.aki_len = ca->ski_len;
+	t.issuer = iss->name;
+	t.issuer_len = iss->name_len;
+	t.aki = iss->ski;
+	t.aki_len = iss->ski_len;
 	t.key_type = key_type;
 	t.alt = alt;
 	t.n_alt = n_alt;
 	t.not_before = now - 3600;
 	t.not_after = now + (time_t)X509_SERVER_DAYS * 86400;
-	r = mint(out->cert, sizeof out->cert, &out->cert_len, &t, &ca->sk);
+	r = mint(out->cert, sizeof out->cert, &out->cert_len, &t, iss->sk);
 	if (r != ERR_OK)
 		goto fail;
 	out->not_after = t.not_after;

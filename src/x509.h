@@ -25,7 +25,16 @@
 #define X509_CA_DAYS 3653      /* CA validity: ten years */
 #define X509_SERVER_DAYS 90    /* server certificate validity */
 
-struct ca;
+/* The issuer of a minted server certificate: the CA's subject Name (DER), its
+ * subjectKeyIdentifier (the minted certificate's authorityKeyIdentifier) and its RSA key.
+ * It points into the caller's storage (a loaded CA: struct ca's issuer, ca.h). */
+struct x509_issuer {
+	const unsigned char *name;
+	size_t name_len;
+	const unsigned char *ski;
+	size_t ski_len;
+	const br_rsa_private_key *sk;
+};
 
 /* A minted server certificate and its private key. The key fields point into key_buf, so
  * the structure must not be copied: mint into a second one and switch pointers. */
@@ -48,7 +57,7 @@ int x509_mint_ca(unsigned char *dest, size_t cap, size_t *len, const br_rsa_priv
     const br_rsa_public_key *pk, const char *relay_pro_id, time_t now);
 
 /* Generate a key (key_type BR_KEYTYPE_EC: P-256; BR_KEYTYPE_RSA: 2048 bits) and mint its
- * certificate into *out, issued by ca: CN=server_name, subjectAltName with server_name and
+ * certificate into *out, issued by iss: CN=server_name, subjectAltName with server_name and
  * the n_alt names of alt (DNS names, or IPv4/IPv6 literals as iPAddress; duplicates of
  * server_name skipped), extendedKeyUsage serverAuth, keyUsage digitalSignature
  * (+keyEncipherment for RSA), basicConstraints CA:FALSE, subject and authority key
@@ -56,7 +65,7 @@ int x509_mint_ca(unsigned char *dest, size_t cap, size_t *len, const br_rsa_priv
  * Returns ERR_OK; ERR_INVAL (a name that is neither a DNS name nor an IP address, or an
  * unknown key type); ERR_RANGE (CN over X509_CN_MAX, more than X509_ALT_MAX names);
  * ERR_NOSPACE (the certificate outgrows X509_CERT_MAX); ERR_CRYPTO. */
-int x509_mint_server(struct x509_server *out, const struct ca *ca, const char *server_name,
+int x509_mint_server(struct x509_server *out, const struct x509_issuer *iss, const char *server_name,
     const char *const *alt, size_t n_alt, int key_type, time_t now);
 
 /* Wipe the private key and the certificate. */

@@ -29,11 +29,6 @@ PENDING = {
 
 # Groups of modules that depend on each other, not yet taken apart.
 KNOWN_CYCLES = {
-    frozenset(("ca", "x509")): "x509_mint_server reads struct ca (issuer name, key id, key) "
-                               "while ca.c mints with x509_mint_ca; x509 should take an issuer "
-                               "description instead (touches tls.c and the tests: phase B)",
-    frozenset(("config", "priv")): "config.c checks the `user` key with priv_parse while "
-                                   "priv.h takes a struct config in priv_start (phase B)",
 }
 
 passed = failed = 0

@@ -425,7 +425,7 @@ foreign_ca(void)
 	    memmem(b.name, b.name_len, "Example Private CA", 18) != NULL,
 	    "its two-RDN subject copied whole");
 	CHECK(b.pk.elen == 3 && b.pk.nlen == 256, "n and e read from the key file");
-	CHECK_INT(x509_mint_server(&srv, &b, "relay.example.org", NULL, 0, BR_KEYTYPE_EC,
+	CHECK_INT(x509_mint_server(&srv, &b.issuer, "relay.example.org", NULL, 0, BR_KEYTYPE_EC,
 	    1735689600), ERR_OK, "it mints a server certificate");
 	x509_server_free(&srv);
 	ca_free(&b);

@@ -501,7 +501,7 @@ write_pair(const char *cp, const char *kp, time_t now)
 	static struct x509_server s;
 	int64_t na;
 
-	CHECK_INT(x509_mint_server(&s, &ca, "relay.test", NULL, 0, BR_KEYTYPE_EC, now), ERR_OK,
+	CHECK_INT(x509_mint_server(&s, &ca.issuer, "relay.test", NULL, 0, BR_KEYTYPE_EC, now), ERR_OK,
 	    "serving: certificate minted");
 	chain_of(s.cert, s.cert_len, ca.cert, ca.cert_len);
 	key_for(&s, 1);
@@ -615,11 +615,11 @@ t_certfile(void)
 	CHECK_INT(ca_generate(&ca, 2048, "t-certfile", T0), ERR_OK, "CA generated");
 	CHECK_INT(ca_generate(&ca_same_name, 2048, "t-certfile", T0), ERR_OK, "second CA, same name");
 	CHECK_INT(ca_generate(&ca_other, 2048, "t-certfile-other", T0), ERR_OK, "third CA");
-	CHECK_INT(x509_mint_server(&ec_srv, &ca, "relay.test", NULL, 0, BR_KEYTYPE_EC, T0), ERR_OK,
+	CHECK_INT(x509_mint_server(&ec_srv, &ca.issuer, "relay.test", NULL, 0, BR_KEYTYPE_EC, T0), ERR_OK,
 	    "EC server certificate minted");
-	CHECK_INT(x509_mint_server(&rsa_srv, &ca, "relay.test", NULL, 0, BR_KEYTYPE_RSA, T0), ERR_OK,
+	CHECK_INT(x509_mint_server(&rsa_srv, &ca.issuer, "relay.test", NULL, 0, BR_KEYTYPE_RSA, T0), ERR_OK,
 	    "RSA server certificate minted");
-	CHECK_INT(x509_mint_server(&other_srv, &ca, "relay.test", NULL, 0, BR_KEYTYPE_EC, T0), ERR_OK,
+	CHECK_INT(x509_mint_server(&other_srv, &ca.issuer, "relay.test", NULL, 0, BR_KEYTYPE_EC, T0), ERR_OK,
 	    "another EC server certificate minted");
 	times();
 	pem();

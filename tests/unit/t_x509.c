@@ -185,7 +185,7 @@ server_ec(void)
 	struct der_tlv s1, s2;
 	int r;
 
-	r = x509_mint_server(&srv, &ca, "relay.example.com", alt, 4, BR_KEYTYPE_EC, T0);
+	r = x509_mint_server(&srv, &ca.issuer, "relay.example.com", alt, 4, BR_KEYTYPE_EC, T0);
 	CHECK_INT(r, ERR_OK, "mint EC server certificate");
 	if (r != ERR_OK)
 		return;
@@ -235,7 +235,7 @@ server_ec(void)
 	    BR_ERR_X509_EXPIRED, "expired after 90 days");
 
 	/* minted across 2050: notBefore UTCTime, notAfter GeneralizedTime */
-	r = x509_mint_server(&srv2, &ca, "relay.example.com", NULL, 0, BR_KEYTYPE_EC,
+	r = x509_mint_server(&srv2, &ca.issuer, "relay.example.com", NULL, 0, BR_KEYTYPE_EC,
 	    T0 + 200 * (time_t)DAY);
 	CHECK_INT(r, ERR_OK, "mint in December 2049");
 	CHECK(tbs_field(srv2.cert, srv2.cert_len, 3, &s2) == 0 && s2.len == 32 &&
@@ -257,7 +257,7 @@ server_rsa(void)
 	size_t nlen;
 	int r;
 
-	r = x509_mint_server(&srv2, &ca, "192.0.2.7", NULL, 0, BR_KEYTYPE_RSA, T0);
+	r = x509_mint_server(&srv2, &ca.issuer, "192.0.2.7", NULL, 0, BR_KEYTYPE_RSA, T0);
 	CHECK_INT(r, ERR_OK, "mint RSA server certificate for an IP serverName");
 	if (r != ERR_OK)
 		return;
@@ -288,19 +288,19 @@ refusals(void)
 	static const char long_cn[] = "a23456789.123456789.123456789.123456789.123456789."
 	    "123456789.12345";
 
-	CHECK_INT(x509_mint_server(&srv2, &ca, "ok.example", bad, 1, BR_KEYTYPE_EC, T0),
+	CHECK_INT(x509_mint_server(&srv2, &ca.issuer, "ok.example", bad, 1, BR_KEYTYPE_EC, T0),
 	    ERR_INVAL, "alt name with a space refused");
-	CHECK_INT(x509_mint_server(&srv2, &ca, "ok.example", zone, 1, BR_KEYTYPE_EC, T0),
+	CHECK_INT(x509_mint_server(&srv2, &ca.issuer, "ok.example", zone, 1, BR_KEYTYPE_EC, T0),
 	    ERR_INVAL, "IPv6 with a zone refused");
-	CHECK_INT(x509_mint_server(&srv2, &ca, "", NULL, 0, BR_KEYTYPE_EC, T0), ERR_INVAL,
+	CHECK_INT(x509_mint_server(&srv2, &ca.issuer, "", NULL, 0, BR_KEYTYPE_EC, T0), ERR_INVAL,
 	    "empty serverName refused");
-	CHECK_INT(x509_mint_server(&srv2, &ca, "ok.example", many, X509_ALT_MAX + 1,
+	CHECK_INT(x509_mint_server(&srv2, &ca.issuer, "ok.example", many, X509_ALT_MAX + 1,
 	    BR_KEYTYPE_EC, T0), ERR_RANGE, "too many alt names refused");
-	CHECK_INT(x509_mint_server(&srv2, &ca, long_cn, NULL, 0, BR_KEYTYPE_EC, T0), ERR_RANGE,
+	CHECK_INT(x509_mint_server(&srv2, &ca.issuer, long_cn, NULL, 0, BR_KEYTYPE_EC, T0), ERR_RANGE,
 	    "serverName over 64 bytes refused");
-	CHECK_INT(x509_mint_server(&srv2, &ca, "ok.example", NULL, 0, 99, T0), ERR_INVAL,
+	CHECK_INT(x509_mint_server(&srv2, &ca.issuer, "ok.example", NULL, 0, 99, T0), ERR_INVAL,
 	    "unknown key type refused");
-	CHECK_INT(x509_mint_server(&srv2, &ca, "ok.example", many, X509_ALT_MAX, BR_KEYTYPE_EC,
+	CHECK_INT(x509_mint_server(&srv2, &ca.issuer, "ok.example", many, X509_ALT_MAX, BR_KEYTYPE_EC,
 	    T0), ERR_OK, "X509_ALT_MAX alt names fit");
 	x509_server_free(&srv2);
 }
