@@ -127,6 +127,7 @@ static const char *const env_other[] = {
 	"RELAYPRO_PROXY_CA_FILE",    /* extra trust anchors for an https:// upstream proxy */
 	"RELAYPRO_UPGRADE_READY_FD", /* set by a running relay for the binary replacing it */
 	"RELAYPRO_WORKER",           /* set by the supervisor for its workers */
+	"RELAYPRO_POLL_BACKEND",     /* the loop's readiness backend: poll or epoll (pollset.h) */
 };
 
 /* Install-time variables that seed keys (SPEC §5): lower precedence than the file. */
@@ -948,6 +949,9 @@ check_combinations(struct loader *ld)
 	v = getenv("RELAYPRO_PROXY_CA_FILE");
 	if (v && *v && resolve_path(c->dir, v, c->proxy_ca_file, sizeof c->proxy_ca_file) != ERR_OK)
 		fail(ld, "environment RELAYPRO_PROXY_CA_FILE: path too long");
+	v = getenv("RELAYPRO_POLL_BACKEND");
+	if (v && *v && strcmp(v, "poll") != 0 && strcmp(v, "epoll") != 0)
+		fail(ld, "environment RELAYPRO_POLL_BACKEND: %.40s: expected poll or epoll", v);
 }
 
 /* <privateFolder>/registration.ini (SPEC §5): where the relay saves a registration when

@@ -51,6 +51,9 @@ struct hop_end {
 	unsigned closed : 1;         /* TLS: the engine is closed (err: why, 0 = cleanly) */
 	unsigned ready : 1;          /* TLS: handshake done, application data flows */
 	unsigned shut : 1;           /* hop_shutdown was called */
+	unsigned polled : 1;         /* the loop's (server.c): this end's socket is in its poll
+	                              * set; cleared when the end is set up again (a new
+	                              * socket, which may carry a closed one's number) */
 };
 
 /* A framing adapter between the pump and the front end (the WebSocket tunnel). The pump

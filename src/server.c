@@ -10,16 +10,19 @@
  * Each pass: bring the poll set up to date, wait with a timeout of at most one tick, then
  * handle signals, the resolver's wake-ups, watches, new connections and connection events,
  * in that order. Deadlines are checked once per tick by walking the table (O(connections)
- * per tick, never per byte). A connection closed by a callback is freed right after that
- * callback returns (reap(): conn.h, "Closing") and is not looked at again: events are
- * dispatched by slot and the slot's generation, so a slot an accept reused in the same
- * pass never gets its predecessor's events.
+ * per tick, never per byte; a deadline delays nothing: it is when a connection is given
+ * up). A connection closed by a callback is freed right after that callback returns
+ * (reap(): conn.h, "Closing") and is not looked at again: events are dispatched by slot
+ * and the slot's generation, so a slot an accept reused in the same pass never gets its
+ * predecessor's events.
  *
  * Interest is derived, never remembered: a connection's two entries are derived again
- * from walk_interest() only when it was touched (it handled events, it is new, or the pass
- * ran something that may touch every connection: a tick, resolver news, a signal, a watch)
- * and put into the poll set, which ignores what did not change. So a pass costs O(events)
- * besides the wait itself.
+ * from walk_interest() only when it was touched (it handled events, it is new, its
+ * deadline passed at a tick, or the pass ran something that may touch every connection:
+ * resolver news, a signal, a watch) and put into the poll set, which ignores what did not
+ * change. So a pass costs O(events) besides the wait itself, and with the epoll backend the
+ * wait too (pollset.h). Sockets leave the poll set while still open (release_end), or are
+ * only forgotten when their owner closed them (put_end): pollset.h, "Sockets and closing".
  */
 #include <errno.h>
 #include <poll.h>
@@ -133,15 +136,43 @@ touch(int slot)
 	}
 }
 
+/* One end's socket into the poll set (pollset.h, "Sockets and closing"): an end without
+ * a socket, or set up again since it was put (a new socket, which may carry the number of
+ * the one closed before it), had its earlier socket closed by its owner: forgotten first,
+ * never taken out of a kernel set by a number that may belong to someone else now. */
+static void
+put_end(int key, struct hop_end *e, int fd, short ev)
+{
+	if (fd < 0 || !e->polled)
+		pollset_closed(ps, key);
+	if (fd >= 0) {
+		pollset_put(ps, key, fd, ev);
+		e->polled = 1;
+	}
+}
+
 static void
 derive(int slot)
 {
+	struct conn *c = table[slot];
 	int cfd, ufd;
 	short cev, uev;
 
-	walk_interest(table[slot], &cfd, &cev, &ufd, &uev);
-	pollset_put(ps, POLLSET_KEY(K_FIXED, slot, 0), cfd, cev);
-	pollset_put(ps, POLLSET_KEY(K_FIXED, slot, 1), ufd, uev);
+	walk_interest(c, &cfd, &cev, &ufd, &uev);
+	put_end(POLLSET_KEY(K_FIXED, slot, 0), &c->hop.front, cfd, cev);
+	put_end(POLLSET_KEY(K_FIXED, slot, 1), &c->hop.up, ufd, uev);
+}
+
+/* Before conn_free closes an end's socket: taken out of the poll set while it is still
+ * open (a socket closed while registered could bring a stale event with another process
+ * holding it); an end whose socket its owner closed already is only forgotten. */
+static void
+release_end(int key, const struct hop_end *e)
+{
+	if (e->fd >= 0 && e->polled)
+		pollset_put(ps, key, -1, 0);
+	else
+		pollset_closed(ps, key);
 }
 
 /* Before the wait: derive the touched connections' interest again. */
@@ -197,8 +228,8 @@ reap(int s)
 		return;
 	table[s] = NULL;
 	srv.nconns--;
-	pollset_put(ps, POLLSET_KEY(K_FIXED, s, 0), -1, 0);
-	pollset_put(ps, POLLSET_KEY(K_FIXED, s, 1), -1, 0);
+	release_end(POLLSET_KEY(K_FIXED, s, 0), &c->hop.front);
+	release_end(POLLSET_KEY(K_FIXED, s, 1), &c->hop.up);
 	conn_free(c);
 }
 
@@ -261,6 +292,8 @@ server_begin_drain(const char *why)
 	srv.draining = 1;
 	notify_send("STOPPING=1\nSTATUS=draining");
 	drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
+	for (i = 0; ps != NULL && i < LISTEN_MAX; i++) /* out of the poll set while still open */
+		pollset_put(ps, K_LISTEN + i, -1, 0);
 	listen_close_all();
 	srv.listening = 0;
 	if (log_begin(&r, LOG_INFO, "stopping")) {
@@ -283,8 +316,8 @@ tick(void)
 	int i;
 
 	for (i = 0; i < table_size; i++) {
-		if (table[i]) {
-			walk_tick(table[i], srv.now_ms);
+		if (table[i] && walk_tick(table[i], srv.now_ms)) {
+			touch(i);
 			reap(i);
 		}
 	}
@@ -297,12 +330,20 @@ tick(void)
 static int
 setup(void)
 {
+	int backend = pollset_backend(getenv(POLLSET_ENV)); /* the configuration checked it */
+	struct log_rec r;
 	size_t n;
 
 	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
 	n = (size_t)table_size;
 	table = calloc(n, sizeof *table);
-	ps = pollset_new(K_FIXED, table_size);
+	ps = pollset_new(backend < 0 ? pollset_backend(NULL) : backend, K_FIXED, table_size);
+	if (ps != NULL && log_begin(&r, LOG_INFO, "loop.start")) {
+		log_str(&r, "backend", pollset_backend_name(backend < 0 ? pollset_backend(NULL) :
+		    backend));
+		log_int(&r, "slots", table_size);
+		log_end(&r);
+	}
 	touch_list = calloc(n, sizeof *touch_list + sizeof *ev_slot + sizeof *sgen + sizeof *ev_gen +
 	    2 * sizeof *srev + sizeof *touched);
 	if (table == NULL || ps == NULL || touch_list == NULL)
@@ -358,7 +399,7 @@ server_run(void)
 		refresh();
 		t = loop_now_ms();
 		timeout = (int)(next_tick - t);
-		n = pollset_wait(ps, timeout < 0 ? 0 : timeout, t, &ready);
+		n = pollset_wait(ps, timeout < 0 ? 0 : timeout, &ready);
 		if (n < 0 && errno != EINTR) {
 			/* ENOMEM is transient: wait a little and go on. Anything else is a bug. */
 			log_msg(LOG_ERROR, "loop.poll_fail", strerror(errno));
@@ -430,8 +471,7 @@ server_run(void)
 			reap(s);
 		}
 		if (srv.now_ms >= next_tick) {
-			touch_all = 1; /* walk_tick visits every connection */
-			tick();
+			tick(); /* touches the connections whose deadline passed */
 			if (srv.on_tick)
 				srv.on_tick();
 			next_tick = srv.now_ms + SERVER_TICK_MS;

@@ -101,16 +101,17 @@ walk_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 }
 
 /* see walk.h */
-void
+int
 walk_tick(struct conn *c, int64_t now)
 {
 	if (c->state == CS_TUNNEL) {
-		if (now - c->last_io >= (int64_t)c->rl->cfg->idle_timeout * 1000)
-			conn_close(c, "idle timeout");
-		return;
+		if (now - c->last_io < (int64_t)c->rl->cfg->idle_timeout * 1000)
+			return 0;
+		conn_close(c, "idle timeout");
+		return 1;
 	}
 	if (now < c->deadline)
-		return;
+		return 0;
 	switch (c->state) {
 	case CS_HEAD:
 		conn_close(c, "header timeout");
@@ -127,6 +128,7 @@ walk_tick(struct conn *c, int64_t now)
 	default:
 		conn_close(c, "response timeout");
 	}
+	return 1;
 }
 
 /* see walk.h */
