@@ -20,7 +20,8 @@
  * Readiness is level-triggered with both backends, as poll() is: a socket with unread
  * bytes (or room to write) is reported at every wait while its interest says so. The
  * loop relies on it: bytes a TLS engine holds decrypted are not on the socket, so after a
- * callback the caller derives interest from the engine and the buffers again.
+ * callback the caller derives interest from the engine and the buffers again, and a read
+ * stopped early (hop.h, "Reads") is resumed at the next report of the same socket.
  *
  * Sockets and closing — what the epoll backend needs, the poll() backend tolerates: the
  * kernel keeps an epoll registration per open socket and drops it when the socket is

@@ -67,7 +67,11 @@ run(struct conn *c)
 void
 walk_events(struct conn *c, short crev, short urev)
 {
-	(void)crev;
+	/* A socket reported readable (or hung up, or in error) is read again (hop.h, "Reads"). */
+	if (crev & (POLLIN | POLLPRI | POLLHUP | POLLERR))
+		hop_readable(&c->hop.front);
+	if (urev & (POLLIN | POLLPRI | POLLHUP | POLLERR))
+		hop_readable(&c->hop.up);
 	if (urev && (c->state == CS_CONNECT || c->state == CS_PROXY))
 		dial_event(c);
 	run(c);
