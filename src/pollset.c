@@ -6,9 +6,14 @@
  * entry is updated in place, appended, or removed by moving the last one into the gap, so
  * a put costs O(1), the array never has holes, and a wait polls every watched socket.
  *
- * epoll: one registration per watched key, its data the key; what is registered is kept
- * per key (the fd + 1, 0 for none, and the events), so a put that changes nothing makes no
- * system call and a change is one epoll_ctl. Level-triggered (pollset.h says why).
+ * epoll: one registration per watched key; what is registered is kept per key (the fd + 1,
+ * 0 for none, and the events), so a put that changes nothing makes no system call and a
+ * change is one epoll_ctl. Level-triggered (pollset.h says why). A registration's data is
+ * its key and a serial the key takes at each registration; an event whose serial is not
+ * the key's current one belongs to a socket the key no longer watches and is dropped. That
+ * covers the one case where the kernel keeps a closed socket's registration: another
+ * process still holds the socket (a child between fork() and exec(): sockets are
+ * close-on-exec), whose stale readiness must not reach the slot's next connection.
  */
 #include <errno.h>
 #include <poll.h>
@@ -32,6 +37,7 @@ struct pollset {
 	/* epoll */
 	int epfd;
 	int *kfd;                     /* per key: the registered fd + 1; 0: none */
+	uint32_t *kser;               /* per key: the serial of its current registration */
 	short *kev;                   /* per key: the registered events; -1: refused, reported */
 	int *errq, nerr;              /* keys the kernel refused to watch, not yet reported */
 	void *evbuf;                  /* struct epoll_event[POLLSET_EPOLL_BATCH] */
@@ -104,7 +110,7 @@ pollset_new(int backend, int nfixed, int npairs)
 #ifdef __linux__
 	if (backend == POLLSET_EPOLL) {
 		ps->epfd = epoll_create1(EPOLL_CLOEXEC);
-		ps->kfd = block(nent * (2 * sizeof(int) + sizeof(short)));
+		ps->kfd = block(nent * (3 * sizeof(int) + sizeof(short)));
 		ps->ready = block(2 * POLLSET_EPOLL_BATCH * sizeof *ps->ready);
 		ps->evbuf = block(POLLSET_EPOLL_BATCH * sizeof(struct epoll_event));
 		if (ps->epfd < 0 || ps->kfd == NULL || ps->ready == NULL || ps->evbuf == NULL) {
@@ -114,7 +120,8 @@ pollset_new(int backend, int nfixed, int npairs)
 			return NULL;
 		}
 		ps->errq = ps->kfd + nent;
-		ps->kev = (short *)(void *)(ps->errq + nent);
+		ps->kser = (uint32_t *)(void *)(ps->errq + nent);
+		ps->kev = (short *)(void *)(ps->kser + nent);
 		return ps;
 	}
 #endif
@@ -238,10 +245,12 @@ ep_put(struct pollset *ps, int key, int fd, short events)
 		(void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, *kf - 1, NULL);
 		*kf = 0;
 	}
+	op = *kf ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (op == EPOLL_CTL_ADD)
+		ps->kser[key]++; /* a new registration: events of any earlier one are stale */
 	memset(&ev, 0, sizeof ev);
 	ev.events = (uint32_t)(unsigned short)events;
-	ev.data.u32 = (uint32_t)key;
-	op = *kf ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	ev.data.u64 = (uint64_t)ps->kser[key] << 32 | (uint32_t)key;
 	rc = epoll_ctl(ps->epfd, op, fd, &ev);
 	if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST) /* forgotten, yet still open */
 		rc = epoll_ctl(ps->epfd, EPOLL_CTL_MOD, fd, &ev);
@@ -274,7 +283,10 @@ ep_wait(struct pollset *ps, int timeout_ms)
 	if (m < 0)
 		return n ? n : -1;
 	for (i = 0; i < m; i++) {
-		ps->ready[n].key = (int)evs[i].data.u32;
+		uint32_t key = (uint32_t)evs[i].data.u64, ser = (uint32_t)(evs[i].data.u64 >> 32);
+		if (key >= (uint32_t)ps->nent || !ps->kfd[key] || ps->kser[key] != ser)
+			continue; /* a socket the key no longer watches (see the top) */
+		ps->ready[n].key = (int)key;
 		ps->ready[n++].revents = (short)(evs[i].events & 0xffff);
 	}
 	return n;

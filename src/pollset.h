@@ -25,12 +25,15 @@
  *
  * Sockets and closing — what the epoll backend needs, the poll() backend tolerates: the
  * kernel keeps an epoll registration per open socket and drops it when the socket is
- * closed, and a new socket may get a closed one's number. So a key's socket is taken out
- * (pollset_put with fd < 0) BEFORE the caller closes it while it is registered; when it
- * was closed by someone else (or replaced by a new socket that may carry the same number),
- * the caller says so with pollset_closed() before putting the key again, and nothing is
- * told to the kernel about the old one. A set must not be shared across fork(): the child
- * would share the epoll instance; a process creates its own set after it forks.
+ * closed, and a new socket may get a closed one's number. So a key whose socket is closed
+ * (or replaced by a new socket that may carry the same number) is told with
+ * pollset_closed(), before or after the close but before the key is put again, and
+ * nothing is told to the kernel about the old socket (taking it out by number could hit
+ * whichever socket has that number now). pollset_put with fd < 0 takes out a socket that
+ * stays open. Should another process still hold a closed socket (a child between fork()
+ * and exec()), the kernel keeps its registration: its events are dropped here, never
+ * reported under the key. A set must not be shared across fork(): the child would share
+ * the epoll instance; a process creates its own set after it forks.
  */
 #ifndef RELAYPRO_POLLSET_H
 #define RELAYPRO_POLLSET_H
@@ -71,7 +74,7 @@ struct pollset *pollset_new(int backend, int nfixed, int npairs);
 void pollset_free(struct pollset *ps);
 
 /* Watch fd for events under key; fd < 0 or events == 0 stops watching it (with epoll, a
- * system call: the socket must still be open, see above). */
+ * system call: the socket must still be open, see above; a closed one: pollset_closed). */
 void pollset_put(struct pollset *ps, int key, int fd, short events);
 
 /* The socket under key was closed, or replaced by a new one that may carry its number:

@@ -91,9 +91,12 @@ walk_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 		return;
 	}
 	/* The client is read while a head, tunnel bytes or (CLOSING) the discarded rest can
-	 * come; what is queued for it is always written. */
-	*cev = hop_interest(f, c->state == CS_HEAD || c->state == CS_TUNNEL ||
-	    c->state == CS_CLOSING, 0);
+	 * come — also while the upstream is being reached (RESOLVE, CONNECT, PROXY): what the
+	 * client sends then waits in its end's buffer (one record, or the plain buffer: the
+	 * end stops asking when full) for the tunnel, and the interest stays the same from
+	 * the head to the tunnel (no poll-set change per tunnel). What is queued for it is
+	 * always written. */
+	*cev = hop_interest(f, c->state != CS_RESPOND, 0);
 	if (u->fd < 0)
 		return;
 	if (c->state == CS_CONNECT)

@@ -3,7 +3,8 @@
  * backends (poll() and epoll): keys in, ready keys out, each key once; interest changed
  * and removed; level-triggered (a socket with unread bytes is reported at every wait);
  * a socket closed by its owner and a new one with the same number under the same key
- * (pollset_closed); a key moved to another socket; a key the kernel refuses (a regular
+ * (pollset_closed); a closed socket another descriptor still holds (no stale event); a
+ * key moved to another socket; a key the kernel refuses (a regular
  * file under epoll) reported once with POLLERR; no polling interval: a byte written to a
  * socket silent for a long time is seen by the very next wait; backend names.
  */
@@ -148,6 +149,27 @@ one_backend(int backend)
 	CHECK(n == 1 && keys[0] == POLLSET_KEY(NF, 3, 0) && (rev[0] & POLLIN),
 	    NAME("the byte after the silence: the next wait"));
 	CHECK_INT(read(sp[0], &c, 1), 1, NAME("drain the new socket"));
+
+	/* Closed while another descriptor still holds the socket (a child between fork and
+	 * exec): the kernel keeps its registration; its readiness never reaches the key. */
+	{
+		int q[2], held;
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, q) == 0, NAME("third socket pair"));
+		pollset_put(ps, POLLSET_KEY(NF, 1, 1), q[0], POLLIN);
+		held = dup(q[0]);
+		pollset_closed(ps, POLLSET_KEY(NF, 1, 1));
+		close(q[0]);
+		CHECK_INT(write(q[1], "v", 1), 1, NAME("write to the socket another holds"));
+		CHECK_INT(wait_keys(ps, 0, keys, rev, 16), 0, NAME("a closed socket's stale readiness is dropped"));
+		pollset_put(ps, POLLSET_KEY(NF, 1, 1), b[0], POLLIN); /* the key's next socket */
+		CHECK_INT(write(b[1], "w", 1), 1, NAME("write to the key's next socket"));
+		n = wait_keys(ps, 0, keys, rev, 16);
+		CHECK(n == 1 && keys[0] == POLLSET_KEY(NF, 1, 1), NAME("only the key's next socket is reported"));
+		CHECK_INT(read(b[0], &c, 1), 1, NAME("drain b"));
+		pollset_put(ps, POLLSET_KEY(NF, 1, 1), -1, 0);
+		close(held);
+		close(q[1]);
+	}
 
 	/* the same key moved to another socket (the old one still open): only the new one */
 	pollset_put(ps, POLLSET_KEY(NF, 3, 0), b[0], POLLIN);
