@@ -75,6 +75,10 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 	int rc = listen_open(cfg, err, errlen);
 
 	srv.listening = listen_count();
+	/* Workers write one log file, and so do the binary we replace and we while it drains:
+	 * the log follows the file's name and size before every record (log.h). */
+	if (cfg->workers != 1 || listen_inherited())
+		log_share();
 	return rc;
 }
 
@@ -427,12 +431,16 @@ server_run(void)
 
 		if (fixed[K_SIGNAL]) {
 			unsigned sig = loop_take_signals();
+			if (sig & LOOP_SIG_HUP)
+				log_follow(); /* a log file moved aside (logrotate): its name again */
 			if ((sig & LOOP_SIG_HUP) && srv.on_reload && !srv.draining)
 				srv.on_reload();
 			if (sig & LOOP_SIG_TERM)
 				server_begin_drain("signal");
-			if ((sig & LOOP_SIG_USR2) && srv.on_upgrade && !srv.draining)
+			if ((sig & LOOP_SIG_USR2) && srv.on_upgrade && !srv.draining) {
+				log_share(); /* the new binary writes the same log file */
 				srv.on_upgrade();
+			}
 			if ((sig & LOOP_SIG_CHLD) && srv.on_child)
 				srv.on_child();
 			touch_all = 1; /* a reload or a drain may have touched any connection */

@@ -24,7 +24,6 @@ LIMIT = 600
 PENDING = {
     "main.c": "the process side: main / relay / reload / upgrade / workers (phase B)",
     "config.c": "one key table for parsing, validation and check-config (phase B)",
-    "log.c": "JSON lines, rotation, compression (phase B)",
     "register.c": "registration thread: dial, TLS, HTTP, write-back (phase B)",
     "certfile.c": "the operator's pair: chain walk and key parsing, split from loading (phase B)",
 }
