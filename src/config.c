@@ -104,6 +104,7 @@ static const struct key keys[] = {
 	{ "logger", "maxBackups", K_INT, O(log_max_backups), 0, 1000, 0 },
 	{ "logger", "noCompress", K_BOOL, O(log_no_compress), 0, 0, 0 },
 	{ "limits", "maxConnections", K_INT, O(max_connections), 1, 1000000, 0 },
+	{ "limits", "maxPendingPerAddress", K_INT, O(max_pending_per_address), 1, 1000000, 0 },
 	{ "limits", "maxHeaderBytes", K_SIZE, O(max_header_bytes), 1024, 65536, 0 },
 	{ "limits", "headerTimeout", K_DUR, O(header_timeout), 1, 3600, 0 },
 	{ "limits", "connectTimeout", K_DUR, O(connect_timeout), 1, 3600, 0 },
@@ -833,6 +834,7 @@ set_defaults(struct config *cfg)
 	cfg->log_max_age = 7 * DAY;
 	cfg->log_max_backups = 5;
 	cfg->max_connections = 10000;
+	cfg->max_pending_per_address = 64;
 	cfg->max_header_bytes = 8192;
 	cfg->header_timeout = 10;
 	cfg->connect_timeout = 10;

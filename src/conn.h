@@ -63,6 +63,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "net.h"
+#include "pending.h"
 #include "relay.h"
 #include "resolve.h"
 #include "target.h"
@@ -137,6 +138,16 @@ struct conn {
 	    tunnel_open : 1,         /* tunnel: tunnel.open logged, tunnel.close owed */
 	    ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1, ws_close_rcvd : 1,
 	    ws_up_dead : 1;          /* wstunnel */
+	/* server.c, pending.c — the loop's bookkeeping (issue 17: caps on pending connections) */
+	int slot;                    /* server: this connection's slot in the table */
+	struct pending_entry pend;   /* pending: queued from accept until a tunnel is admitted
+	                              * (conn_set_state leaves it), counted per address */
+	/* cred.c — what admitted the request, kept to judge it again at a reload (revocation,
+	 * server_revalidate + admit_recheck): fixed size, never the credential itself */
+	int64_t cred_epoch;          /* Bearer: the access token's ep (the epoch then) */
+	uint64_t cred_fp;            /* Basic: keyed fingerprint of "user:password" (cred.h) */
+	uint8_t cred_kind;           /* ADMIT_CRED_KIND_*: which credential (admit.h) */
+	uint8_t req_kind;            /* the request's enum admit_kind */
 	/* byte arrays last, together: no padding between them */
 	char presp[CONN_PRESP_MAX];  /* dial: the proxy's answer head (then the up prefix) */
 	char peer[NET_ADDR_TEXT];    /* front: peer_addr as text, for logs */

@@ -38,6 +38,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "pending.h"
 #include "pollset.h"
 #include "relay.h"
 #include "resolve.h"
@@ -209,6 +210,7 @@ table_add(struct conn *c)
 		int s = (table_hint + i) % table_size;
 		if (table[s] == NULL) {
 			table[s] = c;
+			c->slot = s;
 			table_hint = s + 1;
 			srv.nconns++;
 			sgen[s]++;
@@ -235,19 +237,54 @@ reap(int s)
 	conn_free(c);
 }
 
+/* Pending connections all together at most half of maxConnections (SPEC §9): over it the
+ * oldest pending connection is closed to make room (pending.h). */
+static void
+cap_pending(void)
+{
+	int64_t cap = srv.cfg->max_connections / 2 > 0 ? srv.cfg->max_connections / 2 : 1;
+	struct conn *o;
+
+	while (pending_total() > cap && (o = pending_oldest()) != NULL) {
+		pending_log(PENDING_OLDEST, o->peer, pending_total(), cap, srv.now_ms);
+		conn_close(o, "too many pending connections: the oldest is closed");
+		reap(o->slot);
+	}
+}
+
 /* A new connection for an accepted socket, into the table; the socket is closed when
- * there is no memory (or, which accept_some prevents, no slot). */
+ * there is no memory (or, which accept_some prevents, no slot). A connection over
+ * maxPendingPerAddress is closed at once, before a byte is read (with proxyProtocol the
+ * address is known only from the header: front.c checks it then). */
 static void
 add_conn(const struct listen_conn *lc, int over)
 {
 	struct conn *c = conn_new(&srv, lc->fd, &lc->peer, lc->kind, over, lc->pp);
+	int s, n;
 
 	if (c == NULL) {
 		close(lc->fd);
-	} else if (table_add(c) < 0) {
+		return;
+	}
+	s = table_add(c);
+	if (s < 0) {
 		conn_close(c, "no slot");
 		conn_free(c);
+		return;
 	}
+	if (lc->kind == CONN_ADMIN)
+		return;
+	if (!lc->pp) {
+		n = pending_count_addr(&c->pend, &c->peer_addr);
+		if (n > srv.cfg->max_pending_per_address) {
+			pending_log(PENDING_PER_ADDRESS, c->peer, n, srv.cfg->max_pending_per_address,
+			    srv.now_ms);
+			conn_close(c, "too many pending connections from this address");
+			reap(s);
+			return;
+		}
+	}
+	cap_pending();
 }
 
 /* Accept a burst from listener i. Capacity is decided here: admin connections do not
@@ -340,6 +377,8 @@ setup(void)
 	n = (size_t)table_size;
 	table = calloc(n, sizeof *table);
 	ps = pollset_new(backend < 0 ? pollset_backend(NULL) : backend, K_FIXED, table_size);
+	if (pending_init(table_size) != ERR_OK)
+		return ERR_IO;
 	if (ps != NULL && log_begin(&r, LOG_INFO, "loop.start")) {
 		log_str(&r, "backend", pollset_backend_name(backend < 0 ? pollset_backend(NULL) :
 		    backend));

@@ -25,6 +25,7 @@ void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
 void t_metrics(void);
+void t_pending(void);
 void t_pollset(void);
 void t_priv(void);
 void t_proxyproto(void);
@@ -59,6 +60,7 @@ static const struct {
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
 	{ "metrics", t_metrics },
+	{ "pending", t_pending },
 	{ "pollset", t_pollset },
 	{ "priv", t_priv },
 	{ "proxyproto", t_proxyproto },
