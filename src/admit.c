@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "admit.h"
+#include "body.h"
+#include "err.h"
 #include "ws.h"
 
 static const char proxy_challenge[] = "Proxy-Authenticate: Bearer realm=\"relaypro\"\r\n";
@@ -191,6 +193,7 @@ admit_check(const struct admit_req *rq, const struct admit_cred *cr,
 	const struct http_request *r = rq->req;
 	int tunnel = rq->kind == ADMIT_CONNECT || rq->kind == ADMIT_FORWARD ||
 	    rq->kind == ADMIT_TUNNEL || rq->kind == ADMIT_UDP;
+	struct body_state body;
 
 	memset(v, 0, sizeof *v);
 	if (rq->over_limit)
@@ -210,6 +213,8 @@ admit_check(const struct admit_req *rq, const struct admit_cred *cr,
 	case ADMIT_FORWARD:
 		if (rq->t->form != HTTP_FORM_ABSOLUTE)
 			return refuse(v, 400, "bad_request", "request target does not fit the method");
+		if (body_start(&body, rq->buf, r) != ERR_OK)
+			return refuse(v, 400, "bad_request", "Transfer-Encoding must end in chunked");
 		v->target = rq->t->addr;
 		break;
 	case ADMIT_TUNNEL: case ADMIT_UDP:

@@ -15,7 +15,10 @@
  *   2. the request target's syntax: https:// absolute-form 400 ("use CONNECT"); a numeric
  *      host that is not canonical dotted IPv4 403 forbidden_target (target.forbidden
  *      logged: other spellings of an address never match a configured one); any other
- *      bad target 400; a target form that does not fit the method 400;
+ *      bad target 400; a target form that does not fit the method 400; an absolute-form
+ *      request whose Transfer-Encoding does not end in chunked 400 (its body has no
+ *      reliable end, and the relay forwards one request and its body, nothing after:
+ *      body.h);
  *   3. WebSocket handshakes (/v1/tunnel, /v1/udp): GET with HTTP/1.1, Upgrade: websocket
  *      and Connection: Upgrade, Sec-WebSocket-Version present (400) and 13 (426 with
  *      Sec-WebSocket-Version: 13), a valid Sec-WebSocket-Key, no body, one ?target=

@@ -58,6 +58,7 @@
 #include <bearssl.h>
 
 #include "auth.h"
+#include "body.h"
 #include "config.h"
 #include "hop.h"
 #include "http.h"
@@ -124,6 +125,9 @@ struct conn {
 	/* tunnel.c — the tunnel's bookkeeping */
 	int64_t last_io;             /* bytes moved either way (idle timeout) */
 	int mlistener, mseries;      /* conn: metrics listener; tunnel: the target's series */
+	/* tunnel.c — absolute-form: one request, then nothing (the forward adapter on the pump) */
+	struct body_state body;      /* where the request's body ends (body.h) */
+	uint32_t fwd_ready;          /* bytes at the input's start judged part of the request */
 	/* wstunnel.c — WebSocket mode: the same TUNNEL state, client bytes in frames */
 	struct ws_rx ws_rx;          /* client frame decoder */
 	uint32_t ws_ready;           /* unmasked payload at the input's start, not yet upstream */

@@ -64,9 +64,9 @@ hop_rack(struct hop_end *e, size_t n)
 	}
 }
 
-/* Received bytes are waiting (what hop_rbuf would give), without touching anything. */
-static int
-rpending(const struct hop_end *e)
+/* see hop.h */
+int
+hop_rpending(const struct hop_end *e)
 {
 	if (e->pre_len)
 		return 1;
@@ -443,7 +443,7 @@ hop_up_interest(const struct hop *h)
 		h->frame->wants(h->ctx, &want_in, &want_out);
 	} else {
 		want_in = !h->up_eof && hop_wroom(&h->front) > 0;
-		want_out = rpending(&h->front);
+		want_out = hop_rpending(&h->front);
 	}
 	/* An https:// proxy's engine reads what it asks for (at most one record ahead), so
 	 * back-pressure holds without asking. */

@@ -109,6 +109,10 @@ void hop_wack(struct hop_end *e, size_t n);
 /* Room hop_wbuf would give now (0: none), without touching anything. */
 size_t hop_wroom(const struct hop_end *e);
 
+/* 1 when received bytes wait to be taken (what hop_rbuf would give), without touching
+ * anything. */
+int hop_rpending(const struct hop_end *e);
+
 /* 1 when nothing written into e waits to reach its socket. */
 int hop_wempty(const struct hop_end *e);
 

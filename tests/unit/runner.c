@@ -11,6 +11,7 @@
 
 void t_admit(void);
 void t_b64(void);
+void t_body(void);
 void t_ca(void);
 void t_certfile(void);
 void t_cfgwrite(void);
@@ -46,6 +47,7 @@ static const struct {
 } suites[] = {
 	{ "admit", t_admit },
 	{ "b64", t_b64 },
+	{ "body", t_body },
 	{ "ca", t_ca },
 	{ "certfile", t_certfile },
 	{ "cfgwrite", t_cfgwrite },

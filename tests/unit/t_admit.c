@@ -85,6 +85,13 @@ static const struct row {
 	{ "udp numeric", ADMIT_UDP, UDP("target=167772165:10500"), 0, C_OK, 403, "forbidden_target", ADMIT_LOG_TARGET, 0, 0, NULL, 0 },
 	{ "numeric before auth", ADMIT_CONNECT, CON("167772165:443"), 0, C_NONE, 403, "forbidden_target", ADMIT_LOG_TARGET, 0, 0, NULL, 0 },
 	{ "syntax before stopping", ADMIT_CONNECT, CON("a@b:443"), F_DRAIN, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward chunked", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 0, C_OK, 0, NULL, 0, 0, 0, "console.example", 80 },
+	{ "forward gzip, chunked", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: gzip , Chunked\r\n\r\n", 0, C_OK, 0, NULL, 0, 0, 0, "console.example", 80 },
+	{ "forward chunked, gzip", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward gzip only", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward chunked twice", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward empty Transfer-Encoding", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward framing before auth", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, C_NONE, 400, "bad_request", 0, 0, 0, NULL, 0 },
 
 	/* ---- rule 3: the WebSocket handshake (both paths) ---- */
 	{ "tunnel POST", ADMIT_TUNNEL, "POST /v1/tunnel?target=console.example:443 HTTP/1.1\r\nHost: r\r\n" WSH "\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
