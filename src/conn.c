@@ -267,6 +267,8 @@ conn_free(struct conn *c)
 			log_int(&r, "ws_close", c->ws_close_sent ? c->ws_code : 0);
 		log_int(&r, "duration_ms", c->rl->now_ms - c->t_start);
 		log_str(&r, "reason", reason);
+		if (c->close_detail)
+			log_str(&r, "detail", c->close_detail);
 		log_end(&r);
 	} else if (log_begin(&r, LOG_DEBUG, "conn.close")) {
 		log_str(&r, "client", c->peer);

@@ -99,6 +99,7 @@ struct conn {
 	int64_t t_start;             /* accept time (tunnel.close duration) */
 	int64_t deadline;            /* the current state's; set by whoever enters the state */
 	const char *close_reason;    /* DEAD: why (static text), logged by conn_free */
+	const char *close_detail;    /* NULL, or more about why (static text: "revoked") */
 	/* hop.c — the two ends and the pump; set up by conn (front end), dial (upstream end),
 	 * tunnel and wstunnel (prefix, frame adapter) */
 	struct hop hop;

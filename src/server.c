@@ -31,7 +31,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "conn.h"
+#include "cred.h"
 #include "err.h"
 #include "listen.h"
 #include "log.h"
@@ -42,6 +44,7 @@
 #include "pollset.h"
 #include "relay.h"
 #include "resolve.h"
+#include "secret.h"
 #include "server.h"
 #include "tls.h"
 #include "walk.h"
@@ -60,6 +63,7 @@ static struct {
 	void (*cb)(void);
 } watches[SERVER_WATCH_MAX];
 static int64_t drain_deadline;
+static time_t window_judged;   /* the migration window end the tunnels were judged at */
 /* Per slot, in one zero-filled block (untouched pages of unused slots stay so). */
 static unsigned char *touched;
 static int *touch_list, ntouch, touch_all;
@@ -321,6 +325,52 @@ accept_some(int i)
 
 /* see server.h */
 void
+server_revalidate(void)
+{
+	static uint64_t fps[AUTH_USERS_MAX];
+	struct admit_recheck_policy pol;
+	struct admit_tunnel t;
+	const char *why;
+	int i, n = 0;
+
+	if (table == NULL)
+		return;
+	memset(&pol, 0, sizeof pol);
+	pol.targets = &srv.policy;
+	pol.epoch = srv.cfg->token_epoch;
+	pol.basic = srv.users != NULL;
+	pol.user_fps = fps;
+	pol.n_user_fps = cred_user_fps(srv.users, fps, AUTH_USERS_MAX);
+	pol.now = srv.now;
+	for (i = 0; i < table_size; i++) {
+		struct conn *c = table[i];
+		/* Admitted: out of the pending queue (pending.h) on a proxy listener, with a
+		 * tunnel's kind. */
+		if (c == NULL || conn_dead(c) || c->kind == CONN_ADMIN || c->pend.queued ||
+		    (c->req_kind != ADMIT_CONNECT && c->req_kind != ADMIT_FORWARD &&
+		    c->req_kind != ADMIT_TUNNEL && c->req_kind != ADMIT_UDP))
+			continue;
+		memset(&t, 0, sizeof t);
+		t.kind = (enum admit_kind)c->req_kind;
+		t.cred_kind = c->cred_kind;
+		t.epoch = c->cred_epoch;
+		t.user_fp = c->cred_fp;
+		t.target = &c->target;
+		why = admit_recheck(&t, &pol);
+		if (why == NULL)
+			continue;
+		c->close_detail = why;
+		conn_close(c, "revoked");
+		reap(i);
+		n++;
+	}
+	secret_wipe(fps, sizeof fps);
+	if (n > 0)
+		touch_all = 1;
+}
+
+/* see server.h */
+void
 server_begin_drain(const char *why)
 {
 	struct log_rec r;
@@ -362,6 +412,12 @@ tick(void)
 	}
 	conn_trim(srv.now_ms);
 	tls_maintain(srv.now); /* remint the server certificate when < 30 days remain */
+	/* The migration window ends by time, without a reload: its tunnels are revoked. */
+	if (srv.policy.migration.kind != TARGET_NONE && srv.now >= srv.policy.migration_until &&
+	    window_judged != srv.policy.migration_until) {
+		window_judged = srv.policy.migration_until;
+		server_revalidate();
+	}
 }
 
 /* The table and the poll set, sized once: a reload may lower maxConnections; raising it

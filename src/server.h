@@ -41,6 +41,13 @@ int server_listen(const struct config *cfg, char *err, size_t errlen);
 /* Build srv's target policy from cfg; start the resolver for its names (relay_set_policy). */
 int server_set_policy(const struct config *cfg, char *err, size_t errlen);
 
+/* Revocation (docs/configuration.md, "Reload"): judge every admitted connection again
+ * against the configuration, policy and password file in srv now (admit_recheck) and
+ * close those no longer accepted — tunnel.close reason "revoked", with the cause as
+ * "detail". Call after a successful reload has put the new configuration in place; the
+ * loop also calls it when the migration window ends by time. */
+void server_revalidate(void);
+
 /* Run until SIGTERM/SIGINT and the drain that follows. Returns the exit code. */
 int server_run(void);
 

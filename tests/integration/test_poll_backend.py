@@ -5,7 +5,8 @@
 script checks that RELAYPRO_POLL_BACKEND picks the backend (the relay's `loop.start` line
 names it; a value that is neither poll nor epoll is a configuration error, exit 2), then
 runs the core scripts -- test_relay, test_websocket, test_abuse, test_emfile,
-test_upstream_proxy, test_pending, test_forward_once -- again with the other backend, poll(), the portable reference: one check per script, its own summary line in the
+test_upstream_proxy, test_pending, test_forward_once, test_revoke -- again with the other
+backend, poll(), the portable reference: one check per script, its own summary line in the
 detail, its failures echoed.
 Last line: `poll-backend: N passed, N failed`.
 """
@@ -20,7 +21,7 @@ import relaytest as rt  # noqa: E402
 BIN = rt.relay_bin()
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORE = ["test_relay.py", "test_websocket.py", "test_abuse.py", "test_emfile.py",
-        "test_upstream_proxy.py", "test_pending.py", "test_forward_once.py"]
+        "test_upstream_proxy.py", "test_pending.py", "test_forward_once.py", "test_revoke.py"]
 OTHER = "poll"
 
 rt.init("poll-backend", deadline=3000)
