@@ -32,7 +32,7 @@ LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 # Every module of the binary but main.o; the unit tests link the same list.
 MODULES := admit anchors auth b64 body ca certfile cfgwrite config conn cred deflate der dial err \
            fileio front hop http json jwt kdf limit listen log logfile logkeep loop metrics net notify pem pending \
-           pollset priv probe proxyproto rand register relay request resolve respond secret server \
+           pollset priv probe proxyproto rand register relay request resolve respond revoke secret server \
            socks5 target tls token tunnel units upstream walk ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 

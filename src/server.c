@@ -31,9 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "admit.h"
 #include "conn.h"
-#include "cred.h"
 #include "err.h"
 #include "listen.h"
 #include "log.h"
@@ -44,7 +42,7 @@
 #include "pollset.h"
 #include "relay.h"
 #include "resolve.h"
-#include "secret.h"
+#include "revoke.h"
 #include "server.h"
 #include "tls.h"
 #include "walk.h"
@@ -327,46 +325,22 @@ accept_some(int i)
 void
 server_revalidate(void)
 {
-	static uint64_t fps[AUTH_USERS_MAX];
-	struct admit_recheck_policy pol;
-	struct admit_tunnel t;
+	static struct revoke rv; /* the password file's fingerprints: not on the stack */
 	const char *why;
-	int i, n = 0;
+	int i;
 
 	if (table == NULL)
 		return;
-	memset(&pol, 0, sizeof pol);
-	pol.targets = &srv.policy;
-	pol.epoch = srv.cfg->token_epoch;
-	pol.basic = srv.users != NULL;
-	pol.user_fps = fps;
-	pol.n_user_fps = cred_user_fps(srv.users, fps, AUTH_USERS_MAX);
-	pol.now = srv.now;
+	revoke_prepare(&rv, &srv);
 	for (i = 0; i < table_size; i++) {
-		struct conn *c = table[i];
-		/* Admitted: out of the pending queue (pending.h) on a proxy listener, with a
-		 * tunnel's kind. */
-		if (c == NULL || conn_dead(c) || c->kind == CONN_ADMIN || c->pend.queued ||
-		    (c->req_kind != ADMIT_CONNECT && c->req_kind != ADMIT_FORWARD &&
-		    c->req_kind != ADMIT_TUNNEL && c->req_kind != ADMIT_UDP))
+		if (table[i] == NULL || (why = revoke_judge(&rv, table[i])) == NULL)
 			continue;
-		memset(&t, 0, sizeof t);
-		t.kind = (enum admit_kind)c->req_kind;
-		t.cred_kind = c->cred_kind;
-		t.epoch = c->cred_epoch;
-		t.user_fp = c->cred_fp;
-		t.target = &c->target;
-		why = admit_recheck(&t, &pol);
-		if (why == NULL)
-			continue;
-		c->close_detail = why;
-		conn_close(c, "revoked");
+		table[i]->close_detail = why;
+		conn_close(table[i], "revoked");
 		reap(i);
-		n++;
-	}
-	secret_wipe(fps, sizeof fps);
-	if (n > 0)
 		touch_all = 1;
+	}
+	revoke_done(&rv);
 }
 
 /* see server.h */
