@@ -253,12 +253,22 @@ append(struct log_rec *r, const char *s, size_t n)
 static void
 field_str(struct log_rec *r, const char *key, const void *val, size_t n)
 {
-	size_t start = r->len, room;
+	const unsigned char *p = val;
+	size_t start = r->len, room, i;
 
 	if (!r->on)
 		return;
 	if (!append(r, ",\"", 2) || !append(r, key, strlen(key)) || !append(r, "\":\"", 3))
 		goto undo;
+	/* Most values (addresses, names, targets, reasons) need no escape: copied in one
+	 * pass; the others through json_escape (two passes: measure, then write). */
+	for (i = 0; i < n && p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\'; i++)
+		;
+	if (i == n) {
+		if (!append(r, val, n) || !append(r, "\"", 1))
+			goto undo;
+		return;
+	}
 	room = LOG_REC_MAX - TAIL_RESERVE - r->len;
 	if (json_escape(NULL, 0, val, n) > room - 1 || room < 1) {
 		r->truncated = 1;
