@@ -21,7 +21,9 @@
 #define SERVER_WATCH_MAX 4     /* fds watched for main (registration, upgrade hand-off) */
 
 /* Poll fd for POLLIN and call cb when it is readable (registration results, the upgrade
- * handshake). ERR_NOSPACE when SERVER_WATCH_MAX are watched already. */
+ * handshake). ERR_NOSPACE when SERVER_WATCH_MAX are watched already. server_unwatch
+ * before closing fd: the epoll backend takes a socket out of its set by its number
+ * (pollset.h, "Sockets and closing"). */
 int server_watch(int fd, void (*cb)(void));
 void server_unwatch(int fd);
 
