@@ -30,14 +30,14 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
-           fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
-           pollset priv priv_user probe proxyproto rand register register_cmd register_dial register_wire relay request resolve respond secret server \
+MODULES := admit anchors auth b64 body ca certfile cfgwrite config conn cred deflate der dial err \
+           fileio front hop http json jwt kdf limit listen log logfile logkeep loop metrics net notify pem pending \
+           pollset priv priv_user probe proxyproto rand register register_cmd register_dial register_wire relay request resolve respond revoke secret server \
            socks5 target tls token tunnel units upstream walk ws wstunnel x509 x509read
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_admit t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
-           t_pollset t_priv t_proxyproto t_register t_secret t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
+TESTS   := runner t_admit t_b64 t_body t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
+           t_pending t_pollset t_priv t_proxyproto t_register t_secret t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
 .PHONY: all dist test unit layout run-deps integration asan asan-relay check run clean deps bench callgrind callgrind-bin
@@ -163,7 +163,7 @@ callgrind: callgrind-bin
 # each defining only LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/. A new
 # target is one word here.
 FUZZ_TARGETS := http jwt b64 token config units target upstream auth json der ca register ws proxyproto \
-                certfile socks5 preauth
+                certfile socks5 preauth body
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_LIST    := $(foreach t,$(FUZZ_TARGETS),T($(t)))

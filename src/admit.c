@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "admit.h"
+#include "body.h"
+#include "err.h"
 #include "ws.h"
 
 static const char proxy_challenge[] = "Proxy-Authenticate: Bearer realm=\"relaypro\"\r\n";
@@ -156,31 +158,78 @@ credential(const struct admit_req *rq, const struct admit_cred *cr,
 	    "Authorization: Bearer <access token> required");
 }
 
+/* Rule 7 for a target of this kind: 0, or the log's reason (static text) when the
+ * policy refuses it (*udp set when it is the UDP port list that does). */
+static const char *
+target_refused(enum admit_kind kind, const struct target_addr *a,
+    const struct target_policy *targets, const unsigned *udp_ports, size_t n_udp_ports,
+    time_t now, int *udp)
+{
+	int rc = target_check(targets, a->host.name, a->host.len, a->port, now);
+	size_t i;
+
+	*udp = 0;
+	if (kind == ADMIT_UDP && rc == TARGET_FORBIDDEN_PORT)
+		rc = TARGET_OK; /* the host is allowed; UDP ports have their own list */
+	if (kind == ADMIT_UDP && rc == TARGET_OK) {
+		for (i = 0; i < n_udp_ports && udp_ports[i] != a->port; i++)
+			;
+		if (i == n_udp_ports) {
+			*udp = 1;
+			return "target port not in allowedUdpPorts";
+		}
+	}
+	return rc == TARGET_OK ? NULL : target_str(rc);
+}
+
 /* Rule 7: the target against the policy. */
 static int
 policy(const struct admit_req *rq, const struct admit_policy *pol, struct admit_verdict *v)
 {
-	const struct target_addr *a = &v->target;
-	int rc = target_check(pol->targets, a->host.name, a->host.len, a->port, pol->now);
-	size_t i;
+	int udp;
+	const char *why = target_refused(rq->kind, &v->target, pol->targets, pol->udp_ports,
+	    pol->n_udp_ports, pol->now, &udp);
 
-	if (rq->kind == ADMIT_UDP && rc == TARGET_FORBIDDEN_PORT)
-		rc = TARGET_OK; /* the host is allowed; UDP ports have their own list */
-	if (rq->kind == ADMIT_UDP && rc == TARGET_OK) {
-		for (i = 0; i < pol->n_udp_ports && pol->udp_ports[i] != a->port; i++)
-			;
-		if (i == pol->n_udp_ports) {
-			v->log = ADMIT_LOG_TARGET;
-			v->reason = "target port not in allowedUdpPorts";
-			return refuse(v, 403, "forbidden_target", "target port not allowed for UDP");
+	if (why == NULL)
+		return 0;
+	v->log = ADMIT_LOG_TARGET;
+	v->reason = why;
+	return refuse(v, 403, "forbidden_target", udp ? "target port not allowed for UDP" : why);
+}
+
+/* see admit.h */
+const char *
+admit_recheck(const struct admit_tunnel *t, const struct admit_recheck_policy *p)
+{
+	size_t lo = 0, hi = p->n_user_fps, mid;
+	const char *why;
+	int udp;
+
+	switch (t->cred_kind) {
+	case ADMIT_CRED_KIND_BEARER:
+		if (t->epoch != p->epoch)
+			return t->epoch < p->epoch ? "the epoch was raised: tokens of the older one are "
+			    "revoked" : "the epoch was lowered: tokens of a later one are not accepted";
+		break;
+	case ADMIT_CRED_KIND_BASIC:
+		if (!p->basic)
+			return "the password file is no longer set";
+		while (lo < hi) { /* user_fps is sorted */
+			mid = lo + (hi - lo) / 2;
+			if (p->user_fps[mid] < t->user_fp)
+				lo = mid + 1;
+			else
+				hi = mid;
 		}
+		if (lo == p->n_user_fps || p->user_fps[lo] != t->user_fp)
+			return "the user is no longer in the password file with this password";
+		break;
+	default:
+		return "no credential admitted it";
 	}
-	if (rc != TARGET_OK) {
-		v->log = ADMIT_LOG_TARGET;
-		v->reason = target_str(rc);
-		return refuse(v, 403, "forbidden_target", target_str(rc));
-	}
-	return 0;
+	why = target_refused(t->kind, t->target, p->targets, p->udp_ports, p->n_udp_ports, p->now,
+	    &udp);
+	return why;
 }
 
 /* see admit.h */
@@ -191,6 +240,7 @@ admit_check(const struct admit_req *rq, const struct admit_cred *cr,
 	const struct http_request *r = rq->req;
 	int tunnel = rq->kind == ADMIT_CONNECT || rq->kind == ADMIT_FORWARD ||
 	    rq->kind == ADMIT_TUNNEL || rq->kind == ADMIT_UDP;
+	struct body_state body;
 
 	memset(v, 0, sizeof *v);
 	if (rq->over_limit)
@@ -210,6 +260,8 @@ admit_check(const struct admit_req *rq, const struct admit_cred *cr,
 	case ADMIT_FORWARD:
 		if (rq->t->form != HTTP_FORM_ABSOLUTE)
 			return refuse(v, 400, "bad_request", "request target does not fit the method");
+		if (body_start(&body, rq->buf, r) != ERR_OK)
+			return refuse(v, 400, "bad_request", "Transfer-Encoding must end in chunked");
 		v->target = rq->t->addr;
 		break;
 	case ADMIT_TUNNEL: case ADMIT_UDP:

@@ -6,7 +6,8 @@
  * GET /v1/tunnel and GET /v1/udp (WebSocket), POST /v1/token and the relay's own paths —
  * which checks apply, in which order, and the refusal each one gives (status, JSON error
  * code and message, extra header lines, what is logged and whether the brute-force limiter
- * counts it). Must not touch: sockets, logs, the limiter's table, the clock, the
+ * counts it), and judging an open tunnel again after a reload (admit_recheck). Must not
+ * touch: sockets, logs, the limiter's table, the clock, the
  * configuration — the caller brings every fact (the parsed head, the verified credential,
  * the policy, the time) and carries the verdict out.
  *
@@ -15,7 +16,10 @@
  *   2. the request target's syntax: https:// absolute-form 400 ("use CONNECT"); a numeric
  *      host that is not canonical dotted IPv4 403 forbidden_target (target.forbidden
  *      logged: other spellings of an address never match a configured one); any other
- *      bad target 400; a target form that does not fit the method 400;
+ *      bad target 400; a target form that does not fit the method 400; an absolute-form
+ *      request whose Transfer-Encoding does not end in chunked 400 (its body has no
+ *      reliable end, and the relay forwards one request and its body, nothing after:
+ *      body.h);
  *   3. WebSocket handshakes (/v1/tunnel, /v1/udp): GET with HTTP/1.1, Upgrade: websocket
  *      and Connection: Upgrade, Sec-WebSocket-Version present (400) and 13 (426 with
  *      Sec-WebSocket-Version: 13), a valid Sec-WebSocket-Key, no body, one ?target=
@@ -39,6 +43,7 @@
 #define RELAYPRO_ADMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "http.h"
@@ -128,5 +133,41 @@ int admit_wants_grant(enum admit_kind kind);
 /* Apply the rules above; the verdict is always filled. Returns v->status (0: admitted). */
 int admit_check(const struct admit_req *rq, const struct admit_cred *cr,
     const struct admit_policy *pol, struct admit_verdict *v);
+
+/* ---- judging an open tunnel again (revocation at a reload) ---------------------------
+ * A reload never drops an open tunnel except one whose credential or target the new
+ * configuration no longer accepts. What admitted a tunnel is kept on its connection as a
+ * few fixed facts (never the credential): which credential, the access token's epoch, a
+ * keyed fingerprint of the Basic user:password (cred.h). Judged again here:
+ *   - Bearer: the token's epoch must still be the epoch (raised: revoked; lowered: its
+ *     tokens are not accepted either);
+ *   - Basic: a password file must still be set and hold that user with that password;
+ *   - the target: rule 7 with the new policy and the time now (allowedHosts, allowedPorts,
+ *     consoleAddress, the migration window — also when it ended by time alone,
+ *     allowedUdpPorts for /v1/udp).
+ * A token's exp is not a fact: its passing never cuts an open tunnel. */
+enum { ADMIT_CRED_KIND_NONE = 0, ADMIT_CRED_KIND_BEARER, ADMIT_CRED_KIND_BASIC };
+
+struct admit_tunnel {
+	enum admit_kind kind;             /* ADMIT_CONNECT, _FORWARD, _TUNNEL or _UDP */
+	int cred_kind;                    /* ADMIT_CRED_KIND_* */
+	int64_t epoch;                    /* Bearer: the token's ep */
+	uint64_t user_fp;                 /* Basic: fingerprint of user:password */
+	const struct target_addr *target;
+};
+
+struct admit_recheck_policy {
+	const struct target_policy *targets;
+	const unsigned *udp_ports;        /* allowedUdpPorts */
+	size_t n_udp_ports;
+	int64_t epoch;                    /* [clientAuthToken] epoch now */
+	int basic;                        /* a password file is set */
+	const uint64_t *user_fps;         /* its entries' fingerprints, sorted ascending */
+	size_t n_user_fps;
+	time_t now;                       /* wall clock */
+};
+
+/* NULL when the tunnel stands, else why it is revoked (static text, for the log). */
+const char *admit_recheck(const struct admit_tunnel *t, const struct admit_recheck_policy *p);
 
 #endif

@@ -104,6 +104,7 @@ static const struct key keys[] = {
 	{ "logger", "maxBackups", K_INT, O(log_max_backups), 0, 1000, 0 },
 	{ "logger", "noCompress", K_BOOL, O(log_no_compress), 0, 0, 0 },
 	{ "limits", "maxConnections", K_INT, O(max_connections), 1, 1000000, 0 },
+	{ "limits", "maxPendingPerAddress", K_INT, O(max_pending_per_address), 1, 1000000, 0 },
 	{ "limits", "maxHeaderBytes", K_SIZE, O(max_header_bytes), 1024, 65536, 0 },
 	{ "limits", "headerTimeout", K_DUR, O(header_timeout), 1, 3600, 0 },
 	{ "limits", "connectTimeout", K_DUR, O(connect_timeout), 1, 3600, 0 },
@@ -127,6 +128,7 @@ static const char *const env_other[] = {
 	"RELAYPRO_PROXY_CA_FILE",    /* extra trust anchors for an https:// upstream proxy */
 	"RELAYPRO_UPGRADE_READY_FD", /* set by a running relay for the binary replacing it */
 	"RELAYPRO_WORKER",           /* set by the supervisor for its workers */
+	"RELAYPRO_POLL_BACKEND",     /* the loop's readiness backend: poll or epoll (pollset.h) */
 };
 
 /* Install-time variables that seed keys (SPEC §5): lower precedence than the file. */
@@ -832,6 +834,7 @@ set_defaults(struct config *cfg)
 	cfg->log_max_age = 7 * DAY;
 	cfg->log_max_backups = 5;
 	cfg->max_connections = 10000;
+	cfg->max_pending_per_address = 64;
 	cfg->max_header_bytes = 8192;
 	cfg->header_timeout = 10;
 	cfg->connect_timeout = 10;
@@ -948,6 +951,9 @@ check_combinations(struct loader *ld)
 	v = getenv("RELAYPRO_PROXY_CA_FILE");
 	if (v && *v && resolve_path(c->dir, v, c->proxy_ca_file, sizeof c->proxy_ca_file) != ERR_OK)
 		fail(ld, "environment RELAYPRO_PROXY_CA_FILE: path too long");
+	v = getenv("RELAYPRO_POLL_BACKEND");
+	if (v && *v && strcmp(v, "poll") != 0 && strcmp(v, "epoll") != 0)
+		fail(ld, "environment RELAYPRO_POLL_BACKEND: %.40s: expected poll or epoll", v);
 }
 
 /* <privateFolder>/registration.ini (SPEC §5): where the relay saves a registration when

@@ -82,6 +82,7 @@ struct config {
 	int log_no_compress;
 
 	int64_t max_connections;
+	int64_t max_pending_per_address; /* connections not yet admitted, per client address */
 	uint64_t max_header_bytes;
 	uint64_t header_timeout, connect_timeout, idle_timeout, shutdown_timeout;
 	uint64_t clock_skew;

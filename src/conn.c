@@ -99,6 +99,8 @@ conn_set_state(struct conn *c, enum conn_state s)
 
 	if (c->state == CS_DEAD)
 		return;
+	if (s == CS_RESOLVE || s == CS_CONNECT || s == CS_PROXY || s == CS_TUNNEL)
+		pending_remove(&c->pend); /* a tunnel was admitted: no longer pending */
 	if (log_begin(&r, LOG_DEBUG, "conn.state")) {
 		log_str(&r, "client", c->peer);
 		log_str(&r, "from", state_names[c->state]);
@@ -224,6 +226,8 @@ conn_new(const struct relay *rl, int fd, const struct net_addr *peer, int kind, 
 		c->uobuf = p + CONN_UP_IBUF;
 	}
 	http_init(&c->req);
+	if (kind != CONN_ADMIN)
+		pending_add(&c->pend, c); /* the loop counts it per address (pending.h) */
 	metrics_conn_open((enum metrics_listener)c->mlistener);
 	return c;
 }
@@ -263,6 +267,8 @@ conn_free(struct conn *c)
 			log_int(&r, "ws_close", c->ws_close_sent ? c->ws_code : 0);
 		log_int(&r, "duration_ms", c->rl->now_ms - c->t_start);
 		log_str(&r, "reason", reason);
+		if (c->close_detail)
+			log_str(&r, "detail", c->close_detail);
 		log_end(&r);
 	} else if (log_begin(&r, LOG_DEBUG, "conn.close")) {
 		log_str(&r, "client", c->peer);
@@ -270,6 +276,7 @@ conn_free(struct conn *c)
 		log_str(&r, "reason", reason);
 		log_end(&r);
 	}
+	pending_remove(&c->pend);
 	if (c->tunnel_open)
 		metrics_tunnel_close(c->mseries);
 	metrics_conn_close((enum metrics_listener)c->mlistener);

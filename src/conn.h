@@ -58,11 +58,13 @@
 #include <bearssl.h>
 
 #include "auth.h"
+#include "body.h"
 #include "config.h"
 #include "hop.h"
 #include "http.h"
 #include "metrics.h"
 #include "net.h"
+#include "pending.h"
 #include "relay.h"
 #include "resolve.h"
 #include "target.h"
@@ -97,6 +99,7 @@ struct conn {
 	int64_t t_start;             /* accept time (tunnel.close duration) */
 	int64_t deadline;            /* the current state's; set by whoever enters the state */
 	const char *close_reason;    /* DEAD: why (static text), logged by conn_free */
+	const char *close_detail;    /* NULL, or more about why (static text: "revoked") */
 	/* hop.c — the two ends and the pump; set up by conn (front end), dial (upstream end),
 	 * tunnel and wstunnel (prefix, frame adapter) */
 	struct hop hop;
@@ -123,6 +126,9 @@ struct conn {
 	/* tunnel.c — the tunnel's bookkeeping */
 	int64_t last_io;             /* bytes moved either way (idle timeout) */
 	int mlistener, mseries;      /* conn: metrics listener; tunnel: the target's series */
+	/* tunnel.c — absolute-form: one request, then nothing (the forward adapter on the pump) */
+	struct body_state body;      /* where the request's body ends (body.h) */
+	uint32_t fwd_ready;          /* bytes at the input's start judged part of the request */
 	/* wstunnel.c — WebSocket mode: the same TUNNEL state, client bytes in frames */
 	struct ws_rx ws_rx;          /* client frame decoder */
 	uint32_t ws_ready;           /* unmasked payload at the input's start, not yet upstream */
@@ -137,6 +143,16 @@ struct conn {
 	    tunnel_open : 1,         /* tunnel: tunnel.open logged, tunnel.close owed */
 	    ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1, ws_close_rcvd : 1,
 	    ws_up_dead : 1;          /* wstunnel */
+	/* server.c, pending.c — the loop's bookkeeping (issue 17: caps on pending connections) */
+	int slot;                    /* server: this connection's slot in the table */
+	struct pending_entry pend;   /* pending: queued from accept until a tunnel is admitted
+	                              * (conn_set_state leaves it), counted per address */
+	/* cred.c — what admitted the request, kept to judge it again at a reload (revocation,
+	 * server_revalidate + admit_recheck): fixed size, never the credential itself */
+	int64_t cred_epoch;          /* Bearer: the access token's ep (the epoch then) */
+	uint64_t cred_fp;            /* Basic: keyed fingerprint of "user:password" (cred.h) */
+	uint8_t cred_kind;           /* ADMIT_CRED_KIND_*: which credential (admit.h) */
+	uint8_t req_kind;            /* the request's enum admit_kind */
 	/* byte arrays last, together: no padding between them */
 	char presp[CONN_PRESP_MAX];  /* dial: the proxy's answer head (then the up prefix) */
 	char peer[NET_ADDR_TEXT];    /* front: peer_addr as text, for logs */

@@ -64,9 +64,9 @@ hop_rack(struct hop_end *e, size_t n)
 	}
 }
 
-/* Received bytes are waiting (what hop_rbuf would give), without touching anything. */
-static int
-rpending(const struct hop_end *e)
+/* see hop.h */
+int
+hop_rpending(const struct hop_end *e)
 {
 	if (e->pre_len)
 		return 1;
@@ -130,12 +130,37 @@ hop_wempty(const struct hop_end *e)
 
 /* ---- socket I/O ------------------------------------------------------------------------ */
 
-/* One round of record I/O between a BearSSL engine (in state st) and its socket: write
- * the records it has to send, read what it asks for unless *eof (EOF sets it). Returns 1
- * when anything moved, 0 when the socket would block, -1 on a socket error. */
-static int
-engine_sock_io(br_ssl_engine_context *eng, unsigned st, int fd, int *eof)
+/* read() from e's socket into buf (at most len), under the "Reads" rule (hop.h): nothing
+ * is read while e is marked rdry (-1, errno EAGAIN); a short read or EAGAIN marks it. */
+static ssize_t
+sock_read(struct hop_end *e, void *buf, size_t len)
 {
+	ssize_t n;
+
+	if (e->rdry) {
+		errno = EAGAIN;
+		return -1;
+	}
+	n = read(e->fd, buf, len);
+	if ((n > 0 && (size_t)n < len) || (n < 0 && errno == EAGAIN))
+		e->rdry = 1;
+	return n;
+}
+
+/* see hop.h */
+void
+hop_readable(struct hop_end *e)
+{
+	e->rdry = 0;
+}
+
+/* One round of record I/O between e's BearSSL engine (in state st) and its socket: write
+ * the records it has to send, read what it asks for unless at EOF (which sets eof).
+ * Returns 1 when anything moved, 0 when the socket would block, -1 on a socket error. */
+static int
+engine_sock_io(struct hop_end *e, unsigned st)
+{
+	br_ssl_engine_context *eng = e->eng;
 	unsigned char *b;
 	size_t len;
 	ssize_t n;
@@ -143,7 +168,7 @@ engine_sock_io(br_ssl_engine_context *eng, unsigned st, int fd, int *eof)
 
 	if (st & BR_SSL_SENDREC) {
 		b = br_ssl_engine_sendrec_buf(eng, &len);
-		n = write(fd, b, len);
+		n = write(e->fd, b, len);
 		if (n > 0) {
 			br_ssl_engine_sendrec_ack(eng, (size_t)n);
 			moved = 1;
@@ -151,14 +176,14 @@ engine_sock_io(br_ssl_engine_context *eng, unsigned st, int fd, int *eof)
 			return -1;
 		}
 	}
-	if ((st & BR_SSL_RECVREC) && !*eof) {
+	if ((st & BR_SSL_RECVREC) && !e->eof) {
 		b = br_ssl_engine_recvrec_buf(eng, &len);
-		n = read(fd, b, len);
+		n = sock_read(e, b, len);
 		if (n > 0) {
 			br_ssl_engine_recvrec_ack(eng, (size_t)n);
 			moved = 1;
 		} else if (n == 0) {
-			*eof = 1;
+			e->eof = 1;
 			moved = 1;
 		} else if (errno != EAGAIN && errno != EINTR) {
 			return -1;
@@ -177,7 +202,7 @@ hop_io(struct hop_end *e)
 	if (e->eng) {
 		for (;;) {
 			unsigned st = br_ssl_engine_current_state(e->eng);
-			int moved, eof;
+			int moved;
 
 			if (st & BR_SSL_CLOSED) {
 				if (!e->closed) {
@@ -188,9 +213,7 @@ hop_io(struct hop_end *e)
 			}
 			if (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))
 				e->ready = 1;
-			eof = e->eof;
-			moved = engine_sock_io(e->eng, st, e->fd, &eof);
-			e->eof = eof ? 1 : 0;
+			moved = engine_sock_io(e, st);
 			if (moved < 0)
 				return -1;
 			if (!moved)
@@ -213,7 +236,7 @@ hop_io(struct hop_end *e)
 	if (e->out_off == e->out_end)
 		e->out_off = e->out_end = 0;
 	if (!e->eof && e->in_end < e->ilen) {
-		n = read(e->fd, e->ibuf + e->in_end, e->ilen - e->in_end);
+		n = sock_read(e, e->ibuf + e->in_end, e->ilen - e->in_end);
 		if (n > 0) {
 			e->in_end += (size_t)n;
 			progress = 1;
@@ -254,7 +277,7 @@ hop_read(struct hop_end *e, void *buf, size_t len)
 	size_t avail;
 
 	if (e->pre_len == 0 && e->eng == NULL && e->ibuf == NULL)
-		return read(e->fd, buf, len);
+		return sock_read(e, buf, len);
 	if (e->pre_len == 0 && e->eng && hop_io(e) < 0)
 		return -1;
 	b = hop_rbuf(e, &avail);
@@ -420,7 +443,7 @@ hop_up_interest(const struct hop *h)
 		h->frame->wants(h->ctx, &want_in, &want_out);
 	} else {
 		want_in = !h->up_eof && hop_wroom(&h->front) > 0;
-		want_out = rpending(&h->front);
+		want_out = hop_rpending(&h->front);
 	}
 	/* An https:// proxy's engine reads what it asks for (at most one record ahead), so
 	 * back-pressure holds without asking. */

@@ -20,6 +20,14 @@
  * sent after its request head; what a proxy sent after its answer head); both views give
  * them first.
  *
+ * Reads: a read that returns fewer bytes than asked (or EAGAIN) has emptied the socket, so
+ * the end is marked rdry and its socket is not read again — BearSSL asks for exactly one
+ * record's header or body at a time, and without this every round would end in a failed
+ * read — until the loop reports the socket readable again and clears the mark
+ * (hop_readable). Safe because readiness is level-triggered (pollset.h): bytes that arrive
+ * after the last read are reported at the next wait, and the interest (hop_interest) still
+ * asks for them. The first read after a report is always made.
+ *
  * The pump (hop_pump) moves client → upstream from the front's in-place view into
  * hop_write(up), and upstream → client with hop_read(up) into the front's in-place view:
  * no copy when the upstream end is direct (bytes go from BearSSL's decrypted input to
@@ -51,6 +59,10 @@ struct hop_end {
 	unsigned closed : 1;         /* TLS: the engine is closed (err: why, 0 = cleanly) */
 	unsigned ready : 1;          /* TLS: handshake done, application data flows */
 	unsigned shut : 1;           /* hop_shutdown was called */
+	unsigned rdry : 1;           /* the socket was read empty: see "Reads" above */
+	unsigned polled : 1;         /* the loop's (server.c): this end's socket is in its poll
+	                              * set; cleared when the end is set up again (a new
+	                              * socket, which may carry a closed one's number) */
 };
 
 /* A framing adapter between the pump and the front end (the WebSocket tunnel). The pump
@@ -97,6 +109,10 @@ void hop_wack(struct hop_end *e, size_t n);
 /* Room hop_wbuf would give now (0: none), without touching anything. */
 size_t hop_wroom(const struct hop_end *e);
 
+/* 1 when received bytes wait to be taken (what hop_rbuf would give), without touching
+ * anything. */
+int hop_rpending(const struct hop_end *e);
+
 /* 1 when nothing written into e waits to reach its socket. */
 int hop_wempty(const struct hop_end *e);
 
@@ -109,6 +125,9 @@ ssize_t hop_write(struct hop_end *e, const void *buf, size_t len);
  * -1 on a socket error (errno set). A direct end: 0. TLS: sets ready, closed and err as
  * the engine goes. */
 int hop_io(struct hop_end *e);
+
+/* The loop reported e's socket readable (or hung up, or in error): read it again. */
+void hop_readable(struct hop_end *e);
 
 /* Poll events for e's socket: want_in / want_out are what the caller would read / write;
  * a TLS engine decides by itself what it must send, and reads only what it asks for. */

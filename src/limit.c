@@ -89,9 +89,9 @@ limit_siphash24(const unsigned char k[16], const void *data, size_t len)
 
 /* ---- the table --------------------------------------------------------------------- */
 
-/* The address as 16 bytes (IPv4 mapped), without the port. */
-static void
-key_of(const struct net_addr *a, unsigned char out[16])
+/* see limit.h */
+void
+limit_addr_key(const struct net_addr *a, unsigned char out[16])
 {
 	memset(out, 0, 16);
 	if (a->ss.ss_family == AF_INET6) {
@@ -170,7 +170,7 @@ limit_banned(const struct net_addr *addr, int64_t now)
 	unsigned char ip[16];
 	struct slot *s;
 
-	key_of(addr, ip);
+	limit_addr_key(addr, ip);
 	s = find(ip, 0, now);
 	return s && s->banned_until > now;
 }
@@ -184,7 +184,7 @@ limit_fail(const struct net_addr *addr, int64_t now, int64_t max_fails, int64_t 
 	int64_t sec = now / 1000, t, total = 0;
 	int i;
 
-	key_of(addr, ip);
+	limit_addr_key(addr, ip);
 	s = find(ip, 1, now);
 	if (s == NULL)
 		return 0;

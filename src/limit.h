@@ -40,6 +40,10 @@ int limit_banned(const struct net_addr *addr, int64_t now_ms);
 /* Record one failure; returns 1 when this failure started a ban of ban_s seconds. */
 int limit_fail(const struct net_addr *addr, int64_t now_ms, int64_t max_fails, int64_t ban_s);
 
+/* The address without its port as 16 bytes (IPv4 mapped into ::ffff:0:0/96): the key
+ * this table, and pending.c's, hash. */
+void limit_addr_key(const struct net_addr *a, unsigned char out[16]);
+
 /* Forget everything and draw a new key (tests). */
 void limit_reset(void);
 

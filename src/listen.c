@@ -29,6 +29,7 @@ static int nlisteners;
 static struct pp_cidr trusted[CFG_LIST_MAX]; /* trustedProxies, read once at start */
 static int ntrusted;
 static int64_t accept_paused_until;
+static int ninherited;       /* listeners handed over by the binary we replace (or systemd) */
 
 /* A listening socket handed over by the binary we replace (or by systemd socket
  * activation): LISTEN_PID is us, LISTEN_FDS sockets from fd 3 on, LISTEN_FDNAMES their
@@ -113,7 +114,9 @@ listen_open(const struct config *cfg, char *err, size_t errlen)
 			return ERR_INVAL;
 		}
 		fd = inherited(want[i].name);
-		if (fd < 0)
+		if (fd >= 0)
+			ninherited++;
+		else
 			fd = net_listen(&a, cfg->workers != 1);
 		if (fd < 0) {
 			snprintf(err, errlen, "%s listener: cannot listen on %s: %s", want[i].name,
@@ -128,6 +131,13 @@ listen_open(const struct config *cfg, char *err, size_t errlen)
 		nlisteners++;
 	}
 	return ERR_OK;
+}
+
+/* see listen.h */
+int
+listen_inherited(void)
+{
+	return ninherited;
 }
 
 /* see listen.h */

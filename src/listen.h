@@ -33,6 +33,9 @@ struct listen_conn {
  * with a message naming the listener. */
 int listen_open(const struct config *cfg, char *err, size_t errlen);
 
+/* How many listeners listen_open inherited (from the binary it replaces, or systemd). */
+int listen_inherited(void);
+
 /* How many listeners are open; the fd of listener i (-1 once closed). */
 int listen_count(void);
 int listen_fd(int i);

@@ -23,7 +23,8 @@
  * descriptor, the rotation state and each write are guarded by one mutex.
  * Secrets must never be passed to these functions (SPEC §8).
  *
- * Rotation (SPEC §8), only when logging to a regular file opened with log_open:
+ * Rotation (SPEC §8), only when logging to a regular file opened with log_open
+ * (logfile.h has the details):
  * - before a record that would take the file past max_size (and the file is not empty),
  *   the file is renamed to "<name>.<UTC YYYYMMDDTHHMMSS.mmmZ>" (the log clock, strictly
  *   increasing, so names sort by time; never over an existing name) and a fresh file is
@@ -32,20 +33,21 @@
  * - housekeeping then runs in a detached thread (signals blocked, lower priority), never
  *   in the caller: rotated files beyond max_backups (oldest first) or older than max_age
  *   (by the time in their name) are deleted, and the remaining uncompressed ones are
- *   gzip'ed (deflate.c) to "<rotated>.gz", written atomically, the plain file removed
- *   after. One thread at a time; a rotation meanwhile makes it run once more. Without a
- *   thread (creation failed) it runs synchronously in the caller: bounded by max_size per
- *   file. It also runs once when log_open and log_set_rotation have both been called, to
+ *   gzip'ed (logkeep.h). One run at a time; a rotation meanwhile makes it run once more.
+ *   It also runs once when log_open and log_set_rotation have both been called, to
  *   finish what an earlier run left (a stop during compression leaves the plain file).
- * - fork() is safe at any time (pthread_atfork): the child gets a free mutex and no
+ * - fork() is safe at any time (pthread_atfork): the child gets free locks and no
  *   housekeeping in progress; its next rotation starts its own.
- * - several processes (workers) may share the file: a rotation is done under an fcntl
- *   write lock and re-checks that the name still holds the file it has open, and every
- *   record first checks (stat) that the name still holds its descriptor's file: after
- *   another process rotated it, or an operator moved or removed it, the name is reopened.
+ * - the size is counted, not asked for: a record costs no stat. The file's name and size
+ *   are looked at when the count says the file is full, at log_follow, and before every
+ *   record once the file is shared with other processes (log_share, or found so at a
+ *   check): several processes rotate one file without losing a line (an fcntl write lock,
+ *   the name re-checked), and an operator who moves or removes the file has the name
+ *   reopened at the next of those.
  * - a failed rename or reopen leaves logging on the current file and is retried a minute
  *   later; failures are reported by "log.rotate" warnings, at most one a minute.
- * Cost with rotation on: one fstat and one stat per record.
+ * Cost with rotation on: nothing per record besides the write while the file is this
+ * process's alone; an fstat and a stat per record while it is shared.
  */
 #ifndef RELAYPRO_LOG_H
 #define RELAYPRO_LOG_H
@@ -55,7 +57,6 @@
 #include <sys/stat.h>
 
 #define LOG_REC_MAX 2048
-#define LOG_PATH_MAX 1024   /* longer log paths are logged to without rotation */
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -101,6 +102,15 @@ void log_set_rotation(uint64_t max_size, uint64_t max_age_s, int max_backups, in
 /* Wait until background housekeeping (pruning, compression) has finished: for tests,
  * and for a clean stop. Returns at once when none is running. */
 void log_rotation_wait(void);
+
+/* Other processes write the log file too from now on (workers, a binary upgrade): follow
+ * its name and size before every record, as the rotation above needs. Sticky. */
+void log_share(void);
+
+/* Look at the log file's name now and reopen it when it no longer holds the file being
+ * written (moved or removed from outside: logrotate without copytruncate, an operator).
+ * The loop calls it at SIGHUP. */
+void log_follow(void);
 
 int log_begin(struct log_rec *r, enum log_level level, const char *event);
 void log_str(struct log_rec *r, const char *key, const char *val);

@@ -335,7 +335,8 @@ start_fail(const char *what, const char *detail)
 
 /* SIGHUP (SPEC §6): load the configuration again; apply the reloadable keys, report the
  * restart-only ones that changed, and keep everything as it was when the new
- * configuration (or its password file) is bad. Open tunnels are not touched. */
+ * configuration (or its password file) is bad. Open tunnels are untouched, except those
+ * the new configuration no longer accepts (server_revalidate). */
 static void
 reload_apply(void)
 {
@@ -423,6 +424,7 @@ reload_apply(void)
 		}
 		log_end(&r);
 	}
+	server_revalidate(); /* tunnels the new configuration no longer accepts: revoked */
 }
 
 /* SIGHUP, with systemd told (RELOADING=1 ... READY=1) either way. */

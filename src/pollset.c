@@ -1,33 +1,86 @@
 /*
- * pollset.c — the poll() backend of the loop's readiness. See pollset.h.
+ * pollset.c — the loop's readiness: the poll() and epoll backends. See pollset.h.
  *
- * pfds[0, nfixed) are the fixed keys, in key order (fd -1 while unset: poll() skips
- * them). The connections' entries follow, compact: pfds[nfixed, nfixed + npent), the busy
- * ones first (nbusy of them). An entry is updated in place, appended, or removed by moving
- * the last one into the gap, so a put costs O(1) and the array never has holes.
+ * poll(): pfds[0, nfixed) are the fixed keys, in key order (fd -1 while unset: poll()
+ * skips them). The connections' entries follow, compact: pfds[nfixed, nfixed + npent). An
+ * entry is updated in place, appended, or removed by moving the last one into the gap, so
+ * a put costs O(1), the array never has holes, and a wait polls every watched socket.
+ *
+ * epoll: one registration per watched key; what is registered is kept per key (the fd + 1,
+ * 0 for none, and the events), so a put that changes nothing makes no system call and a
+ * change is one epoll_ctl. Level-triggered (pollset.h says why). A registration's data is
+ * its key and a serial the key takes at each registration; an event whose serial is not
+ * the key's current one belongs to a socket the key no longer watches and is dropped. That
+ * covers the one case where the kernel keeps a closed socket's registration: another
+ * process still holds the socket (a child between fork() and exec(): sockets are
+ * close-on-exec), whose stale readiness must not reach the slot's next connection.
  */
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include "pollset.h"
 
-#define SETTLE_MS 250 /* how often busy pairs without events are turned quiet */
-
 struct pollset {
-	int nfixed, npairs;
-	struct pollfd *pfds;          /* nfixed + 2 * npairs */
+	int backend, nfixed, nent;
+	struct pollset_event *ready;  /* what the last wait found */
+	/* poll() */
+	struct pollfd *pfds;          /* nent */
 	int *pkey;                    /* pfds[i]'s key */
 	int *ppos;                    /* per connection key: 1 + its entry's index; 0: none */
-	int64_t *slast;               /* per pair: when it last had events (or a new entry) */
-	struct pollset_event *ready;  /* what the last wait found */
-	int npent, nbusy;
-	int64_t now, next_full, next_settle;
+	int npent;
+	/* epoll */
+	int epfd;
+	int *kfd;                     /* per key: the registered fd + 1; 0: none */
+	uint32_t *kser;               /* per key: the serial of its current registration */
+	short *kev;                   /* per key: the registered events; -1: refused, reported */
+	int *errq, nerr;              /* keys the kernel refused to watch, not yet reported */
+	void *evbuf;                  /* struct epoll_event[POLLSET_EPOLL_BATCH] */
 };
 
 /* see pollset.h */
+int
+pollset_backend(const char *name)
+{
+	if (name == NULL || name[0] == 0) {
+#ifdef __linux__
+		return POLLSET_EPOLL;
+#else
+		return POLLSET_POLL;
+#endif
+	}
+	if (strcmp(name, "poll") == 0)
+		return POLLSET_POLL;
+#ifdef __linux__
+	if (strcmp(name, "epoll") == 0)
+		return POLLSET_EPOLL;
+#endif
+	return -1;
+}
+
+/* see pollset.h */
+const char *
+pollset_backend_name(int backend)
+{
+	return backend == POLLSET_EPOLL ? "epoll" : "poll";
+}
+
+/* One zero-filled block for n bytes, large enough to be a fresh mapping for big tables,
+ * so the pages of slots never used stay untouched (idle RSS at start). */
+static void *
+block(size_t n)
+{
+	return calloc(1, n ? n : 1);
+}
+
+/* see pollset.h */
 struct pollset *
-pollset_new(int nfixed, int npairs)
+pollset_new(int backend, int nfixed, int npairs)
 {
 	size_t nent = (size_t)nfixed + 2 * (size_t)npairs;
 	struct pollset *ps = calloc(1, sizeof *ps);
@@ -35,27 +88,46 @@ pollset_new(int nfixed, int npairs)
 
 	if (ps == NULL)
 		return NULL;
+	ps->backend = backend;
 	ps->nfixed = nfixed;
-	ps->npairs = npairs;
-	ps->pfds = calloc(nent, sizeof *ps->pfds);
-	/* The per-key and per-pair arrays in one zero-filled block: large enough to be a fresh
-	 * mapping, so the pages of slots never used stay untouched (idle RSS at start). */
-	ps->slast = calloc(nent, sizeof *ps->pkey + sizeof *ps->ppos + sizeof *ps->ready +
-	    sizeof *ps->slast);
-	if (ps->pfds == NULL || ps->slast == NULL) {
-		free(ps->pfds);
-		free(ps->slast);
-		free(ps);
-		return NULL;
+	ps->nent = (int)nent;
+	ps->epfd = -1;
+	if (backend == POLLSET_POLL) {
+		ps->pfds = block(nent * sizeof *ps->pfds);
+		ps->pkey = block(nent * (2 * sizeof(int) + sizeof *ps->ready));
+		if (ps->pfds == NULL || ps->pkey == NULL) {
+			pollset_free(ps);
+			return NULL;
+		}
+		ps->ready = (struct pollset_event *)(void *)(ps->pkey + nent);
+		ps->ppos = (int *)(void *)(ps->ready + nent);
+		for (k = 0; k < nfixed; k++) {
+			ps->pfds[k].fd = -1;
+			ps->pkey[k] = k;
+		}
+		return ps;
 	}
-	ps->ready = (struct pollset_event *)(void *)(ps->slast + nent);
-	ps->pkey = (int *)(void *)(ps->ready + nent);
-	ps->ppos = ps->pkey + nent;
-	for (k = 0; k < nfixed; k++) {
-		ps->pfds[k].fd = -1;
-		ps->pkey[k] = k;
+#ifdef __linux__
+	if (backend == POLLSET_EPOLL) {
+		ps->epfd = epoll_create1(EPOLL_CLOEXEC);
+		ps->kfd = block(nent * (3 * sizeof(int) + sizeof(short)));
+		ps->ready = block(2 * POLLSET_EPOLL_BATCH * sizeof *ps->ready);
+		ps->evbuf = block(POLLSET_EPOLL_BATCH * sizeof(struct epoll_event));
+		if (ps->epfd < 0 || ps->kfd == NULL || ps->ready == NULL || ps->evbuf == NULL) {
+			int e = errno;
+			pollset_free(ps);
+			errno = e;
+			return NULL;
+		}
+		ps->errq = ps->kfd + nent;
+		ps->kser = (uint32_t *)(void *)(ps->errq + nent);
+		ps->kev = (short *)(void *)(ps->kser + nent);
+		return ps;
 	}
-	return ps;
+#endif
+	free(ps);
+	errno = ENOSYS;
+	return NULL;
 }
 
 /* see pollset.h */
@@ -64,10 +136,18 @@ pollset_free(struct pollset *ps)
 {
 	if (ps == NULL)
 		return;
+	if (ps->epfd >= 0)
+		close(ps->epfd);
 	free(ps->pfds);
-	free(ps->slast);
+	free(ps->pkey);
+	if (ps->backend == POLLSET_EPOLL)
+		free(ps->ready);
+	free(ps->kfd);
+	free(ps->evbuf);
 	free(ps);
 }
+
+/* ---- poll() ------------------------------------------------------------------------- */
 
 /* Entry `from` to place `to` (whatever was there is overwritten). */
 static void
@@ -79,64 +159,9 @@ move(struct pollset *ps, int from, int to)
 }
 
 static void
-swap(struct pollset *ps, int a, int b)
+poll_put(struct pollset *ps, int key, int fd, short events)
 {
-	struct pollfd f = ps->pfds[a];
-	int k = ps->pkey[a];
-
-	move(ps, b, a);
-	ps->pfds[b] = f;
-	ps->pkey[b] = k;
-	ps->ppos[k - ps->nfixed] = b + 1;
-}
-
-/* Entry i joins the busy part (polled every wait) / the quiet part. */
-static void
-busy(struct pollset *ps, int i)
-{
-	int end = ps->nfixed + ps->nbusy;
-
-	if (i >= end) {
-		swap(ps, i, end);
-		ps->nbusy++;
-	}
-}
-
-static void
-quiet(struct pollset *ps, int i)
-{
-	int last = ps->nfixed + ps->nbusy - 1;
-
-	if (i <= last) {
-		swap(ps, i, last);
-		ps->nbusy--;
-	}
-}
-
-/* Remove entry i, keeping both parts without holes. */
-static void
-drop(struct pollset *ps, int i)
-{
-	int lastbusy = ps->nfixed + ps->nbusy - 1, last = ps->nfixed + ps->npent - 1;
-
-	ps->ppos[ps->pkey[i] - ps->nfixed] = 0;
-	if (i <= lastbusy) {
-		if (i != lastbusy)
-			move(ps, lastbusy, i);
-		if (lastbusy != last)
-			move(ps, last, lastbusy);
-		ps->nbusy--;
-	} else if (i != last) {
-		move(ps, last, i);
-	}
-	ps->npent--;
-}
-
-/* see pollset.h */
-void
-pollset_put(struct pollset *ps, int key, int fd, short events)
-{
-	int *p, i;
+	int *p, i, last;
 
 	if (key < ps->nfixed) {
 		ps->pfds[key].fd = fd < 0 || events == 0 ? -1 : fd;
@@ -145,57 +170,32 @@ pollset_put(struct pollset *ps, int key, int fd, short events)
 	}
 	p = &ps->ppos[key - ps->nfixed];
 	if (fd < 0 || events == 0) {
-		if (*p)
-			drop(ps, *p - 1);
+		if (*p) { /* remove: the last entry fills the gap */
+			i = *p - 1;
+			last = ps->nfixed + ps->npent - 1;
+			*p = 0;
+			if (i != last)
+				move(ps, last, i);
+			ps->npent--;
+		}
 		return;
 	}
 	if (*p == 0) {
 		i = ps->nfixed + ps->npent++;
 		ps->pkey[i] = key;
 		*p = i + 1;
-		ps->slast[(key - ps->nfixed) / 2] = ps->now;
-	} else if (ps->pfds[*p - 1].fd == fd && ps->pfds[*p - 1].events == events) {
-		return;
 	}
 	i = *p - 1;
 	ps->pfds[i].fd = fd;
 	ps->pfds[i].events = events;
 	ps->pfds[i].revents = 0;
-	busy(ps, i); /* new or changed interest is watched at once */
 }
 
-/* Busy entries of pairs without events for POLLSET_QUIET_MS turn quiet. */
-static void
-settle(struct pollset *ps, int64_t now)
+static int
+poll_wait(struct pollset *ps, int timeout_ms)
 {
-	int i;
+	int n = ps->nfixed + ps->npent, left, nready = 0, i;
 
-	for (i = ps->nfixed + ps->nbusy - 1; i >= ps->nfixed; i--)
-		if (now - ps->slast[(ps->pkey[i] - ps->nfixed) / 2] >= POLLSET_QUIET_MS)
-			quiet(ps, i);
-}
-
-/* see pollset.h */
-int
-pollset_wait(struct pollset *ps, int timeout_ms, int64_t now,
-    const struct pollset_event **ready)
-{
-	int n, nready = 0, left, i, j;
-
-	ps->now = now;
-	*ready = ps->ready;
-	if (now >= ps->next_settle) {
-		settle(ps, now);
-		ps->next_settle = now + SETTLE_MS;
-	}
-	if (ps->nbusy > 0 && ps->npent > ps->nbusy && now < ps->next_full) {
-		n = ps->nfixed + ps->nbusy; /* the quiet entries wait for the next full poll */
-		if (timeout_ms > ps->next_full - now)
-			timeout_ms = (int)(ps->next_full - now);
-	} else {
-		n = ps->nfixed + ps->npent;
-		ps->next_full = now + POLLSET_QUIET_POLL_MS;
-	}
 	left = poll(ps->pfds, (nfds_t)n, timeout_ms);
 	if (left < 0)
 		return -1;
@@ -207,16 +207,130 @@ pollset_wait(struct pollset *ps, int timeout_ms, int64_t now,
 		ps->ready[nready++].revents = ps->pfds[i].revents;
 		ps->pfds[i].revents = 0;
 	}
-	/* A pair with events turns busy, both its sockets (after the scan: this moves
-	 * entries). */
-	for (i = 0; i < nready; i++) {
-		int k = ps->ready[i].key - ps->nfixed;
-		if (k < 0)
-			continue;
-		ps->slast[k / 2] = now;
-		for (j = k & ~1; j <= (k | 1); j++)
-			if (ps->ppos[j])
-				busy(ps, ps->ppos[j] - 1);
-	}
 	return nready;
+}
+
+/* ---- epoll -------------------------------------------------------------------------- */
+
+#ifdef __linux__
+_Static_assert(EPOLLIN == POLLIN && EPOLLOUT == POLLOUT && EPOLLERR == POLLERR &&
+    EPOLLHUP == POLLHUP && EPOLLPRI == POLLPRI, "epoll and poll event bits agree");
+
+/* The kernel refused to watch key: report it once as POLLERR at the next wait. */
+static void
+ep_refused(struct pollset *ps, int key)
+{
+	ps->kfd[key] = 0;
+	if (ps->kev[key] != -1) {
+		ps->kev[key] = -1;
+		ps->errq[ps->nerr++] = key;
+	}
+}
+
+static void
+ep_put(struct pollset *ps, int key, int fd, short events)
+{
+	struct epoll_event ev;
+	int *kf = &ps->kfd[key], op, rc;
+
+	if (fd < 0 || events == 0) {
+		if (*kf) /* still open (pollset.h): take it out of the kernel's set */
+			(void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, *kf - 1, NULL);
+		*kf = 0;
+		return;
+	}
+	if (*kf == fd + 1 && ps->kev[key] == events)
+		return;
+	if (*kf && *kf != fd + 1) { /* another socket under the key: the old one is still open */
+		(void)epoll_ctl(ps->epfd, EPOLL_CTL_DEL, *kf - 1, NULL);
+		*kf = 0;
+	}
+	op = *kf ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (op == EPOLL_CTL_ADD)
+		ps->kser[key]++; /* a new registration: events of any earlier one are stale */
+	memset(&ev, 0, sizeof ev);
+	ev.events = (uint32_t)(unsigned short)events;
+	ev.data.u64 = (uint64_t)ps->kser[key] << 32 | (uint32_t)key;
+	rc = epoll_ctl(ps->epfd, op, fd, &ev);
+	if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST) /* forgotten, yet still open */
+		rc = epoll_ctl(ps->epfd, EPOLL_CTL_MOD, fd, &ev);
+	else if (rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
+		rc = epoll_ctl(ps->epfd, EPOLL_CTL_ADD, fd, &ev);
+	if (rc != 0) {
+		ep_refused(ps, key);
+		return;
+	}
+	*kf = fd + 1;
+	ps->kev[key] = events;
+}
+
+static int
+ep_wait(struct pollset *ps, int timeout_ms)
+{
+	struct epoll_event *evs = ps->evbuf;
+	int n = 0, m, i;
+
+	/* Keys the kernel refused: POLLERR, once (at most a batch a wait; the rest next). */
+	while (ps->nerr > 0 && n < POLLSET_EPOLL_BATCH) {
+		int key = ps->errq[--ps->nerr];
+		if (ps->kev[key] != -1)
+			continue; /* watched after all by a later put */
+		ps->kev[key] = 0;
+		ps->ready[n].key = key;
+		ps->ready[n++].revents = POLLERR;
+	}
+	m = epoll_wait(ps->epfd, evs, POLLSET_EPOLL_BATCH, n ? 0 : timeout_ms);
+	if (m < 0)
+		return n ? n : -1;
+	for (i = 0; i < m; i++) {
+		uint32_t key = (uint32_t)evs[i].data.u64, ser = (uint32_t)(evs[i].data.u64 >> 32);
+		if (key >= (uint32_t)ps->nent || !ps->kfd[key] || ps->kser[key] != ser)
+			continue; /* a socket the key no longer watches (see the top) */
+		ps->ready[n].key = (int)key;
+		ps->ready[n++].revents = (short)(evs[i].events & 0xffff);
+	}
+	return n;
+}
+#endif
+
+/* ---- the interface ------------------------------------------------------------------ */
+
+/* see pollset.h */
+void
+pollset_put(struct pollset *ps, int key, int fd, short events)
+{
+	if (key < 0 || key >= ps->nent)
+		return;
+#ifdef __linux__
+	if (ps->backend == POLLSET_EPOLL) {
+		ep_put(ps, key, fd, events);
+		return;
+	}
+#endif
+	poll_put(ps, key, fd, events);
+}
+
+/* see pollset.h */
+void
+pollset_closed(struct pollset *ps, int key)
+{
+	if (key < 0 || key >= ps->nent)
+		return;
+	if (ps->backend == POLLSET_EPOLL) {
+		ps->kfd[key] = 0; /* the kernel dropped it with the socket */
+		return;
+	}
+	poll_put(ps, key, -1, 0);
+}
+
+/* see pollset.h */
+int
+pollset_wait(struct pollset *ps, int timeout_ms, const struct pollset_event **ready)
+{
+	*ready = ps->ready;
+#ifdef __linux__
+	if (ps->backend == POLLSET_EPOLL)
+		return ep_wait(ps, timeout_ms);
+#endif
+	return poll_wait(ps, timeout_ms);
 }

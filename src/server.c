@@ -10,16 +10,20 @@
  * Each pass: bring the poll set up to date, wait with a timeout of at most one tick, then
  * handle signals, the resolver's wake-ups, watches, new connections and connection events,
  * in that order. Deadlines are checked once per tick by walking the table (O(connections)
- * per tick, never per byte). A connection closed by a callback is freed right after that
- * callback returns (reap(): conn.h, "Closing") and is not looked at again: events are
- * dispatched by slot and the slot's generation, so a slot an accept reused in the same
- * pass never gets its predecessor's events.
+ * per tick, never per byte; a deadline delays nothing: it is when a connection is given
+ * up). A connection closed by a callback is freed right after that callback returns
+ * (reap(): conn.h, "Closing") and is not looked at again: events are dispatched by slot
+ * and the slot's generation, so a slot an accept reused in the same pass never gets its
+ * predecessor's events.
  *
  * Interest is derived, never remembered: a connection's two entries are derived again
- * from walk_interest() only when it was touched (it handled events, it is new, or the pass
- * ran something that may touch every connection: a tick, resolver news, a signal, a watch)
- * and put into the poll set, which ignores what did not change. So a pass costs O(events)
- * besides the wait itself.
+ * from walk_interest() only when it was touched (it handled events, it is new, its
+ * deadline passed at a tick, or the pass ran something that may touch every connection:
+ * resolver news, a signal, a watch) and put into the poll set, which ignores what did not
+ * change. So a pass costs O(events) besides the wait itself, and with the epoll backend the
+ * wait too (pollset.h). A closed socket is only forgotten by the poll set (release_end,
+ * put_end), never taken out by a number that may be someone else's by then: pollset.h,
+ * "Sockets and closing".
  */
 #include <errno.h>
 #include <poll.h>
@@ -34,9 +38,11 @@
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "pending.h"
 #include "pollset.h"
 #include "relay.h"
 #include "resolve.h"
+#include "revoke.h"
 #include "server.h"
 #include "tls.h"
 #include "walk.h"
@@ -55,6 +61,7 @@ static struct {
 	void (*cb)(void);
 } watches[SERVER_WATCH_MAX];
 static int64_t drain_deadline;
+static time_t window_judged;   /* the migration window end the tunnels were judged at */
 /* Per slot, in one zero-filled block (untouched pages of unused slots stay so). */
 static unsigned char *touched;
 static int *touch_list, ntouch, touch_all;
@@ -71,6 +78,10 @@ server_listen(const struct config *cfg, char *err, size_t errlen)
 	int rc = listen_open(cfg, err, errlen);
 
 	srv.listening = listen_count();
+	/* Workers write one log file, and so do the binary we replace and we while it drains:
+	 * the log follows the file's name and size before every record (log.h). */
+	if (cfg->workers != 1 || listen_inherited())
+		log_share();
 	return rc;
 }
 
@@ -133,15 +144,40 @@ touch(int slot)
 	}
 }
 
+/* One end's socket into the poll set (pollset.h, "Sockets and closing"): an end without
+ * a socket, or set up again since it was put (a new socket, which may carry the number of
+ * the one closed before it), had its earlier socket closed by its owner: forgotten first,
+ * never taken out of a kernel set by a number that may belong to someone else now. */
+static void
+put_end(int key, struct hop_end *e, int fd, short ev)
+{
+	if (fd < 0 || !e->polled)
+		pollset_closed(ps, key);
+	if (fd >= 0) {
+		pollset_put(ps, key, fd, ev);
+		e->polled = 1;
+	}
+}
+
 static void
 derive(int slot)
 {
+	struct conn *c = table[slot];
 	int cfd, ufd;
 	short cev, uev;
 
-	walk_interest(table[slot], &cfd, &cev, &ufd, &uev);
-	pollset_put(ps, POLLSET_KEY(K_FIXED, slot, 0), cfd, cev);
-	pollset_put(ps, POLLSET_KEY(K_FIXED, slot, 1), ufd, uev);
+	walk_interest(c, &cfd, &cev, &ufd, &uev);
+	put_end(POLLSET_KEY(K_FIXED, slot, 0), &c->hop.front, cfd, cev);
+	put_end(POLLSET_KEY(K_FIXED, slot, 1), &c->hop.up, ufd, uev);
+}
+
+/* Before conn_free closes an end's socket: forgotten, since closing it drops it from the
+ * kernel's set (pollset.h, "Sockets and closing": the epoll backend drops a stale event
+ * should another process still hold the socket), which saves two epoll_ctl a tunnel. */
+static void
+release_end(int key)
+{
+	pollset_closed(ps, key);
 }
 
 /* Before the wait: derive the touched connections' interest again. */
@@ -176,6 +212,7 @@ table_add(struct conn *c)
 		int s = (table_hint + i) % table_size;
 		if (table[s] == NULL) {
 			table[s] = c;
+			c->slot = s;
 			table_hint = s + 1;
 			srv.nconns++;
 			sgen[s]++;
@@ -197,24 +234,59 @@ reap(int s)
 		return;
 	table[s] = NULL;
 	srv.nconns--;
-	pollset_put(ps, POLLSET_KEY(K_FIXED, s, 0), -1, 0);
-	pollset_put(ps, POLLSET_KEY(K_FIXED, s, 1), -1, 0);
+	release_end(POLLSET_KEY(K_FIXED, s, 0));
+	release_end(POLLSET_KEY(K_FIXED, s, 1));
 	conn_free(c);
 }
 
+/* Pending connections all together at most half of maxConnections (SPEC §9): over it the
+ * oldest pending connection is closed to make room (pending.h). */
+static void
+cap_pending(void)
+{
+	int64_t cap = srv.cfg->max_connections / 2 > 0 ? srv.cfg->max_connections / 2 : 1;
+	struct conn *o;
+
+	while (pending_total() > cap && (o = pending_oldest()) != NULL) {
+		pending_log(PENDING_OLDEST, o->peer, pending_total(), cap, srv.now_ms);
+		conn_close(o, "too many pending connections: the oldest is closed");
+		reap(o->slot);
+	}
+}
+
 /* A new connection for an accepted socket, into the table; the socket is closed when
- * there is no memory (or, which accept_some prevents, no slot). */
+ * there is no memory (or, which accept_some prevents, no slot). A connection over
+ * maxPendingPerAddress is closed at once, before a byte is read (with proxyProtocol the
+ * address is known only from the header: front.c checks it then). */
 static void
 add_conn(const struct listen_conn *lc, int over)
 {
 	struct conn *c = conn_new(&srv, lc->fd, &lc->peer, lc->kind, over, lc->pp);
+	int s, n;
 
 	if (c == NULL) {
 		close(lc->fd);
-	} else if (table_add(c) < 0) {
+		return;
+	}
+	s = table_add(c);
+	if (s < 0) {
 		conn_close(c, "no slot");
 		conn_free(c);
+		return;
 	}
+	if (lc->kind == CONN_ADMIN)
+		return;
+	if (!lc->pp) {
+		n = pending_count_addr(&c->pend, &c->peer_addr);
+		if (n > srv.cfg->max_pending_per_address) {
+			pending_log(PENDING_PER_ADDRESS, c->peer, n, srv.cfg->max_pending_per_address,
+			    srv.now_ms);
+			conn_close(c, "too many pending connections from this address");
+			reap(s);
+			return;
+		}
+	}
+	cap_pending();
 }
 
 /* Accept a burst from listener i. Capacity is decided here: admin connections do not
@@ -251,6 +323,28 @@ accept_some(int i)
 
 /* see server.h */
 void
+server_revalidate(void)
+{
+	static struct revoke rv; /* the password file's fingerprints: not on the stack */
+	const char *why;
+	int i;
+
+	if (table == NULL)
+		return;
+	revoke_prepare(&rv, &srv);
+	for (i = 0; i < table_size; i++) {
+		if (table[i] == NULL || (why = revoke_judge(&rv, table[i])) == NULL)
+			continue;
+		table[i]->close_detail = why;
+		conn_close(table[i], "revoked");
+		reap(i);
+		touch_all = 1;
+	}
+	revoke_done(&rv);
+}
+
+/* see server.h */
+void
 server_begin_drain(const char *why)
 {
 	struct log_rec r;
@@ -261,6 +355,8 @@ server_begin_drain(const char *why)
 	srv.draining = 1;
 	notify_send("STOPPING=1\nSTATUS=draining");
 	drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
+	for (i = 0; ps != NULL && i < LISTEN_MAX; i++) /* out of the poll set while still open */
+		pollset_put(ps, K_LISTEN + i, -1, 0);
 	listen_close_all();
 	srv.listening = 0;
 	if (log_begin(&r, LOG_INFO, "stopping")) {
@@ -283,13 +379,19 @@ tick(void)
 	int i;
 
 	for (i = 0; i < table_size; i++) {
-		if (table[i]) {
-			walk_tick(table[i], srv.now_ms);
+		if (table[i] && walk_tick(table[i], srv.now_ms)) {
+			touch(i);
 			reap(i);
 		}
 	}
 	conn_trim(srv.now_ms);
 	tls_maintain(srv.now); /* remint the server certificate when < 30 days remain */
+	/* The migration window ends by time, without a reload: its tunnels are revoked. */
+	if (srv.policy.migration.kind != TARGET_NONE && srv.now >= srv.policy.migration_until &&
+	    window_judged != srv.policy.migration_until) {
+		window_judged = srv.policy.migration_until;
+		server_revalidate();
+	}
 }
 
 /* The table and the poll set, sized once: a reload may lower maxConnections; raising it
@@ -297,12 +399,22 @@ tick(void)
 static int
 setup(void)
 {
+	int backend = pollset_backend(getenv(POLLSET_ENV)); /* the configuration checked it */
+	struct log_rec r;
 	size_t n;
 
 	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
 	n = (size_t)table_size;
 	table = calloc(n, sizeof *table);
-	ps = pollset_new(K_FIXED, table_size);
+	ps = pollset_new(backend < 0 ? pollset_backend(NULL) : backend, K_FIXED, table_size);
+	if (pending_init(table_size) != ERR_OK)
+		return ERR_IO;
+	if (ps != NULL && log_begin(&r, LOG_INFO, "loop.start")) {
+		log_str(&r, "backend", pollset_backend_name(backend < 0 ? pollset_backend(NULL) :
+		    backend));
+		log_int(&r, "slots", table_size);
+		log_end(&r);
+	}
 	touch_list = calloc(n, sizeof *touch_list + sizeof *ev_slot + sizeof *sgen + sizeof *ev_gen +
 	    2 * sizeof *srev + sizeof *touched);
 	if (table == NULL || ps == NULL || touch_list == NULL)
@@ -358,7 +470,7 @@ server_run(void)
 		refresh();
 		t = loop_now_ms();
 		timeout = (int)(next_tick - t);
-		n = pollset_wait(ps, timeout < 0 ? 0 : timeout, t, &ready);
+		n = pollset_wait(ps, timeout < 0 ? 0 : timeout, &ready);
 		if (n < 0 && errno != EINTR) {
 			/* ENOMEM is transient: wait a little and go on. Anything else is a bug. */
 			log_msg(LOG_ERROR, "loop.poll_fail", strerror(errno));
@@ -388,12 +500,16 @@ server_run(void)
 
 		if (fixed[K_SIGNAL]) {
 			unsigned sig = loop_take_signals();
+			if (sig & LOOP_SIG_HUP)
+				log_follow(); /* a log file moved aside (logrotate): its name again */
 			if ((sig & LOOP_SIG_HUP) && srv.on_reload && !srv.draining)
 				srv.on_reload();
 			if (sig & LOOP_SIG_TERM)
 				server_begin_drain("signal");
-			if ((sig & LOOP_SIG_USR2) && srv.on_upgrade && !srv.draining)
+			if ((sig & LOOP_SIG_USR2) && srv.on_upgrade && !srv.draining) {
+				log_share(); /* the new binary writes the same log file */
 				srv.on_upgrade();
+			}
 			if ((sig & LOOP_SIG_CHLD) && srv.on_child)
 				srv.on_child();
 			touch_all = 1; /* a reload or a drain may have touched any connection */
@@ -430,8 +546,7 @@ server_run(void)
 			reap(s);
 		}
 		if (srv.now_ms >= next_tick) {
-			touch_all = 1; /* walk_tick visits every connection */
-			tick();
+			tick(); /* touches the connections whose deadline passed */
 			if (srv.on_tick)
 				srv.on_tick();
 			next_tick = srv.now_ms + SERVER_TICK_MS;

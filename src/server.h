@@ -21,7 +21,9 @@
 #define SERVER_WATCH_MAX 4     /* fds watched for main (registration, upgrade hand-off) */
 
 /* Poll fd for POLLIN and call cb when it is readable (registration results, the upgrade
- * handshake). ERR_NOSPACE when SERVER_WATCH_MAX are watched already. */
+ * handshake). ERR_NOSPACE when SERVER_WATCH_MAX are watched already. server_unwatch
+ * before closing fd: the epoll backend takes a socket out of its set by its number
+ * (pollset.h, "Sockets and closing"). */
 int server_watch(int fd, void (*cb)(void));
 void server_unwatch(int fd);
 
@@ -40,6 +42,13 @@ int server_listen(const struct config *cfg, char *err, size_t errlen);
 
 /* Build srv's target policy from cfg; start the resolver for its names (relay_set_policy). */
 int server_set_policy(const struct config *cfg, char *err, size_t errlen);
+
+/* Revocation (docs/configuration.md, "Reload"): judge every admitted connection again
+ * against the configuration, policy and password file in srv now (admit_recheck) and
+ * close those no longer accepted — tunnel.close reason "revoked", with the cause as
+ * "detail". Call after a successful reload has put the new configuration in place; the
+ * loop also calls it when the migration window ends by time. */
+void server_revalidate(void);
 
 /* Run until SIGTERM/SIGINT and the drain that follows. Returns the exit code. */
 int server_run(void);

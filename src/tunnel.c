@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "body.h"
 #include "err.h"
 #include "hop.h"
 #include "http.h"
@@ -25,6 +26,88 @@ name_is(const char *h, struct http_span s, const char *lit)
 	return s.len == n && strncasecmp(h + s.off, lit, n) == 0;
 }
 
+/* ---- absolute-form: one request, then nothing ----------------------------------------
+ * A frame adapter on the pump (hop.h) for absolute-form tunnels: client bytes go upstream
+ * only while they belong to the request — its rewritten head, then its body as body.c
+ * follows it (Content-Length or chunked) — and what comes after is read and dropped, never
+ * parsed, never forwarded. fwd_ready counts the bytes at the input's start already judged
+ * part of the request (the pump may write fewer than offered). Upstream bytes pass as
+ * they are. */
+
+static unsigned char *
+fwd_in(void *ctx, size_t *len, int *progress)
+{
+	struct conn *c = ctx;
+	struct hop_end *f = &c->hop.front;
+	unsigned char *b;
+	size_t n;
+	int st;
+
+	while (!conn_dead(c) && (b = hop_rbuf(f, len)) != NULL) {
+		if (c->fwd_ready) {
+			if (*len > c->fwd_ready)
+				*len = c->fwd_ready;
+			return b;
+		}
+		n = body_take(&c->body, b, *len, &st);
+		if (n) {
+			c->fwd_ready = (uint32_t)n;
+			continue;
+		}
+		if (st == BODY_BAD) {
+			conn_close(c, "bad chunked body");
+			return NULL;
+		}
+		hop_rack(f, *len); /* after the request: dropped */
+		*progress = 1;
+	}
+	return NULL;
+}
+
+static void
+fwd_in_ack(void *ctx, size_t n)
+{
+	struct conn *c = ctx;
+
+	c->fwd_ready -= (uint32_t)n;
+	hop_rack(&c->hop.front, n);
+}
+
+static unsigned char *
+fwd_out(void *ctx, size_t *room, int *progress)
+{
+	struct conn *c = ctx;
+
+	(void)progress;
+	return conn_dead(c) || c->hop.up_eof ? NULL : hop_wbuf(&c->hop.front, room);
+}
+
+static void
+fwd_out_ack(void *ctx, size_t n)
+{
+	struct conn *c = ctx;
+
+	hop_wack(&c->hop.front, n);
+}
+
+static void
+fwd_up_fail(void *ctx, const char *why)
+{
+	conn_close(ctx, why);
+}
+
+static void
+fwd_wants(const void *ctx, int *read_up, int *write_up)
+{
+	const struct conn *c = ctx;
+
+	*read_up = !c->hop.up_eof && hop_wroom(&c->hop.front) > 0;
+	*write_up = c->fwd_ready > 0 || (!c->body.done && hop_rpending(&c->hop.front));
+}
+
+static const struct hop_frame fwd_frame = { fwd_in, fwd_in_ack, fwd_out, fwd_out_ack,
+	fwd_up_fail, fwd_wants };
+
 /* see tunnel.h */
 int
 tunnel_forward_head(struct conn *c, const struct http_target *t)
@@ -35,6 +118,10 @@ tunnel_forward_head(struct conn *c, const struct http_target *t)
 	size_t o = 0, i, tail = c->head_len - r->head_len;
 	int n;
 
+	/* One request: the head, its body, nothing after (admission checked the framing);
+	 * read from the head as parsed, before it is rewritten below. */
+	if (body_start(&c->body, h, r) != ERR_OK)
+		return ERR_INVAL;
 #define PUT(p, l) do { if (o + (l) > sizeof out) return ERR_NOSPACE; memcpy(out + o, (p), (l)); o += (l); } while (0)
 	PUT(h + r->method.off, r->method.len);
 	PUT(" ", 1);
@@ -73,6 +160,9 @@ tunnel_forward_head(struct conn *c, const struct http_target *t)
 	memcpy(c->head, out, o);
 	c->hop.front.pre = (unsigned char *)c->head; /* goes upstream first */
 	c->hop.front.pre_len = (uint32_t)(o + tail);
+	c->fwd_ready = (uint32_t)o;
+	c->hop.frame = &fwd_frame;
+	c->hop.ctx = c;
 	return ERR_OK;
 }
 
@@ -158,11 +248,13 @@ tunnel_step(struct conn *c, int moved)
 	if (c->websocket) {
 		rc = wstunnel_step(c);
 	} else {
-		rc = hop_pump(&c->hop);
+		rc = hop_pump(&c->hop); /* absolute-form: through its adapter, errors close there */
 		if (rc < 0) {
 			conn_close(c, rc == HOP_E_WRITE ? "upstream write error" : "upstream read error");
 			return 0;
 		}
+		if (conn_dead(c))
+			return 0;
 		tunnel_eof(c);
 	}
 	if (rc || moved)

@@ -17,8 +17,12 @@
 /* Absolute-form: rewrite the head in origin-form for the upstream, in place: request line
  * with the path only, Host from the URI's authority (RFC 9112 §3.2.2), Proxy-Authorization,
  * Proxy-Connection and hop-by-hop fields removed, "Connection: close" appended; pipelined
- * bytes follow. It becomes the front end's prefix (sent upstream first). ERR_OK, or
- * ERR_NOSPACE when it does not fit the head buffer (431). */
+ * bytes follow. It becomes the front end's prefix (sent upstream first), and the tunnel
+ * carries exactly one request: the head, then the body its Content-Length or chunked
+ * framing declares (body.h); what the client sends after it is read and dropped, never
+ * forwarded (a framing error closes the connection). ERR_OK, ERR_NOSPACE when it does not
+ * fit the head buffer (431), ERR_INVAL when the body has no reliable length (admission
+ * refuses such heads first). */
 int tunnel_forward_head(struct conn *c, const struct http_target *t);
 
 /* The upstream is reached: answer 200 (CONNECT) or 101 (WebSocket, wstunnel.c), log

@@ -1,6 +1,8 @@
 /*
- * units.c — value parsers for the configuration. See units.h.
+ * units.c — value parsers for the configuration, and the time format they share with the
+ * log. See units.h.
  */
+#include <string.h>
 #include <strings.h>
 
 #include "err.h"
@@ -129,6 +131,46 @@ units_days_from_civil(int64_t y, unsigned m, unsigned d)
 	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
 	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return era * 146097 + doe - 719468;
+}
+
+/* Write v as exactly n decimal digits. */
+static void
+put_digits(char *out, unsigned v, int n)
+{
+	while (n-- > 0) {
+		out[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/* see units.h — civil_from_days, the inverse of units_days_from_civil: arithmetic only
+ * (no gmtime, no time zone, no lock), cheap enough for every log record. */
+void
+units_format_time(char out[25], int64_t ms)
+{
+	int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000, days, z, era, sod, y;
+	unsigned doe, yoe, doy, mp, d, m;
+
+	days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+	sod = secs - days * 86400;
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = (int64_t)yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	memcpy(out, "0000-00-00T00:00:00.000Z", 25);
+	put_digits(out, (unsigned)(((y % 10000) + 10000) % 10000), 4);
+	put_digits(out + 5, m, 2);
+	put_digits(out + 8, d, 2);
+	put_digits(out + 11, (unsigned)(sod / 3600), 2);
+	put_digits(out + 14, (unsigned)(sod / 60 % 60), 2);
+	put_digits(out + 17, (unsigned)(sod % 60), 2);
+	put_digits(out + 20, (unsigned)(ms - secs * 1000), 3);
 }
 
 /* Exactly n digits at s into *v. */

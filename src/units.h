@@ -26,4 +26,9 @@ int units_rfc3339(const char *s, int64_t *out);
 /* Days since 1970-01-01 for a proleptic Gregorian date (month 1..12). */
 int64_t units_days_from_civil(int64_t y, unsigned m, unsigned d);
 
+/* The inverse for a time: ms since the epoch as RFC 3339 UTC with milliseconds,
+ * "2026-11-23T10:00:00.123Z", into out[25] (NUL-terminated). Years outside 0..9999 are
+ * written modulo 10000. */
+void units_format_time(char out[25], int64_t ms);
+
 #endif

@@ -67,7 +67,11 @@ run(struct conn *c)
 void
 walk_events(struct conn *c, short crev, short urev)
 {
-	(void)crev;
+	/* A socket reported readable (or hung up, or in error) is read again (hop.h, "Reads"). */
+	if (crev & (POLLIN | POLLPRI | POLLHUP | POLLERR))
+		hop_readable(&c->hop.front);
+	if (urev & (POLLIN | POLLPRI | POLLHUP | POLLERR))
+		hop_readable(&c->hop.up);
 	if (urev && (c->state == CS_CONNECT || c->state == CS_PROXY))
 		dial_event(c);
 	run(c);
@@ -87,9 +91,12 @@ walk_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 		return;
 	}
 	/* The client is read while a head, tunnel bytes or (CLOSING) the discarded rest can
-	 * come; what is queued for it is always written. */
-	*cev = hop_interest(f, c->state == CS_HEAD || c->state == CS_TUNNEL ||
-	    c->state == CS_CLOSING, 0);
+	 * come — also while the upstream is being reached (RESOLVE, CONNECT, PROXY): what the
+	 * client sends then waits in its end's buffer (one record, or the plain buffer: the
+	 * end stops asking when full) for the tunnel, and the interest stays the same from
+	 * the head to the tunnel (no poll-set change per tunnel). What is queued for it is
+	 * always written. */
+	*cev = hop_interest(f, c->state != CS_RESPOND, 0);
 	if (u->fd < 0)
 		return;
 	if (c->state == CS_CONNECT)
@@ -101,16 +108,17 @@ walk_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *uev)
 }
 
 /* see walk.h */
-void
+int
 walk_tick(struct conn *c, int64_t now)
 {
 	if (c->state == CS_TUNNEL) {
-		if (now - c->last_io >= (int64_t)c->rl->cfg->idle_timeout * 1000)
-			conn_close(c, "idle timeout");
-		return;
+		if (now - c->last_io < (int64_t)c->rl->cfg->idle_timeout * 1000)
+			return 0;
+		conn_close(c, "idle timeout");
+		return 1;
 	}
 	if (now < c->deadline)
-		return;
+		return 0;
 	switch (c->state) {
 	case CS_HEAD:
 		conn_close(c, "header timeout");
@@ -127,6 +135,7 @@ walk_tick(struct conn *c, int64_t now)
 	default:
 		conn_close(c, "response timeout");
 	}
+	return 1;
 }
 
 /* see walk.h */

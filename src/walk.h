@@ -23,8 +23,10 @@ void walk_interest(const struct conn *c, int *cfd, short *cev, int *ufd, short *
 /* Poll results for the client (crev) and upstream (urev) sockets. */
 void walk_events(struct conn *c, short crev, short urev);
 
-/* Deadlines: once per tick with the current monotonic time. */
-void walk_tick(struct conn *c, int64_t now);
+/* Deadlines: once per tick with the current monotonic time. 1 when a deadline passed (the
+ * connection closed or moved on: its interest must be derived again), 0 when nothing
+ * happened to it. */
+int walk_tick(struct conn *c, int64_t now);
 
 /* The resolver has news: a connection in RESOLVE retries its lookup. */
 void walk_resolved(struct conn *c);

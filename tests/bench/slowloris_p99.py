@@ -3,7 +3,8 @@
 
 Latency of a normal tunnel (connect, Basic auth, CONNECT, 1 KiB echo, close) through the
 real binary on loopback, unloaded and while N slowloris clients (default 1,000) hold
-partial request heads open and trickle one byte each per 0.5 s. The slowloris clients run
+partial request heads open and trickle one byte each per 0.5 s, spread over 100 addresses
+(127.1.0.1-100: one address alone is held at maxPendingPerAddress). The slowloris clients run
 in a process of their own so their work does not slow the measuring client. Prints
 p50/p90/p99 for both phases and the ratio loaded/unloaded (issue 9 asks for p99 within 2x).
 
@@ -24,15 +25,20 @@ import socket, sys, time
 port, n, echo = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 head = b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " % echo
 socks = []
-for _ in range(n):
-    s = socket.socket(); s.connect(("127.0.0.1", port)); s.send(head[:10]); s.setblocking(False)
-    socks.append(s)
+# Spread over 100 addresses (127.1.0.1-100), as a crowd would be: one address alone is
+# stopped at maxPendingPerAddress (64) long before 1,000.
+def slow_conn(i):
+    s = socket.socket(); s.bind(("127.1.0.%d" % (1 + i % 100), 0))
+    s.connect(("127.0.0.1", port)); s.send(head[:10]); s.setblocking(False)
+    return s
+for i in range(n):
+    socks.append(slow_conn(i))
 print("READY", flush=True)
 pos, end = 10, time.monotonic() + 600
 while socks and time.monotonic() < end:
     b = head[pos:pos + 1] if pos < len(head) else b"a"; pos += 1
     keep = []
-    for s in socks:
+    for i, s in enumerate(socks):
         try:
             s.send(b); keep.append(s)
         except BlockingIOError:
@@ -40,8 +46,7 @@ while socks and time.monotonic() < end:
         except OSError:
             # closed by headerTimeout: reconnect, so the load stays at n
             s.close()
-            t = socket.socket(); t.connect(("127.0.0.1", port)); t.send(head[:10])
-            t.setblocking(False); keep.append(t)
+            keep.append(slow_conn(i))
     socks = keep
     time.sleep(0.5)
 '''

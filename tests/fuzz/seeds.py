@@ -354,3 +354,14 @@ certfile_seeds()
 put("certfile", "empty", b"\x00\x00")
 put("certfile", "garbage", b"\x00\x3b-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n"
     b"-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n")
+
+# body: byte 0 even = chunked, odd = Content-Length from bytes 1-2; then the bytes after
+# the head (fuzz_body.c).
+for name, v in {
+        "chunked": b"\x00\x00\x00" + b"5;a=b\r\nhello\r\n1A\r\n" + b"z" * 26 + b"\r\n0\r\nT: 1\r\n\r\nGET /next",
+        "chunked-bare-lf": b"\x00\x00\x00" + b"5\nhello\r\n0\r\n\r\n",
+        "chunked-open": b"\x00\x00\x00" + b"ffff\r\n" + b"x" * 100,
+        "length": b"\x01\x00\x0aGET / 0123456789 then the next request",
+        "length-short": b"\x01\x10\x00short"}.items():
+    put("body", name, v)
+

@@ -4,8 +4,9 @@
 * brute force: a flood of bad tokens from 127.0.0.3 is answered 407 until authFailLimit,
   then 429 rate_limited (good credentials from there too); 127.0.0.2 is unaffected
   (200 with good credentials, 407 not 429 for a bad token);
-* slowloris: 1,000 clients send a partial request head one byte at a time; normal
-  tunnels opened meanwhile all succeed (their latency is printed, never asserted: see
+* slowloris: 1,000 clients spread over 100 addresses (127.1.0.0/24; one address would be
+  stopped at maxPendingPerAddress, test_pending.py) send a partial request head one byte
+  at a time; normal tunnels opened meanwhile all succeed (their latency is printed, never asserted: see
   tests/bench/slowloris_p99.py), and headerTimeout (5 s, counted from accept) closes every
   slowloris connection although each keeps sending;
 * 10,000 idle tunnels (as many as RLIMIT_NOFILE allows: the relay needs two descriptors
@@ -116,6 +117,7 @@ def setup():
                      "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n"
                      "[logger]\nfileName = relay.log\n"
                      "[limits]\nmaxConnections = 12000\nheaderTimeout = 5s\nauthFailLimit = 5\n"
+                     "maxPendingPerAddress = 600\n"
                      "authFailBan = 60s\nshutdownTimeout = 2s\n" % (S["echo"], S["port"]))
     with open(S["cfg"], "w") as f:
         f.write(S["cfg_text"])
@@ -181,6 +183,7 @@ def slowloris_does_not_starve_others():
     for i in range(SLOWLORIS):
         s = socket.socket()
         s.settimeout(5)
+        s.bind(("127.1.0.%d" % (1 + i % 100), 0))
         s.connect(("127.0.0.1", S["port"]))
         s.send(head[:10])
         s.setblocking(False)

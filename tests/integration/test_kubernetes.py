@@ -359,14 +359,29 @@ def admin_probes_at_max_connections():
     d = os.path.join(TMP, "full")
     os.makedirs(d, exist_ok=True)
     https, admin = rt.free_port(), rt.free_port()
+    # maxConnections is held with two tunnels (idle sockets would be pending, and at most
+    # half of maxConnections may be: the oldest would be closed; test_pending.py).
+    echo = rt.start_console(d, https=False, http=False, tls_echo=False, name="echo")
     env = {"RELAYPRO_HTTPS_PROXY_LISTEN": "127.0.0.1:%d" % https,
            "RELAYPRO_ADMIN_LISTEN": "127.0.0.1:%d" % admin,
            "RELAYPRO_LIMITS_MAX_CONNECTIONS": "2", "RELAYPRO_SECURITY_TOKEN": SEC_TOKEN,
+           "RELAYPRO_CONSOLE_ADDRESS": "127.0.0.1", "RELAYPRO_ALLOWED_PORTS": str(echo.echo_port),
+           "RELAYPRO_ORGANIZATION_ID": str(ORG), "RELAYPRO_RELAY_ID": str(RELAY_ID),
            "RELAYPRO_PRIVATE_FOLDER": os.path.join(d, "private"), "RELAYPRO_LOGGER_FILE_NAME": "-"}
     p = rt.start_process([rt.relay_bin(), "run", "-c", ""], env=env, tmpdir=d, name="full")
     if not rt.check(rt.wait_for_port("127.0.0.1", admin, timeout=15), "full: relay up", p.stderr()[-400:]):
         return
-    held = [socket.create_connection(("127.0.0.1", https), timeout=5) for _ in range(2)]
+    grant = rt.jwt_hs256({"sub": "r-full", "org": ORG, "aud": "relaypro:%d" % RELAY_ID,
+                          "exp": int(time.time()) + 300}, SEC_TOKEN)
+    resp = rt.http_request("127.0.0.1", https, "POST", "/v1/token", tls=True, verify=False,
+                           headers={"Authorization": "Bearer " + grant})
+    tok = json.loads(resp.body)["access_token"] if resp.status == 200 else ""
+    held = []
+    for _ in range(2):
+        st, _, s = rt.connect_tunnel("127.0.0.1", https, "127.0.0.1:%d" % echo.echo_port,
+                                     headers=rt.bearer(tok))
+        if st == 200:
+            held.append(s)
     try:
         def open_https():
             r = rt.http_request("127.0.0.1", admin, "GET", "/metrics")

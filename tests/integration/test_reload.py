@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """test_reload.py — SIGHUP reload (SPEC §6): a password-file change takes effect, an
-allowedPorts change takes effect, a tunnel open across reloads keeps echoing, a broken
-configuration is refused and the old one keeps serving, restart-only keys are reported."""
+allowedPorts change takes effect, a tunnel open across reloads keeps echoing while its user
+and target stay accepted (and is closed, revoked, once its target is not: test_revoke.py
+has the other revocations), a broken configuration is refused and the old one keeps
+serving, restart-only keys are reported."""
 import os
 import signal
 import sys
@@ -44,7 +46,7 @@ def setup():
     con = rt.start_console(tmp, https=False, http=False, tls_echo=False)
     state.update(tmp=tmp, con=con, echo=con.echo_port, port=rt.free_port(),
                  log=os.path.join(tmp, "relay.log"), cfg=os.path.join(tmp, "config.ini"))
-    write(os.path.join(tmp, "users.txt"), "alice:first-pass\n")
+    write(os.path.join(tmp, "users.txt"), "alice:first-pass\ncarol:stays\n")
     write(state["cfg"], config(con.echo_port, state["port"]))
     state["relay"] = rt.start_process([BIN, "run", "-c", state["cfg"]], tmpdir=tmp, name="relay")
     rt.check(rt.wait_for_log(state["log"], "start", timeout=15), "relay started")
@@ -52,10 +54,10 @@ def setup():
 
 @rt.case
 def password_change_and_open_tunnel():
-    st, _, sock = tunnel("alice", "first-pass")
-    rt.check_eq(st, 200, "alice opens a tunnel before the reload")
+    st, _, sock = tunnel("carol", "stays")
+    rt.check_eq(st, 200, "carol opens a tunnel before the reload")
     state["open"] = sock
-    write(os.path.join(state["tmp"], "users.txt"), "bob:second-pass\n")
+    write(os.path.join(state["tmp"], "users.txt"), "bob:second-pass\ncarol:stays\n")
     ev = reload_and_wait()
     rt.check(ev and ev.get("ok") is True, "reload logged ok", ev)
     st, _, _ = tunnel("alice", "first-pass")
@@ -87,7 +89,7 @@ def broken_config_keeps_running():
     rt.check_eq(st, 200, "old password file keeps serving")
     if st == 200:
         s.close()
-    write(os.path.join(state["tmp"], "users.txt"), "bob:second-pass\n")
+    write(os.path.join(state["tmp"], "users.txt"), "bob:second-pass\ncarol:stays\n")
 
 
 @rt.case
@@ -153,9 +155,12 @@ def targets_and_restart_only_keys():
              "a listen change is reported as needing a restart", ev)
     st, _, _ = tunnel("bob", "second-pass")
     rt.check_eq(st, 403, "echo port no longer allowed after allowedPorts changed")
-    payload = os.urandom(4096)
-    rt.check(rt.echo_roundtrip(state["open"], payload) == payload,
-             "the old tunnel keeps echoing after the targets changed")
+    # Its target is no longer allowed: the tunnel opened before is revoked (SPEC §6).
+    rt.check(rt.read_until_close(state["open"], timeout=10) == b"",
+             "the old tunnel to a port no longer allowed is closed")
+    rt.check(rt.wait_for_log(state["log"], {"event": "tunnel.close", "reason": "revoked",
+                                            "user": "carol"}) is not None,
+             "... with tunnel.close reason revoked")
     state["open"].close()
     rc = state["relay"].stop()
     rt.check_eq(rc, 0, "relay exits 0 on SIGTERM")

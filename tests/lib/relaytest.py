@@ -312,13 +312,17 @@ def make_tmpdir(prefix="relaytest-"):
 
 _SCRUB_PREFIXES = ("RELAYPRO_", "AIR_")
 _SCRUB_NAMES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+# Kept: the loop's readiness backend, so a whole script runs against poll() or epoll
+# (tests/integration/test_poll_backend.py runs the core scripts with the other one).
+_KEEP_NAMES = {"RELAYPRO_POLL_BACKEND"}
 
 
 def clean_environ():
     """os.environ without RELAYPRO_*, AIR_* and proxy variables (so the developer's shell
-    cannot change what a test sees)."""
+    cannot change what a test sees), except RELAYPRO_POLL_BACKEND."""
     return {k: v for k, v in os.environ.items()
-            if not k.startswith(_SCRUB_PREFIXES) and k.lower() not in _SCRUB_NAMES}
+            if k in _KEEP_NAMES or
+            (not k.startswith(_SCRUB_PREFIXES) and k.lower() not in _SCRUB_NAMES)}
 
 
 def _group_members(pgid):

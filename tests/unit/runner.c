@@ -11,6 +11,7 @@
 
 void t_admit(void);
 void t_b64(void);
+void t_body(void);
 void t_ca(void);
 void t_certfile(void);
 void t_cfgwrite(void);
@@ -25,6 +26,7 @@ void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
 void t_metrics(void);
+void t_pending(void);
 void t_pollset(void);
 void t_priv(void);
 void t_proxyproto(void);
@@ -45,6 +47,7 @@ static const struct {
 } suites[] = {
 	{ "admit", t_admit },
 	{ "b64", t_b64 },
+	{ "body", t_body },
 	{ "ca", t_ca },
 	{ "certfile", t_certfile },
 	{ "cfgwrite", t_cfgwrite },
@@ -59,6 +62,7 @@ static const struct {
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
 	{ "metrics", t_metrics },
+	{ "pending", t_pending },
 	{ "pollset", t_pollset },
 	{ "priv", t_priv },
 	{ "proxyproto", t_proxyproto },

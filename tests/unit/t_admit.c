@@ -4,6 +4,9 @@
  * relay's own paths — each a real head (parsed by http_parse, split by http_target_split)
  * with the facts the caller would bring, and the verdict expected: status, error code,
  * what is logged, whether the limiter counts it, the challenge, the target admitted.
+ * Then admit_recheck (revocation at a reload): one row per rule, each a tunnel's facts
+ * against a new configuration, stands or revoked. A token's exp is not among the facts:
+ * its passing never cuts a tunnel.
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +88,13 @@ static const struct row {
 	{ "udp numeric", ADMIT_UDP, UDP("target=167772165:10500"), 0, C_OK, 403, "forbidden_target", ADMIT_LOG_TARGET, 0, 0, NULL, 0 },
 	{ "numeric before auth", ADMIT_CONNECT, CON("167772165:443"), 0, C_NONE, 403, "forbidden_target", ADMIT_LOG_TARGET, 0, 0, NULL, 0 },
 	{ "syntax before stopping", ADMIT_CONNECT, CON("a@b:443"), F_DRAIN, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward chunked", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 0, C_OK, 0, NULL, 0, 0, 0, "console.example", 80 },
+	{ "forward gzip, chunked", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: gzip , Chunked\r\n\r\n", 0, C_OK, 0, NULL, 0, 0, 0, "console.example", 80 },
+	{ "forward chunked, gzip", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward gzip only", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward chunked twice", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward empty Transfer-Encoding", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
+	{ "forward framing before auth", ADMIT_FORWARD, "POST http://console.example/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, C_NONE, 400, "bad_request", 0, 0, 0, NULL, 0 },
 
 	/* ---- rule 3: the WebSocket handshake (both paths) ---- */
 	{ "tunnel POST", ADMIT_TUNNEL, "POST /v1/tunnel?target=console.example:443 HTTP/1.1\r\nHost: r\r\n" WSH "\r\n", 0, C_OK, 400, "bad_request", 0, 0, 0, NULL, 0 },
@@ -256,6 +266,88 @@ one(const struct row *w, const struct target_policy *tp)
 	    (w->log == ADMIT_LOG_TARGET && w->host != NULL), name);
 }
 
+/* ---- admit_recheck: an open tunnel judged again after a reload ----------------------
+ * The "new configuration" is the policy above (at T0, or T0 + 100 once the migration
+ * window ended), epoch 7, a password file whose entries have fingerprints 10, 20, 30. */
+enum { R_EPOCH = 7 };
+static const uint64_t user_fps[] = { 10, 20, 30 };
+
+static const struct rrow {
+	const char *name;
+	enum admit_kind kind;
+	int cred;              /* ADMIT_CRED_KIND_* */
+	int64_t epoch;
+	uint64_t fp;
+	const char *host;
+	unsigned port;
+	unsigned facts;        /* F_LATE: the window ended; F_BASIC: cleared = no password file;
+	                        * F_UDP0: no allowedUdpPorts */
+	int revoked;
+} rrows[] = {
+	{ "bearer, same epoch: stands", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 443, F_BASIC, 0 },
+	{ "bearer, epoch raised: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH - 1, 0, "console.example", 443, F_BASIC, 1 },
+	{ "bearer, epoch lowered: revoked", ADMIT_TUNNEL, ADMIT_CRED_KIND_BEARER, R_EPOCH + 1, 0, "console.example", 443, F_BASIC, 1 },
+	{ "websocket bearer, same epoch: stands", ADMIT_TUNNEL, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 443, F_BASIC, 0 },
+	{ "bearer ignores the password file", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 443, 0, 0 },
+	{ "basic, user and password kept: stands", ADMIT_CONNECT, ADMIT_CRED_KIND_BASIC, 0, 20, "console.example", 443, F_BASIC, 0 },
+	{ "basic, first entry: stands", ADMIT_FORWARD, ADMIT_CRED_KIND_BASIC, 0, 10, "console.example", 80, F_BASIC, 0 },
+	{ "basic, last entry: stands", ADMIT_CONNECT, ADMIT_CRED_KIND_BASIC, 0, 30, "console.example", 443, F_BASIC, 0 },
+	{ "basic, removed or password changed: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BASIC, 0, 25, "console.example", 443, F_BASIC, 1 },
+	{ "basic, below every entry: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BASIC, 0, 1, "console.example", 443, F_BASIC, 1 },
+	{ "basic, above every entry: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BASIC, 0, 99, "console.example", 443, F_BASIC, 1 },
+	{ "basic, no password file any more: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BASIC, 0, 20, "console.example", 443, 0, 1 },
+	{ "basic ignores the epoch", ADMIT_CONNECT, ADMIT_CRED_KIND_BASIC, R_EPOCH - 3, 20, "console.example", 443, F_BASIC, 0 },
+	{ "no credential: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_NONE, R_EPOCH, 0, "console.example", 443, F_BASIC, 1 },
+	{ "host no longer allowed: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "gone.example", 443, F_BASIC, 1 },
+	{ "port no longer allowed: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 8443, F_BASIC, 1 },
+	{ "allowedHosts entry kept: stands", ADMIT_FORWARD, ADMIT_CRED_KIND_BASIC, 0, 10, "cdn.example", 80, F_BASIC, 0 },
+	{ "IP literal kept: stands", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "10.0.0.5", 4222, F_BASIC, 0 },
+	{ "migration console in its window: stands", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "old.example", 443, F_BASIC, 0 },
+	{ "migration window ended: revoked", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "old.example", 443, F_BASIC | F_LATE, 1 },
+	{ "console after the window: stands", ADMIT_CONNECT, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 443, F_BASIC | F_LATE, 0 },
+	{ "udp port kept: stands", ADMIT_UDP, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 10500, F_BASIC, 0 },
+	{ "udp port not in allowedUdpPorts: revoked", ADMIT_UDP, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 10501, F_BASIC, 1 },
+	{ "udp, allowedUdpPorts emptied: revoked", ADMIT_UDP, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "console.example", 10500, F_BASIC | F_UDP0, 1 },
+	{ "udp host gone: revoked", ADMIT_UDP, ADMIT_CRED_KIND_BEARER, R_EPOCH, 0, "gone.example", 10500, F_BASIC, 1 },
+};
+
+static void
+recheck_rows(const struct target_policy *tp)
+{
+	static const unsigned udp[] = { 10500 };
+	struct admit_recheck_policy pol;
+	struct admit_tunnel t;
+	struct target_addr a;
+	const char *why;
+	char name[160];
+	size_t i;
+
+	for (i = 0; i < sizeof rrows / sizeof rrows[0]; i++) {
+		const struct rrow *w = &rrows[i];
+		memset(&a, 0, sizeof a);
+		CHECK_INT(target_parse_host(w->host, strlen(w->host), &a.host), TARGET_OK, w->name);
+		a.port = w->port;
+		memset(&t, 0, sizeof t);
+		t.kind = w->kind;
+		t.cred_kind = w->cred;
+		t.epoch = w->epoch;
+		t.user_fp = w->fp;
+		t.target = &a;
+		memset(&pol, 0, sizeof pol);
+		pol.targets = tp;
+		pol.udp_ports = (w->facts & F_UDP0) ? NULL : udp;
+		pol.n_udp_ports = (w->facts & F_UDP0) ? 0 : 1;
+		pol.epoch = R_EPOCH;
+		pol.basic = (w->facts & F_BASIC) != 0;
+		pol.user_fps = pol.basic ? user_fps : NULL;
+		pol.n_user_fps = pol.basic ? 3 : 0;
+		pol.now = (w->facts & F_LATE) ? T0 + 100 : T0;
+		why = admit_recheck(&t, &pol);
+		snprintf(name, sizeof name, "recheck %s", w->name);
+		CHECK(w->revoked ? why != NULL && why[0] : why == NULL, name);
+	}
+}
+
 void
 t_admit(void)
 {
@@ -273,6 +365,7 @@ t_admit(void)
 	target_policy_add_port(&tp, 4222);
 	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
 		one(&rows[i], &tp);
+	recheck_rows(&tp);
 
 	/* Which header carries the credential, which schemes, which token. */
 	CHECK_INT(admit_cred_header(ADMIT_CONNECT), HTTP_H_PROXY_AUTHORIZATION, "header: CONNECT");

@@ -3,7 +3,9 @@
  * maxSize, rotated names from the clock that sort by time (and stay unique within one
  * millisecond), maxBackups (oldest deleted first), maxAge (by the time in the name), gzip
  * (gzip magic, CRC-32 and length trailer of the expected bytes), following a log file
- * moved or removed from outside, two processes rotating one file without losing a line,
+ * moved or removed from outside (at log_follow while alone; at the next record once shared,
+ * by log_share or found so at the rotation check, where another writer's bytes count),
+ * two processes rotating one file without losing a line,
  * and write errors: counted, one warning a minute on stderr, the count reported into the
  * log once it works again. The .gz contents are inflated in t_deflate (encoder) and by
  * gunzip in tests/integration/test_logrotate.py (files of the real binary). */
@@ -289,6 +291,7 @@ static void
 follow_cases(void)
 {
 	char p[256];
+	int fd;
 
 	clear_dir();
 	CHECK_INT(log_open(path), ERR_OK, "reopen");
@@ -296,11 +299,50 @@ follow_cases(void)
 	put(3);
 	unlink(path);
 	put(1);
-	CHECK_INT(fsize(path), rec_len, "a removed log file is created again by the next record");
+	CHECK_INT(fsize(path), -1, "alone, the name is not looked at for every record");
+	log_follow();
+	put(1);
+	CHECK_INT(fsize(path), rec_len, "log_follow (SIGHUP): a removed log file is created again");
+	snprintf(p, sizeof p, "%s/moved.log", dir);
+	CHECK(rename(path, p) == 0, "move the log away");
+	put(1);
+	log_follow();
+	put(2);
+	CHECK_INT(fsize(path), rec_len * 2, "after a move and log_follow, records go to the name");
+	CHECK_INT(fsize(p), rec_len * 2, "the moved file is left alone");
+	unlink(p);
+
+	/* The rotation check looks at the truth: bytes another writer appended count, and
+	 * from then on every record follows the name (shared). */
+	clear_dir();
+	CHECK_INT(log_open(path), ERR_OK, "reopen");
+	log_set_rotation((uint64_t)(rec_len * 4 + rec_len / 2), 0, 0, 0);
+	put(2);
+	fd = open(path, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0 && write(fd, p, (size_t)rec_len) == rec_len && write(fd, p, (size_t)rec_len) ==
+	    rec_len, "another writer appends two records' worth");
+	if (fd >= 0)
+		close(fd);
+	put(2);
+	CHECK_INT(fsize(path), rec_len * 6, "by its own count (4 of 4.5) the file is not full: no look yet");
+	put(1);
+	CHECK(fsize(path) == rec_len, "the check before the next record sees the truth and rotates");
+	unlink(path);
+	put(1);
+	CHECK_INT(fsize(path), rec_len, "found shared: the next record follows a removed name");
+
+	/* log_share: from the first record on. */
+	clear_dir();
+	CHECK_INT(log_open(path), ERR_OK, "reopen");
+	log_share();
+	put(1);
+	unlink(path);
+	put(1);
+	CHECK_INT(fsize(path), rec_len, "log_share: the next record follows a removed name");
 	snprintf(p, sizeof p, "%s/moved.log", dir);
 	CHECK(rename(path, p) == 0, "move the log away");
 	put(2);
-	CHECK_INT(fsize(path), rec_len * 2, "after a move, records go to the name again");
+	CHECK_INT(fsize(path), rec_len * 2, "log_share: after a move, records go to the name again");
 	CHECK_INT(fsize(p), rec_len, "the moved file is left alone");
 	unlink(p);
 }
@@ -317,6 +359,7 @@ two_process_cases(void)
 	CHECK_INT(log_open(path), ERR_OK, "reopen");
 	log_set_rotation((uint64_t)(rec_len * 20), 0, 0, 0);
 	log_rotation_wait();
+	log_share(); /* workers share the file (the loop says so for workers > 1) */
 	pid = fork();
 	if (pid == 0) {
 		/* A second worker with its own descriptor on the same file. */

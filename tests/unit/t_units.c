@@ -1,9 +1,57 @@
-/* t_units.c — sizes, durations, booleans, integers, RFC 3339 times: good and bad. */
+/* t_units.c — sizes, durations, booleans, integers, RFC 3339 times: good and bad; the
+ * RFC 3339 formatter the log uses. */
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "test.h"
 #include "units.h"
+
+/* units_format_time: known instants, then a sweep against gmtime_r (every day of 1900 to
+ * 2200 at a changing time of day) and a round trip through units_rfc3339. */
+static void
+format_time_cases(void)
+{
+	static const struct {
+		int64_t ms;
+		const char *want;
+	} known[] = {
+		{ 0, "1970-01-01T00:00:00.000Z" },
+		{ 1795428000123LL, "2026-11-23T10:00:00.123Z" },
+		{ 1709251199999LL, "2024-02-29T23:59:59.999Z" },
+		{ 951782400000LL, "2000-02-29T00:00:00.000Z" },
+		{ -1, "1969-12-31T23:59:59.999Z" },
+		{ 253402300799999LL, "9999-12-31T23:59:59.999Z" },
+	};
+	char out[25], want[96];
+	int64_t ms, back, d;
+	struct tm tm;
+	time_t t;
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < sizeof known / sizeof known[0]; i++) {
+		units_format_time(out, known[i].ms);
+		CHECK_STR(out, known[i].want, known[i].want);
+	}
+	for (d = -25567; d < 84000 && bad < 3; d++) { /* 1900-01-01 .. 2199 */
+		ms = d * 86400000 + (d * 7919 % 86400000 + 86400000) % 86400000;
+		t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000); /* floor */
+		gmtime_r(&t, &tm);
+		snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    (int)(ms - (int64_t)t * 1000));
+		units_format_time(out, ms);
+		if (strcmp(out, want) != 0 || units_rfc3339(out, &back) != ERR_OK || back != (int64_t)t) {
+			if (!bad)
+				fprintf(stderr, "     format_time %lld: %s, want %s\n", (long long)ms, out, want);
+			bad++;
+		}
+	}
+	CHECK_INT(bad, 0, "format_time: 110,000 days agree with gmtime_r and parse back");
+}
 
 void
 t_units(void)
@@ -78,4 +126,5 @@ t_units(void)
 	CHECK(units_bool("0", &b) == ERR_OK && b == 0, "bool 0");
 	CHECK_INT(units_bool("maybe", &b), ERR_INVAL, "bool maybe");
 	CHECK_INT(units_bool("", &b), ERR_INVAL, "bool empty");
+	format_time_cases();
 }
