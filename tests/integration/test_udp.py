@@ -73,7 +73,7 @@ def echo_sizes():
             m = ws.recv_message(timeout=20)
             rt.check(m is not None and m[0] == 2 and m[1] == data,
                      "%s: %d bytes out, the same %d bytes back as one binary message" % (lname, n, n),
-                     "got %r" % (None if m is None else (m[0], len(m[1]))))
+                     "got %r" % ((None if m is None else (m[0], len(m[1]))),))
         rt.check_eq(S["echo"].lengths()[before:], [1, 1400, 0, 16385, 65507],
                     "%s: the target saw exactly one datagram per message" % lname)
         ws.close()
