@@ -33,7 +33,7 @@ LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
            fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
            pollset priv probe proxyproto rand register relay request resolve respond secret server \
-           socks5 target tls token tunnel units upstream walk ws wstunnel x509
+           sessioncli sessions socks5 target tls token tunnel udptunnel units upstream walk ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_admit t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \

@@ -65,6 +65,7 @@
 #include "net.h"
 #include "relay.h"
 #include "resolve.h"
+#include "sessions.h"
 #include "target.h"
 #include "upstream.h"
 #include "ws.h"
@@ -126,6 +127,20 @@ struct conn {
 	/* wstunnel.c — WebSocket mode: the same TUNNEL state, client bytes in frames */
 	struct ws_rx ws_rx;          /* client frame decoder */
 	uint32_t ws_ready;           /* unmasked payload at the input's start, not yet upstream */
+	/* udptunnel.c — a UDP association (GET /v1/udp): a WebSocket tunnel (the wstunnel
+	 * fields above) whose upstream end is a connected UDP socket; its datagram buffers
+	 * are allocated once, at the 101 (conn_free frees them) */
+	struct udpt *udpt;
+	uint64_t udp_up, udp_down;   /* datagrams sent to / received from the target */
+	uint32_t udp_drop_up;        /* client datagrams the socket refused (dropped) */
+	/* sessions.c (through tunnel.c) — this tunnel's row in the session table, 0: none */
+	unsigned session;
+	/* respond.c — an answer rendered as the send buffer drains (GET /sessions) */
+	struct sessions_cursor scur;
+	/* dial.c — the SOCKS5 exchange with a socks5:// or socks5h:// proxy (PROXY state) */
+	struct socks5 socks;
+	struct net_addr socks_addr;  /* socks5://: the target's address the proxy is asked for */
+	uint8_t socks_try;           /* ... which of the resolver's answer it is */
 	/* respond.c */
 	int status;                  /* HTTP status answered (logs) */
 	/* flags: owner in the comment */
@@ -136,7 +151,10 @@ struct conn {
 	    preq_done : 1,           /* dial: the CONNECT to the proxy is sent */
 	    tunnel_open : 1,         /* tunnel: tunnel.open logged, tunnel.close owed */
 	    ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1, ws_close_rcvd : 1,
-	    ws_up_dead : 1;          /* wstunnel */
+	    ws_up_dead : 1,          /* wstunnel */
+	    udp : 1,                 /* request: a UDP association (GET /v1/udp) */
+	    streaming : 1,           /* respond: the answer is still being rendered (scur) */
+	    chunked : 1;             /* respond: ... in chunks (HTTP/1.1) */
 	/* byte arrays last, together: no padding between them */
 	char presp[CONN_PRESP_MAX];  /* dial: the proxy's answer head (then the up prefix) */
 	char peer[NET_ADDR_TEXT];    /* front: peer_addr as text, for logs */
@@ -163,6 +181,10 @@ void conn_close(struct conn *c, const char *reason);
 
 /* 1 once conn_close was called. */
 int conn_dead(const struct conn *c);
+
+/* What the tunnel is, as the session table and the tunnel lines name it (enum
+ * sessions_transport: CONNECT, absolute-form, WebSocket, UDP). */
+int conn_transport(const struct conn *c);
 
 /* The loop only, for a DEAD connection after its callback returned (or at exit): close
  * both sockets, wipe TLS state and credentials, log tunnel.close (or conn.close) once with

@@ -33,6 +33,7 @@
 #include "notify.h"
 #include "priv.h"
 #include "probe.h"
+#include "sessioncli.h"
 #include "loop.h"
 #include "rand.h"
 #include "register.h"
@@ -118,6 +119,13 @@ static const struct usage usages[] = {
 	    "most 3 s. Exit 0 on 200, 1 on another answer or none (the reason on standard\n"
 	    "error), 2 without an admin listener or on a bad configuration. The image has no\n"
 	    "curl: compose's health check runs this.\n" },
+	{ "sessions", "relaypro sessions [-c FILE]",
+	    "the open tunnels, as a table (GET /sessions on the admin listener)",
+	    "Asks [admin] listen as health does and prints one line per open tunnel: id,\n"
+	    "transport (connect, absolute, ws, udp), client, sub (or the password user), target,\n"
+	    "opened (UTC), bytes up and down, seconds idle. Exit 0 once the whole table is\n"
+	    "printed, 1 when the relay does not answer, 2 without an admin listener or on a bad\n"
+	    "configuration.\n" },
 	{ "help", "relaypro help [COMMAND]",
 	    "this list, or the usage of one command", "" },
 };
@@ -1065,6 +1073,8 @@ main(int argc, char **argv)
 	if ((i = register_main(argc, argv)) != REGISTER_NOT_MINE)
 		return i;
 	if ((i = probe_main(argc, argv)) != PROBE_NOT_MINE)
+		return i;
+	if ((i = sessioncli_main(argc, argv)) != SESSIONCLI_NOT_MINE)
 		return i;
 
 	for (i = 1; i < argc; i++) {

@@ -56,6 +56,12 @@ static struct {
 	uint64_t cert_reload_ok, cert_reload_failed;
 } m;
 
+/* UDP associations (udptunnel.c): datagrams and drops each way; [0] up, [1] down. Kept
+ * apart from m so the worker sums can take them over as a block. */
+static struct {
+	uint64_t datagrams[2], dropped[2];
+} udp;
+
 static int reg_state;          /* enum metrics_reg; atomic */
 static uint64_t reg_failures;  /* atomic */
 
@@ -64,6 +70,7 @@ void
 metrics_reset(void)
 {
 	memset(&m, 0, sizeof m);
+	memset(&udp, 0, sizeof udp);
 	__atomic_store_n(&reg_state, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&reg_failures, 0, __ATOMIC_RELAXED);
 }
@@ -133,6 +140,22 @@ metrics_tunnel_close(int series)
 {
 	if (series >= 0 && series <= METRICS_TARGETS_MAX && m.target[series].open)
 		m.target[series].open--;
+}
+
+/* see metrics.h */
+void
+metrics_udp(uint64_t up, uint64_t down)
+{
+	udp.datagrams[0] += up;
+	udp.datagrams[1] += down;
+}
+
+/* see metrics.h */
+void
+metrics_udp_dropped(uint64_t up, uint64_t down)
+{
+	udp.dropped[0] += up;
+	udp.dropped[1] += down;
 }
 
 /* see metrics.h */
@@ -375,6 +398,15 @@ metrics_render(char *out, size_t cap)
 	    "Bytes relayed through tunnels: up = client to console, down = console to client.");
 	sample(&o, "relaypro_tunnel_bytes_total", "direction", "up", NULL, NULL, m.bytes_up);
 	sample(&o, "relaypro_tunnel_bytes_total", "direction", "down", NULL, NULL, m.bytes_down);
+	family(&o, "relaypro_udp_datagrams_total", "counter",
+	    "Datagrams relayed by UDP associations: up = client to target, down = target to client.");
+	sample(&o, "relaypro_udp_datagrams_total", "direction", "up", NULL, NULL, udp.datagrams[0]);
+	sample(&o, "relaypro_udp_datagrams_total", "direction", "down", NULL, NULL, udp.datagrams[1]);
+	family(&o, "relaypro_udp_dropped_total", "counter",
+	    "Datagrams dropped: up = refused by the socket (ICMP error, no buffer), down = dropped "
+	    "by the kernel while the client was slow.");
+	sample(&o, "relaypro_udp_dropped_total", "direction", "up", NULL, NULL, udp.dropped[0]);
+	sample(&o, "relaypro_udp_dropped_total", "direction", "down", NULL, NULL, udp.dropped[1]);
 
 	family(&o, "relaypro_tls_handshake_failures_total", "counter",
 	    "TLS handshakes that failed with a protocol error.");

@@ -30,7 +30,7 @@
 #include "target.h"
 
 #define METRICS_TARGETS_MAX 16        /* target series; later targets count as "other" */
-#define METRICS_RENDER_MAX (24 * 1024) /* the longest /metrics body (all series at their
+#define METRICS_RENDER_MAX (25 * 1024) /* the longest /metrics body (all series at their
                                         * longest; checked by the unit tests) */
 
 enum metrics_listener { METRICS_HTTPS, METRICS_HTTP, METRICS_ADMIN, METRICS_LISTENERS };
@@ -61,6 +61,9 @@ int metrics_tunnel_open(const struct target_addr *t);
 void metrics_tunnel_close(int series);
 /* Bytes relayed client -> console (up) and back (down). */
 void metrics_bytes(uint64_t up, uint64_t down);
+/* UDP associations: datagrams relayed, and dropped (udptunnel.h says which), each way. */
+void metrics_udp(uint64_t up, uint64_t down);
+void metrics_udp_dropped(uint64_t up, uint64_t down);
 
 void metrics_tls_fail(void);
 /* reason: the auth.fail log reason or token code; mapped onto a fixed set ("other"). */

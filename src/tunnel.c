@@ -12,7 +12,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "respond.h"
+#include "sessions.h"
 #include "tunnel.h"
+#include "udptunnel.h"
 #include "wstunnel.h"
 
 
@@ -85,7 +87,7 @@ tunnel_start(struct conn *c)
 	size_t n;
 
 	if (c->websocket) {
-		if (wstunnel_start(c) != ERR_OK) {
+		if ((c->udp ? udptunnel_start(c) : wstunnel_start(c)) != ERR_OK) {
 			conn_close(c, "send failed");
 			return;
 		}
@@ -104,8 +106,12 @@ tunnel_start(struct conn *c)
 	c->mseries = metrics_tunnel_open(&c->target);
 	c->last_io = c->rl->now_ms;
 	conn_set_state(c, CS_TUNNEL);
+	c->session = sessions_open((size_t)c->rl->cfg->max_connections, conn_transport(c), c->peer,
+	    c->who, &c->target, c->rl->now, c->rl->now_ms);
 	if (log_begin(&r, LOG_INFO, "tunnel.open")) {
 		log_int(&r, "pid", c->rl->pid); /* which worker */
+		log_int(&r, "session", (int64_t)sessions_id(c->session));
+		log_str(&r, "transport", sessions_transport_str(conn_transport(c)));
 		log_str(&r, "client", c->peer);
 		log_str(&r, "user", c->who);
 		log_str(&r, "target", c->target.host.name);
@@ -165,7 +171,9 @@ tunnel_step(struct conn *c, int moved)
 		}
 		tunnel_eof(c);
 	}
-	if (rc || moved)
+	if (rc || moved) {
 		c->last_io = c->rl->now_ms; /* bytes either way: not idle */
+		sessions_update(c->session, c->hop.up_bytes, c->hop.down_bytes, c->last_io);
+	}
 	return rc;
 }

@@ -114,6 +114,13 @@ int upstream_socks5_connect_fd(int fd, const struct upstream_proxy *p,
     const struct target_host *host, unsigned port, const struct net_addr *addr,
     unsigned *rep, char *why, size_t whylen);
 
+/* Why the SOCKS5 exchange s (failed) for host:port through p did not open the tunnel, in
+ * words for the log: the proxy, and the meaning of its reply code for a refusal (with
+ * the code), or what it did ("closed the connection during the greeting", ...). Never a
+ * credential. */
+void upstream_socks5_why(const struct upstream_proxy *p, const struct target_host *host,
+    unsigned port, const struct socks5 *s, char *why, size_t whylen);
+
 #define UPSTREAM_SOCKS5_TRIES 4 /* a socks5:// target's addresses tried, at most */
 
 /* For a thread that may block (registration): a socket with a SOCKS5 tunnel to host:port
