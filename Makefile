@@ -148,6 +148,7 @@ bench: deps $(BUILD)/token-bench $(BUILD)/crypto-bench $(BUILD)/relaypro $(BUILD
 	$(BUILD)/crypto-bench
 	LOADGEN_BIN=$(BUILD)/loadgen python3 tests/bench/run.py --bin $(BENCH_BIN)
 	python3 tests/bench/slowloris_p99.py --bin $(BENCH_BIN)
+	LOADGEN_BIN=$(BUILD)/loadgen python3 tests/bench/udp_bench.py --bin $(BENCH_BIN)
 
 # Instructions per new tunnel under callgrind (tests/bench/callgrind_tunnel.py): the same -Os
 # code as the release binary, with symbols and line tables, in its own build folder.
