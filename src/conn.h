@@ -24,9 +24,11 @@
  * HEAD     reading the request head (the TLS handshake happens underneath);
  * RESOLVE  waiting for the resolver's first answer for the target's name;
  * CONNECT  non-blocking connect to the resolved addresses, one after another;
- * PROXY    (proxyEnabled) CONNECT sent to the upstream proxy, its answer read;
+ * PROXY    (proxyEnabled) CONNECT sent to the upstream proxy and its answer read, or the
+ *          SOCKS5 exchange with a socks5:// / socks5h:// proxy;
  * TUNNEL   relaying bytes both ways (CONNECT tunnel, absolute-form forward, or a WebSocket
- *          tunnel from GET /v1/tunnel: client bytes in RFC 6455 frames, see ws.h);
+ *          tunnel from GET /v1/tunnel: client bytes in RFC 6455 frames, see ws.h; or a UDP
+ *          association from GET /v1/udp: messages as datagrams, see udptunnel.h);
  * RESPOND  sending a response the relay wrote itself (errors, /healthz, ...);
  * CLOSING  close_notify sent / write side shut, discarding input until EOF or a short
  *          linger, so the client reads the response before the connection goes;
@@ -81,7 +83,8 @@
 #define CONN_PRESP_MAX 256     /* the upstream proxy's answer head */
 
 /* Listener kinds (conn_new's kind). The admin listener is plain HTTP that answers only
- * GET /metrics, /healthz and /readyz; its send buffer holds a whole /metrics answer. */
+ * GET /metrics, /healthz, /readyz and /sessions; its send buffer holds a whole /metrics
+ * answer (/sessions is streamed through it, respond.h). */
 enum { CONN_PLAIN = 0, CONN_TLS = 1, CONN_ADMIN = 2 };
 
 enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING,
