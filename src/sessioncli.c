@@ -196,8 +196,11 @@ take(struct reader *rd, const char *b, size_t n)
 		rd->head[rd->hlen] = 0;
 		if (strstr(rd->head, "\r\n\r\n") == NULL)
 			continue;
-		if (sscanf(rd->head, "HTTP/1.%*d %d", &rd->status) != 1)
+		if (strncmp(rd->head, "HTTP/1.", 7) != 0 || rd->head[8] != ' ' ||
+		    rd->head[9] < '1' || rd->head[9] > '5' || rd->head[10] < '0' || rd->head[10] > '9' ||
+		    rd->head[11] < '0' || rd->head[11] > '9')
 			return ERR_INVAL;
+		rd->status = (rd->head[9] - '0') * 100 + (rd->head[10] - '0') * 10 + (rd->head[11] - '0');
 		for (p = rd->head; *p; p++)
 			*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
 		rd->chunked = strstr(rd->head, "\r\ntransfer-encoding: chunked\r\n") != NULL;
