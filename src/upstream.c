@@ -180,8 +180,8 @@ load_route(struct upstream_proxy *p, const char *lower, const char *upper, unsig
 	if (parse_proxy(name, v, p, err, errlen) != ERR_OK)
 		return ERR_INVAL;
 	if (p->socks && !(with & UPSTREAM_WITH_SOCKS5)) {
-		snprintf(err, errlen, "%s: SOCKS5 proxies (socks5://, socks5h://) carry only "
-		    "registration in this version; tunnels need an http:// or https:// proxy", name);
+		snprintf(err, errlen, "%s: a SOCKS5 proxy (socks5://, socks5h://) cannot be used "
+		    "here: this needs an http:// or https:// proxy", name);
 		secret_wipe(p, sizeof *p);
 		return ERR_INVAL;
 	}

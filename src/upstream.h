@@ -78,7 +78,8 @@ int upstream_load_with(struct upstream_routes *r, int enabled, unsigned with, ch
     size_t errlen);
 
 /* upstream_load_with(r, enabled, 0, err, errlen): the routes of a caller that speaks only
- * HTTP CONNECT (the connection core, until it runs the SOCKS5 exchange). */
+ * HTTP CONNECT. (The connection core and registration both run the SOCKS5 exchange and
+ * load with UPSTREAM_WITH_SOCKS5.) */
 int upstream_load(struct upstream_routes *r, int enabled, char *err, size_t errlen);
 
 /* The proxy for a target, or NULL to connect directly. */
