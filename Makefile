@@ -33,11 +33,11 @@ LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
            fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
            pollset priv probe proxyproto rand register relay request resolve respond secret server \
-           socks5 target tls token tunnel units upstream walk ws wstunnel x509
+           shm socks5 target tls token tunnel units upstream walk ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_admit t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
-           t_pollset t_priv t_proxyproto t_register t_secret t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
+           t_pollset t_priv t_proxyproto t_register t_secret t_shm t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
 .PHONY: all dist test unit layout run-deps integration asan asan-relay check run clean deps bench callgrind callgrind-bin

@@ -37,6 +37,7 @@ void t_upstream_creds(void);
 void t_x509(void);
 void t_ws(void);
 void t_secret(void);
+void t_shm(void);
 void t_socks5(void);
 
 static const struct {
@@ -72,6 +73,7 @@ static const struct {
 	{ "x509", t_x509 },
 	{ "ws", t_ws },
 	{ "secret", t_secret },
+	{ "shm", t_shm },
 };
 
 static int passed, failed;
