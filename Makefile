@@ -38,8 +38,9 @@ LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 # Every module of the binary but main.o; the unit tests link the same list.
 MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
            fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
-           pollset priv probe proxyproto rand register relay request resolve respond secret server \
-           shm socks5 target tls token tunnel units upstream walk ws wstunnel x509
+           pollset priv probe proc proxyproto rand register relay reload request resolve respond \
+           run secret server shm socks5 spawn target tls tlscache token tunnel units upgrade \
+           upstream walk workers ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_admit t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \

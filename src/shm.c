@@ -139,6 +139,21 @@ shm_create(int workers, int share, char *err, size_t errlen)
 }
 
 /* see shm.h */
+void
+shm_reset(void)
+{
+	if (lay != NULL)
+		munmap(base, (size_t)lay->size);
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
+	base = NULL;
+	lay = NULL;
+	self = 0;
+	memset(plan, 0, sizeof plan);
+}
+
+/* see shm.h */
 int
 shm_fd(void)
 {
@@ -218,6 +233,20 @@ shm_shared(enum shm_part p)
 	if (!lay || (unsigned)p >= SHM_PARTS || lay->part[p].shared == 0)
 		return NULL;
 	return base + lay->part[p].shared_off;
+}
+
+/* see shm.h */
+size_t
+shm_row_size(enum shm_part p)
+{
+	return lay && (unsigned)p < SHM_PARTS ? (size_t)lay->part[p].each : 0;
+}
+
+/* see shm.h */
+size_t
+shm_shared_size(enum shm_part p)
+{
+	return lay && (unsigned)p < SHM_PARTS ? (size_t)lay->part[p].shared : 0;
 }
 
 /* ---- records ----------------------------------------------------------------------- */

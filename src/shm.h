@@ -86,6 +86,11 @@ int shm_self(void);
 void *shm_row(enum shm_part p, int w);
 void *shm_shared(enum shm_part p);
 
+/* The bytes each row of part p has, and its shared bytes (0: none, or no region): a user
+ * checks them against its own layout before using the part. */
+size_t shm_row_size(enum shm_part p);
+size_t shm_shared_size(enum shm_part p);
+
 /* ---- records ----------------------------------------------------------------------- */
 
 /* Records per row in part p (0 when p holds no records), and their size. In a worker this
@@ -114,6 +119,9 @@ void shm_rec_clear(enum shm_part p, unsigned i);
  * (or out of range), -1 when it was being written at every try (it exists; a reader that
  * lists records skips it this time). */
 int shm_rec_get(enum shm_part p, int w, unsigned i, void *out);
+
+/* Back to no region and nothing planned (unit tests): unmapped, the descriptor closed. */
+void shm_reset(void);
 
 /* The supervisor, for a worker that has exited: withdraw every record of row w (its
  * connections are gone) before a replacement takes the row. */

@@ -121,7 +121,7 @@ t_shm(void)
 	CHECK_INT(shm_create(1, 0, err, sizeof err), ERR_OK, "a private region");
 	CHECK_INT(shm_workers(), 1, "one row");
 	CHECK(shm_row(SHM_METRICS, 0) != NULL, "with its row");
-	shm_plan(SHM_METRICS, 0, 0);
-	shm_plan(SHM_TLSCACHE, 0, 0);
-	shm_plan(SHM_SESSIONS, 0, 0);
+	shm_reset();
+	CHECK(shm_row(SHM_METRICS, 0) == NULL && shm_fd() < 0 && shm_workers() == 1,
+	    "reset: no region again");
 }
