@@ -166,8 +166,12 @@ def totals(samples):
 def metrics_are_summed():
     base = totals(pt.scrape(S["admin"]))
     since = rt.log_offset(S["log"])
-    socks, sent, pids = [], 0, set()
-    for i in range(12):
+    socks, sent, per = [], 0, {p: 0 for p in S["pids"]}
+    # Tunnels until each worker carries at least 3 (the kernel picks the worker by the
+    # hash of the client's port; 64 tries leave no doubt).
+    for i in range(64):
+        if min(per.values()) >= 3:
+            break
         st, _, s = rt.connect_tunnel("127.0.0.1", S["port"], echo_target(),
                                      headers=rt.basic("u", "p"), tls=False)
         if st != 200:
@@ -176,31 +180,33 @@ def metrics_are_summed():
         if rt.echo_roundtrip(s, payload) == payload:
             sent += len(payload)
         socks.append(s)
-        pids.add(tunnel_pid(s.getsockname()[1], since))
-    rt.check_eq(len(socks), 12, "12 tunnels open")
-    rt.check_eq(pids, set(S["pids"]), "both workers carry some of them")
+        pid = tunnel_pid(s.getsockname()[1], since)
+        per[pid] = per.get(pid, 0) + 1
+    n = len(socks)
+    print("measure: %d tunnels, per worker %s" % (n, per))
+    rt.check(min(per.values()) >= 3 and len(per) == 2, "both workers carry tunnels", per)
     scrapes = [pt.scrape(S["admin"]) for _ in range(8)]
     answered = {lb.get("pid") for x in scrapes for n, lb, _ in x or ()
                 if n == "relaypro_worker_info"}
     print("measure: 8 scrapes answered by worker pids %s" % sorted(str(a) for a in answered))
     opens = [totals(x)["open"] for x in scrapes]
-    rt.check_eq(opens, [base["open"] + 12] * 8, "tunnels open: the sum over both workers in "
+    rt.check_eq(opens, [base["open"] + n] * 8, "tunnels open: the sum over both workers in "
                 "every scrape, whichever worker answers")
     labelled = sorted({n for x in scrapes for n, lb, _ in x
                        if "worker" in lb and n != "relaypro_worker_info"})
     rt.check_eq(labelled, [], "no sample is one worker's alone (no worker label)")
     for s in socks:
         s.close()
-    closed = rt.wait_until(lambda: len(events("tunnel.close", since)) >= 12, timeout=15)
-    rt.check(closed, "the 12 tunnels closed")
+    closed = rt.wait_until(lambda: len(events("tunnel.close", since)) >= n, timeout=15)
+    rt.check(closed, "the %d tunnels closed" % n)
     for k in range(8):
         t = totals(pt.scrape(S["admin"]))
         got = {key: (t[key] or 0) - (base[key] or 0) for key in ("tunnels", "up", "down", "http")}
         got["open"] = t["open"]
-        rt.check_eq(got, {"tunnels": 12, "up": sent, "down": sent, "http": 12,
+        rt.check_eq(got, {"tunnels": n, "up": sent, "down": sent, "http": n,
                           "open": base["open"]},
                     "scrape %d: counters are the sums of the traffic sent through both workers" % k)
-    S["tunnels_total"] = base["tunnels"] + 12
+    S["tunnels_total"] = base["tunnels"] + n
 
 
 @rt.case(timeout=90)
