@@ -26,23 +26,25 @@ CFLAGS  := -std=c11 -D_GNU_SOURCE -Os $(CDEBUG) $(WARN) -fstack-protector-strong
            -DRELAYPRO_VERSION='"$(VERSION)"' -DRELAYPRO_ARCH='"$(ARCH)"' \
            -I$(DEPS)/include -Isrc -MMD -MP
 # -static without -pie: Debian's musl-gcc turns -static-pie into a dynamically linked file.
-# -z norelro: in a static non-PIE musl binary nothing ever makes the RELRO region read-only
-# (that is the dynamic loader's job, and there is none), but ld still pads the file so the
-# region ends on a max-page-size boundary — 64 KiB on arm64, so the arm64 binary grew in
-# 64 KiB steps (460,528 -> 526,080 bytes for 20 KB of code). Without it the file grows with
-# the code; the segments keep their 64 KiB alignment, so 64 KiB-page kernels still load it.
-LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 -Wl,-z,norelro -s
+# arm64, -z norelro: its linker aligns the end of RELRO to the 64 KiB maximum page size by
+# moving the data segment, which pads the file by up to 64 KiB once the code passes about
+# 452 KiB (526 KiB instead of 468: over the 512 KiB limit). A static musl binary never
+# applies RELRO (only musl's dynamic linker mprotects it), so nothing is lost; the
+# segments stay 64 KiB-aligned, so kernels with 64 KiB pages still load the binary.
+LDFLAGS_arm64 := -Wl,-z,norelro
+LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 $(LDFLAGS_$(ARCH)) -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
 MODULES := admit anchors auth b64 ca certfile cfgwrite config conn cred deflate der dial err \
            fileio front hop http json jwt kdf limit listen log loop metrics net notify pem \
-           pollset priv probe proxyproto rand register relay request resolve respond secret server \
-           sessioncli sessions socks5 target tls token tunnel udptunnel units upstream walk ws wstunnel x509
+           pollset priv probe proc proxyproto rand register relay reload request resolve respond \
+           run secret server sessioncli sessions shm socks5 spawn target tls tlscache token tunnel \
+           udptunnel units upgrade upstream walk workers ws wstunnel x509
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
 TESTS   := runner t_admit t_b64 t_ca t_certfile t_cfgwrite t_config t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
-           t_pollset t_priv t_proxyproto t_register t_secret t_sessions t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
+           t_pollset t_priv t_proxyproto t_register t_secret t_sessions t_shm t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
 .PHONY: all dist test unit layout run-deps integration asan asan-relay check run clean deps bench callgrind callgrind-bin

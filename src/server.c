@@ -41,7 +41,10 @@
 #include "tls.h"
 #include "walk.h"
 
-struct relay srv;
+static struct relay *srv;      /* the process's shared state (server_run's) */
+static struct server_hooks hooks;
+static int nconns;             /* connections in the table */
+static int stopping;           /* listeners closed: the loop ends once connections are gone */
 
 /* The loop's fixed poll keys; connection slot s uses POLLSET_KEY(K_FIXED, s, side). */
 enum { K_SIGNAL, K_RESOLVER, K_WATCH, K_LISTEN = K_WATCH + SERVER_WATCH_MAX,
@@ -52,7 +55,8 @@ static struct conn **table;   /* slots; NULL = free */
 static int table_size, table_hint;
 static struct {
 	int fd;
-	void (*cb)(void);
+	void (*cb)(void *arg);
+	void *arg;
 } watches[SERVER_WATCH_MAX];
 static int64_t drain_deadline;
 /* Per slot, in one zero-filled block (untouched pages of unused slots stay so). */
@@ -66,31 +70,7 @@ static int nev;
 
 /* see server.h */
 int
-server_listen(const struct config *cfg, char *err, size_t errlen)
-{
-	int rc = listen_open(cfg, err, errlen);
-
-	srv.listening = listen_count();
-	return rc;
-}
-
-/* see server.h */
-int
-server_listeners(int *fds, const char **names, int max)
-{
-	return listen_fds(fds, names, max);
-}
-
-/* see server.h */
-int
-server_set_policy(const struct config *cfg, char *err, size_t errlen)
-{
-	return relay_set_policy(&srv, cfg, err, errlen);
-}
-
-/* see server.h */
-int
-server_watch(int fd, void (*cb)(void))
+server_watch(int fd, void (*cb)(void *arg), void *arg)
 {
 	int k;
 
@@ -98,6 +78,7 @@ server_watch(int fd, void (*cb)(void))
 		if (watches[k].cb == NULL) {
 			watches[k].fd = fd;
 			watches[k].cb = cb;
+			watches[k].arg = arg;
 			if (ps != NULL) /* else server_run puts it */
 				pollset_put(ps, K_WATCH + k, fd, POLLIN);
 			return ERR_OK;
@@ -177,7 +158,7 @@ table_add(struct conn *c)
 		if (table[s] == NULL) {
 			table[s] = c;
 			table_hint = s + 1;
-			srv.nconns++;
+			nconns++;
 			sgen[s]++;
 			touch(s);
 			return s;
@@ -196,7 +177,7 @@ reap(int s)
 	if (c == NULL || !conn_dead(c))
 		return;
 	table[s] = NULL;
-	srv.nconns--;
+	nconns--;
 	pollset_put(ps, POLLSET_KEY(K_FIXED, s, 0), -1, 0);
 	pollset_put(ps, POLLSET_KEY(K_FIXED, s, 1), -1, 0);
 	conn_free(c);
@@ -207,7 +188,7 @@ reap(int s)
 static void
 add_conn(const struct listen_conn *lc, int over)
 {
-	struct conn *c = conn_new(&srv, lc->fd, &lc->peer, lc->kind, over, lc->pp);
+	struct conn *c = conn_new(srv, lc->fd, &lc->peer, lc->kind, over, lc->pp);
 
 	if (c == NULL) {
 		close(lc->fd);
@@ -227,7 +208,7 @@ accept_some(int i)
 	struct listen_conn lc;
 	int k, relay, over;
 
-	for (k = 0; k < SERVER_ACCEPT_BURST && listen_accept(i, srv.now_ms, srv.nconns, &lc); k++) {
+	for (k = 0; k < SERVER_ACCEPT_BURST && listen_accept(i, srv->now_ms, nconns, &lc); k++) {
 		if (lc.fd < 0)
 			continue; /* refused by the listener (an untrusted PROXY source) */
 		if (lc.kind == CONN_ADMIN) {
@@ -237,8 +218,8 @@ accept_some(int i)
 				add_conn(&lc, 0);
 			continue;
 		}
-		relay = srv.nconns - (int)metrics_conns_open(METRICS_ADMIN);
-		over = relay >= srv.cfg->max_connections ||
+		relay = nconns - (int)metrics_conns_open(METRICS_ADMIN);
+		over = relay >= srv->cfg->max_connections ||
 		    relay >= table_size - SERVER_ADMIN_MAX - SERVER_RESERVE;
 		if (over)
 			metrics_conn_refused();
@@ -249,26 +230,45 @@ accept_some(int i)
 	}
 }
 
+/* Close the listeners and start the clock of the drain (both hand-off and stop). */
+static void
+stop_accepting(const char *why)
+{
+	struct log_rec r;
+
+	if (stopping)
+		return;
+	stopping = 1;
+	drain_deadline = srv->now_ms + (int64_t)srv->cfg->shutdown_timeout * 1000;
+	listen_close_all();
+	srv->listening = 0;
+	if (log_begin(&r, LOG_INFO, "stopping")) {
+		log_str(&r, "why", why);
+		log_int(&r, "pid", srv->pid);
+		log_int(&r, "connections", nconns);
+		log_int(&r, "timeout_s", (int64_t)srv->cfg->shutdown_timeout);
+		log_end(&r);
+	}
+}
+
+/* see server.h */
+void
+server_handover(const char *why)
+{
+	stop_accepting(why);
+}
+
 /* see server.h */
 void
 server_begin_drain(const char *why)
 {
-	struct log_rec r;
 	int i;
 
-	if (srv.draining)
+	if (srv->draining)
 		return;
-	srv.draining = 1;
+	stop_accepting(why);
+	srv->draining = 1;
 	notify_send("STOPPING=1\nSTATUS=draining");
-	drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
-	listen_close_all();
-	srv.listening = 0;
-	if (log_begin(&r, LOG_INFO, "stopping")) {
-		log_str(&r, "why", why);
-		log_int(&r, "connections", srv.nconns);
-		log_int(&r, "timeout_s", (int64_t)srv.cfg->shutdown_timeout);
-		log_end(&r);
-	}
 	for (i = 0; i < table_size; i++) {
 		if (table[i]) {
 			walk_shutdown(table[i]);
@@ -284,12 +284,12 @@ tick(void)
 
 	for (i = 0; i < table_size; i++) {
 		if (table[i]) {
-			walk_tick(table[i], srv.now_ms);
+			walk_tick(table[i], srv->now_ms);
 			reap(i);
 		}
 	}
-	conn_trim(srv.now_ms);
-	tls_maintain(srv.now); /* remint the server certificate when < 30 days remain */
+	conn_trim(srv->now_ms);
+	tls_maintain(srv->now); /* remint the server certificate when < 30 days remain */
 }
 
 /* The table and the poll set, sized once: a reload may lower maxConnections; raising it
@@ -299,7 +299,7 @@ setup(void)
 {
 	size_t n;
 
-	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
+	table_size = (int)srv->cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
 	n = (size_t)table_size;
 	table = calloc(n, sizeof *table);
 	ps = pollset_new(K_FIXED, table_size);
@@ -321,7 +321,7 @@ static void
 put_listeners(void)
 {
 	static int was = -1;
-	int i, on = !srv.draining && !listen_paused(srv.now_ms) ? listen_count() : 0;
+	int i, on = !stopping && !listen_paused(srv->now_ms) ? listen_count() : 0;
 
 	if (on == was)
 		return;
@@ -332,21 +332,24 @@ put_listeners(void)
 
 /* see server.h */
 int
-server_run(void)
+server_run(struct relay *rl, const struct server_hooks *h)
 {
 	const struct pollset_event *ready;
 	unsigned fixed[K_FIXED];
 	int64_t next_tick, t;
 	int i, k, n, timeout;
 
+	srv = rl;
+	if (h != NULL)
+		hooks = *h;
 	if (setup() != ERR_OK) {
 		log_msg(LOG_ERROR, "start.fail", "out of memory for the connection table");
 		return 1;
 	}
-	srv.now_ms = loop_now_ms();
-	srv.now = time(NULL);
-	srv.pid = (long)getpid();
-	next_tick = srv.now_ms + SERVER_TICK_MS;
+	srv->now_ms = loop_now_ms();
+	srv->now = time(NULL);
+	srv->pid = (long)getpid();
+	next_tick = srv->now_ms + SERVER_TICK_MS;
 	pollset_put(ps, K_SIGNAL, loop_signal_fd(), POLLIN);
 	pollset_put(ps, K_RESOLVER, resolve_wake_fd(), POLLIN);
 	for (i = 0; i < SERVER_WATCH_MAX; i++)
@@ -366,8 +369,8 @@ server_run(void)
 				return 1;
 			poll(NULL, 0, 50);
 		}
-		srv.now_ms = loop_now_ms();
-		srv.now = time(NULL);
+		srv->now_ms = loop_now_ms();
+		srv->now = time(NULL);
 
 		/* Gather before handling anything (handling changes the poll set): the fixed
 		 * keys' events, and each connection's by slot with the slot's generation. */
@@ -388,14 +391,17 @@ server_run(void)
 
 		if (fixed[K_SIGNAL]) {
 			unsigned sig = loop_take_signals();
-			if ((sig & LOOP_SIG_HUP) && srv.on_reload && !srv.draining)
-				srv.on_reload();
-			if (sig & LOOP_SIG_TERM)
+			if ((sig & LOOP_SIG_HUP) && hooks.reload && !stopping)
+				hooks.reload(hooks.ctx);
+			if (sig & LOOP_SIG_TERM) {
+				if (hooks.stop && !srv->draining)
+					hooks.stop(hooks.ctx);
 				server_begin_drain("signal");
-			if ((sig & LOOP_SIG_USR2) && srv.on_upgrade && !srv.draining)
-				srv.on_upgrade();
-			if ((sig & LOOP_SIG_CHLD) && srv.on_child)
-				srv.on_child();
+			}
+			if ((sig & LOOP_SIG_USR2) && hooks.upgrade && !stopping)
+				hooks.upgrade(hooks.ctx);
+			if ((sig & LOOP_SIG_CHLD) && hooks.child)
+				hooks.child(hooks.ctx);
 			touch_all = 1; /* a reload or a drain may have touched any connection */
 		}
 		if (fixed[K_RESOLVER]) {
@@ -410,12 +416,12 @@ server_run(void)
 		}
 		for (i = 0; i < SERVER_WATCH_MAX; i++) {
 			if (fixed[K_WATCH + i] && watches[i].cb) {
-				watches[i].cb();
+				watches[i].cb(watches[i].arg);
 				touch_all = 1;
 			}
 		}
 		for (i = 0; i < LISTEN_MAX; i++)
-			if (fixed[K_LISTEN + i] && !srv.draining)
+			if (fixed[K_LISTEN + i] && !stopping)
 				accept_some(i);
 		for (k = 0; k < nev; k++) {
 			int s = ev_slot[k];
@@ -429,21 +435,22 @@ server_run(void)
 			walk_events(table[s], crev, urev);
 			reap(s);
 		}
-		if (srv.now_ms >= next_tick) {
+		if (srv->now_ms >= next_tick) {
 			touch_all = 1; /* walk_tick visits every connection */
 			tick();
-			if (srv.on_tick)
-				srv.on_tick();
-			next_tick = srv.now_ms + SERVER_TICK_MS;
+			if (hooks.tick)
+				hooks.tick(hooks.ctx);
+			next_tick = srv->now_ms + SERVER_TICK_MS;
 		}
-		if (srv.draining && (srv.nconns == 0 || srv.now_ms >= drain_deadline)) {
+		if (stopping && srv->now_ms >= drain_deadline) {
 			for (i = 0; i < table_size; i++) {
 				if (table[i]) {
 					conn_close(table[i], "shutdown timeout");
 					reap(i);
 				}
 			}
-			return 0;
 		}
+		if (stopping && nconns == 0 && !(hooks.busy && hooks.busy(hooks.ctx)))
+			return 0;
 	}
 }

@@ -38,6 +38,7 @@ void t_x509(void);
 void t_ws(void);
 void t_secret(void);
 void t_sessions(void);
+void t_shm(void);
 void t_socks5(void);
 
 static const struct {
@@ -74,6 +75,7 @@ static const struct {
 	{ "ws", t_ws },
 	{ "secret", t_secret },
 	{ "sessions", t_sessions },
+	{ "shm", t_shm },
 };
 
 static int passed, failed;
