@@ -22,6 +22,7 @@
 #include "resolve.h"
 #include "run.h"
 #include "server.h"
+#include "sessions.h"
 #include "shm.h"
 #include "tls.h"
 #include "tlscache.h"
@@ -85,7 +86,7 @@ share(struct proc *p, int workers, char *err, size_t errlen)
 {
 	metrics_plan();
 	tlscache_plan();
-	/* Modules that publish per-worker records (GET /sessions) plan them here. */
+	sessions_plan((unsigned)p->cfg.max_connections); /* the open tunnels (GET /sessions) */
 	if (p->child.worker >= 0) {
 		if (p->child.shared_fd >= 0)
 			return shm_attach(p->child.shared_fd, p->child.worker, err, errlen);

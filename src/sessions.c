@@ -1,12 +1,15 @@
 /*
  * sessions.c — the table of open tunnels and its JSON. See sessions.h.
  *
- * Storage sits behind five small functions (rec_*) shaped like the per-worker records of
- * a region the workers share: a row is written only by its owner (whole, or its counters
- * in place) and read as a copy, any worker's row by index. Today they are this process's
- * own array, allocated once at the first tunnel for maxConnections rows (calloc: a row's
- * page becomes resident only when a tunnel uses it) with a stack of free indices, so the
- * rows in use stay at the low indices and a reader scans [0, used) only.
+ * Storage: the shared region's per-worker records (shm.h, part SHM_SESSIONS), one record
+ * per row, maxConnections of them in each worker's row of the region, planned at start
+ * (sessions_plan). This process writes only its own records — whole when a tunnel opens,
+ * its counters in place after it moved bytes, withdrawn when it ends — and reads any
+ * worker's as a copy (a record being written is skipped that time). Which of its records
+ * are free is this process's own knowledge: a stack of indices given back, taken again
+ * first, so the records in use stay at the low indices and a reader scans
+ * [0, shm_rec_used) of each worker only. Without a region (unit tests before they make
+ * one, the one-shot commands) nothing is stored and the table is empty.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,73 +18,47 @@
 
 #include "json.h"
 #include "sessions.h"
+#include "shm.h"
 
 static const char *const transport_names[] = { "connect", "absolute", "ws", "udp" };
 
-static struct sessions_row *rows; /* nrows of them; NULL until the first tunnel */
-static unsigned nrows;
-static unsigned used;             /* one past the highest row ever taken */
+static unsigned nrows;            /* this process's records; 0 until the first tunnel */
+static unsigned used;             /* one past the highest of them ever taken */
 static unsigned *free_rows;       /* indices given back, taken again first */
 static unsigned nfree;
 static uint64_t next_id = 1;
 
 /* ---- storage ------------------------------------------------------------------------- */
 
-static int
-rec_workers(void)
+/* see sessions.h */
+void
+sessions_plan(unsigned rows)
 {
-	return 1;
+	shm_plan_records(SHM_SESSIONS, sizeof(struct sessions_row), rows);
 }
 
-static unsigned
-rec_used(int w)
-{
-	(void)w;
-	return used;
-}
-
-/* Worker w's row i copied into out: 1, or 0 when it is free. */
+/* Worker w's row i copied into out: 1, or 0 when it is free (or being written). */
 static int
 rec_get(int w, unsigned i, struct sessions_row *out)
 {
-	(void)w;
-	if (i >= used || rows[i].id == 0)
-		return 0;
-	*out = rows[i];
-	return 1;
+	return shm_rec_get(SHM_SESSIONS, w, i, out) == 1 && out->id != 0;
 }
 
-/* This process's row i, to be written in place. */
-static struct sessions_row *
-rec_mine(unsigned i)
-{
-	return &rows[i];
-}
-
-static void
-rec_clear(unsigned i)
-{
-	memset(&rows[i], 0, sizeof rows[i]);
-}
-
-/* The table for n rows, made once. 0 on success. */
+/* This process's records, known once: as many as the region holds, when they are ours
+ * (the layout says their size). 0 on success. */
 static int
-table_make(size_t n)
+table_make(void)
 {
-	if (rows != NULL)
+	unsigned n = shm_rec_count(SHM_SESSIONS);
+
+	if (free_rows != NULL)
 		return 0;
-	if (n == 0 || n > UINT32_MAX / 2)
+	if (n == 0 || shm_rec_size(SHM_SESSIONS) != sizeof(struct sessions_row))
 		return -1;
-	rows = calloc(n, sizeof *rows);
 	free_rows = calloc(n, sizeof *free_rows);
-	if (rows == NULL || free_rows == NULL) {
-		free(rows);
-		free(free_rows);
-		rows = NULL;
-		free_rows = NULL;
+	if (free_rows == NULL)
 		return -1;
-	}
-	nrows = (unsigned)n;
+	nrows = n;
 	return 0;
 }
 
@@ -105,13 +82,13 @@ copy_text(char *dst, size_t cap, const char *src)
 
 /* see sessions.h */
 unsigned
-sessions_open(size_t nmax, int transport, const char *client, const char *sub,
+sessions_open(int transport, const char *client, const char *sub,
     const struct target_addr *target, time_t opened, int64_t now_ms)
 {
 	struct sessions_row *r;
 	unsigned i;
 
-	if (table_make(nmax) != 0)
+	if (table_make() != 0)
 		return 0;
 	if (nfree > 0)
 		i = free_rows[--nfree];
@@ -119,8 +96,10 @@ sessions_open(size_t nmax, int transport, const char *client, const char *sub,
 		i = used++;
 	else
 		return 0;
-	r = rec_mine(i);
+	r = shm_rec_begin(SHM_SESSIONS, i);
 	memset(r, 0, sizeof *r);
+	/* unique across workers: the worker in the high bits */
+	r->id = (uint64_t)shm_self() << 32 | (next_id++ & 0xffffffffu);
 	r->opened = (int64_t)opened;
 	r->last_io_ms = now_ms;
 	r->transport = (uint8_t)transport;
@@ -131,7 +110,7 @@ sessions_open(size_t nmax, int transport, const char *client, const char *sub,
 	if (target->host.kind == TARGET_IPV6) /* written as in a URL: [::1]:443 */
 		snprintf(r->host, sizeof r->host, "[%.*s]", (int)(sizeof r->host - 3),
 		    target->host.name);
-	r->id = next_id++; /* last: a row with an id is whole */
+	shm_rec_end(SHM_SESSIONS, i);
 	return i + 1;
 }
 
@@ -139,7 +118,9 @@ sessions_open(size_t nmax, int transport, const char *client, const char *sub,
 uint64_t
 sessions_id(unsigned h)
 {
-	return h > 0 && h <= used ? rec_mine(h - 1)->id : 0;
+	struct sessions_row r;
+
+	return h > 0 && h <= used && rec_get(shm_self(), h - 1, &r) ? r.id : 0;
 }
 
 /* see sessions.h */
@@ -148,12 +129,12 @@ sessions_update(unsigned h, uint64_t bytes_up, uint64_t bytes_down, int64_t last
 {
 	struct sessions_row *r;
 
-	if (h == 0 || h > used)
+	if (h == 0 || h > used || (r = shm_rec_begin(SHM_SESSIONS, h - 1)) == NULL)
 		return;
-	r = rec_mine(h - 1);
 	r->bytes_up = bytes_up;
 	r->bytes_down = bytes_down;
 	r->last_io_ms = last_io_ms;
+	shm_rec_end(SHM_SESSIONS, h - 1);
 }
 
 /* see sessions.h */
@@ -162,7 +143,7 @@ sessions_close(unsigned h)
 {
 	if (h == 0 || h > used)
 		return;
-	rec_clear(h - 1);
+	shm_rec_clear(SHM_SESSIONS, h - 1);
 	free_rows[nfree++] = h - 1;
 }
 
@@ -170,9 +151,7 @@ sessions_close(unsigned h)
 void
 sessions_reset(void)
 {
-	free(rows);
 	free(free_rows);
-	rows = NULL;
 	free_rows = NULL;
 	nrows = used = nfree = 0;
 	next_id = 1;
@@ -223,15 +202,15 @@ sessions_render(char *out, size_t cap, struct sessions_cursor *cur, int64_t now_
 		out[o++] = '[';
 		cur->begun = 1;
 	}
-	while ((int)cur->worker < rec_workers()) {
-		if (cur->row >= rec_used((int)cur->worker)) {
+	while ((int)cur->worker < shm_workers()) {
+		if (cur->row >= shm_rec_used(SHM_SESSIONS, (int)cur->worker)) {
 			cur->worker++;
 			cur->row = 0;
 			continue;
 		}
 		if (cap - o < SESSIONS_ROW_MAX)
 			return o;
-		if (rows != NULL && rec_get((int)cur->worker, cur->row, &r) == 1) {
+		if (rec_get((int)cur->worker, cur->row, &r)) {
 			o += render_row(out + o, cap - o, &r, cur->rows ? ",\n" : "\n", now_ms);
 			cur->rows = 1;
 		}

@@ -9,11 +9,10 @@
  * sockets, HTTP framing (respond.c wraps the pieces).
  *
  * Rows are plain data of a fixed layout, with no pointers, written by the process that
- * owns the tunnel only: so they can live in memory every worker reads. Today the rows
- * are this process's own array (sized at the first tunnel for maxConnections rows,
- * touched only as far as they are used) and /sessions lists this process's tunnels; with
- * the region the workers share they become that region's per-worker records and a
- * reader walks every worker's rows (docs/architecture.md, "The session table").
+ * owns the tunnel only: they live in the region the workers share (shm.h: maxConnections
+ * records in each worker's row, planned at start by sessions_plan), so whichever worker
+ * answers /sessions lists the tunnels of every worker (docs/architecture.md, "The session
+ * table").
  *
  * Rendering (sessions_render) is resumable: a cursor says which row comes next, each call
  * writes as many whole rows as fit, so an answer of any length goes out through a fixed
@@ -66,10 +65,14 @@ struct sessions_cursor {
 /* "connect", "absolute", "ws" or "udp". */
 const char *sessions_transport_str(int transport);
 
-/* A tunnel opened: its row, filled from these (texts cut to their field), bytes 0. rows:
- * maxConnections, used when the table is made (at the first tunnel). Returns a handle for
- * the calls below, or 0 when there is no room (the tunnel is then not listed). */
-unsigned sessions_open(size_t rows, int transport, const char *client, const char *sub,
+/* At start, before the shared region is made (run.c): room for `rows` tunnels
+ * (maxConnections) in each worker's part of it. */
+void sessions_plan(unsigned rows);
+
+/* A tunnel opened: its row, filled from these (texts cut to their field), bytes 0, its id
+ * unique among the workers. Returns a handle for the calls below, or 0 when there is no
+ * room or no region (the tunnel is then not listed). */
+unsigned sessions_open(int transport, const char *client, const char *sub,
     const struct target_addr *target, time_t opened, int64_t now_ms);
 
 /* The id of the row behind handle h (0 for none): what tunnel.open and tunnel.close log. */

@@ -106,8 +106,8 @@ tunnel_start(struct conn *c)
 	c->mseries = metrics_tunnel_open(&c->target);
 	c->last_io = c->rl->now_ms;
 	conn_set_state(c, CS_TUNNEL);
-	c->session = sessions_open((size_t)c->rl->cfg->max_connections, conn_transport(c), c->peer,
-	    c->who, &c->target, c->rl->now, c->rl->now_ms);
+	c->session = sessions_open(conn_transport(c), c->peer, c->who, &c->target, c->rl->now,
+	    c->rl->now_ms);
 	if (log_begin(&r, LOG_INFO, "tunnel.open")) {
 		log_int(&r, "pid", c->rl->pid); /* which worker */
 		log_int(&r, "session", (int64_t)sessions_id(c->session));

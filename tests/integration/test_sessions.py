@@ -10,7 +10,9 @@ closed tunnels leave the table; the proxy listeners do not serve it (404). Then 
 once: the answer is several times the admin listener's send buffer, sent in chunks
 (Transfer-Encoding: chunked on HTTP/1.1, read by curl too, and close-delimited on HTTP/1.0),
 every session exactly once. `relaypro sessions` prints the same as a table, exits 2 without
-an admin listener and 1 when nothing answers. Last line: `sessions: N passed, N failed`.
+an admin listener and 1 when nothing answers. With workers = 2, every answer lists the
+tunnels of both workers, whichever takes the admin connection. Last line:
+`sessions: N passed, N failed`.
 """
 import calendar
 import json
@@ -268,6 +270,61 @@ def cli_table():
     p = subprocess.run([BIN, "sessions", "--help"], capture_output=True, text=True, timeout=30,
                        env=rt.clean_environ())
     rt.check(p.returncode == 0 and "relaypro sessions" in p.stdout, "relaypro sessions --help", p.stdout)
+
+
+@rt.case(timeout=180)
+def every_worker_listed():
+    """workers = 2: whichever worker takes the admin connection lists both workers' tunnels
+    (the rows live in the region the workers share)."""
+    d = os.path.join(TMP, "workers")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "users.txt"), "w") as f:
+        f.write("bob:pw-bob-456\n")
+    os.chmod(os.path.join(d, "users.txt"), 0o600)
+    relay = rt.start_relay(TMP, "workers", admin=True, top=[
+        "allowedPorts = %d" % S["con"].echo_port, "passwordFile = users.txt", "workers = 2"])
+    ok = rt.wait_until(lambda: len({r.get("pid") for r in relay.records("worker.start")
+                                     if r.get("pid", 0) > 0}) == 2 and
+                       len(relay.records("start")) >= 3, timeout=20)
+    rt.check(ok, "two workers started")
+    target = "localhost:%d" % S["con"].echo_port
+    socks, per = [], {}
+    try:
+        # tunnels until each worker carries at least 2 (the kernel picks the worker by a
+        # hash of the client's port; 64 tries leave no doubt)
+        for i in range(64):
+            if len(per) == 2 and min(per.values()) >= 2:
+                break
+            since = rt.log_offset(relay.log)
+            st, h, s = rt.connect_tunnel("127.0.0.1", relay.plain_port, target, tls=False,
+                                         headers=rt.basic("bob", "pw-bob-456"), timeout=10)
+            if st != 200:
+                continue
+            socks.append(s)
+            port = s.getsockname()[1]
+            rec = relay.wait_record("tunnel.open", lambda r, port=port: r.get("client", "").endswith(
+                ":%d" % port), since=since)
+            if rec:
+                per[rec["pid"]] = per.get(rec["pid"], 0) + 1
+        rt.check(len(per) == 2 and min(per.values()) >= 2, "both workers carry tunnels", per)
+        clients = {"%s:%d" % s.getsockname() for s in socks}
+        answers = []
+        for _ in range(8):  # separate connections: the kernel spreads them over the workers
+            st, h, arr, raw = sessions(relay)
+            answers.append({x["client"] for x in (arr or []) if x.get("sub") == "bob"})
+            ids = [x["id"] for x in (arr or [])]
+            rt.check(len(ids) == len(set(ids)), "ids unique across workers", ids)
+        rt.check(all(a == clients for a in answers),
+                 "every answer lists the tunnels of both workers (%d)" % len(clients),
+                 [len(a) for a in answers])
+        p = subprocess.run([BIN, "sessions", "-c", relay.cfg], capture_output=True, text=True,
+                           timeout=60, env=rt.clean_environ(), cwd=relay.dir)
+        rt.check(p.returncode == 0 and len(p.stdout.splitlines()) == len(socks) + 1,
+                 "relaypro sessions: a row per tunnel of either worker", p.stdout[-400:])
+    finally:
+        for s in socks:
+            s.close()
+        relay.stop()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
  * t_sessions.c — the session table (sessions.c): rows opened, updated and closed; the
  * JSON rendered whole, and rendered piecewise through buffers of every size from the
  * smallest that takes a row, the pieces joining into exactly the whole; escaping; a full
- * table; rows freed and taken again.
+ * table; rows freed and taken again; without a shared region, nothing listed. Each part
+ * makes a region of one worker (shm.h) and takes it down after.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "err.h"
 #include "json.h"
 #include "sessions.h"
+#include "shm.h"
 #include "test.h"
 
 static struct target_addr
@@ -104,6 +106,10 @@ t_sessions(void)
 	int i, np, ok;
 
 	sessions_reset();
+	CHECK_INT(sessions_open(SESSIONS_WS, "c", "u", &t, 0, 0), 0, "no region: no row");
+	sessions_reset();
+	sessions_plan(8);
+	CHECK_INT(shm_create(1, 0, whole, 200), ERR_OK, "a region with room for 8 rows");
 	CHECK_STR(sessions_transport_str(SESSIONS_CONNECT), "connect", "transport name: connect");
 	CHECK_STR(sessions_transport_str(SESSIONS_ABSOLUTE), "absolute", "transport name: absolute");
 	CHECK_STR(sessions_transport_str(SESSIONS_WS), "ws", "transport name: ws");
@@ -112,8 +118,8 @@ t_sessions(void)
 	render_all(whole, sizeof whole, 0);
 	CHECK_STR(whole, "[\n]\n", "no table yet: an empty array");
 
-	h1 = sessions_open(8, SESSIONS_WS, "192.0.2.1:50000", "responder-1", &t, 1795428000, 1000);
-	h2 = sessions_open(8, SESSIONS_UDP, "[2001:db8::9]:4000", "hip", &t6, 1795428001, 1000);
+	h1 = sessions_open(SESSIONS_WS, "192.0.2.1:50000", "responder-1", &t, 1795428000, 1000);
+	h2 = sessions_open(SESSIONS_UDP, "[2001:db8::9]:4000", "hip", &t6, 1795428001, 1000);
 	CHECK(h1 && h2 && h1 != h2, "two rows opened");
 	CHECK(sessions_id(h1) == 1 && sessions_id(h2) == 2, "ids in order, from 1");
 	sessions_update(h1, 12, 34, 3000);
@@ -130,7 +136,7 @@ t_sessions(void)
 	CHECK(strstr(whole, "\"idleSeconds\":0}") != NULL, "a clock behind last_io: idle 0, never negative");
 
 	/* a sub with quotes, backslashes and control bytes, escaped */
-	h3 = sessions_open(8, SESSIONS_CONNECT, "10.0.0.1:1", "a\"b\\c\n\x01", &t, 0, 0);
+	h3 = sessions_open(SESSIONS_CONNECT, "10.0.0.1:1", "a\"b\\c\n\x01", &t, 0, 0);
 	render_all(whole, sizeof whole, 0);
 	CHECK(strstr(whole, "\"sub\":\"a\\\"b\\\\c\\n\\u0001\"") != NULL, "sub escaped");
 	CHECK_INT(rows_ok(whole), 3, "still JSON with the escaped sub");
@@ -140,15 +146,15 @@ t_sessions(void)
 	render_all(whole, sizeof whole, 0);
 	CHECK(strstr(whole, "\"id\":2,") == NULL && rows_ok(whole) == 2, "a closed tunnel leaves the table");
 	sessions_close(0); /* ignored */
-	CHECK_INT(sessions_open(8, SESSIONS_ABSOLUTE, "c", "u", &t, 0, 0), h2, "the freed row is reused");
+	CHECK_INT(sessions_open(SESSIONS_ABSOLUTE, "c", "u", &t, 0, 0), h2, "the freed row is reused");
 	CHECK_INT(sessions_id(h2), 4, "... with a new id");
 	sessions_close(h3);
 
 	/* the table is full at its size: the next tunnel is not listed (handle 0) */
 	for (i = 0; i < 6; i++)
-		hs[i] = sessions_open(8, SESSIONS_CONNECT, "c", "u", &t, 0, 0);
+		hs[i] = sessions_open(SESSIONS_CONNECT, "c", "u", &t, 0, 0);
 	CHECK(hs[5] != 0, "eight rows fit a table of eight");
-	CHECK_INT(sessions_open(8, SESSIONS_CONNECT, "c", "u", &t, 0, 0), 0, "a ninth: no row");
+	CHECK_INT(sessions_open(SESSIONS_CONNECT, "c", "u", &t, 0, 0), 0, "a ninth: no row");
 	sessions_update(0, 1, 1, 1); /* handle 0: nothing happens */
 	for (i = 0; i < 6; i++)
 		sessions_close(hs[i]);
@@ -160,6 +166,9 @@ t_sessions(void)
 	/* many rows: the longest sub, escaped 6 to 1, rendered in pieces of every size from
 	 * the smallest that takes a row; the pieces join into exactly the whole */
 	sessions_reset();
+	shm_reset();
+	sessions_plan(64);
+	CHECK_INT(shm_create(1, 0, whole, 200), ERR_OK, "a region with room for 64 rows");
 	memset(sub, 1, AUTH_USER_MAX); /* each byte becomes \u0001 */
 	sub[AUTH_USER_MAX] = 0;
 	{
@@ -169,7 +178,7 @@ t_sessions(void)
 		host[TARGET_HOST_MAX] = 0;
 		tl = tgt(host, TARGET_NAME, 65535);
 		for (i = 0; i < 60; i++) {
-			hs[0] = sessions_open(64, i % 4,
+			hs[0] = sessions_open(i % 4,
 			    "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535", sub, &tl,
 			    4102444800LL, 0);
 			sessions_update(hs[0], UINT64_MAX, UINT64_MAX, 0);
@@ -200,4 +209,5 @@ t_sessions(void)
 		    "a buffer smaller than a row: nothing written");
 	}
 	sessions_reset();
+	shm_reset();
 }
