@@ -84,6 +84,7 @@ static const struct key keys[] = {
 	{ "", "passwordFile", K_PATH, O(password_file), 0, 0, 0 },
 	{ "", "allowedHosts", K_HOSTS, O(allowed_hosts), 0, 0, 0 },
 	{ "", "allowedPorts", K_PORTS, O(allowed_ports), 0, 0, 0 },
+	{ "", "allowedUdpPorts", K_PORTS, O(allowed_udp_ports), 0, 0, 0 },
 	{ "", "caKeyBits", K_CABITS, O(ca_key_bits), 0, 0, 0 },
 	{ "", "workers", K_WORKERS, O(workers), 1, 64, 0 },
 	{ "", "proxyProtocol", K_BOOL, O(proxy_protocol), 0, 0, 0 },
@@ -260,6 +261,13 @@ host_ok(const char *h, size_t n)
 	struct target_host tmp;
 
 	return target_parse_host(h, n, &tmp) == TARGET_OK;
+}
+
+/* The count that goes with a K_PORTS field (allowedPorts, allowedUdpPorts). */
+static int *
+ports_count(struct config *cfg, const uint16_t *ports)
+{
+	return ports == cfg->allowed_udp_ports ? &cfg->n_allowed_udp_ports : &cfg->n_allowed_ports;
 }
 
 static int
@@ -519,17 +527,18 @@ set_value(struct loader *ld, size_t k, const char *v, const char **why)
 		return split_list(v, (struct cfg_list *)(void *)field, cidr_ok, why);
 	case K_PORTS: {
 		struct cfg_list tmp;
-		int n;
+		uint16_t *ports = (uint16_t *)(void *)field;
+		int n, *np = ports_count(ld->cfg, ports);
 		rc = split_list(v, &tmp, NULL, why);
 		if (rc != ERR_OK)
 			return rc;
 		for (n = 0; n < tmp.n; n++) {
-			if (!port_ok(tmp.item[n], strlen(tmp.item[n]), &ld->cfg->allowed_ports[n])) {
+			if (!port_ok(tmp.item[n], strlen(tmp.item[n]), &ports[n])) {
 				*why = "ports must be 1-65535, digits only, no leading zeros";
 				return ERR_INVAL;
 			}
 		}
-		ld->cfg->n_allowed_ports = tmp.n;
+		*np = tmp.n;
 		return ERR_OK;
 	}
 	}
@@ -1119,11 +1128,14 @@ config_dump(const struct config *cfg, int fd)
 				o += snprintf(buf + o, sizeof buf - (size_t)o, "%s%s", i ? "," : "", l->item[i]);
 			break;
 		}
-		case K_PORTS:
-			for (i = 0; i < cfg->n_allowed_ports && o < (int)sizeof buf; i++)
-				o += snprintf(buf + o, sizeof buf - (size_t)o, "%s%u", i ? "," : "",
-				    cfg->allowed_ports[i]);
+		case K_PORTS: {
+			const uint16_t *ports = (const uint16_t *)(const void *)field;
+			int np = ports == cfg->allowed_udp_ports ? cfg->n_allowed_udp_ports :
+			    cfg->n_allowed_ports;
+			for (i = 0; i < np && o < (int)sizeof buf; i++)
+				o += snprintf(buf + o, sizeof buf - (size_t)o, "%s%u", i ? "," : "", ports[i]);
 			break;
+		}
 		}
 		dump_line(fd, key->section, key->name, buf);
 	}

@@ -57,6 +57,8 @@ struct config {
 	struct cfg_list allowed_hosts;
 	int n_allowed_ports;
 	uint16_t allowed_ports[CFG_LIST_MAX];
+	int n_allowed_udp_ports;    /* allowedUdpPorts: what GET /v1/udp may reach (default none) */
+	uint16_t allowed_udp_ports[CFG_LIST_MAX];
 	int64_t ca_key_bits;
 	int64_t workers;            /* 0 = auto (one per CPU) */
 	int proxy_protocol;

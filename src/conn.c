@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "secret.h"
+#include "sessions.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -64,7 +65,8 @@ conn_proxy_setup(const struct config *cfg, char *err, size_t errlen)
 
 	start_head_max = cfg->max_header_bytes;
 	/* The environment is read whatever proxyEnabled says now: a reload may turn it on. */
-	any = upstream_load(&probe, 1, err, errlen) == ERR_OK && upstream_any_tls(&probe);
+	any = upstream_load_with(&probe, 1, UPSTREAM_WITH_SOCKS5, err, errlen) == ERR_OK &&
+	    upstream_any_tls(&probe);
 	upstream_wipe(&probe);
 	err[0] = 0;
 	if (!any)
@@ -250,6 +252,14 @@ conn_dead(const struct conn *c)
 }
 
 /* see conn.h */
+int
+conn_transport(const struct conn *c)
+{
+	return c->udp ? SESSIONS_UDP : c->websocket ? SESSIONS_WS : c->forward ? SESSIONS_ABSOLUTE :
+	    SESSIONS_CONNECT;
+}
+
+/* see conn.h */
 void
 conn_free(struct conn *c)
 {
@@ -257,12 +267,20 @@ conn_free(struct conn *c)
 	struct log_rec r;
 
 	if (c->tunnel_open && log_begin(&r, LOG_INFO, "tunnel.close")) {
+		log_int(&r, "session", (int64_t)sessions_id(c->session));
+		log_str(&r, "transport", sessions_transport_str(conn_transport(c)));
 		log_str(&r, "client", c->peer);
 		log_str(&r, "user", c->who);
 		log_str(&r, "target", c->target.host.name);
 		log_int(&r, "port", c->target.port);
 		log_int(&r, "bytes_up", (int64_t)c->hop.up_bytes);
 		log_int(&r, "bytes_down", (int64_t)c->hop.down_bytes);
+		if (c->udp) { /* udptunnel.h: what was sent, received and dropped */
+			log_int(&r, "datagrams_up", (int64_t)c->udp_up);
+			log_int(&r, "datagrams_down", (int64_t)c->udp_down);
+			log_int(&r, "dropped_up", c->udp_drop_up);
+			log_int(&r, "dropped_down", c->hop.up.drops);
+		}
 		if (c->websocket)
 			log_int(&r, "ws_close", c->ws_close_sent ? c->ws_code : 0);
 		log_int(&r, "duration_ms", c->rl->now_ms - c->t_start);
@@ -279,6 +297,8 @@ conn_free(struct conn *c)
 	pending_remove(&c->pend);
 	if (c->tunnel_open)
 		metrics_tunnel_close(c->mseries);
+	sessions_close(c->session);
+	free(c->udpt); /* a UDP association's buffers (udptunnel.c) */
 	metrics_conn_close((enum metrics_listener)c->mlistener);
 	if (c->hop.up.fd >= 0)
 		close(c->hop.up.fd);

@@ -24,9 +24,11 @@
  * HEAD     reading the request head (the TLS handshake happens underneath);
  * RESOLVE  waiting for the resolver's first answer for the target's name;
  * CONNECT  non-blocking connect to the resolved addresses, one after another;
- * PROXY    (proxyEnabled) CONNECT sent to the upstream proxy, its answer read;
+ * PROXY    (proxyEnabled) CONNECT sent to the upstream proxy and its answer read, or the
+ *          SOCKS5 exchange with a socks5:// / socks5h:// proxy;
  * TUNNEL   relaying bytes both ways (CONNECT tunnel, absolute-form forward, or a WebSocket
- *          tunnel from GET /v1/tunnel: client bytes in RFC 6455 frames, see ws.h);
+ *          tunnel from GET /v1/tunnel: client bytes in RFC 6455 frames, see ws.h; or a UDP
+ *          association from GET /v1/udp: messages as datagrams, see udptunnel.h);
  * RESPOND  sending a response the relay wrote itself (errors, /healthz, ...);
  * CLOSING  close_notify sent / write side shut, discarding input until EOF or a short
  *          linger, so the client reads the response before the connection goes;
@@ -67,6 +69,7 @@
 #include "pending.h"
 #include "relay.h"
 #include "resolve.h"
+#include "sessions.h"
 #include "target.h"
 #include "upstream.h"
 #include "ws.h"
@@ -82,7 +85,8 @@
 #define CONN_PRESP_MAX 256     /* the upstream proxy's answer head */
 
 /* Listener kinds (conn_new's kind). The admin listener is plain HTTP that answers only
- * GET /metrics, /healthz and /readyz; its send buffer holds a whole /metrics answer. */
+ * GET /metrics, /healthz, /readyz and /sessions; its send buffer holds a whole /metrics
+ * answer (/sessions is streamed through it, respond.h). */
 enum { CONN_PLAIN = 0, CONN_TLS = 1, CONN_ADMIN = 2 };
 
 enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_PROXY, CS_TUNNEL, CS_RESPOND, CS_CLOSING,
@@ -132,6 +136,20 @@ struct conn {
 	/* wstunnel.c — WebSocket mode: the same TUNNEL state, client bytes in frames */
 	struct ws_rx ws_rx;          /* client frame decoder */
 	uint32_t ws_ready;           /* unmasked payload at the input's start, not yet upstream */
+	/* udptunnel.c — a UDP association (GET /v1/udp): a WebSocket tunnel (the wstunnel
+	 * fields above) whose upstream end is a connected UDP socket; its datagram buffers
+	 * are allocated once, at the 101 (conn_free frees them) */
+	struct udpt *udpt;
+	uint64_t udp_up, udp_down;   /* datagrams sent to / received from the target */
+	uint32_t udp_drop_up;        /* client datagrams the socket refused (dropped) */
+	/* sessions.c (through tunnel.c) — this tunnel's row in the session table, 0: none */
+	unsigned session;
+	/* respond.c — an answer rendered as the send buffer drains (GET /sessions) */
+	struct sessions_cursor scur;
+	/* dial.c — the SOCKS5 exchange with a socks5:// or socks5h:// proxy (PROXY state) */
+	struct socks5 socks;
+	struct net_addr socks_addr;  /* socks5://: the target's address the proxy is asked for */
+	uint8_t socks_try;           /* ... which of the resolver's answer it is */
 	/* respond.c */
 	int status;                  /* HTTP status answered (logs) */
 	/* flags: owner in the comment */
@@ -142,7 +160,10 @@ struct conn {
 	    preq_done : 1,           /* dial: the CONNECT to the proxy is sent */
 	    tunnel_open : 1,         /* tunnel: tunnel.open logged, tunnel.close owed */
 	    ws_pong_due : 1, ws_close_due : 1, ws_close_sent : 1, ws_close_rcvd : 1,
-	    ws_up_dead : 1;          /* wstunnel */
+	    ws_up_dead : 1,          /* wstunnel */
+	    udp : 1,                 /* request: a UDP association (GET /v1/udp) */
+	    streaming : 1,           /* respond: the answer is still being rendered (scur) */
+	    chunked : 1;             /* respond: ... in chunks (HTTP/1.1) */
 	/* server.c, pending.c — the loop's bookkeeping (issue 17: caps on pending connections) */
 	int slot;                    /* server: this connection's slot in the table */
 	struct pending_entry pend;   /* pending: queued from accept until a tunnel is admitted
@@ -179,6 +200,10 @@ void conn_close(struct conn *c, const char *reason);
 
 /* 1 once conn_close was called. */
 int conn_dead(const struct conn *c);
+
+/* What the tunnel is, as the session table and the tunnel lines name it (enum
+ * sessions_transport: CONNECT, absolute-form, WebSocket, UDP). */
+int conn_transport(const struct conn *c);
 
 /* The loop only, for a DEAD connection after its callback returned (or at exit): close
  * both sockets, wipe TLS state and credentials, log tunnel.close (or conn.close) once with

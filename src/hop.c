@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "hop.h"
@@ -21,6 +22,43 @@ hop_end_plain(struct hop_end *e, int fd, unsigned char *ibuf, size_t ilen,
 	e->ilen = ilen;
 	e->obuf = obuf;
 	e->olen = olen;
+}
+
+/* see hop.h */
+void
+hop_end_dgram(struct hop_end *e, int fd)
+{
+	hop_end_plain(e, fd, NULL, 0, NULL, 0);
+	e->dgram = 1;
+}
+
+/* A datagram end's read: one datagram, and the kernel's drop count when it comes along
+ * (SO_RXQ_OVFL, asked for by net_udp_connect; absent while nothing was dropped). */
+static ssize_t
+dgram_read(struct hop_end *e, void *buf, size_t len)
+{
+	union {
+		struct cmsghdr h;
+		unsigned char b[CMSG_SPACE(sizeof(uint32_t))];
+	} ctl;
+	struct iovec iov = { buf, len };
+	struct msghdr m;
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&m, 0, sizeof m);
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = ctl.b;
+	m.msg_controllen = sizeof ctl.b;
+	n = recvmsg(e->fd, &m, 0);
+	if (n < 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+			memcpy(&e->drops, CMSG_DATA(cm), sizeof(uint32_t));
+	return n;
 }
 
 /* see hop.h */
@@ -276,6 +314,8 @@ hop_read(struct hop_end *e, void *buf, size_t len)
 	unsigned char *b;
 	size_t avail;
 
+	if (e->dgram)
+		return dgram_read(e, buf, len);
 	if (e->pre_len == 0 && e->eng == NULL && e->ibuf == NULL)
 		return sock_read(e, buf, len);
 	if (e->pre_len == 0 && e->eng && hop_io(e) < 0)
@@ -381,13 +421,13 @@ hop_pump(struct hop *h)
 		if (b == NULL)
 			break;
 		n = hop_write(&h->up, b, len);
-		if (n <= 0) {
+		if (n < 0 || (n == 0 && len > 0)) { /* len 0: an empty datagram, sent */
 			if (n == 0 || errno == EAGAIN || errno == EINTR)
 				break;
 			if (f == NULL)
 				return HOP_E_WRITE;
-			f->up_fail(h->ctx, "upstream write error");
-			continue; /* the adapter now drops what the client sends */
+			f->up_fail(h->ctx, 1, "upstream write error");
+			continue; /* the adapter dropped it, or now drops what the client sends */
 		}
 		if (f)
 			f->in_ack(h->ctx, (size_t)n);
@@ -406,7 +446,7 @@ hop_pump(struct hop *h)
 		if (b == NULL)
 			break;
 		n = hop_read(&h->up, b, len);
-		if (n > 0) {
+		if (n > 0 || (n == 0 && h->up.dgram)) { /* a datagram may be empty */
 			if (f)
 				f->out_ack(h->ctx, (size_t)n);
 			else
@@ -427,7 +467,7 @@ hop_pump(struct hop *h)
 			break;
 		if (f == NULL)
 			return HOP_E_READ;
-		f->up_fail(h->ctx, "upstream read error");
+		f->up_fail(h->ctx, 0, "upstream read error");
 		progress = 1;
 	}
 	return progress;

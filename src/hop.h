@@ -5,12 +5,17 @@
  * the plain listener's two buffers), and from one end to the other. Must not touch:
  * connection state, HTTP, WebSocket rules, logging; it knows nothing of struct conn.
  *
- * An end (struct hop_end) is one socket seen in one of three ways, its adapter:
+ * An end (struct hop_end) is one socket seen in one of four ways, its adapter:
  *   TLS       eng != NULL: BearSSL's engine over fd; bytes are read from and written into
  *             the engine's application buffers, hop_io moves records;
  *   buffered  plain, ibuf/obuf set: the plain listener's two buffers, hop_io moves bytes;
  *   direct    plain, no buffers: the upstream socket, read()/write() straight from and
- *             into the other end's buffers.
+ *             into the other end's buffers;
+ *   datagram  direct, over a connected UDP socket (GET /v1/udp): one hop_write is one
+ *             datagram sent, one hop_read one datagram received (recvmsg, which also
+ *             brings the kernel's count of datagrams it dropped for this socket, kept in
+ *             drops); 0 bytes is an empty datagram, never an end of stream. Only under a
+ *             frame adapter that keeps message boundaries (udptunnel.c).
  * Whatever the adapter, an end offers two views: in place (hop_rbuf/hop_rack: received
  * bytes; hop_wbuf/hop_wack: room for bytes to send; a direct end has none) and stream
  * (hop_read/hop_write, read()/write() contracts: >0 bytes moved, 0 at EOF (read), -1 with
@@ -32,9 +37,10 @@
  * hop_write(up), and upstream → client with hop_read(up) into the front's in-place view:
  * no copy when the upstream end is direct (bytes go from BearSSL's decrypted input to
  * write(), from read() into BearSSL's output buffer), one copy through an https:// proxy's
- * engine. A framing adapter (struct hop_frame: WebSocket) may stand between the pump and
- * the front; without one the bytes pass as they are. Back-pressure: the upstream is read
- * only while the front has room, written only while the front holds bytes (hop_wants).
+ * engine. A framing adapter (struct hop_frame: WebSocket, or WebSocket messages as UDP
+ * datagrams) may stand between the pump and the front; without one the bytes pass as they
+ * are. Back-pressure: the upstream is read only while the front has room, written only
+ * while the front holds bytes (hop_wants).
  */
 #ifndef RELAYPRO_HOP_H
 #define RELAYPRO_HOP_H
@@ -55,6 +61,7 @@ struct hop_end {
 	uint32_t in_off, in_end;     /* buffered: ibuf[in_off..in_end) not taken yet */
 	uint32_t out_off, out_end;   /* buffered: obuf[out_off..out_end) not written yet */
 	uint32_t pre_len;
+	uint32_t drops;              /* datagram: the kernel's drops for the socket, as last told */
 	unsigned eof : 1;            /* the socket read EOF */
 	unsigned closed : 1;         /* TLS: the engine is closed (err: why, 0 = cleanly) */
 	unsigned ready : 1;          /* TLS: handshake done, application data flows */
@@ -63,21 +70,24 @@ struct hop_end {
 	unsigned polled : 1;         /* the loop's (server.c): this end's socket is in its poll
 	                              * set; cleared when the end is set up again (a new
 	                              * socket, which may carry a closed one's number) */
+	unsigned dgram : 1;          /* a datagram end (hop_end_dgram) */
 };
 
 /* A framing adapter between the pump and the front end (the WebSocket tunnel). The pump
  * calls in/in_ack for payload the client sent (the adapter decodes frames from the front's
  * in-place view underneath), out/out_ack for room to put payload for the client (the
  * adapter writes frame headers around it); NULL means none now. in and out set *progress
- * when they consumed or produced bytes of their own (headers, control frames). up_fail is
- * told of an upstream read or write error (the adapter ends the upstream side itself);
- * wants says whether the upstream socket should be read / written. */
+ * when they consumed or produced bytes of their own (headers, control frames). in may give
+ * an empty payload (len 0) only over a datagram end: an empty datagram. up_fail is told of
+ * an upstream read or write error (writing: which one; the adapter ends the upstream side
+ * itself, or over a datagram end drops the datagram); wants says whether the upstream
+ * socket should be read / written. */
 struct hop_frame {
 	unsigned char *(*in)(void *ctx, size_t *len, int *progress);
 	void (*in_ack)(void *ctx, size_t n);
 	unsigned char *(*out)(void *ctx, size_t *room, int *progress);
 	void (*out_ack)(void *ctx, size_t n);
-	void (*up_fail)(void *ctx, const char *why);
+	void (*up_fail)(void *ctx, int writing, const char *why);
 	void (*wants)(const void *ctx, int *read_up, int *write_up);
 };
 
@@ -95,6 +105,9 @@ enum { HOP_E_WRITE = -1, HOP_E_READ = -2 }; /* hop_pump without a frame adapter 
 /* Set e up as a plain end: buffered over ibuf/obuf, or direct with both NULL. */
 void hop_end_plain(struct hop_end *e, int fd, unsigned char *ibuf, size_t ilen,
     unsigned char *obuf, size_t olen);
+
+/* Set e up as a datagram end over a connected UDP socket (see above). */
+void hop_end_dgram(struct hop_end *e, int fd);
 
 /* Set e up as a TLS end over an engine the caller initialised. */
 void hop_end_tls(struct hop_end *e, int fd, br_ssl_engine_context *eng);

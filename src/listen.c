@@ -29,13 +29,28 @@ static int nlisteners;
 static struct pp_cidr trusted[CFG_LIST_MAX]; /* trustedProxies, read once at start */
 static int ntrusted;
 static int64_t accept_paused_until;
-static int ninherited;       /* listeners handed over by the binary we replace (or systemd) */
+static unsigned char adopted[LISTEN_INHERIT_MAX]; /* inherited fd 3 + i taken by a listener */
 
-/* A listening socket handed over by the binary we replace (or by systemd socket
- * activation): LISTEN_PID is us, LISTEN_FDS sockets from fd 3 on, LISTEN_FDNAMES their
- * names ("https:http"). -1 when there is none for name. */
+/* The listeners in the order of fds[] everywhere: listen_bind_set, the hand-off names. */
+static const struct {
+	const char *name;
+	int tls;
+} kinds[LISTEN_MAX] = { { "https", CONN_TLS }, { "http", CONN_PLAIN }, { "admin", CONN_ADMIN } };
+
+/* The address cfg gives listener k ("" = off). */
+static const char *
+kind_addr(const struct config *cfg, int k)
+{
+	return k == 0 ? cfg->https_listen : k == 1 ? cfg->http_listen : cfg->admin_listen;
+}
+
+/* The listening sockets handed over by the binary we replace, by a supervisor, or by
+ * systemd socket activation: LISTEN_PID is us, LISTEN_FDS sockets from fd 3 on,
+ * LISTEN_FDNAMES their names ("https:http:admin"); a supervisor hands its successor one
+ * set per worker, the names repeated ("https:http:https:http"). The fd of the nth socket
+ * named name, made close-on-exec and non-blocking, or -1. */
 static int
-inherited(const char *name)
+inherited(const char *name, int nth)
 {
 	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
 	const char *names = getenv("LISTEN_FDNAMES");
@@ -44,17 +59,58 @@ inherited(const char *name)
 	if (!pid || !nfd || atol(pid) != (long)getpid())
 		return -1;
 	n = atoi(nfd);
-	for (i = 0; i < n && i < 8 && names; i++) {
+	for (i = 0; i < n && i < LISTEN_INHERIT_MAX && names; i++) {
 		size_t len = strcspn(names, ":");
-		if (len == strlen(name) && strncmp(names, name, len) == 0) {
+		if (len == strlen(name) && strncmp(names, name, len) == 0 && nth-- == 0) {
 			int fd = 3 + i;
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+			adopted[i] = 1;
 			return fd;
 		}
 		names += len + (names[len] == ':');
 	}
 	return -1;
+}
+
+/* see listen.h */
+int
+listen_inherited_sets(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
+	int n, i, sets[LISTEN_MAX] = { 0 }, most = 0, k;
+
+	if (!pid || !nfd || !names || atol(pid) != (long)getpid())
+		return 0;
+	n = atoi(nfd);
+	for (i = 0; i < n && i < LISTEN_INHERIT_MAX; i++) {
+		size_t len = strcspn(names, ":");
+		for (k = 0; k < LISTEN_MAX; k++)
+			if (len == strlen(kinds[k].name) && strncmp(names, kinds[k].name, len) == 0 &&
+			    ++sets[k] > most)
+				most = sets[k];
+		names += len + (names[len] == ':');
+	}
+	return most;
+}
+
+/* see listen.h */
+void
+listen_close_unadopted(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
+	int n, i;
+
+	if (!pid || !nfd || atol(pid) != (long)getpid())
+		return;
+	n = atoi(nfd);
+	for (i = 0; i < n && i < LISTEN_INHERIT_MAX; i++)
+		if (!adopted[i])
+			close(3 + i);
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
 }
 
 /* trustedProxies as CIDRs. Like proxyProtocol, read at start only (a restart-only key). */
@@ -92,52 +148,67 @@ refuse_untrusted(const struct listener *l, int fd, const struct net_addr *peer)
 
 /* see listen.h */
 int
-listen_open(const struct config *cfg, char *err, size_t errlen)
+listen_bind_set(const struct config *cfg, int nth, int reuseport, int fds[LISTEN_MAX], char *err,
+    size_t errlen)
 {
-	const struct {
-		const char *text, *name;
-		int tls;
-	} want[] = { { cfg->https_listen, "https", CONN_TLS }, { cfg->http_listen, "http", CONN_PLAIN },
-		{ cfg->admin_listen, "admin", CONN_ADMIN } };
-	size_t i;
+	int k;
 
-	if (cfg->proxy_protocol && load_trusted(cfg, err, errlen) != ERR_OK)
-		return ERR_INVAL;
-	for (i = 0; i < sizeof want / sizeof want[0]; i++) {
+	for (k = 0; k < LISTEN_MAX; k++)
+		fds[k] = -1;
+	for (k = 0; k < LISTEN_MAX; k++) {
+		const char *text = kind_addr(cfg, k);
 		struct net_addr a;
-		int fd;
 
-		if (!want[i].text[0])
+		if (!text[0])
 			continue;
-		if (net_parse_listen(want[i].text, &a) != ERR_OK) {
-			snprintf(err, errlen, "%s listener: cannot parse %s", want[i].name, want[i].text);
+		if (net_parse_listen(text, &a) != ERR_OK) {
+			snprintf(err, errlen, "%s listener: cannot parse %s", kinds[k].name, text);
 			return ERR_INVAL;
 		}
-		fd = inherited(want[i].name);
-		if (fd >= 0)
-			ninherited++;
-		else
-			fd = net_listen(&a, cfg->workers != 1);
-		if (fd < 0) {
-			snprintf(err, errlen, "%s listener: cannot listen on %s: %s", want[i].name,
-			    want[i].text, strerror(errno));
+		fds[k] = inherited(kinds[k].name, nth);
+		if (fds[k] < 0)
+			fds[k] = net_listen(&a, reuseport);
+		if (fds[k] < 0) {
+			snprintf(err, errlen, "%s listener: cannot listen on %s: %s", kinds[k].name, text,
+			    strerror(errno));
+			while (k-- > 0)
+				if (fds[k] >= 0)
+					close(fds[k]);
 			return ERR_IO;
 		}
-		listeners[nlisteners].fd = fd;
-		listeners[nlisteners].tls = want[i].tls;
-		listeners[nlisteners].pp = cfg->proxy_protocol && want[i].tls != CONN_ADMIN; /* both proxy listeners */
-		listeners[nlisteners].name = want[i].name;
-		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%s", want[i].text);
-		nlisteners++;
 	}
 	return ERR_OK;
 }
 
 /* see listen.h */
-int
-listen_inherited(void)
+const char *
+listen_kind_name(int k)
 {
-	return ninherited;
+	return k >= 0 && k < LISTEN_MAX ? kinds[k].name : "";
+}
+
+/* see listen.h */
+int
+listen_open(const struct config *cfg, char *err, size_t errlen)
+{
+	int fds[LISTEN_MAX], k, rc;
+
+	if (cfg->proxy_protocol && load_trusted(cfg, err, errlen) != ERR_OK)
+		return ERR_INVAL;
+	if ((rc = listen_bind_set(cfg, 0, cfg->workers != 1, fds, err, errlen)) != ERR_OK)
+		return rc;
+	for (k = 0; k < LISTEN_MAX; k++) {
+		if (fds[k] < 0)
+			continue;
+		listeners[nlisteners].fd = fds[k];
+		listeners[nlisteners].tls = kinds[k].tls;
+		listeners[nlisteners].pp = cfg->proxy_protocol && kinds[k].tls != CONN_ADMIN; /* both proxy listeners */
+		listeners[nlisteners].name = kinds[k].name;
+		snprintf(listeners[nlisteners].addr, NET_ADDR_TEXT, "%.*s", NET_ADDR_TEXT - 1,
+		    kind_addr(cfg, k));
+		nlisteners++;
+	}
+	return ERR_OK;
 }
 
 /* see listen.h */

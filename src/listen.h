@@ -20,6 +20,7 @@
 
 #define LISTEN_MAX 3               /* https, http, admin */
 #define LISTEN_EMFILE_PAUSE_MS 500 /* accepting pauses this long when descriptors run out */
+#define LISTEN_INHERIT_MAX 200     /* handed-over sockets looked at (64 workers x 3) */
 
 /* One accepted connection. */
 struct listen_conn {
@@ -29,12 +30,29 @@ struct listen_conn {
 	int pp;                    /* a PROXY protocol header comes first (peer is trusted) */
 };
 
-/* Bind (or inherit) the listeners cfg names and read trustedProxies. ERR_OK or an error
- * with a message naming the listener. */
+/* Bind (or inherit) the listeners cfg names, accept from them from now on, and read
+ * trustedProxies. ERR_OK or an error with a message naming the listener. */
 int listen_open(const struct config *cfg, char *err, size_t errlen);
 
-/* How many listeners listen_open inherited (from the binary it replaces, or systemd). */
-int listen_inherited(void);
+/* One set of the listeners cfg names, opened but not accepted from (a supervisor's, one
+ * per worker): fds[k] for listener k (0 https, 1 http, 2 admin; -1 when cfg names none) —
+ * the nth set handed over to this process if there is one, else bound now (SO_REUSEPORT
+ * when reuseport, so that each worker's set shares the ports with the others). On an
+ * error nothing stays open; ERR_OK or an error with a message naming the listener. */
+int listen_bind_set(const struct config *cfg, int nth, int reuseport, int fds[LISTEN_MAX],
+    char *err, size_t errlen);
+
+/* The name of listener k in hand-offs ("https", "http", "admin"). */
+const char *listen_kind_name(int k);
+
+/* How many sets of listening sockets were handed to this process (the most times one name
+ * occurs in LISTEN_FDNAMES; 0 when none were). */
+int listen_inherited_sets(void);
+
+/* Once the listeners are open: close the handed-over descriptors no listener took (a
+ * listener the configuration no longer names), and forget LISTEN_* so nothing this
+ * process starts sees them. */
+void listen_close_unadopted(void);
 
 /* How many listeners are open; the fd of listener i (-1 once closed). */
 int listen_count(void);

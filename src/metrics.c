@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "shm.h"
 
 #define LABEL_MAX (TARGET_HOST_MAX + 9) /* "[" host "]:" 65535 NUL */
 #define STR_(x) #x
@@ -39,73 +40,160 @@ static const char *const reg_names[METRICS_REG_STATES] = { "unconfigured", "regi
 	"retrying", "registered" };
 
 struct series {
-	char label[LABEL_MAX]; /* "host:port" / "[v6]:port"; "" = free */
+	char label[LABEL_MAX]; /* "host:port" / "[v6]:port" */
 	uint64_t open, total;
 };
 
-static struct {
-	time_t started;
-	long pid;
-	int worker, workers;
+/* One worker's counters and gauges: its row of the shared region (shm.h), written by that
+ * worker only, read by any worker that renders a scrape. Words are stored and loaded with
+ * relaxed atomics (SET/GET): a scrape sees each value whole (counters only grow). A target
+ * series is published by writing its label first and then ntargets (release): a reader
+ * looks only at labels below ntargets (acquire), which never change again. */
+struct slot {
+	uint64_t pid;
 	uint64_t conn_open[METRICS_LISTENERS], conn_total[METRICS_LISTENERS], refused;
+	uint64_t ntargets;                             /* series in use (later ones: "other") */
 	struct series target[METRICS_TARGETS_MAX + 1]; /* [METRICS_TARGETS_MAX] = "other" */
 	uint64_t bytes_up, bytes_down, tls_fail, auth_fail[AUTH_REASONS], tokens, bans;
 	uint64_t reload_ok, reload_failed;
 	int64_t cert_not_after;          /* 0: no certificate yet */
-	int cert_operator;
+	uint64_t cert_operator;
 	uint64_t cert_reload_ok, cert_reload_failed;
-} m;
+	uint64_t udp_datagrams[2], udp_dropped[2]; /* UDP associations: [0] up, [1] down */
+};
 
-static int reg_state;          /* enum metrics_reg; atomic */
-static uint64_t reg_failures;  /* atomic */
+/* Once for the relay: its start, and the registration (with workers, registration runs
+ * in the supervisor, whose thread writes it). */
+struct common {
+	int64_t started;
+	int reg_state;          /* enum metrics_reg */
+	uint64_t reg_failures;
+};
+
+#define SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+#define GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define ADD(field, n) SET(field, GET(field) + (n))
+
+static struct slot local;          /* without a shared region: this process's only row */
+static struct common local_common;
+static struct slot *m = &local;    /* this process's row */
+
+/* The shared part's common block when the region has one of our size, else ours. */
+static struct common *
+common(void)
+{
+	struct common *c = shm_shared(SHM_METRICS);
+
+	return c && shm_shared_size(SHM_METRICS) >= sizeof *c ? c : &local_common;
+}
+
+/* Row w of the region (NULL when there is no region of our layout). */
+static struct slot *
+row(int w)
+{
+	return shm_row_size(SHM_METRICS) >= sizeof(struct slot) ? shm_row(SHM_METRICS, w) : NULL;
+}
+
+/* see metrics.h */
+void
+metrics_plan(void)
+{
+	shm_plan(SHM_METRICS, sizeof(struct slot), sizeof(struct common));
+}
 
 /* see metrics.h */
 void
 metrics_reset(void)
 {
-	memset(&m, 0, sizeof m);
-	__atomic_store_n(&reg_state, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&reg_failures, 0, __ATOMIC_RELAXED);
+	memset(&local, 0, sizeof local);
+	memset(&local_common, 0, sizeof local_common);
+	m = &local;
+}
+
+/* Gauges of a row to 0: what its worker held is gone (counters stay). */
+static void
+zero_gauges(struct slot *s)
+{
+	int i;
+
+	for (i = 0; i < METRICS_LISTENERS; i++)
+		SET(s->conn_open[i], 0);
+	for (i = 0; i <= METRICS_TARGETS_MAX; i++)
+		SET(s->target[i].open, 0);
 }
 
 /* see metrics.h */
 void
-metrics_start(time_t started, long pid, int worker, int workers)
+metrics_start(time_t started, long pid)
 {
-	m.started = started;
-	m.pid = pid;
-	m.worker = worker;
-	m.workers = workers;
+	struct common *c = common();
+	int64_t zero = 0;
+
+	m = row(shm_self());
+	if (m == NULL)
+		m = &local;
+	if (m != &local) { /* set up before the start (tls.c): this process's own */
+		SET(m->cert_operator, local.cert_operator);
+		SET(m->cert_not_after, local.cert_not_after);
+	}
+	zero_gauges(m); /* a worker that replaces one keeps its counters */
+	SET(m->pid, (uint64_t)pid);
+	__atomic_compare_exchange_n(&c->started, &zero, (int64_t)started, 0, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED);
+}
+
+/* see metrics.h */
+void
+metrics_forget(int worker)
+{
+	struct slot *w = row(worker);
+
+	if (w != NULL) {
+		zero_gauges(w);
+		SET(w->pid, 0);
+	}
 }
 
 /* see metrics.h */
 void
 metrics_conn_open(enum metrics_listener l)
 {
-	m.conn_open[l]++;
-	m.conn_total[l]++;
+	ADD(m->conn_open[l], 1);
+	ADD(m->conn_total[l], 1);
 }
 
 /* see metrics.h */
 void
 metrics_conn_close(enum metrics_listener l)
 {
-	if (m.conn_open[l])
-		m.conn_open[l]--;
+	if (GET(m->conn_open[l]))
+		ADD(m->conn_open[l], -1);
 }
 
 /* see metrics.h */
 uint64_t
 metrics_conns_open(enum metrics_listener l)
 {
-	return m.conn_open[l];
+	return GET(m->conn_open[l]);
 }
 
 /* see metrics.h */
 void
 metrics_conn_refused(void)
 {
-	m.refused++;
+	ADD(m->refused, 1);
+}
+
+/* The index of label among the first n series of t, or -1. */
+static int
+find_series(const struct series *t, int n, const char *label)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(t[i].label, label) == 0)
+			return i;
+	return -1;
 }
 
 /* see metrics.h */
@@ -113,17 +201,20 @@ int
 metrics_tunnel_open(const struct target_addr *t)
 {
 	char label[LABEL_MAX];
-	int i, v6 = t->host.kind == TARGET_IPV6;
+	int i, n = (int)GET(m->ntargets), v6 = t->host.kind == TARGET_IPV6;
 
 	snprintf(label, sizeof label, "%s%s%s:%u", v6 ? "[" : "", t->host.name, v6 ? "]" : "",
 	    t->port);
-	for (i = 0; i < METRICS_TARGETS_MAX && m.target[i].label[0]; i++)
-		if (strcmp(m.target[i].label, label) == 0)
-			break;
-	if (i < METRICS_TARGETS_MAX && !m.target[i].label[0])
-		memcpy(m.target[i].label, label, sizeof label);
-	m.target[i].open++;
-	m.target[i].total++;
+	i = find_series(m->target, n, label);
+	if (i < 0 && n < METRICS_TARGETS_MAX) {
+		memcpy(m->target[n].label, label, sizeof label);
+		__atomic_store_n(&m->ntargets, (uint64_t)n + 1, __ATOMIC_RELEASE);
+		i = n;
+	}
+	if (i < 0)
+		i = METRICS_TARGETS_MAX;
+	ADD(m->target[i].open, 1);
+	ADD(m->target[i].total, 1);
 	return i;
 }
 
@@ -131,23 +222,39 @@ metrics_tunnel_open(const struct target_addr *t)
 void
 metrics_tunnel_close(int series)
 {
-	if (series >= 0 && series <= METRICS_TARGETS_MAX && m.target[series].open)
-		m.target[series].open--;
+	if (series >= 0 && series <= METRICS_TARGETS_MAX && GET(m->target[series].open))
+		ADD(m->target[series].open, -1);
+}
+
+/* see metrics.h */
+void
+metrics_udp(uint64_t up, uint64_t down)
+{
+	ADD(m->udp_datagrams[0], up);
+	ADD(m->udp_datagrams[1], down);
+}
+
+/* see metrics.h */
+void
+metrics_udp_dropped(uint64_t up, uint64_t down)
+{
+	ADD(m->udp_dropped[0], up);
+	ADD(m->udp_dropped[1], down);
 }
 
 /* see metrics.h */
 void
 metrics_bytes(uint64_t up, uint64_t down)
 {
-	m.bytes_up += up;
-	m.bytes_down += down;
+	ADD(m->bytes_up, up);
+	ADD(m->bytes_down, down);
 }
 
 /* see metrics.h */
 void
 metrics_tls_fail(void)
 {
-	m.tls_fail++;
+	ADD(m->tls_fail, 1);
 }
 
 /* see metrics.h */
@@ -163,21 +270,21 @@ metrics_auth_fail(const char *reason)
 			break;
 		}
 	}
-	m.auth_fail[id]++;
+	ADD(m->auth_fail[id], 1);
 }
 
 /* see metrics.h */
 void
 metrics_token_issued(void)
 {
-	m.tokens++;
+	ADD(m->tokens, 1);
 }
 
 /* see metrics.h */
 void
 metrics_ban(void)
 {
-	m.bans++;
+	ADD(m->bans, 1);
 }
 
 /* see metrics.h */
@@ -185,17 +292,17 @@ void
 metrics_reload(int ok)
 {
 	if (ok)
-		m.reload_ok++;
+		ADD(m->reload_ok, 1);
 	else
-		m.reload_failed++;
+		ADD(m->reload_failed, 1);
 }
 
 /* see metrics.h */
 void
 metrics_certificate(int64_t not_after, int operator_pair)
 {
-	m.cert_not_after = not_after;
-	m.cert_operator = operator_pair;
+	SET(m->cert_operator, (uint64_t)operator_pair);
+	SET(m->cert_not_after, not_after);
 }
 
 /* see metrics.h */
@@ -203,24 +310,26 @@ void
 metrics_cert_reload(int ok)
 {
 	if (ok)
-		m.cert_reload_ok++;
+		ADD(m->cert_reload_ok, 1);
 	else
-		m.cert_reload_failed++;
+		ADD(m->cert_reload_failed, 1);
 }
 
 /* see metrics.h */
 void
 metrics_registration(enum metrics_reg state)
 {
-	__atomic_store_n(&reg_state, (int)state, __ATOMIC_RELAXED);
+	__atomic_store_n(&common()->reg_state, (int)state, __ATOMIC_RELAXED);
 }
 
 /* see metrics.h */
 void
 metrics_registration_failed(void)
 {
-	__atomic_add_fetch(&reg_failures, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&reg_state, (int)METRICS_REG_RETRYING, __ATOMIC_RELAXED);
+	struct common *c = common();
+
+	__atomic_add_fetch(&c->reg_failures, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->reg_state, (int)METRICS_REG_RETRYING, __ATOMIC_RELAXED);
 }
 
 /* ---- rendering ------------------------------------------------------------------ */
@@ -229,7 +338,6 @@ struct out {
 	char *p;
 	size_t cap, len;
 	int full;
-	const char *worker; /* with workers > 1: every sample gets worker="N" */
 };
 
 static void
@@ -299,8 +407,7 @@ label(struct out *o, int first, const char *k, const char *v)
 	put_str(o, "\"");
 }
 
-/* One sample: name, up to two labels (key NULL = none), the worker label when workers
- * share the admin socket, value. */
+/* One sample: name, up to two labels (key NULL = none), value. */
 static void
 sample(struct out *o, const char *name, const char *k1, const char *v1, const char *k2,
     const char *v2, uint64_t value)
@@ -312,8 +419,6 @@ sample(struct out *o, const char *name, const char *k1, const char *v1, const ch
 		label(o, n++ == 0, k1, v1);
 	if (k1 && k2)
 		label(o, n++ == 0, k2, v2);
-	if (o->worker && !(k1 && strcmp(k1, "worker") == 0))
-		label(o, n++ == 0, "worker", o->worker);
 	if (n)
 		put_str(o, "}");
 	put_str(o, " ");
@@ -321,74 +426,148 @@ sample(struct out *o, const char *name, const char *k1, const char *v1, const ch
 	put_str(o, "\n");
 }
 
+/* The relay's numbers in one snapshot: every worker's row summed (a single row without
+ * workers); target series merged by label, the first METRICS_TARGETS_MAX distinct labels
+ * keeping a series and the rest counted as other; reloads counted once each (every worker
+ * reloads on a SIGHUP: the largest count of any worker); the certificate the one that
+ * expires first. */
+static void
+snapshot(struct slot *sum)
+{
+	int n = shm_workers(), w, j, k;
+
+	memset(sum, 0, sizeof *sum);
+	for (w = 0; w < n; w++) {
+		const struct slot *s = row(w);
+		int nt;
+		if (s == NULL && w > 0)
+			break;
+		if (s == NULL)
+			s = m; /* no region: this process is the relay */
+		for (j = 0; j < METRICS_LISTENERS; j++) {
+			sum->conn_open[j] += GET(s->conn_open[j]);
+			sum->conn_total[j] += GET(s->conn_total[j]);
+		}
+		sum->refused += GET(s->refused);
+		nt = (int)__atomic_load_n(&s->ntargets, __ATOMIC_ACQUIRE);
+		for (j = 0; j <= METRICS_TARGETS_MAX; j++) {
+			if (j < METRICS_TARGETS_MAX && j >= nt)
+				continue;
+			k = j == METRICS_TARGETS_MAX ? -1 :
+			    find_series(sum->target, (int)sum->ntargets, s->target[j].label);
+			if (j < METRICS_TARGETS_MAX && k < 0 && sum->ntargets < METRICS_TARGETS_MAX) {
+				k = (int)sum->ntargets++;
+				memcpy(sum->target[k].label, s->target[j].label, LABEL_MAX);
+			}
+			if (k < 0)
+				k = METRICS_TARGETS_MAX;
+			sum->target[k].open += GET(s->target[j].open);
+			sum->target[k].total += GET(s->target[j].total);
+		}
+		sum->bytes_up += GET(s->bytes_up);
+		sum->bytes_down += GET(s->bytes_down);
+		sum->tls_fail += GET(s->tls_fail);
+		for (j = 0; j < AUTH_REASONS; j++)
+			sum->auth_fail[j] += GET(s->auth_fail[j]);
+		sum->tokens += GET(s->tokens);
+		sum->bans += GET(s->bans);
+		for (j = 0; j < 2; j++) {
+			sum->udp_datagrams[j] += GET(s->udp_datagrams[j]);
+			sum->udp_dropped[j] += GET(s->udp_dropped[j]);
+		}
+#define MAX(f) if (GET(s->f) > sum->f) sum->f = GET(s->f)
+		MAX(reload_ok);
+		MAX(reload_failed);
+		MAX(cert_reload_ok);
+		MAX(cert_reload_failed);
+#undef MAX
+		if (GET(s->cert_not_after) != 0 &&
+		    (sum->cert_not_after == 0 || GET(s->cert_not_after) < sum->cert_not_after)) {
+			sum->cert_not_after = GET(s->cert_not_after);
+			sum->cert_operator = GET(s->cert_operator);
+		}
+	}
+}
+
 /* see metrics.h */
 size_t
 metrics_render(char *out, size_t cap)
 {
-	struct out o = { out, cap, 0, 0, NULL };
+	static struct slot sum; /* the loop thread's scratch: large for a stack */
+	const struct common *c = common();
+	struct out o = { out, cap, 0, 0 };
 	char pid[24], worker[16];
-	int i, state = __atomic_load_n(&reg_state, __ATOMIC_RELAXED);
+	int i, state = __atomic_load_n(&c->reg_state, __ATOMIC_RELAXED);
 
-	snprintf(pid, sizeof pid, "%ld", m.pid);
-	snprintf(worker, sizeof worker, "%d", m.worker);
-	if (m.workers > 1)
-		o.worker = worker; /* each worker's series stay apart (metrics.h) */
+	snapshot(&sum);
+	snprintf(pid, sizeof pid, "%llu", (unsigned long long)GET(m->pid));
+	snprintf(worker, sizeof worker, "%d", shm_self());
 
 	family(&o, "relaypro_build_info", "gauge", "Version and architecture of this binary.");
 	sample(&o, "relaypro_build_info", "version", RELAYPRO_VERSION, "arch", RELAYPRO_ARCH, 1);
 	family(&o, "process_start_time_seconds", "gauge",
 	    "Start time of the process since the Unix epoch in seconds.");
-	sample(&o, "process_start_time_seconds", NULL, NULL, NULL, NULL, (uint64_t)m.started);
+	sample(&o, "process_start_time_seconds", NULL, NULL, NULL, NULL, (uint64_t)GET(c->started));
 	family(&o, "relaypro_workers", "gauge",
-	    "Worker processes sharing the listeners; each counts alone and a scrape reaches one.");
-	sample(&o, "relaypro_workers", NULL, NULL, NULL, NULL, (uint64_t)m.workers);
+	    "Worker processes; every other sample is the sum over all of them.");
+	sample(&o, "relaypro_workers", NULL, NULL, NULL, NULL, (uint64_t)shm_workers());
 	family(&o, "relaypro_worker_info", "gauge", "The process that answered this scrape.");
 	sample(&o, "relaypro_worker_info", "worker", worker, "pid", pid, 1);
 
 	family(&o, "relaypro_connections_open", "gauge", "Client connections open, by listener.");
 	for (i = 0; i < METRICS_LISTENERS; i++)
 		sample(&o, "relaypro_connections_open", "listener", listener_names[i], NULL, NULL,
-		    m.conn_open[i]);
+		    sum.conn_open[i]);
 	family(&o, "relaypro_connections_total", "counter", "Client connections accepted, by listener.");
 	for (i = 0; i < METRICS_LISTENERS; i++)
 		sample(&o, "relaypro_connections_total", "listener", listener_names[i], NULL, NULL,
-		    m.conn_total[i]);
+		    sum.conn_total[i]);
 	family(&o, "relaypro_connections_refused_total", "counter",
 	    "Connections refused at maxConnections (503 or closed).");
-	sample(&o, "relaypro_connections_refused_total", NULL, NULL, NULL, NULL, m.refused);
+	sample(&o, "relaypro_connections_refused_total", NULL, NULL, NULL, NULL, sum.refused);
 
 	family(&o, "relaypro_tunnels_open", "gauge",
 	    "Tunnels open, by allowed target (the first " STR(METRICS_TARGETS_MAX)
 	    " targets seen; the rest as other).");
 	for (i = 0; i <= METRICS_TARGETS_MAX; i++)
-		if (i == METRICS_TARGETS_MAX || m.target[i].label[0])
+		if (i == METRICS_TARGETS_MAX || (unsigned)i < sum.ntargets)
 			sample(&o, "relaypro_tunnels_open", "target",
-			    i == METRICS_TARGETS_MAX ? "other" : m.target[i].label, NULL, NULL,
-			    m.target[i].open);
+			    i == METRICS_TARGETS_MAX ? "other" : sum.target[i].label, NULL, NULL,
+			    sum.target[i].open);
 	family(&o, "relaypro_tunnels_total", "counter", "Tunnels opened, by allowed target.");
 	for (i = 0; i <= METRICS_TARGETS_MAX; i++)
-		if (i == METRICS_TARGETS_MAX || m.target[i].label[0])
+		if (i == METRICS_TARGETS_MAX || (unsigned)i < sum.ntargets)
 			sample(&o, "relaypro_tunnels_total", "target",
-			    i == METRICS_TARGETS_MAX ? "other" : m.target[i].label, NULL, NULL,
-			    m.target[i].total);
+			    i == METRICS_TARGETS_MAX ? "other" : sum.target[i].label, NULL, NULL,
+			    sum.target[i].total);
 	family(&o, "relaypro_tunnel_bytes_total", "counter",
 	    "Bytes relayed through tunnels: up = client to console, down = console to client.");
-	sample(&o, "relaypro_tunnel_bytes_total", "direction", "up", NULL, NULL, m.bytes_up);
-	sample(&o, "relaypro_tunnel_bytes_total", "direction", "down", NULL, NULL, m.bytes_down);
+	sample(&o, "relaypro_tunnel_bytes_total", "direction", "up", NULL, NULL, sum.bytes_up);
+	sample(&o, "relaypro_tunnel_bytes_total", "direction", "down", NULL, NULL, sum.bytes_down);
+	family(&o, "relaypro_udp_datagrams_total", "counter",
+	    "Datagrams relayed by UDP associations: up = client to target, down = target to client.");
+	sample(&o, "relaypro_udp_datagrams_total", "direction", "up", NULL, NULL, sum.udp_datagrams[0]);
+	sample(&o, "relaypro_udp_datagrams_total", "direction", "down", NULL, NULL,
+	    sum.udp_datagrams[1]);
+	family(&o, "relaypro_udp_dropped_total", "counter",
+	    "Datagrams dropped: up = refused by the socket (ICMP error, no buffer), down = dropped "
+	    "by the kernel while the client was slow.");
+	sample(&o, "relaypro_udp_dropped_total", "direction", "up", NULL, NULL, sum.udp_dropped[0]);
+	sample(&o, "relaypro_udp_dropped_total", "direction", "down", NULL, NULL, sum.udp_dropped[1]);
 
 	family(&o, "relaypro_tls_handshake_failures_total", "counter",
 	    "TLS handshakes that failed with a protocol error.");
-	sample(&o, "relaypro_tls_handshake_failures_total", NULL, NULL, NULL, NULL, m.tls_fail);
+	sample(&o, "relaypro_tls_handshake_failures_total", NULL, NULL, NULL, NULL, sum.tls_fail);
 	family(&o, "relaypro_auth_failures_total", "counter",
 	    "Refused authentications (proxy credentials and grants), by reason.");
 	for (i = 0; i < AUTH_REASONS; i++)
 		sample(&o, "relaypro_auth_failures_total", "reason", auth_names[i], NULL, NULL,
-		    m.auth_fail[i]);
+		    sum.auth_fail[i]);
 	family(&o, "relaypro_tokens_issued_total", "counter", "Access tokens issued for grants.");
-	sample(&o, "relaypro_tokens_issued_total", NULL, NULL, NULL, NULL, m.tokens);
+	sample(&o, "relaypro_tokens_issued_total", NULL, NULL, NULL, NULL, sum.tokens);
 	family(&o, "relaypro_rate_limit_bans_total", "counter",
 	    "Client addresses banned for too many failed authentications.");
-	sample(&o, "relaypro_rate_limit_bans_total", NULL, NULL, NULL, NULL, m.bans);
+	sample(&o, "relaypro_rate_limit_bans_total", NULL, NULL, NULL, NULL, sum.bans);
 
 	family(&o, "relaypro_registration_state", "gauge",
 	    "Console registration state: 1 for the current state, 0 for the others.");
@@ -397,22 +576,22 @@ metrics_render(char *out, size_t cap)
 	family(&o, "relaypro_registration_failures_total", "counter",
 	    "Failed console registration attempts.");
 	sample(&o, "relaypro_registration_failures_total", NULL, NULL, NULL, NULL,
-	    __atomic_load_n(&reg_failures, __ATOMIC_RELAXED));
+	    __atomic_load_n(&c->reg_failures, __ATOMIC_RELAXED));
 	family(&o, "relaypro_config_reloads_total", "counter", "Configuration reloads, by result.");
-	sample(&o, "relaypro_config_reloads_total", "result", "ok", NULL, NULL, m.reload_ok);
-	sample(&o, "relaypro_config_reloads_total", "result", "failed", NULL, NULL, m.reload_failed);
-	if (m.cert_not_after != 0) {
+	sample(&o, "relaypro_config_reloads_total", "result", "ok", NULL, NULL, sum.reload_ok);
+	sample(&o, "relaypro_config_reloads_total", "result", "failed", NULL, NULL, sum.reload_failed);
+	if (sum.cert_not_after != 0) {
 		family(&o, "relaypro_certificate_not_after_seconds", "gauge",
 		    "Expiry (notAfter) of the leaf certificate the HTTPS listener serves, seconds "
 		    "since the Unix epoch; source operator = certFile, minted = made by the relay.");
 		sample(&o, "relaypro_certificate_not_after_seconds", "source",
-		    m.cert_operator ? "operator" : "minted", NULL, NULL,
-		    m.cert_not_after > 0 ? (uint64_t)m.cert_not_after : 0);
+		    sum.cert_operator ? "operator" : "minted", NULL, NULL,
+		    sum.cert_not_after > 0 ? (uint64_t)sum.cert_not_after : 0);
 	}
 	family(&o, "relaypro_certificate_reloads_total", "counter",
 	    "Reloads of the operator's certificate (SIGHUP or changed files), by result.");
-	sample(&o, "relaypro_certificate_reloads_total", "result", "ok", NULL, NULL, m.cert_reload_ok);
+	sample(&o, "relaypro_certificate_reloads_total", "result", "ok", NULL, NULL, sum.cert_reload_ok);
 	sample(&o, "relaypro_certificate_reloads_total", "result", "failed", NULL, NULL,
-	    m.cert_reload_failed);
+	    sum.cert_reload_failed);
 	return o.full ? 0 : o.len;
 }

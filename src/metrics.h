@@ -2,23 +2,28 @@
  * metrics.h — the relay's counters and gauges, and their rendering in the Prometheus text
  * exposition format 0.0.4, served by the admin listener as GET /metrics (SPEC §2.1).
  *
- * Storage is static and fixed: one integer per series, the per-target series in a table
- * of METRICS_TARGETS_MAX entries plus one `other`; nothing is allocated per event.
- * Updates are one-line hooks where things happen (conn.c, server.c, main.c, register.c).
+ * Storage is fixed: one integer per series, the per-target series in a table of
+ * METRICS_TARGETS_MAX entries plus one `other`; nothing is allocated per event. Updates
+ * are one-line hooks where things happen (conn.c, server.c, reload.c, register.c, ...).
+ *
+ * Workers (SPEC §7: /metrics reports the sum over all workers): each process that serves
+ * keeps its numbers in its own row of the shared region (shm.h, part SHM_METRICS) and
+ * writes only there; a scrape, whichever worker answers it, renders the sum of every
+ * row. A worker that replaces a dead one takes over its row: the counters go on from
+ * where they were (sums never go back), the gauges start at 0 (metrics_forget when the
+ * supervisor sees the death, metrics_start in the replacement). Without a region (unit
+ * tests, before the start) the numbers are this process's own.
  *
  * Threads: every function runs on the loop thread, except metrics_registration() and
- * metrics_registration_failed(), which the registration thread calls; those two use
- * atomic operations, and the renderer reads their values atomically.
+ * metrics_registration_failed(), which the registration thread (in the supervisor, with
+ * workers) calls; all values are stored and loaded with atomic operations, since other
+ * processes read them.
  *
  * Labels carry no secrets and nothing a client chose freely: listener names, a fixed set
  * of auth-failure reasons and registration states, and targets that passed the allow-list
  * (so they are configured hosts and ports, in target.c's normal form). Values are
  * escaped anyway (backslash, double quote, newline), as the format requires.
- *
- * With workers > 1 every worker process has its own counters; a scrape of the shared
- * admin socket reaches one worker (relaypro_worker_info says which), and every sample
- * then carries a worker="N" label so that different workers' counters never mix in one
- * series (which Prometheus would read as counter resets).
+
  */
 #ifndef RELAYPRO_METRICS_H
 #define RELAYPRO_METRICS_H
@@ -30,7 +35,7 @@
 #include "target.h"
 
 #define METRICS_TARGETS_MAX 16        /* target series; later targets count as "other" */
-#define METRICS_RENDER_MAX (24 * 1024) /* the longest /metrics body (all series at their
+#define METRICS_RENDER_MAX (25 * 1024) /* the longest /metrics body (all series at their
                                         * longest; checked by the unit tests) */
 
 enum metrics_listener { METRICS_HTTPS, METRICS_HTTP, METRICS_ADMIN, METRICS_LISTENERS };
@@ -43,9 +48,18 @@ enum metrics_reg {
 	METRICS_REG_STATES
 };
 
-/* Who this process is: start time (wall clock), pid, worker index (0 without workers) and
- * the number of worker processes sharing the listeners (1 without workers). */
-void metrics_start(time_t started, long pid, int worker, int workers);
+/* Plan the metrics' part of the shared region (before shm_create). */
+void metrics_plan(void);
+
+/* This process serves from now on: its row is the shared region's row shm_self() (its
+ * own storage without a region), its gauges start at 0, pid is shown in
+ * relaypro_worker_info; started (wall clock) is the relay's start time when none was set
+ * yet (the first worker's: the same for all of them). */
+void metrics_start(time_t started, long pid);
+
+/* The supervisor: worker w has exited; its gauges are 0 from now on, its counters stay
+ * in the sums. */
+void metrics_forget(int worker);
 
 /* A connection accepted on / ended on a listener. */
 void metrics_conn_open(enum metrics_listener l);
@@ -61,6 +75,9 @@ int metrics_tunnel_open(const struct target_addr *t);
 void metrics_tunnel_close(int series);
 /* Bytes relayed client -> console (up) and back (down). */
 void metrics_bytes(uint64_t up, uint64_t down);
+/* UDP associations: datagrams relayed, and dropped (udptunnel.h says which), each way. */
+void metrics_udp(uint64_t up, uint64_t down);
+void metrics_udp_dropped(uint64_t up, uint64_t down);
 
 void metrics_tls_fail(void);
 /* reason: the auth.fail log reason or token code; mapped onto a fixed set ("other"). */

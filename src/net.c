@@ -127,6 +127,25 @@ net_connect_start(const struct net_addr *a)
 
 /* see net.h */
 int
+net_udp_connect(const struct net_addr *a)
+{
+	int fd, one = 1;
+
+	fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one); /* counts only */
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* see net.h */
+int
 net_connect_result(int fd)
 {
 	int err = 0;

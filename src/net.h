@@ -29,6 +29,11 @@ int net_accept(int lfd, struct net_addr *peer);
 /* Start a non-blocking connect. Returns fd (connect pending or done) or -1 (errno set). */
 int net_connect_start(const struct net_addr *a);
 
+/* A UDP socket connected to a (so it sends only there and receives only from there),
+ * asking the kernel to report its drops (SO_RXQ_OVFL, where supported). Returns fd or -1
+ * (errno set: no route, no memory...). */
+int net_udp_connect(const struct net_addr *a);
+
 /* After POLLOUT on a pending connect: 0 when connected, else the errno of the failure. */
 int net_connect_result(int fd);
 

@@ -16,9 +16,9 @@
 #include "net.h"
 #include "probe.h"
 
-/* Wait for fd to be ready for events until deadline (loop_now_ms clock). */
-static int
-wait_fd(int fd, short events, int64_t deadline)
+/* see probe.h */
+int
+probe_wait(int fd, short events, int64_t deadline)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 	int64_t left;
@@ -33,6 +33,53 @@ wait_fd(int fd, short events, int64_t deadline)
 	return n > 0;
 }
 
+/* see probe.h */
+int
+probe_connect(const struct net_addr *a, int64_t deadline, char *why, size_t cap)
+{
+	int fd = net_connect_start(a), e = 0;
+
+	if (fd < 0) {
+		snprintf(why, cap, "connect: %s", strerror(errno));
+		return -1;
+	}
+	if (!probe_wait(fd, POLLOUT, deadline) || (e = net_connect_result(fd)) != 0) {
+		snprintf(why, cap, "connect: %s", strerror(e ? e : ETIMEDOUT));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* see probe.h */
+int
+probe_admin_addr(const char *cli, const char *cmd, struct net_addr *a)
+{
+	static struct config c; /* large: kept off the stack */
+	char err[CFG_PATH + 512];
+
+	if (config_load(&c, config_pick_file(cli), err, sizeof err) != ERR_OK) {
+		fprintf(stderr, "relaypro: config error: %s\n", err);
+		return 2;
+	}
+	config_wipe(&c);
+	if (!c.admin_listen[0] || net_parse_listen(c.admin_listen, a) != ERR_OK) {
+		fprintf(stderr, "relaypro %s: no admin listener ([admin] listen, RELAYPRO_ADMIN_LISTEN)\n",
+		    cmd);
+		return 2;
+	}
+	if (a->ss.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)&a->ss;
+		if (s4->sin_addr.s_addr == htonl(INADDR_ANY))
+			s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)&a->ss;
+		if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+			s6->sin6_addr = in6addr_loopback;
+	}
+	return 0;
+}
+
 /* One GET on a; the answer's first line (up to cap - 1 bytes) and body start into out.
  * Returns the status code, or 0 with out holding why. */
 static int
@@ -41,24 +88,16 @@ get(const struct net_addr *a, const char *path, char *out, size_t cap)
 	char req[128], buf[1024];
 	int64_t deadline = loop_now_ms() + PROBE_TIMEOUT_MS;
 	size_t len = 0, sent = 0, reqlen;
-	int fd, status = 0, e = 0;
+	int fd, status = 0;
 	ssize_t n;
 	char *eol;
 
 	reqlen = (size_t)snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: relaypro\r\n"
 	    "User-Agent: relaypro-health\r\nConnection: close\r\n\r\n", path);
-	fd = net_connect_start(a);
-	if (fd < 0) {
-		snprintf(out, cap, "connect: %s", strerror(errno));
+	if ((fd = probe_connect(a, deadline, out, cap)) < 0)
 		return 0;
-	}
-	if (!wait_fd(fd, POLLOUT, deadline) || (e = net_connect_result(fd)) != 0) {
-		snprintf(out, cap, "connect: %s", strerror(e ? e : ETIMEDOUT));
-		close(fd);
-		return 0;
-	}
 	while (sent < reqlen) {
-		if (!wait_fd(fd, POLLOUT, deadline) ||
+		if (!probe_wait(fd, POLLOUT, deadline) ||
 		    (n = send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL)) <= 0) {
 			snprintf(out, cap, "send: %s", strerror(errno ? errno : ETIMEDOUT));
 			close(fd);
@@ -67,7 +106,7 @@ get(const struct net_addr *a, const char *path, char *out, size_t cap)
 		sent += (size_t)n;
 	}
 	/* The status line and a little of the body (the reason of a 503) are enough. */
-	while (len < sizeof buf - 1 && wait_fd(fd, POLLIN, deadline)) {
+	while (len < sizeof buf - 1 && probe_wait(fd, POLLIN, deadline)) {
 		n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -93,27 +132,45 @@ get(const struct net_addr *a, const char *path, char *out, size_t cap)
 }
 
 /* see probe.h */
+const char *
+probe_command(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) { /* past -c FILE */
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+			i++;
+		else if (argv[i][0] != '-')
+			return argv[i];
+	}
+	return NULL;
+}
+
+/* see probe.h */
+int
+probe_asks_usage(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "--version") == 0)
+			return 1;
+	return 0;
+}
+
+/* see probe.h */
 int
 probe_main(int argc, char **argv)
 {
-	static struct config c; /* large: kept off the stack */
-	char err[CFG_PATH + 512], why[256];
+	char why[256];
 	const char *cli = NULL, *cmd = NULL;
 	struct net_addr a;
 	int i, ready = 0;
 
-	for (i = 1; i < argc && cmd == NULL; i++) { /* the command word, past -c FILE */
-		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-			i++;
-		else if (argv[i][0] != '-')
-			cmd = argv[i];
-	}
-	if (cmd == NULL || strcmp(cmd, "health") != 0)
+	cmd = probe_command(argc, argv);
+	if (cmd == NULL || strcmp(cmd, "health") != 0 || probe_asks_usage(argc, argv))
 		return PROBE_NOT_MINE;
-	for (i = 1; i < argc; i++) /* main prints the usage (its table) and the version */
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "--version") == 0)
-			return PROBE_NOT_MINE;
 	for (i = 1; i < argc; i++) {
 		if (argv[i] == cmd)
 			continue;
@@ -127,24 +184,8 @@ probe_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (config_load(&c, config_pick_file(cli), err, sizeof err) != ERR_OK) {
-		fprintf(stderr, "relaypro: config error: %s\n", err);
-		return 2;
-	}
-	config_wipe(&c);
-	if (!c.admin_listen[0] || net_parse_listen(c.admin_listen, &a) != ERR_OK) {
-		fprintf(stderr, "relaypro health: no admin listener ([admin] listen, RELAYPRO_ADMIN_LISTEN)\n");
-		return 2;
-	}
-	if (a.ss.ss_family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)&a.ss;
-		if (s4->sin_addr.s_addr == htonl(INADDR_ANY))
-			s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	} else {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)&a.ss;
-		if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
-			s6->sin6_addr = in6addr_loopback;
-	}
+	if ((i = probe_admin_addr(cli, "health", &a)) != 0)
+		return i;
 	if (get(&a, ready ? "/readyz" : "/healthz", why, sizeof why) == 200)
 		return 0;
 	fprintf(stderr, "relaypro health: %s: %s\n", ready ? "/readyz" : "/healthz", why);

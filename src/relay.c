@@ -45,7 +45,8 @@ relay_set_policy(struct relay *rl, const struct config *cfg, char *err, size_t e
 		static int routes_loaded;
 		static char routes_err[160];
 		if (!routes_loaded) {
-			if (upstream_load(&rl->routes, 1, routes_err, sizeof routes_err) != ERR_OK)
+			if (upstream_load_with(&rl->routes, 1, UPSTREAM_WITH_SOCKS5, routes_err,
+			    sizeof routes_err) != ERR_OK)
 				upstream_wipe(&rl->routes);
 			else
 				routes_err[0] = 0;

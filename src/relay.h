@@ -6,10 +6,11 @@
  * stopping; building the policy from a configuration (relay_set_policy); readiness
  * (relay_ready: also 503 once the served certificate has expired, tls.h). Must not touch: sockets, connections, the poll set.
  *
- * One instance per process, owned by the loop (server.c's `srv`) and filled by main and the
- * loop. Connection code is given a const pointer to it at accept (conn_new) and reaches
- * the shared state only through that pointer — never through a global. The loop updates
- * now_ms/now once per pass and draining at SIGTERM; a reload replaces cfg, policy and users
+ * One instance per process, owned by the process side (run.c's struct proc, proc.h) and
+ * handed to the loop explicitly (server_run). Connection code is given a const pointer to
+ * it at accept (conn_new) and reaches the shared state only through that pointer — never
+ * through a global. The loop updates now_ms/now once per pass, listening when it stops
+ * accepting and draining at SIGTERM; a reload (reload.c) replaces cfg, policy and users
  * between passes, never while a connection's callback runs.
  */
 #ifndef RELAYPRO_RELAY_H
@@ -35,12 +36,6 @@ struct relay {
 	time_t now;                       /* wall clock, same pass */
 	int draining;                     /* stopping: no new tunnels */
 	long pid;                         /* this process (a worker, with workers > 1) */
-	/* The process side, set by main and used by the loop only (until main is split). */
-	int nconns;
-	void (*on_reload)(void);          /* SIGHUP */
-	void (*on_upgrade)(void);         /* SIGUSR2 */
-	void (*on_child)(void);           /* SIGCHLD */
-	void (*on_tick)(void);            /* every tick */
 };
 
 /* Build rl->policy from cfg and give the resolver its names; the upstream routes are read

@@ -43,7 +43,7 @@ readyz(struct conn *c, int keep_alive)
 	}
 }
 
-/* The admin listener (SPEC §2.1): GET /metrics, /healthz and /readyz, nothing else — no
+/* The admin listener: GET /metrics, /healthz, /readyz and /sessions, nothing else — no
  * CONNECT, no tokens, no tunnels, no credentials. Keep-alive unless the client closes. */
 static void
 handle_admin(struct conn *c)
@@ -62,9 +62,11 @@ handle_admin(struct conn *c)
 		respond_json(c, 200, "{\"status\":\"ok\"}", ka);
 	else if (http_span_is(h, path, "/readyz"))
 		readyz(c, ka);
+	else if (http_span_is(h, path, "/sessions"))
+		respond_sessions(c, ka);
 	else
-		respond_error(c, 404, "not_found", "the admin listener serves /metrics, /healthz, /readyz",
-		    NULL);
+		respond_error(c, 404, "not_found",
+		    "the admin listener serves /metrics, /healthz, /readyz, /sessions", NULL);
 }
 
 /* The relay's own paths on the proxy listeners: /healthz, /readyz; else 404 or 405. */
@@ -143,8 +145,8 @@ refuse(struct conn *c, const struct admit_verdict *v)
 }
 
 /* What a head on a proxy listener asks for (admission judges it): CONNECT; a WebSocket
- * tunnel or POST /v1/token among the relay's paths; another origin-form path is the relay's
- * own; anything else is treated as absolute-form. (/v1/udp is not served yet: 404.) */
+ * tunnel, a UDP association or POST /v1/token among the relay's paths; another
+ * origin-form path is the relay's own; anything else is treated as absolute-form. */
 static enum admit_kind
 route(const struct conn *c, const struct http_target *t, int split_rc)
 {
@@ -158,6 +160,8 @@ route(const struct conn *c, const struct http_target *t, int split_rc)
 	path = path_of(h, t->path);
 	if (http_span_is(h, path, "/v1/tunnel"))
 		return ADMIT_TUNNEL;
+	if (http_span_is(h, path, "/v1/udp"))
+		return ADMIT_UDP;
 	if (http_span_is(h, c->req.method, "POST") && http_span_is(h, path, "/v1/token"))
 		return ADMIT_TOKEN;
 	return ADMIT_LOCAL;
@@ -173,6 +177,8 @@ request_handle(struct conn *c)
 	struct admit_cred cr;
 	struct admit_policy pol;
 	struct admit_verdict v;
+	unsigned udp_ports[CFG_LIST_MAX];
+	int i;
 
 	if (c->kind == CONN_ADMIN) {
 		handle_admin(c);
@@ -193,6 +199,12 @@ request_handle(struct conn *c)
 	pol.targets = &rl->policy;
 	pol.basic = rl->users != NULL;
 	pol.now = rl->now;
+	if (rq.kind == ADMIT_UDP) { /* allowedUdpPorts, as admission takes a port list */
+		for (i = 0; i < rl->cfg->n_allowed_udp_ports; i++)
+			udp_ports[i] = rl->cfg->allowed_udp_ports[i];
+		pol.udp_ports = udp_ports;
+		pol.n_udp_ports = (size_t)rl->cfg->n_allowed_udp_ports;
+	}
 	if (admit_check(&rq, &cr, &pol, &v) != 0) {
 		refuse(c, &v);
 		return;
@@ -206,6 +218,10 @@ request_handle(struct conn *c)
 		return;
 	case ADMIT_TUNNEL:
 		c->websocket = 1;
+		break;
+	case ADMIT_UDP:
+		c->websocket = 1;
+		c->udp = 1;
 		break;
 	case ADMIT_FORWARD:
 		c->forward = 1;

@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "respond.h"
 #include "secret.h"
+#include "sessions.h"
 #include "token.h"
 
 /* see respond.h */
@@ -113,6 +114,71 @@ respond_metrics(struct conn *c, int keep_alive)
 	memcpy(b, head, hl);
 	hop_wack(&c->hop.front, hl + blen);
 	responding(c, 200, keep_alive);
+}
+
+#define CHUNK_HEAD 8  /* "xxxxxx\r\n": a chunk's size, 6 hex digits (the buffer is < 16 MiB) */
+#define CHUNK_END 5   /* "0\r\n\r\n": the last chunk */
+
+/* see respond.h */
+void
+respond_sessions(struct conn *c, int keep_alive)
+{
+	char head[256];
+	size_t n;
+	int chunked = c->req.minor >= 1;
+
+	if (conn_dead(c))
+		return;
+	n = http_response_head(head, sizeof head, 200, NULL, NULL, 0,
+	    HTTP_RH_NOSTORE | (chunked && keep_alive ? 0 : HTTP_RH_CLOSE), chunked ?
+	    "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n" :
+	    "Content-Type: application/json\r\n");
+	c->status = 200;
+	if (n == 0 || respond_raw(c, head, n) != ERR_OK) {
+		respond_close(c);
+		return;
+	}
+	memset(&c->scur, 0, sizeof c->scur);
+	c->streaming = 1;
+	c->chunked = chunked ? 1 : 0;
+	responding(c, 200, chunked && keep_alive);
+	(void)respond_more(c);
+}
+
+/* see respond.h */
+int
+respond_more(struct conn *c)
+{
+	size_t room, n, pre = c->chunked ? CHUNK_HEAD : 0;
+	unsigned char *b;
+	int i;
+
+	if (!c->streaming || conn_dead(c))
+		return 0;
+	b = hop_wbuf(&c->hop.front, &room);
+	if (b == NULL || room < pre + SESSIONS_ROW_MAX + 2 + CHUNK_END)
+		return 0; /* wait for the client to take more */
+	n = sessions_render((char *)b + pre, room - pre - 2 - CHUNK_END, &c->scur, c->rl->now_ms);
+	if (c->chunked) {
+		if (n > 0) {
+			for (i = 0; i < 6; i++) /* n < 2^24: the buffer is far smaller */
+				b[i] = (unsigned char)"0123456789abcdef"[(n >> (20 - 4 * i)) & 15];
+			memcpy(b + 6, "\r\n", 2);
+			memcpy(b + pre + n, "\r\n", 2);
+			n += pre + 2;
+		}
+		if (c->scur.done) {
+			memcpy(b + n, "0\r\n\r\n", CHUNK_END);
+			n += CHUNK_END;
+		}
+	}
+	if (c->scur.done)
+		c->streaming = 0;
+	if (n == 0)
+		return 0;
+	hop_wack(&c->hop.front, n);
+	c->deadline = c->rl->now_ms + CONN_RESPOND_MS; /* a client that reads on gets time */
+	return 1;
 }
 
 /* see respond.h */

@@ -9,7 +9,9 @@
  *
  * Responses are small: they always fit in the send buffer, which is empty before a tunnel
  * starts. An answer that does not fit closes the connection instead (CLOSING). Nothing is
- * answered on a DEAD connection.
+ * answered on a DEAD connection. One answer has no bound, GET /sessions (thousands of
+ * tunnels): it is streamed — rendered a few rows at a time into the send buffer as the
+ * client drains it (respond_more, called by the RESPOND step), in chunks on HTTP/1.1.
  */
 #ifndef RELAYPRO_RESPOND_H
 #define RELAYPRO_RESPOND_H
@@ -34,6 +36,16 @@ void respond_json(struct conn *c, int status, const char *body, int keep_alive);
 /* GET /metrics on the admin listener: the whole exposition, rendered straight into the
  * send buffer (sized at accept for the longest one), or 500 when it does not fit. */
 void respond_metrics(struct conn *c, int keep_alive);
+
+/* GET /sessions on the admin listener: the head (Transfer-Encoding: chunked for HTTP/1.1,
+ * else the body ends when the connection closes) and the first rows; the rest follows as
+ * the buffer drains (respond_more). */
+void respond_sessions(struct conn *c, int keep_alive);
+
+/* The RESPOND step, before the "is everything sent" check: a streamed answer's next rows
+ * into the room the send buffer has (at least a row's worth), its end once every row is
+ * out; each piece moves the response deadline on. 1 when anything was queued. */
+int respond_more(struct conn *c);
 
 /* Enter CLOSING: close_notify now (TLS), the write side once the answer is flushed
  * (plain), then input is discarded until EOF or CONN_LINGER_MS. */

@@ -47,7 +47,10 @@
 #include "tls.h"
 #include "walk.h"
 
-struct relay srv;
+static struct relay *srv;      /* the process's shared state (server_run's) */
+static struct server_hooks hooks;
+static int nconns;             /* connections in the table */
+static int stopping;           /* listeners closed: the loop ends once connections are gone */
 
 /* The loop's fixed poll keys; connection slot s uses POLLSET_KEY(K_FIXED, s, side). */
 enum { K_SIGNAL, K_RESOLVER, K_WATCH, K_LISTEN = K_WATCH + SERVER_WATCH_MAX,
@@ -58,7 +61,8 @@ static struct conn **table;   /* slots; NULL = free */
 static int table_size, table_hint;
 static struct {
 	int fd;
-	void (*cb)(void);
+	void (*cb)(void *arg);
+	void *arg;
 } watches[SERVER_WATCH_MAX];
 static int64_t drain_deadline;
 static time_t window_judged;   /* the migration window end the tunnels were judged at */
@@ -73,35 +77,7 @@ static int nev;
 
 /* see server.h */
 int
-server_listen(const struct config *cfg, char *err, size_t errlen)
-{
-	int rc = listen_open(cfg, err, errlen);
-
-	srv.listening = listen_count();
-	/* Workers write one log file, and so do the binary we replace and we while it drains:
-	 * the log follows the file's name and size before every record (log.h). */
-	if (cfg->workers != 1 || listen_inherited())
-		log_share();
-	return rc;
-}
-
-/* see server.h */
-int
-server_listeners(int *fds, const char **names, int max)
-{
-	return listen_fds(fds, names, max);
-}
-
-/* see server.h */
-int
-server_set_policy(const struct config *cfg, char *err, size_t errlen)
-{
-	return relay_set_policy(&srv, cfg, err, errlen);
-}
-
-/* see server.h */
-int
-server_watch(int fd, void (*cb)(void))
+server_watch(int fd, void (*cb)(void *arg), void *arg)
 {
 	int k;
 
@@ -109,6 +85,7 @@ server_watch(int fd, void (*cb)(void))
 		if (watches[k].cb == NULL) {
 			watches[k].fd = fd;
 			watches[k].cb = cb;
+			watches[k].arg = arg;
 			if (ps != NULL) /* else server_run puts it */
 				pollset_put(ps, K_WATCH + k, fd, POLLIN);
 			return ERR_OK;
@@ -214,7 +191,7 @@ table_add(struct conn *c)
 			table[s] = c;
 			c->slot = s;
 			table_hint = s + 1;
-			srv.nconns++;
+			nconns++;
 			sgen[s]++;
 			touch(s);
 			return s;
@@ -233,7 +210,7 @@ reap(int s)
 	if (c == NULL || !conn_dead(c))
 		return;
 	table[s] = NULL;
-	srv.nconns--;
+	nconns--;
 	release_end(POLLSET_KEY(K_FIXED, s, 0));
 	release_end(POLLSET_KEY(K_FIXED, s, 1));
 	conn_free(c);
@@ -244,11 +221,11 @@ reap(int s)
 static void
 cap_pending(void)
 {
-	int64_t cap = srv.cfg->max_connections / 2 > 0 ? srv.cfg->max_connections / 2 : 1;
+	int64_t cap = srv->cfg->max_connections / 2 > 0 ? srv->cfg->max_connections / 2 : 1;
 	struct conn *o;
 
 	while (pending_total() > cap && (o = pending_oldest()) != NULL) {
-		pending_log(PENDING_OLDEST, o->peer, pending_total(), cap, srv.now_ms);
+		pending_log(PENDING_OLDEST, o->peer, pending_total(), cap, srv->now_ms);
 		conn_close(o, "too many pending connections: the oldest is closed");
 		reap(o->slot);
 	}
@@ -261,7 +238,7 @@ cap_pending(void)
 static void
 add_conn(const struct listen_conn *lc, int over)
 {
-	struct conn *c = conn_new(&srv, lc->fd, &lc->peer, lc->kind, over, lc->pp);
+	struct conn *c = conn_new(srv, lc->fd, &lc->peer, lc->kind, over, lc->pp);
 	int s, n;
 
 	if (c == NULL) {
@@ -278,9 +255,9 @@ add_conn(const struct listen_conn *lc, int over)
 		return;
 	if (!lc->pp) {
 		n = pending_count_addr(&c->pend, &c->peer_addr);
-		if (n > srv.cfg->max_pending_per_address) {
-			pending_log(PENDING_PER_ADDRESS, c->peer, n, srv.cfg->max_pending_per_address,
-			    srv.now_ms);
+		if (n > srv->cfg->max_pending_per_address) {
+			pending_log(PENDING_PER_ADDRESS, c->peer, n, srv->cfg->max_pending_per_address,
+			    srv->now_ms);
 			conn_close(c, "too many pending connections from this address");
 			reap(s);
 			return;
@@ -299,7 +276,7 @@ accept_some(int i)
 	struct listen_conn lc;
 	int k, relay, over;
 
-	for (k = 0; k < SERVER_ACCEPT_BURST && listen_accept(i, srv.now_ms, srv.nconns, &lc); k++) {
+	for (k = 0; k < SERVER_ACCEPT_BURST && listen_accept(i, srv->now_ms, nconns, &lc); k++) {
 		if (lc.fd < 0)
 			continue; /* refused by the listener (an untrusted PROXY source) */
 		if (lc.kind == CONN_ADMIN) {
@@ -309,8 +286,8 @@ accept_some(int i)
 				add_conn(&lc, 0);
 			continue;
 		}
-		relay = srv.nconns - (int)metrics_conns_open(METRICS_ADMIN);
-		over = relay >= srv.cfg->max_connections ||
+		relay = nconns - (int)metrics_conns_open(METRICS_ADMIN);
+		over = relay >= srv->cfg->max_connections ||
 		    relay >= table_size - SERVER_ADMIN_MAX - SERVER_RESERVE;
 		if (over)
 			metrics_conn_refused();
@@ -319,6 +296,39 @@ accept_some(int i)
 		else
 			add_conn(&lc, over);
 	}
+}
+
+/* Close the listeners and start the clock of the drain (both hand-off and stop). */
+static void
+stop_accepting(const char *why)
+{
+	struct log_rec r;
+	int i;
+
+	if (stopping)
+		return;
+	stopping = 1;
+	drain_deadline = srv->now_ms + (int64_t)srv->cfg->shutdown_timeout * 1000;
+	/* Out of the poll set while still open: after a hand-off another process holds these
+	 * sockets, and an epoll set would keep reporting them (pollset.h). */
+	for (i = 0; ps != NULL && i < LISTEN_MAX; i++)
+		pollset_put(ps, K_LISTEN + i, -1, 0);
+	listen_close_all();
+	srv->listening = 0;
+	if (log_begin(&r, LOG_INFO, "stopping")) {
+		log_str(&r, "why", why);
+		log_int(&r, "pid", srv->pid);
+		log_int(&r, "connections", nconns);
+		log_int(&r, "timeout_s", (int64_t)srv->cfg->shutdown_timeout);
+		log_end(&r);
+	}
+}
+
+/* see server.h */
+void
+server_handover(const char *why)
+{
+	stop_accepting(why);
 }
 
 /* see server.h */
@@ -331,7 +341,7 @@ server_revalidate(void)
 
 	if (table == NULL)
 		return;
-	revoke_prepare(&rv, &srv);
+	revoke_prepare(&rv, srv);
 	for (i = 0; i < table_size; i++) {
 		if (table[i] == NULL || (why = revoke_judge(&rv, table[i])) == NULL)
 			continue;
@@ -347,24 +357,13 @@ server_revalidate(void)
 void
 server_begin_drain(const char *why)
 {
-	struct log_rec r;
 	int i;
 
-	if (srv.draining)
+	if (srv->draining)
 		return;
-	srv.draining = 1;
+	stop_accepting(why);
+	srv->draining = 1;
 	notify_send("STOPPING=1\nSTATUS=draining");
-	drain_deadline = srv.now_ms + (int64_t)srv.cfg->shutdown_timeout * 1000;
-	for (i = 0; ps != NULL && i < LISTEN_MAX; i++) /* out of the poll set while still open */
-		pollset_put(ps, K_LISTEN + i, -1, 0);
-	listen_close_all();
-	srv.listening = 0;
-	if (log_begin(&r, LOG_INFO, "stopping")) {
-		log_str(&r, "why", why);
-		log_int(&r, "connections", srv.nconns);
-		log_int(&r, "timeout_s", (int64_t)srv.cfg->shutdown_timeout);
-		log_end(&r);
-	}
 	for (i = 0; i < table_size; i++) {
 		if (table[i]) {
 			walk_shutdown(table[i]);
@@ -379,17 +378,17 @@ tick(void)
 	int i;
 
 	for (i = 0; i < table_size; i++) {
-		if (table[i] && walk_tick(table[i], srv.now_ms)) {
+		if (table[i] && walk_tick(table[i], srv->now_ms)) {
 			touch(i);
 			reap(i);
 		}
 	}
-	conn_trim(srv.now_ms);
-	tls_maintain(srv.now); /* remint the server certificate when < 30 days remain */
+	conn_trim(srv->now_ms);
+	tls_maintain(srv->now); /* remint the server certificate when < 30 days remain */
 	/* The migration window ends by time, without a reload: its tunnels are revoked. */
-	if (srv.policy.migration.kind != TARGET_NONE && srv.now >= srv.policy.migration_until &&
-	    window_judged != srv.policy.migration_until) {
-		window_judged = srv.policy.migration_until;
+	if (srv->policy.migration.kind != TARGET_NONE && srv->now >= srv->policy.migration_until &&
+	    window_judged != srv->policy.migration_until) {
+		window_judged = srv->policy.migration_until;
 		server_revalidate();
 	}
 }
@@ -403,7 +402,7 @@ setup(void)
 	struct log_rec r;
 	size_t n;
 
-	table_size = (int)srv.cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
+	table_size = (int)srv->cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
 	n = (size_t)table_size;
 	table = calloc(n, sizeof *table);
 	ps = pollset_new(backend < 0 ? pollset_backend(NULL) : backend, K_FIXED, table_size);
@@ -433,7 +432,7 @@ static void
 put_listeners(void)
 {
 	static int was = -1;
-	int i, on = !srv.draining && !listen_paused(srv.now_ms) ? listen_count() : 0;
+	int i, on = !stopping && !listen_paused(srv->now_ms) ? listen_count() : 0;
 
 	if (on == was)
 		return;
@@ -444,21 +443,24 @@ put_listeners(void)
 
 /* see server.h */
 int
-server_run(void)
+server_run(struct relay *rl, const struct server_hooks *h)
 {
 	const struct pollset_event *ready;
 	unsigned fixed[K_FIXED];
 	int64_t next_tick, t;
 	int i, k, n, timeout;
 
+	srv = rl;
+	if (h != NULL)
+		hooks = *h;
 	if (setup() != ERR_OK) {
 		log_msg(LOG_ERROR, "start.fail", "out of memory for the connection table");
 		return 1;
 	}
-	srv.now_ms = loop_now_ms();
-	srv.now = time(NULL);
-	srv.pid = (long)getpid();
-	next_tick = srv.now_ms + SERVER_TICK_MS;
+	srv->now_ms = loop_now_ms();
+	srv->now = time(NULL);
+	srv->pid = (long)getpid();
+	next_tick = srv->now_ms + SERVER_TICK_MS;
 	pollset_put(ps, K_SIGNAL, loop_signal_fd(), POLLIN);
 	pollset_put(ps, K_RESOLVER, resolve_wake_fd(), POLLIN);
 	for (i = 0; i < SERVER_WATCH_MAX; i++)
@@ -478,8 +480,8 @@ server_run(void)
 				return 1;
 			poll(NULL, 0, 50);
 		}
-		srv.now_ms = loop_now_ms();
-		srv.now = time(NULL);
+		srv->now_ms = loop_now_ms();
+		srv->now = time(NULL);
 
 		/* Gather before handling anything (handling changes the poll set): the fixed
 		 * keys' events, and each connection's by slot with the slot's generation. */
@@ -502,16 +504,19 @@ server_run(void)
 			unsigned sig = loop_take_signals();
 			if (sig & LOOP_SIG_HUP)
 				log_follow(); /* a log file moved aside (logrotate): its name again */
-			if ((sig & LOOP_SIG_HUP) && srv.on_reload && !srv.draining)
-				srv.on_reload();
-			if (sig & LOOP_SIG_TERM)
+			if ((sig & LOOP_SIG_HUP) && hooks.reload && !stopping)
+				hooks.reload(hooks.ctx);
+			if (sig & LOOP_SIG_TERM) {
+				if (hooks.stop && !srv->draining)
+					hooks.stop(hooks.ctx);
 				server_begin_drain("signal");
-			if ((sig & LOOP_SIG_USR2) && srv.on_upgrade && !srv.draining) {
-				log_share(); /* the new binary writes the same log file */
-				srv.on_upgrade();
 			}
-			if ((sig & LOOP_SIG_CHLD) && srv.on_child)
-				srv.on_child();
+			if ((sig & LOOP_SIG_USR2) && hooks.upgrade && !stopping) {
+				log_share(); /* the new binary writes the same log file */
+				hooks.upgrade(hooks.ctx);
+			}
+			if ((sig & LOOP_SIG_CHLD) && hooks.child)
+				hooks.child(hooks.ctx);
 			touch_all = 1; /* a reload or a drain may have touched any connection */
 		}
 		if (fixed[K_RESOLVER]) {
@@ -526,12 +531,12 @@ server_run(void)
 		}
 		for (i = 0; i < SERVER_WATCH_MAX; i++) {
 			if (fixed[K_WATCH + i] && watches[i].cb) {
-				watches[i].cb();
+				watches[i].cb(watches[i].arg);
 				touch_all = 1;
 			}
 		}
 		for (i = 0; i < LISTEN_MAX; i++)
-			if (fixed[K_LISTEN + i] && !srv.draining)
+			if (fixed[K_LISTEN + i] && !stopping)
 				accept_some(i);
 		for (k = 0; k < nev; k++) {
 			int s = ev_slot[k];
@@ -545,20 +550,21 @@ server_run(void)
 			walk_events(table[s], crev, urev);
 			reap(s);
 		}
-		if (srv.now_ms >= next_tick) {
+		if (srv->now_ms >= next_tick) {
 			tick(); /* touches the connections whose deadline passed */
-			if (srv.on_tick)
-				srv.on_tick();
-			next_tick = srv.now_ms + SERVER_TICK_MS;
+			if (hooks.tick)
+				hooks.tick(hooks.ctx);
+			next_tick = srv->now_ms + SERVER_TICK_MS;
 		}
-		if (srv.draining && (srv.nconns == 0 || srv.now_ms >= drain_deadline)) {
+		if (stopping && srv->now_ms >= drain_deadline) {
 			for (i = 0; i < table_size; i++) {
 				if (table[i]) {
 					conn_close(table[i], "shutdown timeout");
 					reap(i);
 				}
 			}
-			return 0;
 		}
+		if (stopping && nconns == 0 && !(hooks.busy && hooks.busy(hooks.ctx)))
+			return 0;
 	}
 }

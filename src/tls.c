@@ -13,6 +13,7 @@
 #include "rand.h"
 #include "secret.h"
 #include "tls.h"
+#include "tlscache.h"
 #include "x509.h"
 
 /* The policy's suites, for the server and every client (tls.h). */
@@ -31,8 +32,6 @@ static const char *alpn[] = { "http/1.1" }; /* BearSSL takes it non-const */
 static struct x509_server certs[2];
 static int cur;
 static br_x509_certificate chain[2];
-static br_ssl_session_cache_lru cache;
-static unsigned char cache_store[TLS_CACHE_BYTES];
 
 /* The symmetric implementations, chosen once. BearSSL's "full" initialisers choose them on
  * every call with CPUID, which traps to the hypervisor on virtual machines: 105 us per
@@ -338,7 +337,6 @@ tls_setup(const struct ca *ca, const char *server_name, const char *const *alt, 
 	alts = alt;
 	nalts = nalt;
 	want_rsa = rsa;
-	br_ssl_session_cache_lru_init(&cache, cache_store, sizeof cache_store);
 	/* The implementations tls_server_init copies (chain and key here are not used). */
 	br_ssl_server_init_full_ec(&tmpl, &chain[cur], 1, BR_KEYTYPE_RSA, &certs[cur].ec);
 	snprintf(op_cert, sizeof op_cert, "%s", cert_file);
@@ -418,7 +416,7 @@ tls_server_init(br_ssl_server_context *sc, unsigned char *ibuf, size_t ilen,
 	secret_wipe(seed, sizeof seed);
 	br_ssl_engine_set_protocol_names(&sc->eng, alpn, 1);
 	br_ssl_engine_set_buffers_bidi(&sc->eng, ibuf, ilen, obuf, olen);
-	br_ssl_server_set_cache(sc, &cache.vtable);
+	br_ssl_server_set_cache(sc, tlscache()); /* shared by the workers (tlscache.h) */
 	if (br_ssl_server_reset(sc))
 		return ERR_OK;
 	tls_conn_release(sc);

@@ -6,8 +6,9 @@
  * client, the hop to an https:// upstream proxy): TLS 1.2 only (BearSSL's maximum), ECDHE
  * with AES-GCM or ChaCha20-Poly1305 only — a peer offering anything else (CBC, RC4, 3DES,
  * static RSA key exchange, TLS 1.0/1.1) gets no handshake, never a downgrade. The server
- * side adds ALPN "http/1.1" when the client offers it and refuses renegotiation; a
- * session cache (TLS_CACHE_BYTES, shared by all connections) lets returning clients resume.
+ * side adds ALPN "http/1.1" when the client offers it and refuses renegotiation; the
+ * session cache (tlscache.h: shared by all connections of every worker) lets returning
+ * clients resume.
  * The certificate is minted in memory at start (x509.h) and reminted by tls_maintain()
  * when less than 30 days remain; connections keep the chain they started with.
  *
@@ -32,7 +33,6 @@
 
 #define TLS_IBUF BR_SSL_BUFSIZE_INPUT  /* a full incoming record: 16384 + 325 */
 #define TLS_OBUF BR_SSL_BUFSIZE_OUTPUT /* full 16 KiB records out: bulk MB/s (docs/performance.md) */
-#define TLS_CACHE_BYTES (256 * 1024)   /* about 2,600 resumable sessions */
 
 /* Serve the operator's pair when cert_file is not "" (a bad pair: ERR_INVAL, a
  * configuration error naming the file in err), else mint the server certificate for

@@ -13,7 +13,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "respond.h"
+#include "sessions.h"
 #include "tunnel.h"
+#include "udptunnel.h"
 #include "wstunnel.h"
 
 
@@ -91,8 +93,9 @@ fwd_out_ack(void *ctx, size_t n)
 }
 
 static void
-fwd_up_fail(void *ctx, const char *why)
+fwd_up_fail(void *ctx, int writing, const char *why)
 {
+	(void)writing;
 	conn_close(ctx, why);
 }
 
@@ -175,7 +178,7 @@ tunnel_start(struct conn *c)
 	size_t n;
 
 	if (c->websocket) {
-		if (wstunnel_start(c) != ERR_OK) {
+		if ((c->udp ? udptunnel_start(c) : wstunnel_start(c)) != ERR_OK) {
 			conn_close(c, "send failed");
 			return;
 		}
@@ -194,8 +197,12 @@ tunnel_start(struct conn *c)
 	c->mseries = metrics_tunnel_open(&c->target);
 	c->last_io = c->rl->now_ms;
 	conn_set_state(c, CS_TUNNEL);
+	c->session = sessions_open(conn_transport(c), c->peer, c->who, &c->target, c->rl->now,
+	    c->rl->now_ms);
 	if (log_begin(&r, LOG_INFO, "tunnel.open")) {
 		log_int(&r, "pid", c->rl->pid); /* which worker */
+		log_int(&r, "session", (int64_t)sessions_id(c->session));
+		log_str(&r, "transport", sessions_transport_str(conn_transport(c)));
 		log_str(&r, "client", c->peer);
 		log_str(&r, "user", c->who);
 		log_str(&r, "target", c->target.host.name);
@@ -257,7 +264,9 @@ tunnel_step(struct conn *c, int moved)
 			return 0;
 		tunnel_eof(c);
 	}
-	if (rc || moved)
+	if (rc || moved) {
 		c->last_io = c->rl->now_ms; /* bytes either way: not idle */
+		sessions_update(c->session, c->hop.up_bytes, c->hop.down_bytes, c->last_io);
+	}
 	return rc;
 }

@@ -4,9 +4,11 @@
  * end-of-stream rules (SPEC §2.2: half-close on the plain listener; on TLS a close_notify
  * is a full close, an upstream EOF is flushed and followed by close_notify).
  *
- * Owns: the TUNNEL state of CONNECT and absolute-form tunnels, the raw pump's use (hop.c)
- * and the idle bookkeeping (last_io). WebSocket tunnels share the start and the TUNNEL
- * state; their framing and closing rules are wstunnel.c's. Must not touch: admission,
+ * Owns: the TUNNEL state of CONNECT and absolute-form tunnels, the raw pump's use (hop.c),
+ * the idle bookkeeping (last_io) and the tunnel's row in the session table (opened here,
+ * kept current after each round that moved bytes: sessions.h). WebSocket tunnels and UDP
+ * associations share the start and the TUNNEL state; their framing and closing rules are
+ * wstunnel.c's (and udptunnel.c's for datagrams). Must not touch: admission,
  * dialing, the tunnel.close line (conn_free writes it, once).
  */
 #ifndef RELAYPRO_TUNNEL_H

@@ -180,8 +180,8 @@ load_route(struct upstream_proxy *p, const char *lower, const char *upper, unsig
 	if (parse_proxy(name, v, p, err, errlen) != ERR_OK)
 		return ERR_INVAL;
 	if (p->socks && !(with & UPSTREAM_WITH_SOCKS5)) {
-		snprintf(err, errlen, "%s: SOCKS5 proxies (socks5://, socks5h://) carry only "
-		    "registration in this version; tunnels need an http:// or https:// proxy", name);
+		snprintf(err, errlen, "%s: a SOCKS5 proxy (socks5://, socks5h://) cannot be used "
+		    "here: this needs an http:// or https:// proxy", name);
 		secret_wipe(p, sizeof *p);
 		return ERR_INVAL;
 	}
@@ -462,13 +462,26 @@ upstream_socks5_connect_fd(int fd, const struct upstream_proxy *p,
 	if (w == SOCKS5_WRITE || w == SOCKS5_READ) /* an I/O error or timeout */
 		snprintf(why, whylen, "%s: %s: %s", pn, w == SOCKS5_WRITE ? "cannot send" : "no answer",
 		    e == EAGAIN || e == EWOULDBLOCK ? "timed out" : strerror(e));
-	else if (w == SOCKS5_E_REFUSED) {
+	else
+		upstream_socks5_why(p, host, port, &s, why, whylen);
+	if (w == SOCKS5_E_REFUSED)
 		*rep = s.rep;
-		snprintf(why, whylen, "%s refused the connection to %s:%u: %s (reply %u)", pn,
-		    host->name, port, socks5_reason(&s), (unsigned)s.rep);
-	} else
-		snprintf(why, whylen, "%s: %s", pn, socks5_reason(&s));
 	return ERR_IO;
+}
+
+/* see upstream.h */
+void
+upstream_socks5_why(const struct upstream_proxy *p, const struct target_host *host,
+    unsigned port, const struct socks5 *s, char *why, size_t whylen)
+{
+	char pn[TARGET_HOST_MAX + 32];
+
+	proxy_name(p, pn, sizeof pn);
+	if (s->err == SOCKS5_E_REFUSED)
+		snprintf(why, whylen, "%s refused the connection to %s:%u: %s (reply %u)", pn,
+		    host->name, port, socks5_reason(s), (unsigned)s->rep);
+	else
+		snprintf(why, whylen, "%s: %s", pn, socks5_reason(s));
 }
 
 /* A blocking connect to one of the proxy's addresses; fd or -1 (errno set). */

@@ -78,7 +78,8 @@ int upstream_load_with(struct upstream_routes *r, int enabled, unsigned with, ch
     size_t errlen);
 
 /* upstream_load_with(r, enabled, 0, err, errlen): the routes of a caller that speaks only
- * HTTP CONNECT (the connection core, until it runs the SOCKS5 exchange). */
+ * HTTP CONNECT. (The connection core and registration both run the SOCKS5 exchange and
+ * load with UPSTREAM_WITH_SOCKS5.) */
 int upstream_load(struct upstream_routes *r, int enabled, char *err, size_t errlen);
 
 /* The proxy for a target, or NULL to connect directly. */
@@ -113,6 +114,13 @@ int upstream_socks5_req(const struct upstream_proxy *p, const struct target_host
 int upstream_socks5_connect_fd(int fd, const struct upstream_proxy *p,
     const struct target_host *host, unsigned port, const struct net_addr *addr,
     unsigned *rep, char *why, size_t whylen);
+
+/* Why the SOCKS5 exchange s (failed) for host:port through p did not open the tunnel, in
+ * words for the log: the proxy, and the meaning of its reply code for a refusal (with
+ * the code), or what it did ("closed the connection during the greeting", ...). Never a
+ * credential. */
+void upstream_socks5_why(const struct upstream_proxy *p, const struct target_host *host,
+    unsigned port, const struct socks5 *s, char *why, size_t whylen);
 
 #define UPSTREAM_SOCKS5_TRIES 4 /* a socks5:// target's addresses tried, at most */
 

@@ -44,6 +44,7 @@ run(struct conn *c)
 			progress |= tunnel_step(c, rc);
 			break;
 		case CS_RESPOND:
+			progress |= respond_more(c); /* a streamed answer: its next rows */
 			if (hop_wempty(&c->hop.front)) {
 				if (c->keep_alive)
 					front_next_request(c);

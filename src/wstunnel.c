@@ -24,9 +24,9 @@
 #define WS_DOWN_HDR 4 /* upstream bytes are read this far into the send buffer (the header
                        * of a frame of at most 65535 bytes goes in front of them) */
 
-/* Queue a close frame with this status and read no more frames. */
-static void
-ws_fail(struct conn *c, unsigned code, const char *why)
+/* see wstunnel.h */
+void
+wstunnel_fail(struct conn *c, unsigned code, const char *why)
 {
 	struct log_rec r;
 
@@ -71,7 +71,7 @@ ws_control(struct conn *c)
 	case WS_OP_CLOSE:
 		rc = ws_close_check(c->ws_ctl, c->ws_ctl_len, &code);
 		if (rc != WS_OK) {
-			ws_fail(c, ws_close_code(rc), ws_str(rc));
+			wstunnel_fail(c, ws_close_code(rc), ws_str(rc));
 			break;
 		}
 		/* Echo the status, and the console's connection ends now. */
@@ -85,6 +85,44 @@ ws_control(struct conn *c)
 	}
 }
 
+/* see wstunnel.h */
+int
+wstunnel_closing(const struct conn *c)
+{
+	return c->ws_close_due || c->ws_close_sent || c->ws_close_rcvd || c->ws_up_dead;
+}
+
+/* see wstunnel.h */
+int
+wstunnel_rx_header(struct conn *c, const unsigned char *b, size_t len)
+{
+	size_t used;
+	int rc = ws_rx_header(&c->ws_rx, b, len, &used);
+
+	hop_rack(&c->hop.front, used);
+	if (rc == WS_OK) {
+		c->ws_ctl_len = 0;
+		if (c->ws_rx.left == 0 && (c->ws_rx.opcode & 8))
+			ws_control(c);
+	} else if (rc != WS_MORE) {
+		wstunnel_fail(c, ws_close_code(rc), ws_str(rc));
+	}
+	return rc;
+}
+
+/* see wstunnel.h */
+void
+wstunnel_rx_control(struct conn *c, unsigned char *b, size_t len)
+{
+	size_t n = ws_rx_unmask(&c->ws_rx, b, len);
+
+	memcpy(c->ws_ctl + c->ws_ctl_len, b, n); /* left <= 125 - ws_ctl_len */
+	c->ws_ctl_len = (uint8_t)(c->ws_ctl_len + n);
+	hop_rack(&c->hop.front, n);
+	if (c->ws_rx.left == 0)
+		ws_control(c);
+}
+
 /* The frame adapter (hop.h), client side: decode frames from the front's bytes (what was
  * pipelined after the head first: the end's prefix), unmask data in place and hand it to
  * the pump; control frames are taken here. Both buffers are ours to write. */
@@ -94,8 +132,6 @@ ws_in(void *ctx, size_t *len, int *progress)
 	struct conn *c = ctx;
 	struct hop_end *f = &c->hop.front;
 	unsigned char *b;
-	size_t n, used;
-	int rc;
 
 	while ((b = hop_rbuf(f, len)) != NULL) {
 		if (c->ws_ready) {
@@ -103,35 +139,15 @@ ws_in(void *ctx, size_t *len, int *progress)
 				*len = c->ws_ready;
 			return b;
 		}
-		if (c->ws_close_due || c->ws_close_sent || c->ws_up_dead) {
+		*progress = 1;
+		if (c->ws_close_due || c->ws_close_sent || c->ws_up_dead)
 			hop_rack(f, *len); /* closing: what follows is dropped, never parsed */
-			*progress = 1;
-			continue;
-		}
-		if (c->ws_rx.left == 0) {
-			rc = ws_rx_header(&c->ws_rx, b, *len, &used);
-			hop_rack(f, used);
-			*progress = 1;
-			if (rc == WS_OK) {
-				c->ws_ctl_len = 0;
-				if (c->ws_rx.left == 0 && (c->ws_rx.opcode & 8))
-					ws_control(c);
-			} else if (rc != WS_MORE) {
-				ws_fail(c, ws_close_code(rc), ws_str(rc));
-			}
-			continue;
-		}
-		n = ws_rx_unmask(&c->ws_rx, b, *len);
-		if (c->ws_rx.opcode & 8) {
-			memcpy(c->ws_ctl + c->ws_ctl_len, b, n); /* left <= 125 - ws_ctl_len */
-			c->ws_ctl_len = (uint8_t)(c->ws_ctl_len + n);
-			hop_rack(f, n);
-			*progress = 1;
-			if (c->ws_rx.left == 0)
-				ws_control(c);
-		} else {
-			c->ws_ready = n; /* unmasked payload at the start of b */
-		}
+		else if (c->ws_rx.left == 0)
+			wstunnel_rx_header(c, b, *len);
+		else if (c->ws_rx.opcode & 8)
+			wstunnel_rx_control(c, b, *len);
+		else
+			c->ws_ready = ws_rx_unmask(&c->ws_rx, b, *len); /* at the start of b */
 	}
 	return NULL;
 }
@@ -145,6 +161,36 @@ ws_in_ack(void *ctx, size_t n)
 	hop_rack(&c->hop.front, n);
 }
 
+/* see wstunnel.h */
+int
+wstunnel_tx_control(struct conn *c, int *progress)
+{
+	struct hop_end *f = &c->hop.front;
+	unsigned char *b;
+	size_t r;
+
+	while (!c->ws_close_sent && (c->ws_pong_due || c->ws_close_due)) {
+		unsigned op = c->ws_pong_due ? WS_OP_PONG : WS_OP_CLOSE;
+		size_t plen = op == WS_OP_PONG ? c->ws_pong_len : c->ws_code ? 2 : 0;
+		b = hop_wbuf(f, &r);
+		if (b == NULL || r < 2 + plen)
+			return 0;
+		ws_frame_header(b, r, op, plen);
+		if (op == WS_OP_PONG) {
+			memcpy(b + 2, c->ws_pong, plen);
+			c->ws_pong_due = 0;
+		} else {
+			b[2] = (unsigned char)(c->ws_code >> 8);
+			b[3] = (unsigned char)c->ws_code;
+			c->ws_close_due = 0;
+			c->ws_close_sent = 1;
+		}
+		hop_wack(f, 2 + plen);
+		*progress = 1;
+	}
+	return !wstunnel_closing(c);
+}
+
 /* Upstream -> client: control frames first (pong, close; a close 1000 once the upstream
  * ended), then room for upstream bytes WS_DOWN_HDR into the send buffer, at most one
  * frame of 65535 bytes, the header written in front by ws_out_ack. */
@@ -152,38 +198,16 @@ static unsigned char *
 ws_out(void *ctx, size_t *room, int *progress)
 {
 	struct conn *c = ctx;
-	struct hop_end *f = &c->hop.front;
 	unsigned char *b;
 	size_t r;
 
-	while (!c->ws_close_sent) {
-		b = hop_wbuf(f, &r);
-		if (c->ws_pong_due || c->ws_close_due) {
-			unsigned op = c->ws_pong_due ? WS_OP_PONG : WS_OP_CLOSE;
-			size_t plen = op == WS_OP_PONG ? c->ws_pong_len : c->ws_code ? 2 : 0;
-			if (b == NULL || r < 2 + plen)
-				return NULL;
-			ws_frame_header(b, r, op, plen);
-			if (op == WS_OP_PONG) {
-				memcpy(b + 2, c->ws_pong, plen);
-				c->ws_pong_due = 0;
-			} else {
-				b[2] = (unsigned char)(c->ws_code >> 8);
-				b[3] = (unsigned char)c->ws_code;
-				c->ws_close_due = 0;
-				c->ws_close_sent = 1;
-			}
-			hop_wack(f, 2 + plen);
-			*progress = 1;
-			continue;
-		}
-		if (c->ws_close_rcvd || c->ws_up_dead)
-			return NULL;
+	while (wstunnel_tx_control(c, progress)) {
 		if (c->hop.up_eof) { /* the console closed: tell the client, normally */
 			c->ws_code = WS_CLOSE_NORMAL;
 			c->ws_close_due = 1;
 			continue;
 		}
+		b = hop_wbuf(&c->hop.front, &r);
 		if (b == NULL || r <= WS_DOWN_HDR)
 			return NULL;
 		*room = r - WS_DOWN_HDR < 0xffff ? r - WS_DOWN_HDR : 0xffff;
@@ -207,12 +231,13 @@ ws_out_ack(void *ctx, size_t n)
 }
 
 static void
-ws_up_fail(void *ctx, const char *why)
+ws_up_fail(void *ctx, int writing, const char *why)
 {
 	struct conn *c = ctx;
 
+	(void)writing;
 	ws_up_done(c);
-	ws_fail(c, WS_CLOSE_INTERNAL, why);
+	wstunnel_fail(c, WS_CLOSE_INTERNAL, why);
 }
 
 /* Upstream poll interest: read while a frame fits in the client side's send buffer, write
@@ -223,7 +248,7 @@ ws_wants(const void *ctx, int *read_up, int *write_up)
 	const struct conn *c = ctx;
 
 	*read_up = *write_up = 0;
-	if (c->ws_up_dead || c->ws_close_rcvd || c->ws_close_due || c->ws_close_sent)
+	if (wstunnel_closing(c))
 		return;
 	*read_up = !c->hop.up_eof && hop_wroom(&c->hop.front) > WS_DOWN_HDR;
 	*write_up = c->ws_ready > 0;

@@ -12,6 +12,11 @@
  *                   [--conc C] [--hold S] [--wait-go] [--direct]
  *                   N idle tunnels, each sends one echo every period: round-trip p50/p99/max
  *                   at each step, then the tunnels are held (--seconds 0: open and hold)
+ *   loadgen udpecho --listen 127.0.0.1:0                   UDP echo server, prints its port
+ *   loadgen udp     --proxy A --target T [--payload B] [--rounds R] [--duration D] [--conc W]
+ *                   a WSS GET /v1/udp association to T: datagram round trips through it and
+ *                   direct to T (p50/p99, added p50), then datagrams/s with W in flight,
+ *                   through it and direct (a datagram lost counts after 300 ms of silence)
  *
  * The proxy is spoken to over TLS 1.2 with BearSSL; the credentials are the whole
  * Proxy-Authorization value taken from the environment variable LOADGEN_AUTH ("Basic ..."
@@ -65,7 +70,7 @@ struct opts {
 	struct sockaddr_in proxy, target, listen;
 	char target_text[64];
 	const char *auth, *steps;
-	int conc, threads, resume, payload, rounds, direct, wait_go;
+	int conc, threads, resume, payload, rounds, direct, wait_go, udp;
 	long count;
 	double duration, hold, warmup, period, seconds;
 };
@@ -246,7 +251,12 @@ static unsigned char payload[PAYLOAD_MAX];
 static void
 build_request(void)
 {
-	int n = snprintf(connect_req, sizeof connect_req,
+	int n = o.udp ? snprintf(connect_req, sizeof connect_req,
+	    "GET /v1/udp?target=%s HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n", o.target_text,
+	    o.auth ? "Authorization: " : "", o.auth ? o.auth : "", o.auth ? "\r\n" : "") :
+	    snprintf(connect_req, sizeof connect_req,
 	    "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n", o.target_text, o.target_text,
 	    o.auth ? "Proxy-Authorization: " : "", o.auth ? o.auth : "", o.auth ? "\r\n" : "");
 	size_t i;
@@ -375,8 +385,51 @@ client_events(const struct client *cl)
 	return ev;
 }
 
+/* udp mode: the relay's frames, decoded as they come; each whole binary message is one
+ * datagram back (msgs). */
+static struct {
+	unsigned char hdr[10];
+	size_t hlen;
+	uint64_t left, msgs;
+	int in_frame, op;
+} wsr;
+
+static int
+ws_feed(const unsigned char *b, size_t len)
+{
+	size_t need, n;
+
+	while (len > 0) {
+		if (!wsr.in_frame) {
+			wsr.hdr[wsr.hlen++] = *b++;
+			len--;
+			need = wsr.hlen < 2 ? 2 : (wsr.hdr[1] & 0x7f) == 126 ? 4 : (wsr.hdr[1] & 0x7f) == 127 ? 10 : 2;
+			if (wsr.hlen < need)
+				continue;
+			wsr.op = wsr.hdr[0] & 0x0f;
+			if (wsr.op == 8)
+				return -1; /* the relay closed the association */
+			wsr.left = need == 2 ? (uint64_t)(wsr.hdr[1] & 0x7f) : need == 4 ?
+			    (uint64_t)wsr.hdr[2] << 8 | wsr.hdr[3] : 0x10000; /* no 64-bit lengths here */
+			wsr.hlen = 0;
+			wsr.in_frame = 1;
+		}
+		n = wsr.left < len ? (size_t)wsr.left : len;
+		wsr.left -= n;
+		b += n;
+		len -= n;
+		if (wsr.left == 0) {
+			wsr.in_frame = 0;
+			if (wsr.op == 2)
+				wsr.msgs++;
+		}
+	}
+	return 0;
+}
+
 /* Application data arrived; returns -1 on a protocol failure. P_HEAD: collect the
- * proxy's answer head (must be 200); P_ECHO: collect the echo; P_OPEN: count (bulk). */
+ * proxy's answer head (must be 200; 101 in udp mode); P_ECHO: collect the echo; P_OPEN:
+ * count (bulk), or decode frames (udp). */
 static int
 on_app_data(struct client *cl, const unsigned char *b, size_t len)
 {
@@ -389,8 +442,14 @@ on_app_data(struct client *cl, const unsigned char *b, size_t len)
 			cl->head[cl->head_len++] = (char)b[i];
 			if (cl->head_len >= 4 && memcmp(cl->head + cl->head_len - 4, "\r\n\r\n", 4) == 0) {
 				cl->head[cl->head_len] = 0;
-				if (strncmp(cl->head, "HTTP/1.", 7) != 0 || strncmp(cl->head + 8, " 200", 4) != 0)
+				if (strncmp(cl->head, "HTTP/1.", 7) != 0 ||
+				    strncmp(cl->head + 8, o.udp ? " 101" : " 200", 4) != 0)
 					return -1;
+				if (o.udp) {
+					cl->ph = P_OPEN;
+					cl->out_len = cl->out_off = 0;
+					return ws_feed(b + i + 1, len - i - 1);
+				}
 				cl->ph = P_ECHO;
 				cl->echo_got = 0;
 				cl->out = payload;
@@ -408,6 +467,8 @@ on_app_data(struct client *cl, const unsigned char *b, size_t len)
 		cl->echo_got += len;
 		return 0;
 	}
+	if (o.udp)
+		return ws_feed(b, len);
 	cl->rx += len;
 	return 0;
 }
@@ -1412,13 +1473,243 @@ run_echo(void)
 	return 0;
 }
 
+/* ---- udp: datagrams over a WSS /v1/udp association, and direct ----------------------- */
+
+#define UDP_WINDOW_MAX 64
+#define UDP_LOST_US 300000       /* silence after which what is in flight counts as lost */
+
+static unsigned char wsframes[UDP_WINDOW_MAX * (PAYLOAD_MAX + 8)];
+static size_t wsframe_len;      /* one masked binary frame of o.payload bytes */
+
+static void
+build_frames(void)
+{
+	static const unsigned char key[4] = { 0x37, 0xfa, 0x21, 0x3d };
+	unsigned char *f = wsframes;
+	size_t i, k;
+
+	f[0] = 0x82; /* FIN, binary */
+	if (o.payload < 126) {
+		f[1] = (unsigned char)(0x80 | o.payload);
+		k = 2;
+	} else {
+		f[1] = 0x80 | 126;
+		f[2] = (unsigned char)(o.payload >> 8);
+		f[3] = (unsigned char)o.payload;
+		k = 4;
+	}
+	memcpy(f + k, key, 4);
+	for (i = 0; i < (size_t)o.payload; i++)
+		f[k + 4 + i] = payload[i] ^ key[i & 3];
+	wsframe_len = k + 4 + (size_t)o.payload;
+	for (i = 1; i < UDP_WINDOW_MAX; i++)
+		memcpy(wsframes + i * wsframe_len, wsframes, wsframe_len);
+}
+
+/* Queue n frames (at most UDP_WINDOW_MAX) when the previous ones are all in the engine. */
+static int
+udp_queue(struct client *cl, int n)
+{
+	if (cl->out_off < cl->out_len || n <= 0)
+		return 0;
+	if (n > UDP_WINDOW_MAX)
+		n = UDP_WINDOW_MAX;
+	cl->out = wsframes;
+	cl->out_len = (size_t)n * wsframe_len;
+	cl->out_off = 0;
+	return n;
+}
+
+/* Drive the association and wait for the socket at most ms. -1 when it failed. */
+static int
+udp_drive(struct client *cl, int ms)
+{
+	struct pollfd p;
+
+	if (client_drive(cl, 0) < 0)
+		return -1;
+	p.fd = cl->fd;
+	p.events = client_events(cl);
+	if (poll(&p, 1, ms) < 0 && errno != EINTR)
+		return -1;
+	return client_drive(cl, 0) < 0 ? -1 : 0;
+}
+
+static int
+direct_socket(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 4 << 20;
+
+	if (fd < 0 || connect(fd, (const struct sockaddr *)&o.target, sizeof o.target) < 0)
+		die("udp: cannot reach the echo server directly");
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	return fd;
+}
+
+/* Datagrams/s with w in flight, for o.duration after o.warmup: through the association
+ * (cl) or, with cl NULL, directly on fd. *lost: datagrams given up on. */
+static double
+udp_rate(struct client *cl, int fd, int w, long *lost)
+{
+	unsigned char buf[PAYLOAD_MAX + 64];
+	int64_t t0 = now_us(), tw = t0 + (int64_t)(o.warmup * 1e6), end, last;
+	uint64_t got = 0, seen = wsr.msgs, count = 0;
+	int inflight = 0, credits = w, measuring = 0, k;
+
+	end = tw + (int64_t)(o.duration * 1e6);
+	last = t0;
+	*lost = 0;
+	while (!stop_flag) {
+		int64_t t = now_us();
+		if (!measuring && t >= tw) {
+			measuring = 1;
+			count = 0;
+			tw = t;
+		}
+		if (t >= end)
+			break;
+		if (cl) {
+			k = udp_queue(cl, credits);
+			credits -= k;
+			inflight += k;
+			if (udp_drive(cl, 50) < 0)
+				die("udp: the association failed");
+			got = wsr.msgs - seen;
+			seen = wsr.msgs;
+		} else {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			for (; credits > 0; credits--, inflight++)
+				if (send(fd, payload, (size_t)o.payload, MSG_DONTWAIT) < 0)
+					break;
+			got = 0;
+			if (poll(&p, 1, 50) > 0)
+				while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+					got++;
+		}
+		if (got) {
+			inflight -= (int)got;
+			credits += (int)got;
+			count += got;
+			last = now_us();
+		} else if (inflight > 0 && now_us() - last > UDP_LOST_US) {
+			*lost += inflight;
+			credits += inflight;
+			inflight = 0;
+			last = now_us();
+		}
+	}
+	return (double)count / ((double)(now_us() - tw) / 1e6);
+}
+
+static int
+run_udp(void)
+{
+	struct client cl;
+	unsigned char buf[PAYLOAD_MAX + 64];
+	uint32_t *tv = malloc((size_t)o.rounds * sizeof *tv), *dv = malloc((size_t)o.rounds * sizeof *dv);
+	int64_t end, t0;
+	int fd, i, n = 0, w = o.conc > UDP_WINDOW_MAX ? UDP_WINDOW_MAX : o.conc;
+	long lost_t, lost_d, lost_rtt = 0;
+	double rt, rd;
+
+	if (!tv || !dv || client_init(&cl, 1) < 0)
+		die("out of memory");
+	build_frames();
+	if (client_start(&cl, 0) < 0)
+		die("udp: cannot connect to the relay");
+	for (end = now_us() + 10000000; cl.ph != P_OPEN; ) {
+		struct pollfd p = { .fd = cl.fd, .events = client_events(&cl) };
+		if (now_us() > end || stop_flag || (poll(&p, 1, 100) < 0 && errno != EINTR) ||
+		    client_drive(&cl, 0) < 0)
+			die("udp: cannot open the association (101)");
+	}
+	fd = direct_socket();
+	/* Round trips, one datagram at a time, interleaved with the direct path. */
+	for (i = 0; i < o.rounds + o.rounds / 10 && !stop_flag; i++) {
+		uint64_t want = wsr.msgs + 1;
+		uint32_t ut, ud;
+		udp_queue(&cl, 1);
+		t0 = now_us();
+		while (wsr.msgs < want && now_us() - t0 < 2000000)
+			if (udp_drive(&cl, 100) < 0)
+				die("udp: the association failed");
+		ut = (uint32_t)(now_us() - t0);
+		t0 = now_us();
+		if (send(fd, payload, (size_t)o.payload, 0) != o.payload)
+			die("udp: direct send failed");
+		{
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			ud = poll(&p, 1, 2000) > 0 && recv(fd, buf, sizeof buf, 0) == o.payload ?
+			    (uint32_t)(now_us() - t0) : 0;
+		}
+		if (wsr.msgs < want || ud == 0) {
+			lost_rtt++;
+			wsr.msgs = want; /* a late echo then counts for the next round */
+			continue;
+		}
+		if (i >= o.rounds / 10) { /* the first tenth warms up */
+			tv[n] = ut;
+			dv[n++] = ud;
+		}
+	}
+	rt = udp_rate(&cl, -1, w, &lost_t);
+	rd = udp_rate(NULL, fd, w, &lost_d);
+	printf("{\"mode\":\"udp\",\"label\":\"%s\",\"payload\":%d,\"window\":%d,", o.label,
+	    o.payload, w);
+	sort_report("tunnel", tv, (size_t)n);
+	printf(",");
+	sort_report("direct", dv, (size_t)n);
+	printf(",\"added_p50_us\":%d,\"rtt_lost\":%ld,\"tunnel_dgrams_per_s\":%.0f,"
+	    "\"direct_dgrams_per_s\":%.0f,\"tunnel_lost\":%ld,\"direct_lost\":%ld}\n",
+	    (int)pct(tv, (size_t)n, 0.5) - (int)pct(dv, (size_t)n, 0.5), lost_rtt, rt, rd, lost_t,
+	    lost_d);
+	fflush(stdout);
+	close(fd);
+	client_close(&cl);
+	free(cl.iobuf);
+	free(tv);
+	free(dv);
+	return 0;
+}
+
+/* A UDP echo: every datagram back to its sender, until SIGTERM or --duration. */
+static int
+run_udpecho(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 8 << 20;
+	struct sockaddr_in a, peer;
+	socklen_t al = sizeof a, pl;
+	unsigned char buf[65536];
+	int64_t end = now_us() + (int64_t)(o.duration * 1e6);
+
+	if (fd < 0 || bind(fd, (const struct sockaddr *)&o.listen, sizeof o.listen) < 0)
+		die("udpecho: cannot bind");
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	printf("{\"echo_port\":%d}\n", ntohs(a.sin_port));
+	fflush(stdout);
+	while (!stop_flag && now_us() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		pl = sizeof peer;
+		r = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&peer, &pl);
+		if (r >= 0)
+			sendto(fd, buf, (size_t)r, MSG_DONTWAIT, (const struct sockaddr *)&peer, pl);
+	}
+	close(fd);
+	return 0;
+}
+
 /* ---- command line --------------------------------------------------------------------- */
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: loadgen echo|rate|bulk|latency|ping [--proxy 127.0.0.1:P] [--target 127.0.0.1:P]\n"
+	    "usage: loadgen echo|rate|bulk|latency|ping|udpecho|udp [--proxy 127.0.0.1:P]\n"
+	    "       [--target 127.0.0.1:P]\n"
 	    "       [--listen 127.0.0.1:P] [--conc C] [--threads N] [--duration S] [--warmup S]\n"
 	    "       [--count N] [--rounds R] [--hold S] [--payload BYTES] [--resume] [--label X]\n"
 	    "       [--steps N1,N2,..] [--period S] [--seconds S] [--wait-go] [--direct]\n"
@@ -1525,6 +1816,9 @@ main(int argc, char **argv)
 	raise_nofile();
 	if (strcmp(o.mode, "echo") == 0)
 		return run_echo();
+	if (strcmp(o.mode, "udpecho") == 0)
+		return run_udpecho();
+	o.udp = strcmp(o.mode, "udp") == 0;
 	if ((!o.proxy.sin_port && !(o.direct && strcmp(o.mode, "ping") == 0)) || !o.target.sin_port)
 		die("--proxy and --target are required");
 	o.auth = getenv("LOADGEN_AUTH");
@@ -1539,6 +1833,8 @@ main(int argc, char **argv)
 		return run_latency();
 	if (strcmp(o.mode, "bulk") == 0)
 		return run_bulk();
+	if (o.udp)
+		return run_udp();
 	usage();
 	return 2;
 }

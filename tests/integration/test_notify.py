@@ -2,7 +2,10 @@
 """test_notify.py — systemd's notification protocol, written by hand in the relay (no
 libsystemd): READY=1 (with MAINPID) once the listeners are up, RELOADING=1 with
 MONOTONIC_USEC then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM; both a path
-socket and an abstract one ("@name"); without NOTIFY_SOCKET nothing breaks."""
+socket and an abstract one ("@name"); without NOTIFY_SOCKET nothing breaks. A SIGUSR2
+upgrade: the new process says READY=1 with its own MAINPID, the old one MAINPID= of the
+new one and never STOPPING=1 (systemd, which accepts every process's messages with
+NotifyAccess=all, would stop the service); SIGTERM to the new one then says STOPPING=1."""
 import os
 import signal
 import socket
@@ -81,5 +84,57 @@ def no_socket_is_fine():
     rt.check_eq(p.stop(), 0, "exits 0")
 
 
+def drain(sock):
+    """Every datagram already queued (the senders are done)."""
+    got = []
+    sock.setblocking(False)
+    try:
+        while True:
+            got.append(sock.recv(4096).decode())
+    except BlockingIOError:
+        pass
+    sock.setblocking(True)
+    return got
+
+
+@rt.case(timeout=60)
+def upgrade_notifications():
+    tmp = rt.make_tmpdir()
+    path = os.path.join(tmp, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    log = os.path.join(tmp, "relay.log")
+    cfg = os.path.join(tmp, "config.ini")
+    with open(cfg, "w") as f:
+        f.write("consoleAddress = localhost\nrelayProId = 123e4567-e89b-12d3-a456-426614174000\n"
+                "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n"
+                "[logger]\nfileName = relay.log\n" % rt.free_port())
+    p = rt.start_process([BIN, "run", "-c", cfg], env={"NOTIFY_SOCKET": path}, tmpdir=tmp, name="relay")
+    msgs = recv_until(s, "READY=1")
+    rt.check(any("READY=1" in m for m in msgs), "READY=1 before the upgrade", msgs)
+    since = rt.log_offset(log)
+    os.kill(p.pid, signal.SIGUSR2)
+    ev = rt.wait_for_log(log, "upgrade.ready", timeout=20, since=since)
+    rt.check(ev is not None, "upgrade.ready logged", ev)
+    new = ev.get("new_pid") if ev else None
+    if new:
+        rt.track_pid(new, "upgraded relay")
+    rt.check_eq(p.wait(20), 0, "the old process (no connection left) exits 0")
+    msgs = drain(s)
+    print("measure: datagrams during the upgrade: %r" % msgs)
+    rt.check(any("READY=1" in m and "MAINPID=%s" % new in m for m in msgs),
+             "the new process: READY=1 with its MAINPID", msgs)
+    rt.check(any(m.strip() == "MAINPID=%s" % new for m in msgs),
+             "the old process: MAINPID= of the new one", msgs)
+    rt.check(not any("STOPPING=1" in m for m in msgs),
+             "no STOPPING=1 from the process that handed over", msgs)
+    if new:
+        os.kill(new, signal.SIGTERM)
+        msgs = recv_until(s, "STOPPING=1")
+        rt.check(any("STOPPING=1" in m for m in msgs), "SIGTERM to the new one: STOPPING=1", msgs)
+        rt.check(rt.wait_until(lambda: not rt.pid_alive(new), timeout=15), "the new one exits")
+    s.close()
+
+
 if __name__ == "__main__":
-    rt.main("notify", deadline=60)
+    rt.main("notify", deadline=120)

@@ -1916,3 +1916,314 @@ def k8s_validator():
             with open(stamp, "wb") as f:
                 f.write(lock)
     return K8S_VALIDATOR_DIR, None
+
+
+# ================================================================= a relay, a WebSocket client, a UDP echo
+
+class RelayProc:
+    """A relay started by start_relay(): proc, dir, cfg, log, port (TLS listener), plain_port,
+    admin_port (None when off), secret (its securityToken). token(sub) gets an access token
+    through `relaypro token grant` and POST /v1/token; cafile is what clients verify with
+    (None: the minted CA, fetched by ca_pem())."""
+
+    def __init__(self, proc, d, cfg, log, port, plain_port, admin_port, secret, cafile):
+        self.proc, self.pid, self.dir, self.cfg, self.log = proc, proc.pid, d, cfg, log
+        self.port, self.plain_port, self.admin_port = port, plain_port, admin_port
+        self.secret, self.cafile = secret, cafile
+
+    def grant(self, sub):
+        r = subprocess.run([relay_bin(), "token", "grant", "-c", self.cfg, "--sub", sub,
+                            "--ttl", "10m"], capture_output=True, text=True, timeout=30,
+                           env=clean_environ(), cwd=self.dir)
+        if r.returncode != 0:
+            raise RuntimeError("token grant: exit %d" % r.returncode)
+        return r.stdout.strip()
+
+    def token(self, sub):
+        resp = http_request("127.0.0.1", self.port, "POST", "/v1/token",
+                            headers=[("Authorization", "Bearer " + self.grant(sub))], tls=True,
+                            cafile=self.cafile, verify=self.cafile is not None,
+                            server_hostname="localhost", timeout=10)
+        if resp.status != 200:
+            raise RuntimeError("POST /v1/token: %d" % resp.status)
+        return resp.json()["access_token"]
+
+    def ca_pem(self):
+        r = subprocess.run([relay_bin(), "ca", "show", "-c", self.cfg], capture_output=True,
+                           text=True, timeout=30, env=clean_environ(), cwd=self.dir)
+        i = r.stdout.find("-----BEGIN CERTIFICATE-----")
+        j = r.stdout.find("-----END CERTIFICATE-----", i)
+        if i < 0 or j < 0:
+            raise RuntimeError("ca show printed no certificate")
+        path = os.path.join(self.dir, "minted-ca.pem")
+        with open(path, "w") as f:
+            f.write(r.stdout[i:j + 25] + "\n")
+        self.cafile = path
+        return path
+
+    def records(self, event=None, since=0):
+        return [r for r in read_json_lines(self.log, since) if event is None or r.get("event") == event]
+
+    def wait_record(self, event, pred=lambda r: True, timeout=10, since=0):
+        return wait_for_log(self.log, lambda r: r.get("event") == event and pred(r),
+                            timeout=timeout, since=since)
+
+    def reload(self, timeout=10):
+        since = log_offset(self.log)
+        self.proc.signal(signal.SIGHUP)
+        return self.wait_record("config.reload", timeout=timeout, since=since)
+
+    def stop(self, timeout=10):
+        return self.proc.stop(timeout=timeout)
+
+
+def start_relay(tmpdir, name, top=(), sections=(), env=None, plain=True, admin=False,
+                secret=None, cafile=None, timeout=15):
+    """Start `relaypro run` in <tmpdir>/<name>/ with a TLS listener (serverName localhost),
+    a plain one when `plain`, an admin one when `admin`, logging to relay.log there.
+    top: more top-level config lines; sections: more lines after them (with their own
+    [section] headers). Waits for the start record and the ports; returns a RelayProc."""
+    d = os.path.join(tmpdir, name)
+    os.makedirs(d, exist_ok=True)
+    secret = secret or "sec-" + secrets_hex(16)
+    port = free_port()
+    plain_port = free_port() if plain else None
+    admin_port = free_port() if admin else None
+    lines = ["consoleAddress = localhost", "organizationId = 42", "relayId = 7",
+             "securityToken = " + secret, "serverName = localhost"] + list(top)
+    lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % port]
+    if plain:
+        lines += ["[httpProxy]", "listen = 127.0.0.1:%d" % plain_port]
+    if admin:
+        lines += ["[admin]", "listen = 127.0.0.1:%d" % admin_port]
+    lines += ["[logger]", "fileName = relay.log"] + list(sections)
+    cfg = os.path.join(d, "config.ini")
+    with open(cfg, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log = os.path.join(d, "relay.log")
+    proc = start_process([relay_bin(), "run", "-c", cfg], env=env, tmpdir=d, name="relay", cwd=d)
+    ok = wait_for_log(log, "start", timeout=timeout) is not None
+    for p in (port, plain_port, admin_port):
+        ok = ok and (p is None or wait_for_port("127.0.0.1", p, timeout=timeout))
+    if not ok:
+        err = proc.stderr()[-1500:]
+        proc.stop(timeout=2)
+        raise RuntimeError("relay %s did not start: %s" % (name, err.replace(secret, "<secret>")))
+    return RelayProc(proc, d, cfg, log, port, plain_port, admin_port, secret, cafile)
+
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_mask(payload, key):
+    """payload XOR the 4-byte key, repeated (RFC 6455 §5.3)."""
+    n = len(payload)
+    if n == 0:
+        return b""
+    k = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
+
+
+def ws_frame(op, payload=b"", fin=True, mask=True, length=None):
+    """One client frame (masked unless mask=False); `length` overrides the encoded length."""
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | op
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        h = bytes([b0, mbit | n])
+    elif n <= 0xffff:
+        h = bytes([b0, mbit | 126]) + n.to_bytes(2, "big")
+    else:
+        h = bytes([b0, mbit | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return h + payload
+    key = os.urandom(4)
+    return h + key + ws_mask(payload, key)
+
+
+class WSClient:
+    """The client side of an open WebSocket (after the 101) over a socket (TLS or plain).
+    Every wait is bounded by its timeout."""
+
+    def __init__(self, sock, rest=b""):
+        self.s = sock
+        self.rbuf = bytearray(rest)
+        self.eof = False
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def send_binary(self, payload):
+        self.s.sendall(ws_frame(2, payload))
+
+    def _fill(self, end):
+        left = end - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("nothing from the relay in time")
+        self.s.settimeout(left)
+        try:
+            d = _recv(self.s, 262144)
+        except ConnectionResetError:
+            d = b""
+        if not d:
+            self.eof = True
+        self.rbuf += d
+
+    def recv_frame(self, timeout=10):
+        """(fin, opcode, payload), or None at EOF; socket.timeout when nothing comes."""
+        end = time.monotonic() + timeout
+        for _ in range(100000):
+            b = self.rbuf
+            if len(b) >= 2:
+                n, off = b[1] & 0x7f, 2
+                if n == 126:
+                    n, off = (int.from_bytes(b[2:4], "big"), 4) if len(b) >= 4 else (None, 0)
+                elif n == 127:
+                    n, off = (int.from_bytes(b[2:10], "big"), 10) if len(b) >= 10 else (None, 0)
+                if n is not None and len(b) >= off + n:
+                    f = (bool(b[0] & 0x80), b[0] & 0x0f, bytes(b[off:off + n]))
+                    del self.rbuf[:off + n]
+                    return f
+            if self.eof:
+                return None
+            self._fill(end)
+        raise socket.timeout("no whole frame")
+
+    def recv_message(self, timeout=10):
+        """The next data message, its fragments joined: (opcode, payload); control frames
+        met on the way are kept in self.control; None at EOF or after a close frame (its
+        payload then in self.closed)."""
+        end = time.monotonic() + timeout
+        self.control = getattr(self, "control", [])
+        data, op = bytearray(), None
+        for _ in range(100000):
+            f = self.recv_frame(max(0.01, end - time.monotonic()))
+            if f is None:
+                return None
+            fin, fop, p = f
+            if fop == 8:
+                self.closed = p
+                return None
+            if fop & 8:
+                self.control.append((fop, p))
+                continue
+            op = fop if op is None else op
+            data += p
+            if fin:
+                return op, bytes(data)
+        return None
+
+    def close_status(self, timeout=10):
+        """Frames until a close frame: its status (None for an empty close; -1 at EOF
+        without one)."""
+        end = time.monotonic() + timeout
+        for _ in range(100000):
+            f = self.recv_frame(max(0.01, end - time.monotonic()))
+            if f is None:
+                return -1
+            if f[1] == 8:
+                return int.from_bytes(f[2][:2], "big") if len(f[2]) >= 2 else None
+        return -1
+
+    def wait_eof(self, timeout=5):
+        end = time.monotonic() + timeout
+        for _ in range(100000):
+            if self.eof or time.monotonic() >= end:
+                break
+            try:
+                self._fill(end)
+            except socket.timeout:
+                break
+            del self.rbuf[:]
+        return self.eof
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def ws_open(host, port, path, token=None, tls=True, cafile=None, server_hostname="localhost",
+            verify=None, headers=(), timeout=10, pipelined=b""):
+    """The WebSocket handshake for `path` (e.g. "/v1/udp?target=localhost:10500") with
+    Authorization: Bearer token. Returns (status, Headers, WSClient) on 101 (the accept
+    value checked: a wrong one raises), else (status, Headers, body bytes)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    pairs = [("Host", server_hostname or host), ("Upgrade", "websocket"),
+             ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
+             ("Sec-WebSocket-Version", "13")]
+    if token is not None:
+        pairs.append(("Authorization", "Bearer " + token))
+    pairs += list(headers)
+    if tls:
+        s = tls_connect(host, port, cafile, server_hostname,
+                        verify if verify is not None else cafile is not None, timeout)
+    else:
+        s = connect(host, port, timeout)
+    try:
+        s.settimeout(timeout)
+        s.sendall(build_request("GET", path, pairs) + pipelined)
+        version, status, reason, h, raw = read_response_head(s, timeout)
+    except BaseException:
+        s.close()
+        raise
+    if status == 101:
+        want = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
+        if h.get("Sec-WebSocket-Accept") != want:
+            s.close()
+            raise RuntimeError("bad Sec-WebSocket-Accept")
+        return status, h, WSClient(s)
+    body = b""
+    cl = h.get("content-length")
+    if cl and cl.isdigit():
+        body = read_until_close(s, 5, int(cl))
+    s.close()
+    return status, h, body
+
+
+class UdpEcho:
+    """A UDP echo service on 127.0.0.1 (a thread): every datagram comes back to its sender,
+    then `extra` more datagrams of `extra_size` bytes each (unsolicited ones, as a daemon
+    sends). Records each datagram's (sender, length) in self.got. stop() closes it."""
+
+    def __init__(self, extra=0, extra_size=100, echo=True):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.port = self.sock.getsockname()[1]
+        self.extra, self.extra_size, self.echo = extra, extra_size, echo
+        self.got = []
+        self.lock = threading.Lock()
+        self._stop = False
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        self.sock.settimeout(0.5)
+        while not self._stop:
+            try:
+                data, peer = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.got.append((peer, len(data)))
+            try:
+                if self.echo:
+                    self.sock.sendto(data, peer)
+                for i in range(self.extra):
+                    self.sock.sendto(bytes([i & 0xff]) * self.extra_size, peer)
+            except OSError:
+                pass
+
+    def lengths(self):
+        with self.lock:
+            return [n for _, n in self.got]
+
+    def stop(self):
+        self._stop = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -39,6 +39,8 @@ void t_upstream_creds(void);
 void t_x509(void);
 void t_ws(void);
 void t_secret(void);
+void t_sessions(void);
+void t_shm(void);
 void t_socks5(void);
 
 static const struct {
@@ -76,6 +78,8 @@ static const struct {
 	{ "x509", t_x509 },
 	{ "ws", t_ws },
 	{ "secret", t_secret },
+	{ "sessions", t_sessions },
+	{ "shm", t_shm },
 };
 
 static int passed, failed;

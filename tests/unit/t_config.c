@@ -91,6 +91,7 @@ t_config(void)
 	CHECK_INT(cfg.n_allowed_ports, 3, "default allowedPorts count");
 	CHECK(cfg.allowed_ports[0] == 443 && cfg.allowed_ports[1] == 80 && cfg.allowed_ports[2] == 4222,
 	    "default allowedPorts");
+	CHECK_INT(cfg.n_allowed_udp_ports, 0, "default allowedUdpPorts: none");
 	CHECK_STR(cfg.ca_bundle_file, "./private/ca-bundle.pem", "default CA bundle path");
 	CHECK_INT(cfg.clock_skew, 60, "default clockSkew");
 
@@ -106,6 +107,7 @@ t_config(void)
 	    "proxyEnabled = yes\r\n"
 	    "allowedHosts = cdn.example, 10.0.0.5 ,[::1]\n"
 	    "allowedPorts = 443,8443\n"
+	    "allowedUdpPorts = 10500\n"
 	    "serverAltNames = relay.example,127.0.0.1\n"
 	    "caKeyBits = 3072\n"
 	    "workers = auto\n"
@@ -127,6 +129,8 @@ t_config(void)
 	CHECK(cfg.allowed_hosts.n == 3 && strcmp(cfg.allowed_hosts.item[1], "10.0.0.5") == 0,
 	    "list trimmed");
 	CHECK(cfg.n_allowed_ports == 2 && cfg.allowed_ports[1] == 8443, "allowedPorts");
+	CHECK(cfg.n_allowed_udp_ports == 1 && cfg.allowed_udp_ports[0] == 10500,
+	    "allowedUdpPorts, apart from allowedPorts");
 	CHECK_INT(cfg.workers, 0, "workers auto");
 	CHECK_INT(cfg.ca_key_bits, 3072, "caKeyBits");
 	CHECK_STR(cfg.https_listen, "[::]:9443", "IPv6 listen");
@@ -156,6 +160,7 @@ t_config(void)
 	bad("allowedPorts = 0443\n", 1, "leading zeros", "port leading zero");
 	bad("allowedPorts = 65536\n", 1, "1-65535", "port too big");
 	bad("allowedPorts = 443,\n", 1, "empty list entry", "trailing comma");
+	bad("allowedUdpPorts = 10500,0\n", 1, "1-65535", "UDP port 0");
 	bad("allowedHosts = a b\n", 1, "invalid entry", "host with space");
 	bad("trustedProxies = 10.0.0.0/33\n", 1, "invalid entry", "bad CIDR");
 	bad("allowedHosts = 167772165\n", 1, "invalid entry", "decimal IPv4 spelling refused");

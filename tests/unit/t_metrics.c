@@ -6,7 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
 #include "metrics.h"
+#include "shm.h"
 #include "test.h"
 
 static char buf[METRICS_RENDER_MAX + 1];
@@ -88,6 +94,99 @@ well_formed(void)
 	return samples;
 }
 
+/* In the process of worker w (a child): attach to the region, count fn's events, exit. */
+static void
+as_worker(int w, void (*fn)(void))
+{
+	char err[128];
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		if (shm_attach(fcntl(shm_fd(), F_DUPFD_CLOEXEC, 3), w, err, sizeof err) != ERR_OK)
+			_exit(1);
+		metrics_start(1800000000, 5000 + w);
+		fn();
+		_exit(0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "a worker process counted");
+}
+
+static void
+worker1_events(void)
+{
+	struct target_addr t = target("console.test", TARGET_NAME, 443), t2;
+
+	t2 = target("other.test", TARGET_NAME, 443);
+	metrics_tunnel_open(&t);
+	metrics_tunnel_open(&t2);
+	metrics_bytes(1, 2);
+	metrics_reload(1);
+	metrics_conn_open(METRICS_HTTPS);
+	metrics_auth_fail("bad password");
+}
+
+static void
+replacement_events(void)
+{
+	struct target_addr t = target("console.test", TARGET_NAME, 443);
+
+	metrics_tunnel_open(&t);
+}
+
+/* Workers: each counts in its row of the shared region; any scrape renders the sum. */
+static void
+workers(void)
+{
+	struct target_addr t = target("console.test", TARGET_NAME, 443);
+	char err[128];
+
+	metrics_plan();
+	CHECK_INT(shm_create(2, 1, err, sizeof err), ERR_OK, "a region for 2 workers");
+	metrics_start(1700000000, 4242); /* this process: row 0 */
+	metrics_tunnel_open(&t);
+	metrics_bytes(10, 20);
+	metrics_reload(1);
+	metrics_conn_open(METRICS_HTTPS);
+	as_worker(1, worker1_events);
+	render();
+	CHECK(well_formed() > 0, "workers: well formed");
+	CHECK_INT(value("relaypro_tunnels_total{target=\"console.test:443\"}"), 2,
+	    "workers: a target's tunnels summed");
+	CHECK_INT(value("relaypro_tunnels_total{target=\"other.test:443\"}"), 1,
+	    "workers: a target only the other worker saw");
+	CHECK_INT(value("relaypro_tunnel_bytes_total{direction=\"up\"}"), 11, "workers: bytes up summed");
+	CHECK_INT(value("relaypro_tunnel_bytes_total{direction=\"down\"}"), 22, "workers: bytes down summed");
+	CHECK_INT(value("relaypro_connections_open{listener=\"https\"}"), 2, "workers: gauges summed");
+	CHECK_INT(value("relaypro_auth_failures_total{reason=\"bad_password\"}"), 1,
+	    "workers: the other worker's failures");
+	CHECK_INT(value("relaypro_config_reloads_total{result=\"ok\"}"), 1,
+	    "workers: one SIGHUP reloads every worker, counted once");
+	CHECK_INT(value("relaypro_workers"), 2, "workers gauge");
+	CHECK_INT(value("relaypro_worker_info{worker=\"0\",pid=\"4242\"}"), 1,
+	    "worker_info: the worker that answered");
+	CHECK_INT(value("process_start_time_seconds"), 1700000000, "the relay's start, the first set");
+	CHECK(strstr(buf, "worker=") == strstr(buf, "relaypro_worker_info{worker=") + 21 &&
+	    strstr(strstr(buf, "worker=") + 1, "worker=") == NULL,
+	    "no sample but worker_info names a worker");
+	metrics_forget(1);
+	render();
+	CHECK_INT(value("relaypro_connections_open{listener=\"https\"}"), 1,
+	    "a dead worker's gauges leave the sum");
+	CHECK_INT(value("relaypro_tunnels_open{target=\"console.test:443\"}"), 1, "... its tunnels too");
+	CHECK_INT(value("relaypro_tunnels_total{target=\"console.test:443\"}"), 2,
+	    "... its counters stay");
+	as_worker(1, replacement_events);
+	render();
+	CHECK_INT(value("relaypro_tunnels_total{target=\"console.test:443\"}"), 3,
+	    "its replacement counts on from there");
+	CHECK_INT(value("relaypro_tunnels_open{target=\"other.test:443\"}"), 0,
+	    "... with its own gauges only");
+	shm_reset();
+	metrics_reset();
+}
+
 void
 t_metrics(void)
 {
@@ -97,7 +196,7 @@ t_metrics(void)
 	int i, s, samples;
 
 	metrics_reset();
-	metrics_start(1700000000, 4242, 0, 1);
+	metrics_start(1700000000, 4242);
 	n = render();
 	CHECK(n > 0, "renders");
 	CHECK(well_formed() > 0, "fresh: every line HELP, TYPE or a sample of the TYPE'd family");
@@ -173,19 +272,6 @@ t_metrics(void)
 	CHECK_INT(value("relaypro_certificate_reloads_total{result=\"ok\"}"), 1, "cert reloads ok");
 	CHECK_INT(value("relaypro_certificate_reloads_total{result=\"failed\"}"), 2, "cert reloads failed");
 
-	/* With workers, every sample names its worker (worker_info once). */
-	metrics_start(1700000000, 4243, 1, 2);
-	render();
-	CHECK(well_formed() > 0, "workers: well formed");
-	CHECK_INT(value("relaypro_tunnels_total{target=\"console.test:443\",worker=\"1\"}"), 2,
-	    "workers: labelled sample");
-	CHECK_INT(value("relaypro_tls_handshake_failures_total{worker=\"1\"}"), 1,
-	    "workers: label on an unlabelled family");
-	CHECK_INT(value("relaypro_worker_info{worker=\"1\",pid=\"4243\"}"), 1,
-	    "workers: worker_info has the label once");
-	CHECK_INT(value("relaypro_workers{worker=\"1\"}"), 2, "workers gauge");
-	metrics_start(1700000000, 4242, 0, 1);
-
 	/* Escaping (target.c never lets these through; the renderer escapes regardless). */
 	t = target("a\"b\\c\nd", TARGET_NAME, 1);
 	metrics_tunnel_open(&t);
@@ -213,7 +299,7 @@ t_metrics(void)
 	/* The longest exposition: every target series at the longest host, each character
 	 * escaped into two, every sample's value at 20 digits. */
 	metrics_reset();
-	metrics_start(1700000000, 2147483647, 63, 64);
+	metrics_start(1700000000, 2147483647);
 	for (i = 0; i < METRICS_TARGETS_MAX; i++) {
 		memset(name, '"', TARGET_HOST_MAX);
 		name[TARGET_HOST_MAX] = 0;
@@ -234,4 +320,5 @@ t_metrics(void)
 	CHECK_INT(n2, 0, "one byte short: refused whole");
 	CHECK_INT(metrics_render(buf, n), n, "exact size: fits");
 	metrics_reset();
+	workers();
 }
