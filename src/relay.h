@@ -6,8 +6,8 @@
  * stopping; building the policy from a configuration (relay_set_policy); readiness
  * (relay_ready: also 503 once the served certificate has expired, tls.h). Must not touch: sockets, connections, the poll set.
  *
- * One instance per process, owned by the process side (run.c's struct proc, proc.h) and
- * handed to the loop explicitly (server_run). Connection code is given a const pointer to
+ * One instance per process, in the process side's struct proc (proc.h), handed to the
+ * loop explicitly (server_run). Connection code is given a const pointer to
  * it at accept (conn_new) and reaches the shared state only through that pointer — never
  * through a global. The loop updates now_ms/now once per pass, listening when it stops
  * accepting and draining at SIGTERM; a reload (reload.c) replaces cfg, policy and users

@@ -42,18 +42,18 @@ struct server_hooks {
 int server_watch(int fd, void (*cb)(void *arg), void *arg);
 void server_unwatch(int fd);
 
-/* Graceful stop (SIGTERM): close the listeners, refuse new tunnels, close the connections
- * that have not sent a byte of a request, and end the loop once the rest have closed (and
- * hooks->busy says nothing else is left) or shutdownTimeout has passed. After
- * server_handover it turns the hand-off into a stop. */
+/* Graceful stop (SIGTERM): close the listeners at once (a late client is refused), refuse
+ * new tunnels, close the connections that have not sent a byte of a request; the rest
+ * drain. Connections still open after shutdownTimeout are closed; the loop ends once none
+ * is left and hooks->busy is 0. After server_handover it turns the hand-off into a stop. */
 void server_begin_drain(const char *why);
 
 /* The hand-off of an upgrade (or, in a worker, of its supervisor's upgrade): another
  * process accepts from now on. Close the listeners at once — the sockets stay open in the
  * process that took them, so nothing waiting in their queues is lost — and serve every
  * connection this process accepted to its end: handshakes finish, heads are read, tunnels
- * open and run; the loop ends once they have closed (and hooks->busy is 0), or after
- * shutdownTimeout. */
+ * open and run. Connections still open after shutdownTimeout are closed; the loop ends
+ * once none is left and hooks->busy is 0. No STOPPING=1: the service goes on. */
 void server_handover(const char *why);
 
 /* Revocation (docs/configuration.md, "Reload"): judge every admitted connection again
