@@ -101,12 +101,50 @@ def _record(ok, name, detail=""):
     with _out_lock:
         if ok:
             _state["passed"] += 1
-            _say("ok   %s" % name)
+            _say("ok   %s" % redact(name))
         else:
             _state["failed"] += 1
             _state["failures"].append(name)
-            _say("FAIL %s%s" % (name, (": " + str(detail)) if detail != "" else ""))
+            _say("FAIL %s%s" % (redact(name), (": " + redact(detail)) if detail != "" else ""))
     return ok
+
+
+# ================================================================= secrets in output
+
+_secrets = set()
+_secret_patterns = []   # [(compiled regex, replacement)]
+REDACTED = "<redacted>"
+
+
+def secret(value):
+    """Register a test secret (a password, a token, a key, a Basic credential): no line
+    this module prints shows it (check/skip names and details are passed through redact()).
+    Returns value, so `TOKEN = rt.secret(...)` reads naturally. Empty values are ignored."""
+    if value:
+        with _out_lock:
+            _secrets.add(str(value))
+    return value
+
+
+def secret_pattern(regex, replacement=REDACTED):
+    """Also hide whatever matches `regex` (e.g. anything shaped like a JWT)."""
+    import re as _re
+    with _out_lock:
+        _secret_patterns.append((_re.compile(regex), replacement))
+
+
+def redact(v, limit=None):
+    """str(v) (repr for non-strings) with every registered secret replaced by <redacted>
+    (longest first, so a secret inside another is hidden whole); cut to `limit` chars."""
+    s = v if isinstance(v, str) else repr(v)
+    with _out_lock:
+        secs = sorted(_secrets, key=len, reverse=True)
+        pats = list(_secret_patterns)
+    for sec in secs:
+        s = s.replace(sec, REDACTED)
+    for rx, rep in pats:
+        s = rx.sub(rep, s)
+    return s if limit is None else s[:limit]
 
 
 def check(cond, name, detail=""):
@@ -115,7 +153,7 @@ def check(cond, name, detail=""):
 
 
 def check_eq(got, want, name):
-    """check(got == want) with both values in the failure line."""
+    """check(got == want) with both values in the failure line (secrets redacted)."""
     return _record(got == want, name, "got %r, want %r" % (_short(got), _short(want)))
 
 
@@ -306,6 +344,33 @@ def make_tmpdir(prefix="relaytest-"):
     with _reg_lock:
         _tmpdirs.append(d)
     return d
+
+
+def write_file(path, data, mode=None, atomic=False):
+    """Write str or bytes to path; chmod to `mode` when given. atomic: write path.tmp and
+    rename it over path (a reader -- a relay reloading -- never sees half a file)."""
+    target = path + ".tmp" if atomic else path
+    with open(target, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    if mode is not None:
+        os.chmod(target, mode)
+    if atomic:
+        os.replace(target, path)
+    return path
+
+
+def read_file(path, binary=False):
+    with open(path, "rb" if binary else "r") as f:
+        return f.read()
+
+
+def project_version():
+    """VERSION from the Makefile (what the binary, the packages and the image carry)."""
+    import re as _re
+    m = _re.search(r"^VERSION\s*:=\s*(\S+)", read_file(os.path.join(REPO_DIR, "Makefile")), _re.M)
+    if not m:
+        raise RuntimeError("no VERSION in Makefile")
+    return m.group(1)
 
 
 # ================================================================= processes
@@ -714,7 +779,7 @@ def free_port(host="127.0.0.1"):
 
 
 def relay_bin():
-    """The relay binary under test, as an absolute path: RELAYPRO_BIN when set (`make check`
+    """The relay binary under test, as an absolute path: RELAYPRO_BIN when set (the ASan pass
     points it at the sanitizer build), else dist/relaypro-linux-amd64 (what ./build.sh and
     `make test` make), else build/amd64/relaypro."""
     b = os.environ.get("RELAYPRO_BIN")
@@ -826,6 +891,21 @@ def wait_for_log(path, predicate, timeout=10, since=0):
                 continue
         return None
     return wait_until(look, timeout)
+
+
+def events(path, name=None, since=0):
+    """The JSON log records of `path` after byte `since` (of one event name, when given)."""
+    return [r for r in read_json_lines(path, since) if name is None or r.get("event") == name]
+
+
+def err_code(body):
+    """The `error` field of a JSON error body (bytes or str), or None."""
+    try:
+        if isinstance(body, bytes):
+            body = body.decode()
+        return json.loads(body).get("error")
+    except Exception:
+        return None
 
 
 # ================================================================= sockets
