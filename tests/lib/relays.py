@@ -1,0 +1,198 @@
+"""relays -- a relaypro under test: its configuration file, its start, its log, its CLI.
+
+Contract
+--------
+* `config_lines(top, sections)` builds the lines of a config.ini: `top` and each section's
+  items are "key = value" strings or (key, value) pairs (a dict works too), in order.
+  `relay_config(...)` is the common shape of the integration tests' relays: console
+  address, organization, relay id, security token, server name, allowed ports, listeners
+  (`https`, `http`, `admin` ports on 127.0.0.1), a log file, [limits], and any other
+  section.
+* `Relay(dir, lines, ...)` writes <dir>/config.ini, `start()` runs `relaypro run -c` in
+  that folder (relaytest.start_process: stopped by PID at exit) and returns once the log
+  holds the `start` record and every listener accepts connections -- never on time; a
+  relay that does not come up raises RuntimeError with its standard error (secrets
+  redacted). `stop()` is SIGTERM by PID and returns the exit status.
+* The relay's CLI on the same file: `cli(args)`, `ca_pem()` (the CA certificate of `ca
+  show`, written to <dir>/ca.pem), `grant(sub)` (`token grant`), `access_token(sub)`
+  (POST /v1/token with a fresh grant). Every grant and token is registered with
+  relaytest.secret(), so no check line prints it.
+* Only loopback; every wait is bounded (relaytest's helpers).
+"""
+import os
+import re
+import subprocess
+
+import relaytest as rt
+
+LOCALHOST = "127.0.0.1"
+
+
+def _items(items):
+    if isinstance(items, dict):
+        items = list(items.items())
+    out = []
+    for it in items or ():
+        out.append(it if isinstance(it, str) else "%s = %s" % it)
+    return out
+
+
+def config_lines(top=(), sections=()):
+    """Lines of a config.ini: top-level items, then `[name]` and its items per section
+    (sections: a list of (name, items) or a dict name -> items)."""
+    lines = _items(top)
+    if isinstance(sections, dict):
+        sections = list(sections.items())
+    for name, items in sections:
+        lines.append("[%s]" % name)
+        lines += _items(items)
+    return lines
+
+
+def relay_config(security_token=None, org=None, relay_id=None, allowed_ports=None,
+                 https=None, http=None, admin=None, log="relay.log", limits=None,
+                 top=(), sections=(), console="localhost", server_name="localhost"):
+    """The usual test relay's lines. Top level: consoleAddress, organizationId, relayId,
+    securityToken, serverName, allowedPorts (a list or a string), then `top`; then
+    [httpsProxy]/[httpProxy]/[admin] on 127.0.0.1 for each port given, [logger] fileName
+    (None: no [logger]), `sections` and [limits] (a dict or pairs) when given."""
+    t = []
+    if console is not None:
+        t.append("consoleAddress = %s" % console)
+    if org is not None:
+        t.append("organizationId = %d" % org)
+    if relay_id is not None:
+        t.append("relayId = %d" % relay_id)
+    if security_token is not None:
+        t.append("securityToken = " + rt.secret(security_token))
+    if server_name is not None:
+        t.append("serverName = " + server_name)
+    if allowed_ports is not None:
+        if not isinstance(allowed_ports, str):
+            allowed_ports = ",".join(str(p) for p in allowed_ports)
+        t.append("allowedPorts = " + allowed_ports)
+    t += _items(top)
+    secs = []
+    for name, port in (("httpsProxy", https), ("httpProxy", http), ("admin", admin)):
+        if port:
+            secs.append((name, ["listen = %s:%d" % (LOCALHOST, port)]))
+    if log:
+        secs.append(("logger", ["fileName = " + log]))
+    secs += list(sections.items()) if isinstance(sections, dict) else list(sections)
+    if limits:
+        secs.append(("limits", limits))
+    return config_lines(t, secs)
+
+
+def write_config(path, lines, atomic=True):
+    """config.ini from lines (or text); atomic by default, so a reload never reads half."""
+    text = lines if isinstance(lines, str) else "\n".join(lines) + "\n"
+    return rt.write_file(path, text, atomic=atomic)
+
+
+def write_users(d, user, password, name="users.txt", mode=0o600):
+    """A password file `user:password` in d (the password registered as a secret)."""
+    rt.secret(password)
+    return rt.write_file(os.path.join(d, name), "%s:%s\n" % (user, password), mode)
+
+
+class Relay:
+    """One relaypro in folder `dir`: config.ini there, run with that folder as cwd.
+    Attributes: dir, cfg, log (path of its log file, or None), https/http/admin (ports),
+    proc (relaytest.Proc while running), env."""
+
+    def __init__(self, d, lines=None, https=None, http=None, admin=None, log="relay.log",
+                 env=None, name="relay", bin=None):
+        self.dir = d
+        os.makedirs(d, exist_ok=True)
+        self.cfg = os.path.join(d, "config.ini")
+        self.log = os.path.join(d, log) if log else None
+        self.https, self.http, self.admin = https, http, admin
+        self.env = dict(env or {})
+        self.name = name
+        self.bin = bin or rt.relay_bin()
+        self.proc = None
+        if lines is not None:
+            self.write(lines)
+
+    def write(self, lines):
+        write_config(self.cfg, lines)
+
+    def ports(self):
+        return [p for p in (self.https, self.http, self.admin) if p]
+
+    def start(self, timeout=15, argv_prefix=(), wait_start=True):
+        """Run the relay; wait for the `start` log record (when it logs to a file and
+        wait_start) and for every listener. Returns self; raises RuntimeError."""
+        since = rt.log_offset(self.log) if self.log else 0
+        self.proc = rt.start_process(list(argv_prefix) + [self.bin, "run", "-c", self.cfg],
+                                     env=self.env, tmpdir=self.dir, name=self.name, cwd=self.dir)
+        ok = True
+        if self.log and wait_start:
+            ok = rt.wait_for_log(self.log, "start", timeout=timeout, since=since) is not None
+        for p in self.ports():
+            ok = ok and rt.wait_for_port(LOCALHOST, p, timeout=timeout)
+        if not ok:
+            err = self.proc.stderr()[-1500:]
+            self.proc.stop(timeout=5)
+            raise RuntimeError("relay %s did not start: %s" % (self.name, rt.redact(err)))
+        return self
+
+    def stop(self, timeout=15):
+        """SIGTERM by PID (then SIGKILL after timeout); the exit status."""
+        rc = self.proc.stop(timeout=timeout) if self.proc else None
+        return rc
+
+    def alive(self):
+        return self.proc is not None and self.proc.alive()
+
+    def events(self, name=None, since=0):
+        return rt.events(self.log, name, since)
+
+    def wait_event(self, predicate, timeout=10, since=0):
+        return rt.wait_for_log(self.log, predicate, timeout=timeout, since=since)
+
+    def offset(self):
+        return rt.log_offset(self.log)
+
+    def cli(self, args, timeout=20, env=None):
+        """`relaypro ARGS -c config.ini` (text); the CompletedProcess."""
+        e = rt.clean_environ()
+        e.update(env or {})
+        return subprocess.run([self.bin] + list(args) + ["-c", self.cfg], capture_output=True,
+                              text=True, timeout=timeout, env=e, cwd=self.dir)
+
+    def ca_pem(self, path=None):
+        """The CA certificate `ca show` prints, written to `path` (default <dir>/ca.pem)."""
+        r = self.cli(["ca", "show"])
+        m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", r.stdout, re.S)
+        if not m:
+            raise RuntimeError("ca show failed: %s" % rt.redact(r.stderr[-500:]))
+        path = path or os.path.join(self.dir, "ca.pem")
+        rt.write_file(path, m.group(0))
+        return path
+
+    def grant(self, sub, ttl="10m"):
+        """A grant from `relaypro token grant` (the console's job, done by the CLI)."""
+        r = self.cli(["token", "grant", "--sub", sub, "--ttl", ttl])
+        if r.returncode != 0:
+            raise RuntimeError("token grant failed: %s" % rt.redact(r.stderr[-500:]))
+        return rt.secret(r.stdout.strip())
+
+    def access_token(self, sub="responder", grant=None, port=None):
+        """POST /v1/token with a grant (a fresh one for `sub` unless given) on the TLS
+        listener; the access token."""
+        grant = grant or self.grant(sub)
+        r = rt.http_request(LOCALHOST, port or self.https, "POST", "/v1/token",
+                            headers=[("Authorization", "Bearer " + grant)], tls=True,
+                            verify=False, server_hostname="localhost")
+        if r.status != 200:
+            raise RuntimeError("POST /v1/token: %d %s" % (r.status, rt.redact(r.body[:200])))
+        return rt.secret(r.json()["access_token"])
+
+    def sock(self, tls, timeout=5):
+        """A client connection to the TLS listener (unverified) or the plain one."""
+        if tls:
+            return rt.tls_connect(LOCALHOST, self.https, verify=False,
+                                  server_hostname="localhost", timeout=timeout)
+        return rt.connect(LOCALHOST, self.http, timeout)
