@@ -41,34 +41,22 @@ CONSOLE_CHECK = {"status": "ok", "service": "test-console"}
 rt.init("tokens", deadline=170)
 TMP = rt.make_tmpdir("relaytest-tokens-")
 
-# Everything that must never show up in output or logs; failure details are redacted.
-SECRETS = {SECRET}
+# Everything that must never show up in output or logs (relaytest redacts check lines).
+rt.secret(SECRET)
 JWT_RE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+rt.secret_pattern(JWT_RE, "<jwt>")
 RELAYS = []
+redact = rt.redact
+ck, ck_eq = rt.check, rt.check_eq
 
 
 def remember(tok):
     if tok:
-        SECRETS.add(tok)
+        rt.secret(tok)
         sig = tok.rsplit(".", 1)[-1]
         if len(sig) >= 20:
-            SECRETS.add(sig)
+            rt.secret(sig)
     return tok
-
-
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for t in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(t, "<secret>")
-    return JWT_RE.sub("<jwt>", s)[:600]
-
-
-def ck(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def ck_eq(got, want, name):
-    return ck(got == want, name, "got %r, want %r" % (got, want))
 
 
 # ================================================================= console and relays
@@ -169,7 +157,7 @@ class Relay:
         if not m:
             raise RuntimeError("no RSA PRIVATE KEY block in the CA bundle")
         der = base64.b64decode("".join(m.group(1).split()))
-        SECRETS.add("".join(m.group(1).split())[:64])
+        rt.secret("".join(m.group(1).split())[:64])
         return der
 
     # -- requests
@@ -627,7 +615,7 @@ def refusal(relay, send, want_code, want_reason, name):
        "%s: auth.fail reason %r" % (name, getattr(want_reason, "pattern", want_reason)),
        rec)
     ck((rec or {}).get("code") == want_code, "%s: auth.fail code %s" % (name, want_code), rec)
-    ck(not any(t in json.dumps(rec) for t in SECRETS) and not JWT_RE.search(reason),
+    ck(not any(t in json.dumps(rec) for t in rt.secrets()) and not JWT_RE.search(reason),
        "%s: no token or secret in the log line" % name)
     return rec
 
@@ -881,7 +869,7 @@ def secrets_never_logged():
             files += 1
             with open(p, "rb") as f:
                 data = f.read().decode("utf-8", "replace")
-            for i, s in enumerate(sorted(SECRETS)):
+            for i, s in enumerate(sorted(rt.secrets())):
                 if s and s in data:
                     hits.append("%s/%s: secret #%d (%d chars)" % (r.name, fn, i, len(s)))
             if fn == "relay.log":
@@ -891,7 +879,7 @@ def secrets_never_logged():
     ck(files >= len(RELAYS) and fails > 10 and issues > 10,
        "secrets: logs were written (%d files, %d auth.fail, %d token.issue)" % (files, fails, issues))
     ck(not hits, "secrets: no security token, grant, access token, signature or CA key in "
-       "%d log files (%d strings checked)" % (files, len(SECRETS)), "; ".join(hits))
+       "%d log files (%d strings checked)" % (files, len(rt.secrets())), "; ".join(hits))
 
 
 if __name__ == "__main__":
