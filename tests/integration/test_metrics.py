@@ -44,24 +44,11 @@ rt.init("metrics", deadline=240)
 TMP = rt.make_tmpdir("relaytest-metrics-")
 S = {}          # shared state of the cases
 SCRAPES = []    # every /metrics body seen, for the no-secrets check
-SECRETS = {SECRET, PASSWORD, WRONG,
-           base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode(),
-           base64.b64encode(("%s:%s" % (USER, WRONG)).encode()).decode()}
-
-
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for t in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(t, "<secret>")
-    return s[:800]
-
-
-def ck(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def ck_eq(got, want, name):
-    return ck(got == want, name, "got %r, want %r" % (got, want))
+for _s in (SECRET, PASSWORD, WRONG, base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode(),
+           base64.b64encode(("%s:%s" % (USER, WRONG)).encode()).decode()):
+    rt.secret(_s)  # never in a check line (relaytest redacts them), nor in a scrape
+redact = rt.redact
+ck, ck_eq = rt.check, rt.check_eq
 
 
 # ================================================================= strict exposition parser
@@ -331,7 +318,7 @@ def grant(sub="resp-metrics"):
     now = int(time.time())
     g = rt.jwt_hs256({"sub": sub, "org": ORG, "aud": "relaypro:%d" % RELAY_ID, "iat": now,
                       "exp": now + 600}, SECRET)
-    SECRETS.add(g)
+    rt.secret(g)
     return g
 
 
@@ -550,7 +537,7 @@ def websocket_tunnel_moves_counters():
     ck(tok is not None, "access token for the WebSocket tunnel")
     if not tok:
         return
-    SECRETS.add(tok)
+    rt.secret(tok)
     before, _, _ = scrape()
     n = 100
     s = rt.connect("127.0.0.1", S["http"])
@@ -621,7 +608,7 @@ def auth_failures_by_reason():
     ck_eq(r.status, 200, "POST /v1/token with a grant: 200")
     tok = r.json().get("access_token") if r.status == 200 else None
     if tok:
-        SECRETS.add(tok)
+        rt.secret(tok)
     ck_eq(metric("relaypro_tokens_issued_total") - (val(base, "relaypro_tokens_issued_total") or 0), 1,
           "tokens_issued +1")
     if tok:
@@ -705,7 +692,7 @@ def no_secrets_in_scrapes():
     scrape()
     ck(len(SCRAPES) >= 10, "scrapes collected (%d)" % len(SCRAPES))
     joined = "\n".join(SCRAPES)
-    leaked = [t for t in SECRETS if t and t in joined]
+    leaked = [t for t in rt.secrets() if t and t in joined]
     ck(not leaked, "no secret (security token, passwords, grants, tokens) in any scrape",
        "%d leaked" % len(leaked))
     ck(USER not in joined, "no user name in any scrape")
