@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
-TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+TINYPROXY = rt.TINYPROXY
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "/usr/bin/stunnel4"
 PROXY_SECRET = "proxy-secret-https-7"
 S = {}
@@ -59,19 +59,7 @@ def make_leaf(d, name, ca, dns):
 
 
 def start_tinyproxy(name, connect_ports, auth=None):
-    port = rt.free_port()
-    log = os.path.join(S["tmp"], name + ".log")
-    conf = os.path.join(S["tmp"], name + ".conf")
-    lines = ["Port %d" % port, "Listen 127.0.0.1", "Timeout 30", "LogFile \"%s\"" % log,
-             "LogLevel Connect", "MaxClients 50", "Allow 127.0.0.1"]
-    lines += ["ConnectPort %d" % p for p in connect_ports]
-    if auth:
-        lines.append("BasicAuth %s %s" % auth)
-    with open(conf, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    p = rt.start_process([TINYPROXY, "-d", "-c", conf], tmpdir=S["tmp"], name=name)
-    rt.check(rt.wait_for_port("127.0.0.1", port, timeout=10), name + " listening")
-    return p, port, log
+    return rt.start_tinyproxy(S["tmp"], name, connect_ports, auth)
 
 
 def start_stunnel(name, backend_port, leaf):

@@ -15,24 +15,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
-TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+TINYPROXY = rt.TINYPROXY
 S = {}
 
 
 def start_tinyproxy(tmp, name, auth=None):
-    port = rt.free_port()
-    log = os.path.join(tmp, name + ".log")
-    conf = os.path.join(tmp, name + ".conf")
-    lines = ["Port %d" % port, "Listen 127.0.0.1", "Timeout 30", "LogFile \"%s\"" % log,
-             "LogLevel Connect", "MaxClients 50", "Allow 127.0.0.1",
-             "ConnectPort %d" % S["con"].echo_port, "ConnectPort %d" % S["con"].http_port]
-    if auth:
-        lines.append("BasicAuth %s %s" % auth)
-    with open(conf, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    p = rt.start_process([TINYPROXY, "-d", "-c", conf], tmpdir=tmp, name=name)
-    rt.check(rt.wait_for_port("127.0.0.1", port, timeout=10), name + " listening")
-    return p, port, log
+    return rt.start_tinyproxy(tmp, name, (S["con"].echo_port, S["con"].http_port), auth)
 
 
 def start_relay(tmp, name, env):

@@ -126,6 +126,12 @@ def secret(value):
     return value
 
 
+def secrets():
+    """Every secret registered so far (a copy): what a test looks for in logs and output."""
+    with _out_lock:
+        return set(_secrets)
+
+
 def secret_pattern(regex, replacement=REDACTED):
     """Also hide whatever matches `regex` (e.g. anything shaped like a JWT)."""
     import re as _re
@@ -755,6 +761,30 @@ def start_socks5_server(tmpdir, kind="own", name=None, user=None, password=None,
         proc.stop(timeout=2)
         raise RuntimeError("%s did not listen on %d: %s" % (name, port, out[-2000:]))
     return Socks5Handle(kind, proc, port, log)
+
+
+# ================================================================= HTTP proxies (tinyproxy)
+
+TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"   # Debian tinyproxy (build.sh)
+
+
+def start_tinyproxy(tmpdir, name, connect_ports, auth=None, max_clients=50, timeout=10):
+    """Debian's tinyproxy on 127.0.0.1 (an unused port) allowing CONNECT to connect_ports
+    only, logging connects to <tmpdir>/<name>.log; auth (user, password): BasicAuth.
+    Returns (Proc, port, log path) once it accepts connections (the wait is one check,
+    `<name> listening`)."""
+    port = free_port()
+    log = os.path.join(tmpdir, name + ".log")
+    conf = os.path.join(tmpdir, name + ".conf")
+    lines = ["Port %d" % port, "Listen 127.0.0.1", "Timeout 30", "LogFile \"%s\"" % log,
+             "LogLevel Connect", "MaxClients %d" % max_clients, "Allow 127.0.0.1"]
+    lines += ["ConnectPort %d" % p for p in connect_ports]
+    if auth:
+        lines.append("BasicAuth %s %s" % auth)
+    write_file(conf, "\n".join(lines) + "\n")
+    p = start_process([TINYPROXY, "-d", "-c", conf], tmpdir=tmpdir, name=name)
+    check(wait_for_port("127.0.0.1", port, timeout=timeout), name + " listening")
+    return p, port, log
 
 
 # ================================================================= waiting
