@@ -31,31 +31,19 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 BIN = rt.relay_bin()
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SECRET = "sec-" + secrets.token_hex(16)
 ORG, RELAY_ID = 42, 7
 
 rt.init("websocket", deadline=400)
 TMP = rt.make_tmpdir("relaytest-ws-")
-SECRETS = {SECRET}
+rt.secret(SECRET)
 JWT_RE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
-
-
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for t in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(t, "<secret>")
-    return JWT_RE.sub("<jwt>", s)[:600]
-
-
-def ck(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def ck_eq(got, want, name):
-    return ck(got == want, name, "got %r, want %r" % (rt._short(got, 200), rt._short(want, 200)))
+rt.secret_pattern(JWT_RE, "<jwt>")
+redact = rt.redact
+ck, ck_eq = rt.check, rt.check_eq
 
 
 try:
@@ -108,7 +96,7 @@ class Relay:
         r = subprocess.run([BIN, "token", "grant", "-c", self.cfg, "--sub", sub, "--ttl", "10m"],
                            capture_output=True, text=True, timeout=20, env=rt.clean_environ())
         grant = r.stdout.strip()
-        SECRETS.add(grant)
+        rt.secret(grant)
         return grant
 
     def token(self, sub="responder-ws"):
@@ -119,7 +107,7 @@ class Relay:
         if resp.status != 200:
             raise RuntimeError("POST /v1/token: %d" % resp.status)
         tok = resp.json()["access_token"]
-        SECRETS.add(tok)
+        rt.secret(tok)
         return tok
 
     def sock(self, tls):
@@ -130,142 +118,17 @@ class Relay:
 
 # ================================================================= a raw RFC 6455 client
 
-def frame(op, payload=b"", fin=True, mask=True, rsv=0, length=None):
-    """A client frame; `length` overrides the encoded length (hostile frames)."""
-    n = len(payload) if length is None else length
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        h = bytes([b0, mbit | n])
-    elif n <= 0xffff:
-        h = bytes([b0, mbit | 126]) + struct.pack(">H", n)
-    else:
-        h = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
-    if not mask:
-        return h + payload
-    key = secrets.token_bytes(4)
-    return h + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload)) \
-        if len(payload) < 4096 else h + key + xor_mask(payload, key)
-
-
-def xor_mask(payload, key):
-    n = len(payload)
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-class WS:
-    def __init__(self, sock, rest=b""):
-        self.s = sock
-        self.rbuf = bytearray(rest)
-        self.eof = False
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self, end):
-        left = end - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("no frame in time")
-        self.s.settimeout(left)
-        try:
-            d = rt._recv(self.s, 65536)
-        except ConnectionResetError:
-            d = b""
-        if not d:
-            self.eof = True
-        self.rbuf += d
-
-    def recv_frame(self, timeout=10):
-        """(fin, opcode, payload, masked) or None at EOF."""
-        end = time.monotonic() + timeout
-        while True:
-            b = self.rbuf
-            if len(b) >= 2:
-                n, off = b[1] & 0x7f, 2
-                if n == 126 and len(b) >= 4:
-                    n, off = struct.unpack(">H", bytes(b[2:4]))[0], 4
-                elif n == 127 and len(b) >= 10:
-                    n, off = struct.unpack(">Q", bytes(b[2:10]))[0], 10
-                elif n >= 126:
-                    n = None
-                if n is not None and len(b) >= off + n:
-                    f = (bool(b[0] & 0x80), b[0] & 0x0f, bytes(b[off:off + n]), bool(b[1] & 0x80),
-                         bytes(b[:off]))
-                    del self.rbuf[:off + n]
-                    return f
-            if self.eof:
-                return None
-            self._fill(end)
-
-    def read_data(self, want, timeout=20):
-        """Data frames until `want` bytes; returns (data, control frames seen, headers ok)."""
-        data, ctl, ok = bytearray(), [], True
-        end = time.monotonic() + timeout
-        while len(data) < want:
-            f = self.recv_frame(max(0.01, end - time.monotonic()))
-            if f is None:
-                break
-            fin, op, p, masked, hdr = f
-            if masked or not fin or op not in (2, 9, 10) or not minimal(hdr):
-                ok = False
-            if op == 2:
-                data += p
-            else:
-                ctl.append((op, p))
-        return bytes(data), ctl, ok
-
-    def wait_eof(self, timeout=5):
-        end = time.monotonic() + timeout
-        while not self.eof and time.monotonic() < end:
-            try:
-                self._fill(end)
-            except socket.timeout:
-                break
-        return self.eof
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-
-def minimal(hdr):
-    n = hdr[1] & 0x7f
-    if n == 126:
-        return struct.unpack(">H", hdr[2:4])[0] >= 126
-    if n == 127:
-        return struct.unpack(">Q", hdr[2:10])[0] > 0xffff
-    return True
-
-
-def accept_of(key):
-    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+frame, xor_mask, WS, minimal, accept_of = (wsclient.frame, wsclient.xor_mask, wsclient.WS,
+                                           wsclient.minimal, wsclient.accept_of)
 
 
 def handshake(relay, tls, token, target=None, query=None, headers=None, method="GET",
               key=None, version="13", drop=(), pipelined=b""):
     """Send the upgrade request. Returns (status, Headers, WS or body bytes, key)."""
-    key = key if key is not None else base64.b64encode(secrets.token_bytes(16)).decode()
     if query is None:
         query = "target=localhost:%d" % (target or CON.echo_port)
-    pairs = [("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-             ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", version)]
-    if token is not None:
-        pairs.append(("Authorization", token if " " in token else "Bearer " + token))
-    pairs = [(k, v) for k, v in pairs if k not in drop] + list(headers or [])
-    s = relay.sock(tls)
-    s.sendall(rt.build_request(method, "/v1/tunnel?" + query, pairs) + pipelined)
-    version_, status, reason, h, raw = rt.read_response_head(s, timeout=10)
-    if status == 101:
-        return status, h, WS(s), key
-    body = b""
-    cl = h.get("content-length")
-    if cl and cl.isdigit():
-        body = rt.read_until_close(s, 5, int(cl))
-    s.close()
-    return status, h, body, key
+    return wsclient.handshake_on(relay.sock(tls), query, token, headers=headers, method=method,
+                                 key=key, version=version, drop=drop, pipelined=pipelined)
 
 
 def open_ws(relay, tls, token, target=None):
@@ -365,7 +228,7 @@ def token_then_upgrade_on_one_connection():
     r = rt.http_request("127.0.0.1", RELAY.port, "POST", "/v1/token", conn=s, keep_open=True,
                         headers=[("Authorization", "Bearer " + RELAY.grant())])
     tok = r.json().get("access_token") if r.status == 200 else None
-    SECRETS.add(tok or "-")
+    rt.secret(tok)
     key = base64.b64encode(secrets.token_bytes(16)).decode()
     s.sendall(rt.build_request("GET", "/v1/tunnel?target=localhost:%d" % CON.echo_port, [
         ("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "keep-alive, Upgrade"),
@@ -596,25 +459,19 @@ def log_lines():
     ck(cl and cl.get("bytes_up") == 3333 and cl.get("bytes_down") == 3333 and
        cl.get("ws_close") == 1000, "tunnel.close: payload bytes each way and the close status", cl)
     text = rt._read_text(RELAY.log)
-    ck(not any(s in text for s in SECRETS), "no token or secret in the log")
+    ck(not any(s in text for s in rt.secrets()), "no token or secret in the log")
 
 
 @rt.case(timeout=60)
 def through_upstream_proxy():
     """proxyEnabled: the WebSocket tunnel reaches the console through HTTPS_PROXY, a real
     proxy nobody here wrote (Debian's tinyproxy, from build.sh deps)."""
-    tinyproxy = shutil.which("tinyproxy") or "/usr/sbin/tinyproxy"
+    tinyproxy = rt.TINYPROXY
     if not ck(os.access(tinyproxy, os.X_OK), "tinyproxy installed (build.sh deps)"):
         return
-    port = rt.free_port()
     d = os.path.join(TMP, "tinyproxy")
     os.makedirs(d, exist_ok=True)
-    log = os.path.join(d, "tp.log")
-    with open(os.path.join(d, "tp.conf"), "w") as f:
-        f.write("Port %d\nListen 127.0.0.1\nTimeout 30\nLogFile \"%s\"\nLogLevel Connect\n"
-                "MaxClients 20\nAllow 127.0.0.1\nConnectPort %d\n" % (port, log, CON.echo_port))
-    tp = rt.start_process([tinyproxy, "-d", "-c", os.path.join(d, "tp.conf")], tmpdir=d, name="tp")
-    ck(rt.wait_for_port("127.0.0.1", port), "tinyproxy listening")
+    tp, port, log = rt.start_tinyproxy(d, "tp", (CON.echo_port,), max_clients=20)
     r = Relay("via-proxy", top=["proxyEnabled = true"],
               env={"HTTPS_PROXY": "http://127.0.0.1:%d" % port})
     ws = open_ws(r, True, r.token())
