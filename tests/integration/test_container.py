@@ -66,13 +66,7 @@ state = {}
 CREATED = {"containers": [], "volumes": [], "images": []}
 
 
-def version():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        for ln in f:
-            m = re.match(r"VERSION\s*:=\s*(\S+)", ln)
-            if m:
-                return m.group(1)
-    return None
+version = rt.project_version  # VERSION from the Makefile
 
 
 VERSION = version()
@@ -176,7 +170,12 @@ def readme_build_and_load():
         r = podman("image", "inspect", IMAGE, "--format", "{{.Architecture}} {{.Id}}")
         arch, _, iid = r.stdout.strip().partition(" ")
         rt.check_eq(arch, a, "podman: the %s archive is the %s image" % (a, a))
-        state["image_" + a] = iid
+        # A tag of this run's own: the image ID is the same for every run of one commit
+        # (the image is reproducible), and another run's cleanup must not take it away.
+        mine = "localhost/relaypro-test:%s-%s" % (a, TAG)
+        if iid and podman("tag", iid, mine).returncode == 0:
+            CREATED["images"].append(mine)
+            state["image_" + a] = mine
     # Back to the multi-arch archive's pick for this host (amd64).
     podman("load", "-i", os.path.join(REPO, "dist", "relaypro-%s-oci.tar" % VERSION))
 
@@ -349,7 +348,6 @@ def arm64_image_under_qemu():
     https, admin = rt.free_port(), rt.free_port()
     name = "relaypro-arm64-" + TAG
     CREATED["containers"].append(name)
-    CREATED["images"].append(state["image_arm64"])
     base = ["-v", "%s:/qemu-aarch64-static:ro" % qemu, "--entrypoint", "/qemu-aarch64-static"]
     r = podman("run", "--rm", *base, state["image_arm64"], "/relaypro", "version", timeout=60)
     rt.check(r.returncode == 0 and "linux/arm64" in r.stdout, "arm64 image: version under qemu",

@@ -53,13 +53,7 @@ RELAY_ID = 5150
 state = {}
 
 
-def version():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        for ln in f:
-            m = re.match(r"VERSION\s*:=\s*(\S+)", ln)
-            if m:
-                return m.group(1)
-    return None
+version = rt.project_version  # VERSION from the Makefile
 
 
 def load_yaml(path):
