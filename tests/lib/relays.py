@@ -98,8 +98,9 @@ def write_users(d, user, password, name="users.txt", mode=0o600):
 
 class Relay:
     """One relaypro in folder `dir`: config.ini there, run with that folder as cwd.
-    Attributes: dir, cfg, log (path of its log file, or None), https/http/admin (ports),
-    proc (relaytest.Proc while running), env."""
+    Attributes: dir, cfg, log (path of its log file, or None), https/http/admin (ports;
+    True: a port picked at start(fresh_ports=True)), proc (relaytest.Proc while running),
+    env."""
 
     def __init__(self, d, lines=None, https=None, http=None, admin=None, log="relay.log",
                  env=None, name="relay", bin=None):
@@ -112,18 +113,44 @@ class Relay:
         self.name = name
         self.bin = bin or rt.relay_bin()
         self.proc = None
+        self._lines = lines
         if lines is not None:
             self.write(lines)
 
-    def write(self, lines):
-        write_config(self.cfg, lines)
+    def write(self, lines=None):
+        """Write config.ini: `lines`, or what config() builds from the current ports."""
+        self._lines = lines if lines is not None else self.config()
+        write_config(self.cfg, self._lines)
+
+    def config(self):
+        """The configuration's lines. A subclass builds them from self.https/http/admin
+        (so start(fresh_ports=True) can move the listeners); by default, what was given."""
+        return self._lines
 
     def ports(self):
         return [p for p in (self.https, self.http, self.admin) if p]
 
-    def start(self, timeout=15, argv_prefix=(), wait_start=True):
+    def start(self, timeout=15, argv_prefix=(), wait_start=True, fresh_ports=False):
         """Run the relay; wait for the `start` log record (when it logs to a file and
-        wait_start) and for every listener. Returns self; raises RuntimeError."""
+        wait_start) and for every listener. Returns self; raises RuntimeError with the
+        relay's standard error. fresh_ports: the ports come from free_port() just before
+        the start, and another process on this machine may bind one first; a relay that
+        then exits with "in use" is started again on fresh ports (at most 3 times, the
+        configuration rebuilt by config())."""
+        for attempt in range(3 if fresh_ports else 1):
+            if fresh_ports:
+                for attr in ("https", "http", "admin"):
+                    if getattr(self, attr):
+                        setattr(self, attr, rt.free_port())
+                self.write()
+            if self._start_once(timeout, argv_prefix, wait_start):
+                return self
+            err = self.proc.stderr()
+            if "in use" not in err:
+                break
+        raise RuntimeError("relay %s did not start: %s" % (self.name, rt.redact(err[-1500:])))
+
+    def _start_once(self, timeout, argv_prefix, wait_start):
         since = rt.log_offset(self.log) if self.log else 0
         self.proc = rt.start_process(list(argv_prefix) + [self.bin, "run", "-c", self.cfg],
                                      env=self.env, tmpdir=self.dir, name=self.name, cwd=self.dir)
@@ -133,10 +160,8 @@ class Relay:
         for p in self.ports():
             ok = ok and rt.wait_for_port(LOCALHOST, p, timeout=timeout)
         if not ok:
-            err = self.proc.stderr()[-1500:]
             self.proc.stop(timeout=5)
-            raise RuntimeError("relay %s did not start: %s" % (self.name, rt.redact(err)))
-        return self
+        return ok
 
     def stop(self, timeout=15):
         """SIGTERM by PID (then SIGKILL after timeout); the exit status."""
