@@ -104,34 +104,10 @@ def local_addr(sock):
 
 def read_all(sock, timeout=5.0, limit=1 << 20):
     """(data, how) until the peer ends the stream: how is eof, reset, sslerror, timeout."""
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < limit:
-        left = end - time.monotonic()
-        if left <= 0:
-            return bytes(buf), "timeout"
-        sock.settimeout(left)
-        try:
-            d = sock.recv(65536)
-        except socket.timeout:
-            return bytes(buf), "timeout"
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            return bytes(buf), "eof"
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(buf), "reset"
-        except ssl.SSLError:
-            return bytes(buf), "sslerror"
-        if not d:
-            return bytes(buf), "eof"
-        buf += d
-    return bytes(buf), "limit"
+    return rt.read_all(sock, timeout, limit, ragged="eof")
 
 
-def send_quiet(sock, data):
-    try:
-        sock.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+send_quiet = rt.send_quiet
 
 
 def closed_silently(sock, timeout=5.0):

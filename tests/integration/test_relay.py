@@ -86,32 +86,7 @@ def tls_sock(port, cafile=None, hostname="localhost", strict_eof=True, timeout=5
     return s
 
 
-def read_all(sock, timeout=5.0, limit=4 << 20):
-    """Read until the peer ends the stream. Returns (data, how): how is "eof" (FIN or
-    close_notify), "ragged" (TLS without close_notify), "reset", "sslerror" or "timeout"."""
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < limit:
-        left = end - time.monotonic()
-        if left <= 0:
-            return bytes(buf), "timeout"
-        sock.settimeout(left)
-        try:
-            d = sock.recv(65536)
-        except socket.timeout:
-            return bytes(buf), "timeout"
-        except ssl.SSLEOFError:
-            return bytes(buf), "ragged"
-        except ssl.SSLZeroReturnError:
-            return bytes(buf), "eof"
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(buf), "reset"
-        except ssl.SSLError:
-            return bytes(buf), "sslerror"
-        if not d:
-            return bytes(buf), "eof"
-        buf += d
-    return bytes(buf), "limit"
+read_all = rt.read_all  # (data, how): how the stream ended, ragged TLS told apart
 
 
 def read_exact(sock, n, timeout=5.0):
@@ -132,12 +107,7 @@ def read_exact(sock, n, timeout=5.0):
     return bytes(buf)
 
 
-def send_quiet(sock, data):
-    try:
-        sock.sendall(data)
-        return True
-    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-        return False
+send_quiet = rt.send_quiet
 
 
 def count_responses(data):

@@ -1196,6 +1196,44 @@ def read_until_close(sock, timeout=5, max_bytes=MAX_READ):
     return bytes(buf)
 
 
+def read_all(sock, timeout=5.0, limit=4 << 20, ragged="ragged"):
+    """Read until the peer ends the stream. Returns (data, how): how is "eof" (FIN or
+    close_notify), `ragged` (TLS ended without close_notify: "ragged" by default; pass
+    "eof" where the difference does not matter), "reset", "sslerror", "timeout" or
+    "limit"."""
+    end = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < limit:
+        left = end - time.monotonic()
+        if left <= 0:
+            return bytes(buf), "timeout"
+        sock.settimeout(left)
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            return bytes(buf), "timeout"
+        except ssl.SSLEOFError:
+            return bytes(buf), ragged
+        except ssl.SSLZeroReturnError:
+            return bytes(buf), "eof"
+        except (ConnectionResetError, BrokenPipeError):
+            return bytes(buf), "reset"
+        except ssl.SSLError:
+            return bytes(buf), "sslerror"
+        if not d:
+            return bytes(buf), "eof"
+        buf += d
+    return bytes(buf), "limit"
+
+
+def send_quiet(sock, data):
+    """sendall, ignoring a peer that already closed (it may have answered first)."""
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
 def http_exchange(sock, data, timeout=5, max_bytes=MAX_READ):
     """Send `data` (bytes) and return every byte received until close or `timeout` s."""
     sock.settimeout(timeout)
