@@ -21,6 +21,7 @@ Contract
 """
 import os
 import re
+import signal
 import subprocess
 
 import relaytest as rt
@@ -84,16 +85,75 @@ def relay_config(security_token=None, org=None, relay_id=None, allowed_ports=Non
     return config_lines(t, secs)
 
 
+def plain_config(port, allowed_ports, console="localhost", top=(), log="relay.log",
+                 limits=None):
+    """A relay with only its plain listener on `port` (the TLS one switched off), the
+    password file users.txt, no console credentials: what tests of the process side
+    (faults, privileges, reloads) start. top/limits as in relay_config; log None: no
+    [logger] (records on standard output)."""
+    return relay_config(console=console, server_name=None, allowed_ports=allowed_ports,
+                        top=["passwordFile = users.txt"] + _items(top), log=log,
+                        sections=[("httpsProxy", ["listen ="]),
+                                  ("httpProxy", ["listen = %s:%d" % (LOCALHOST, port)])],
+                        limits=limits)
+
+
+def tunnel_echoes(port, target, name, payload=b"relaytest-" * 1000, headers=None, tls=False):
+    """CONNECT `target` through the relay at 127.0.0.1:port (Basic u:p unless headers) and
+    echo `payload` back: two checks, "<name>: CONNECT answered 200" and "<name>: bytes
+    echoed". True when both passed."""
+    st, _, s = rt.connect_tunnel(LOCALHOST, port, target, tls=tls, verify=False,
+                                 headers=rt.basic("u", "p") if headers is None else headers)
+    if not rt.check_eq(st, 200, name + ": CONNECT answered 200"):
+        return False
+    got = rt.echo_roundtrip(s, payload)
+    s.close()
+    return rt.check(got == payload, name + ": bytes echoed", "%d of %d" % (len(got), len(payload)))
+
+
+def registration_config(con, log, https=None, top=()):
+    """A relay that registers with the test console `con` (relaytest.ConsoleHandle): its
+    address, organization and deployment token, its CA as consoleCACert; one TLS listener
+    (a free port unless given), [logger] fileName = log."""
+    return relay_config(console=con.address(), org=con.org,
+                        top=["deploymentToken = " + rt.secret(con.deployment_token),
+                             "consoleCACert = " + con.ca] + _items(top),
+                        https=https or rt.free_port(), log=log)
+
+
+def chaining_config(port, allowed_ports, log, tls=False, top=()):
+    """A relay that reaches its targets through an upstream proxy (proxyEnabled = true;
+    HTTPS_PROXY comes from its environment), password file users.txt, targets on
+    127.0.0.1 and `allowed_ports` only, one listener on `port` (TLS when tls, else plain;
+    the other one switched off)."""
+    on, off = ("httpsProxy", "httpProxy") if tls else ("httpProxy", "httpsProxy")
+    return relay_config(allowed_ports=allowed_ports, log=log,
+                        top=["allowedHosts = 127.0.0.1", "passwordFile = users.txt",
+                             "proxyEnabled = true"] + _items(top),
+                        sections=[(on, ["listen = %s:%d" % (LOCALHOST, port)]),
+                                  (off, ["listen ="])])
+
+
 def write_config(path, lines, atomic=True):
     """config.ini from lines (or text); atomic by default, so a reload never reads half."""
     text = lines if isinstance(lines, str) else "\n".join(lines) + "\n"
     return rt.write_file(path, text, atomic=atomic)
 
 
-def write_users(d, user, password, name="users.txt", mode=0o600):
-    """A password file `user:password` in d (the password registered as a secret)."""
+def write_users(d, user, password, name="users.txt", mode=0o600, header=""):
+    """A password file `user:password` in d (the password registered as a secret), after
+    `header` (e.g. a comment line); chmod `mode` unless None."""
     rt.secret(password)
-    return rt.write_file(os.path.join(d, name), "%s:%s\n" % (user, password), mode)
+    return rt.write_file(os.path.join(d, name), "%s%s:%s\n" % (header, user, password), mode)
+
+
+def reload(pid, log, timeout=10):
+    """SIGHUP to the relay `pid` (a PID this test started), then wait for the
+    `config.reload` record it logs after reading its files again. Returns (record or
+    None, the log offset before the signal)."""
+    since = rt.log_offset(log)
+    os.kill(pid, signal.SIGHUP)
+    return rt.wait_for_log(log, "config.reload", timeout=timeout, since=since), since
 
 
 class Relay:
@@ -113,6 +173,7 @@ class Relay:
         self.name = name
         self.bin = bin or rt.relay_bin()
         self.proc = None
+        self.start_rec = None
         self._lines = lines
         if lines is not None:
             self.write(lines)
@@ -127,41 +188,62 @@ class Relay:
         (so start(fresh_ports=True) can move the listeners); by default, what was given."""
         return self._lines
 
-    def ports(self):
+    def listen_ports(self):
         return [p for p in (self.https, self.http, self.admin) if p]
 
     def start(self, timeout=15, argv_prefix=(), wait_start=True, fresh_ports=False):
         """Run the relay; wait for the `start` log record (when it logs to a file and
-        wait_start) and for every listener. Returns self; raises RuntimeError with the
-        relay's standard error. fresh_ports: the ports come from free_port() just before
-        the start, and another process on this machine may bind one first; a relay that
-        then exits with "in use" is started again on fresh ports (at most 3 times, the
-        configuration rebuilt by config())."""
+        wait_start; kept in self.start_rec) and for every listener; a relay that exits
+        first fails at once. Returns self; raises RuntimeError with the relay's standard
+        error and log. fresh_ports: a listener given as True gets a port from free_port()
+        now (config() rebuilds the file); another process on this machine may bind that
+        port first, so a relay that fails with "in use" is started again on fresh ports
+        (at most 3 times)."""
+        err = ""
         for attempt in range(3 if fresh_ports else 1):
             if fresh_ports:
                 for attr in ("https", "http", "admin"):
-                    if getattr(self, attr):
+                    v = getattr(self, attr)
+                    if v is True or (v and attempt > 0):
                         setattr(self, attr, rt.free_port())
                 self.write()
-            if self._start_once(timeout, argv_prefix, wait_start):
+            since = rt.log_offset(self.log) if self.log and wait_start else 0
+            if self._start_once(timeout, argv_prefix, wait_start, since):
                 return self
-            err = self.proc.stderr()
+            err = self.proc.stderr() + (self.tail_log(since) if self.log and wait_start else "")
             if "in use" not in err:
                 break
         raise RuntimeError("relay %s did not start: %s" % (self.name, rt.redact(err[-1500:])))
 
-    def _start_once(self, timeout, argv_prefix, wait_start):
-        since = rt.log_offset(self.log) if self.log else 0
+    def _start_once(self, timeout, argv_prefix, wait_start, since):
         self.proc = rt.start_process(list(argv_prefix) + [self.bin, "run", "-c", self.cfg],
                                      env=self.env, tmpdir=self.dir, name=self.name, cwd=self.dir)
-        ok = True
-        if self.log and wait_start:
-            ok = rt.wait_for_log(self.log, "start", timeout=timeout, since=since) is not None
-        for p in self.ports():
+        self.start_rec = None
+
+        def started():
+            if self.log and wait_start:
+                for rec in rt.read_json_lines(self.log, since):
+                    if rec.get("event") == "start":
+                        self.start_rec = rec
+                        return True
+            elif self.proc.alive():
+                return True
+            return "exited" if not self.proc.alive() else None
+        ok = rt.wait_until(started, timeout=timeout) is True
+        for p in self.listen_ports():
             ok = ok and rt.wait_for_port(LOCALHOST, p, timeout=timeout)
         if not ok:
             self.proc.stop(timeout=5)
         return ok
+
+    def tail_log(self, since=0):
+        """The log's text from byte `since` (at most 1 MiB)."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(since)
+                return f.read(1 << 20).decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def stop(self, timeout=15):
         """SIGTERM by PID (then SIGKILL after timeout); the exit status."""
@@ -174,6 +256,10 @@ class Relay:
     def events(self, name=None, since=0):
         return rt.events(self.log, name, since)
 
+    def reload(self, timeout=10):
+        """SIGHUP and the config.reload record (see reload()); (record, offset before)."""
+        return reload(self.proc.pid, self.log, timeout)
+
     def wait_event(self, predicate, timeout=10, since=0):
         return rt.wait_for_log(self.log, predicate, timeout=timeout, since=since)
 
@@ -183,6 +269,7 @@ class Relay:
     def cli(self, args, timeout=20, env=None):
         """`relaypro ARGS -c config.ini` (text); the CompletedProcess."""
         e = rt.clean_environ()
+        e.update(self.env)  # what the relay itself is given (e.g. RELAYPRO_CA_BUNDLE_FILE)
         e.update(env or {})
         return subprocess.run([self.bin] + list(args) + ["-c", self.cfg], capture_output=True,
                               text=True, timeout=timeout, env=e, cwd=self.dir)
