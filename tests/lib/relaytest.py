@@ -668,6 +668,20 @@ def start_console(tmpdir, https=True, http=True, echo=True, tls_echo=True, org=1
                                              relay_id=relay_id))
 
 
+# A console that only answers the registration API (no plain HTTP, no echo ports).
+HTTPS_ONLY = dict(https=True, http=False, echo=False, tls_echo=False)
+_consoles = {}
+
+
+def console_once(tmpdir, name="console", **opts):
+    """The script's console `name`: started with start_console(tmpdir, name=name, **opts)
+    on first use, the same ConsoleHandle after that (cases that share one console)."""
+    with _reg_lock:
+        if name not in _consoles:
+            _consoles[name] = start_console(tmpdir, name=name, **opts)
+        return _consoles[name]
+
+
 # ================================================================= SOCKS5 proxies
 
 SOCKS5_SERVER_PY = os.path.join(HERE, "socks5server.py")
@@ -926,6 +940,15 @@ def wait_for_log(path, predicate, timeout=10, since=0):
 def events(path, name=None, since=0):
     """The JSON log records of `path` after byte `since` (of one event name, when given)."""
     return [r for r in read_json_lines(path, since) if name is None or r.get("event") == name]
+
+
+def body_json(resp):
+    """A Response's body as a JSON object, or {} when it is not one."""
+    try:
+        v = json.loads(resp.body.decode("utf-8"))
+        return v if isinstance(v, dict) else {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return {}
 
 
 def err_code(body):
@@ -1227,11 +1250,13 @@ def read_all(sock, timeout=5.0, limit=4 << 20, ragged="ragged"):
 
 
 def send_quiet(sock, data):
-    """sendall, ignoring a peer that already closed (it may have answered first)."""
+    """sendall; False instead of an exception when the peer already closed or reset (it
+    may have answered first: read what it sent), True when everything was sent."""
     try:
         sock.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+        return True
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+        return False
 
 
 def http_exchange(sock, data, timeout=5, max_bytes=MAX_READ):
