@@ -29,6 +29,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 REPO = rt.REPO_DIR
@@ -173,57 +174,49 @@ def connect_echo(conn, tls_conn=True, auth=None):
 
 # ================================================================= relays
 
-class Relay:
+class Relay(relays.Relay):
     def __init__(self, name, trusted=None, debug=False):
-        self.name = name
-        self.dir = rt.make_tmpdir("relaytest-pp-%s-" % name)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
+        super().__init__(rt.make_tmpdir("relaytest-pp-%s-" % name), https=True, http=True,
+                         name="relaypro")
+        self.label = name
         self.trusted = trusted
         self.debug = debug
-        self.proc = None
-        with open(os.path.join(self.dir, "users.txt"), "w") as f:
-            f.write("%s:%s\n" % (USER, PASSWORD))
-        os.chmod(os.path.join(self.dir, "users.txt"), 0o600)
+        self._pp = (None, None)
+        relays.write_users(self.dir, USER, PASSWORD)
+
+    https_port = property(lambda self: self.https)
+    http_port = property(lambda self: self.http)
 
     def start(self):
-        for attempt in range(3):
-            self.https_port, self.http_port = rt.free_port(), rt.free_port()
-            self.write_config()
-            since = rt.log_offset(self.log)
-            self.proc = rt.start_process([BIN, "run", "-c", self.cfg], tmpdir=self.dir,
-                                         name="relaypro", cwd=self.dir)
-            rec = rt.wait_for_log(self.log, "start", timeout=30, since=since)
-            if rec and self.proc.alive():
-                return True
-            self.proc.stop(timeout=5)
-            if "Address already in use" not in self.proc.stderr():
-                break
-        sys.stdout.write("     relay %s did not start: %s\n"
-                         % (self.name, redact(self.proc.stderr()[-800:])))
-        return False
+        try:
+            super().start(timeout=30, fresh_ports=True)
+            return True
+        except RuntimeError as e:
+            sys.stdout.write("     %s: %s\n" % (self.label, e))
+            return False
 
     def write_config(self, proxy_protocol=None, trusted=None):
         """config.ini; proxy_protocol/trusted override the relay's own (for a reload)."""
+        self._pp = (proxy_protocol, trusted)
+        self.write()
+        self._pp = (None, None)
+
+    def config(self):
+        proxy_protocol, trusted = self._pp
         trusted = trusted or self.trusted
         if proxy_protocol is None:
             proxy_protocol = bool(trusted)
-        lines = ["consoleAddress = localhost",
-                 "allowedPorts = %d" % S["con"].echo_port,
-                 "passwordFile = users.txt",
-                 "serverName = localhost"]
+        top = ["passwordFile = users.txt"]
         if trusted:
-            lines += ["proxyProtocol = %s" % ("true" if proxy_protocol else "false"),
-                      "trustedProxies = " + trusted]
+            top += ["proxyProtocol = %s" % ("true" if proxy_protocol else "false"),
+                    "trustedProxies = " + trusted]
         if self.debug:
-            lines.append("debugLogging = true")
-        lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
-                  "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
-                  "[logger]", "fileName = relay.log",
-                  "[limits]", "headerTimeout = %ds" % HEADER_TIMEOUT,
-                  "authFailLimit = %d" % AUTH_FAIL_LIMIT, "authFailBan = 60s"]
-        with open(self.cfg, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            top.append("debugLogging = true")
+        return relays.relay_config(allowed_ports=[S["con"].echo_port], top=top,
+                                   https=self.https, http=self.http,
+                                   limits=[("headerTimeout", "%ds" % HEADER_TIMEOUT),
+                                           ("authFailLimit", AUTH_FAIL_LIMIT),
+                                           ("authFailBan", "60s")])
 
     def find(self, event, since=0, **want):
         """First log record of `event` with the wanted fields, waiting up to 10 s."""
@@ -427,11 +420,11 @@ def untrusted_sources_closed():
         me = local_addr(sock)
         send_quiet(sock, hdr)
         ok, detail = closed_silently(sock)
-        chk(ok, "relay %s: %s (not trusted) closed on the %s listener" % (relay.name, src, lst),
+        chk(ok, "relay %s: %s (not trusted) closed on the %s listener" % (relay.label, src, lst),
             detail)
         rec = relay.find("proxyproto.untrusted", since, client=me)
         chk(rec is not None and rec.get("level") == "warn" and rec.get("listener") == lst,
-            "relay %s: proxyproto.untrusted (warn) names %s" % (relay.name, me),
+            "relay %s: proxyproto.untrusted (warn) names %s" % (relay.label, me),
             relay.records("proxyproto.untrusted", since))
     # The trusted one on relay B: 127.0.0.2.
     since = rt.log_offset(b.log)
