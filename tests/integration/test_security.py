@@ -53,6 +53,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 REPO = rt.REPO_DIR
@@ -181,51 +182,31 @@ def recorder_pair():
 
 # ================================================================= the relay
 
-class Relay:
+class Relay(relays.Relay):
     def __init__(self, name, port, umask=None, limits=None):
-        self.dir = rt.make_tmpdir("relaytest-security-%s-" % name)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
+        super().__init__(rt.make_tmpdir("relaytest-security-%s-" % name), https=True, http=True,
+                         name="relaypro")
         self.private = os.path.join(self.dir, "private")
         self.bundle = os.path.join(self.private, "ca-bundle.pem")
         self.port = port
         self.umask = umask
         self.limits = limits or {"authFailLimit": "100000", "headerTimeout": "5s"}
-        self.proc = None
-        with open(os.path.join(self.dir, "users.txt"), "w") as f:
-            f.write("%s:%s\n" % (USER, PASSWORD))
-        os.chmod(os.path.join(self.dir, "users.txt"), 0o600)
+        relays.write_users(self.dir, USER, PASSWORD)
+
+    https_port = property(lambda self: self.https)
+    http_port = property(lambda self: self.http)
+
+    def config(self):
+        return relays.relay_config(
+            security_token=SECRET, org=ORG, relay_id=RELAY_ID, allowed_ports=[self.port],
+            top=["relayProId = " + RELAY_PRO_ID, "passwordFile = users.txt"],
+            https=self.https, http=self.http, limits=self.limits)
 
     def start(self):
-        for attempt in range(3):
-            self.https_port, self.http_port = rt.free_port(), rt.free_port()
-            with open(self.cfg, "w") as f:
-                f.write("\n".join([
-                    "consoleAddress = localhost",
-                    "organizationId = %d" % ORG,
-                    "relayId = %d" % RELAY_ID,
-                    "relayProId = " + RELAY_PRO_ID,
-                    "securityToken = " + SECRET,
-                    "allowedPorts = %d" % self.port,
-                    "passwordFile = users.txt",
-                    "serverName = localhost",
-                    "[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
-                    "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
-                    "[logger]", "fileName = relay.log",
-                    "[limits]"] + ["%s = %s" % kv for kv in self.limits.items()]) + "\n")
-            since = rt.log_offset(self.log)
-            argv = [BIN, "run", "-c", self.cfg]
-            if self.umask is not None:  # the relay inherits the umask of its parent
-                argv = ["/bin/sh", "-c", "umask %03o && exec \"$@\"" % self.umask, "sh"] + argv
-            self.proc = rt.start_process(argv, tmpdir=self.dir, name="relaypro", cwd=self.dir)
-            ok = rt.wait_for_log(self.log, "start", timeout=15, since=since) and \
-                rt.wait_for_port("127.0.0.1", self.https_port, timeout=5)
-            if ok:
-                return self
-            self.proc.stop(timeout=5)
-            if "in use" not in self.proc.stderr():
-                break
-        raise RuntimeError("relay did not start: %s" % redact(self.proc.stderr()[-1500:]))
+        prefix = ()
+        if self.umask is not None:  # the relay inherits the umask of its parent
+            prefix = ("/bin/sh", "-c", "umask %03o && exec \"$@\"" % self.umask, "sh")
+        return super().start(argv_prefix=prefix, fresh_ports=True)
 
     def conn(self, tls):
         if tls:
@@ -256,29 +237,10 @@ class Relay:
 
 
 def read_all(s, timeout=8):
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < (4 << 20):
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        s.settimeout(left)
-        try:
-            d = s.recv(65536)
-        except (socket.timeout, ssl.SSLError, ConnectionResetError, BrokenPipeError):
-            break
-        if not d:
-            break
-        buf += d
-    return bytes(buf)
+    return rt.read_all(s, timeout)[0]
 
 
-def body_json(resp):
-    try:
-        v = json.loads(resp.body.decode())
-        return v if isinstance(v, dict) else {}
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return {}
+body_json = rt.body_json
 
 
 def head_lines(data):
@@ -805,10 +767,8 @@ def mode_events(r, since):
 
 def reload_and_wait(r):
     """SIGHUP, then wait for the config.reload line; returns the log offset before it."""
-    since = rt.log_offset(r.log)
-    r.proc.signal(signal.SIGHUP)
-    ck(rt.wait_for_log(r.log, "config.reload", timeout=10, since=since) is not None,
-       "modes: the relay reloaded")
+    rec, since = r.reload()
+    ck(rec is not None, "modes: the relay reloaded")
     return since
 
 
