@@ -30,6 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 import wsclient  # noqa: E402
 
@@ -53,67 +54,23 @@ except Exception as e:
     rt.finish()
 
 
-class Relay:
-    """A relay with a TLS and a plain listener in <TMP>/<name>/."""
+class Relay(relays.Relay):
+    """A relay with a TLS and a plain listener in <TMP>/<name>/, started at once."""
 
     def __init__(self, name, limits=None, top=(), env=None):
-        self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
-        self.port, self.plain_port = rt.free_port(), rt.free_port()
-        lines = [
-            "consoleAddress = localhost", "organizationId = %d" % ORG, "relayId = %d" % RELAY_ID,
-            "securityToken = " + SECRET, "serverName = localhost",
-            "allowedPorts = %d,%d" % (CON.echo_port, CON.http_port),
-        ] + list(top) + [
-            "[httpsProxy]", "listen = 127.0.0.1:%d" % self.port,
-            "[httpProxy]", "listen = 127.0.0.1:%d" % self.plain_port,
-            "[logger]", "fileName = relay.log",
-            "[limits]",
-        ] + ["%s = %s" % kv for kv in (limits or {"authFailLimit": "1000"}).items()]
-        with open(self.cfg, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.proc = rt.start_process([BIN, "run", "-c", self.cfg], env=env, tmpdir=self.dir,
-                                     name="relay", cwd=self.dir)
-        if not (rt.wait_for_log(self.log, "start", timeout=10) and
-                rt.wait_for_port("127.0.0.1", self.port) and
-                rt.wait_for_port("127.0.0.1", self.plain_port)):
-            raise RuntimeError("relay did not start: %s" % redact(self.proc.stderr()[-1500:]))
-
-    def ca_pem(self):
-        r = subprocess.run([BIN, "ca", "show", "-c", self.cfg], capture_output=True, text=True,
-                           timeout=20, env=rt.clean_environ())
-        m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", r.stdout, re.S)
-        if not m:
-            raise RuntimeError("ca show failed")
-        path = os.path.join(self.dir, "ca.pem")
-        with open(path, "w") as f:
-            f.write(m.group(0))
-        return path
+        port, plain_port = rt.free_port(), rt.free_port()
+        super().__init__(os.path.join(TMP, name), relays.relay_config(
+            security_token=SECRET, org=ORG, relay_id=RELAY_ID,
+            allowed_ports=[CON.echo_port, CON.http_port], top=top, https=port, http=plain_port,
+            limits=limits or {"authFailLimit": "1000"}), https=port, http=plain_port, env=env)
+        self.port, self.plain_port = port, plain_port
+        self.start(timeout=10)
 
     def grant(self, sub="responder-ws"):
-        r = subprocess.run([BIN, "token", "grant", "-c", self.cfg, "--sub", sub, "--ttl", "10m"],
-                           capture_output=True, text=True, timeout=20, env=rt.clean_environ())
-        grant = r.stdout.strip()
-        rt.secret(grant)
-        return grant
+        return super().grant(sub)
 
     def token(self, sub="responder-ws"):
-        grant = self.grant(sub)
-        resp = rt.http_request("127.0.0.1", self.port, "POST", "/v1/token",
-                               headers=[("Authorization", "Bearer " + grant)], tls=True,
-                               verify=False, server_hostname="localhost")
-        if resp.status != 200:
-            raise RuntimeError("POST /v1/token: %d" % resp.status)
-        tok = resp.json()["access_token"]
-        rt.secret(tok)
-        return tok
-
-    def sock(self, tls):
-        if tls:
-            return rt.tls_connect("127.0.0.1", self.port, verify=False, server_hostname="localhost")
-        return rt.connect("127.0.0.1", self.plain_port)
+        return self.access_token(sub)
 
 
 # ================================================================= a raw RFC 6455 client
