@@ -30,6 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 
@@ -235,44 +236,20 @@ def proc_start_time(pid):
     return btime + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def write_config(path, lines):
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-
-
-def relay_config(d, https, http=None, admin=None, extra=()):
-    lines = ["consoleAddress = localhost", "organizationId = %d" % ORG,
-             "relayId = %d" % RELAY_ID, "securityToken = " + SECRET,
-             "allowedPorts = 443,%d" % S["con"].echo_port, "serverName = localhost",
-             "passwordFile = users.txt"] + list(extra)
-    lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % https]
-    if http:
-        lines += ["[httpProxy]", "listen = 127.0.0.1:%d" % http]
-    if admin:
-        lines += ["[admin]", "listen = 127.0.0.1:%d" % admin]
-    lines += ["[logger]", "fileName = relay.log",
-              "[limits]", "authFailLimit = %d" % AUTH_FAIL_LIMIT,
-              "maxConnections = %d" % MAX_CONNS]
-    return lines
+write_config = relays.write_config
 
 
 def start_relay(name, https, http=None, admin=None, extra=()):
     d = os.path.join(TMP, name)
     os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "users.txt"), "w") as f:
-        f.write("%s:%s\n" % (USER, PASSWORD))
-    cfg = os.path.join(d, "config.ini")
-    write_config(cfg, relay_config(d, https, http, admin, extra))
-    log = os.path.join(d, "relay.log")
-    proc = rt.start_process([BIN, "run", "-c", cfg], tmpdir=d, name="relay", cwd=d)
-    ok = rt.wait_for_log(log, "start", timeout=15) and rt.wait_for_port("127.0.0.1", https, 10)
-    if admin:
-        ok = ok and rt.wait_for_port("127.0.0.1", admin, 10)
-    if not ok:
-        raise RuntimeError("relay %s did not start: %s" % (name, redact(proc.stderr()[-1500:])))
-    return dict(dir=d, cfg=cfg, log=log, proc=proc, https=https, http=http, admin=admin)
+    relays.write_users(d, USER, PASSWORD, mode=None)
+    r = relays.Relay(d, relays.relay_config(
+        security_token=SECRET, org=ORG, relay_id=RELAY_ID,
+        allowed_ports="443,%d" % S["con"].echo_port, top=["passwordFile = users.txt"] + list(extra),
+        https=https, http=http, admin=admin,
+        limits=[("authFailLimit", AUTH_FAIL_LIMIT), ("maxConnections", MAX_CONNS)]),
+        https=https, http=http, admin=admin).start()
+    return dict(dir=d, cfg=r.cfg, log=r.log, proc=r.proc, https=https, http=http, admin=admin)
 
 
 def admin_get(path, port=None, method="GET", headers=None):
@@ -649,18 +626,14 @@ def reloads_counted():
     ok0 = metric("relaypro_config_reloads_total", result="ok")
     bad0 = metric("relaypro_config_reloads_total", result="failed")
     log, cfg, pid = S["relay"]["log"], S["relay"]["cfg"], S["relay"]["proc"].pid
-    since = rt.log_offset(log)
-    os.kill(pid, signal.SIGHUP)
-    ev = rt.wait_for_log(log, "config.reload", timeout=10, since=since)
+    ev, _ = relays.reload(pid, log)
     ck(ev is not None and ev.get("ok") is True, "reload logged ok", ev)
     ck_eq(metric("relaypro_config_reloads_total", result="ok") - ok0, 1, "reloads{ok} +1")
     good = open(cfg).read()
     with open(cfg + ".new", "w") as f:
         f.write(good + "noSuchKey = 1\n")
     os.replace(cfg + ".new", cfg)
-    since = rt.log_offset(log)
-    os.kill(pid, signal.SIGHUP)
-    ev = rt.wait_for_log(log, "config.reload", timeout=10, since=since)
+    ev, _ = relays.reload(pid, log)
     ck(ev is not None and ev.get("ok") is False, "bad reload logged", ev)
     ck_eq(metric("relaypro_config_reloads_total", result="failed") - bad0, 1, "reloads{failed} +1")
     with open(cfg + ".new", "w") as f:
