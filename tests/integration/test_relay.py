@@ -29,6 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 REPO = rt.REPO_DIR
@@ -64,11 +65,7 @@ def run_cmd(argv, timeout=20, env=None, input_bytes=None):
         raise RuntimeError("%s timed out after %ss" % (os.path.basename(argv[0]), timeout))
 
 
-def write(path, text, mode=None):
-    with open(path, "w") as f:
-        f.write(text)
-    if mode is not None:
-        os.chmod(path, mode)
+write = rt.write_file
 
 
 def tls_sock(port, cafile=None, hostname="localhost", strict_eof=True, timeout=5,
@@ -114,12 +111,7 @@ def count_responses(data):
     return len(re.findall(rb"(?:^|\n)HTTP/1\.[01] \d{3} ", data))
 
 
-def body_json(resp):
-    try:
-        v = json.loads(resp.body.decode("utf-8"))
-        return v if isinstance(v, dict) else {}
-    except (ValueError, UnicodeDecodeError):
-        return {}
+body_json = rt.body_json
 
 
 def connect_head(target, extra=b"", auth=True, host=True):
@@ -201,80 +193,43 @@ def console_bulk():
     return _console["bulk"]
 
 
-class Relay:
+class Relay(relays.Relay):
     """One relaypro process with its own folder, config, password file and JSON log."""
 
     def __init__(self, name, ports, limits=None, plain=True, dead_port=None):
-        self.name = name
-        self.dir = rt.make_tmpdir("relaytest-relay-%s-" % name)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
+        super().__init__(rt.make_tmpdir("relaytest-relay-%s-" % name), https=True,
+                         http=True if plain else None, name="relaypro")
+        self.label = name
         self.bundle = os.path.join(self.dir, "private", "ca-bundle.pem")
         self.ports = list(ports)
         self.limits = dict(limits or {})
         self.plain = plain
         self.dead_port = dead_port
-        self.proc = None
-        self.https_port = self.http_port = None
-        self.start_rec = None
         self._ca = None
-        write(os.path.join(self.dir, "users.txt"),
-              "# test users\n%s:%s\n" % (USER, PASSWORD), 0o600)
+        relays.write_users(self.dir, USER, PASSWORD, header="# test users\n")
 
-    def _write_config(self):
-        lines = ["# relaypro integration test: %s" % self.name,
-                 "consoleAddress = localhost",
-                 "relayProId = " + RELAY_PRO_ID,
-                 "allowedPorts = " + ",".join(str(p) for p in self.ports),
-                 "passwordFile = users.txt",
-                 "serverName = localhost",
-                 "serverAltNames = 127.0.0.1",
-                 "[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port]
-        if self.plain:
-            lines += ["[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port]
-        lines += ["[logger]", "fileName = relay.log"]
-        if self.limits:
-            lines.append("[limits]")
-            lines += ["%s = %s" % kv for kv in self.limits.items()]
-        write(self.cfg, "\n".join(lines) + "\n")
+    https_port = property(lambda self: None if self.https is True else self.https)
+    http_port = property(lambda self: None if self.http is True else self.http)
+
+    def config(self):
+        return ["# relaypro integration test: %s" % self.label] + relays.relay_config(
+            allowed_ports=self.ports, top=["relayProId = " + RELAY_PRO_ID,
+                                           "passwordFile = users.txt",
+                                           "serverAltNames = 127.0.0.1"],
+            https=self.https, http=self.http if self.plain else None, limits=self.limits)
 
     def start(self, timeout=20):
-        """Start (with fresh ports; a second try if a port was taken meanwhile) and wait
+        """Start (with fresh ports; again on others if a port was taken meanwhile) and wait
         for the `start` log event. Returns True when up."""
-        for attempt in range(3):
-            if self.https_port is None or attempt > 0:
-                self.https_port = rt.free_port()
-                self.http_port = rt.free_port() if self.plain else None
-            self._write_config()
-            since = rt.log_offset(self.log)
-            self.proc = rt.start_process([BIN, "run", "-c", self.cfg], tmpdir=self.dir,
-                                         name="relaypro", cwd=self.dir)
-            end = time.monotonic() + timeout
-            rec = None
-            while time.monotonic() < end:
-                rec = rt.wait_for_log(self.log, "start", timeout=0.2, since=since)
-                if rec or not self.proc.alive():
-                    break
-            if rec and rt.wait_for_port("127.0.0.1", self.https_port, timeout=5):
-                self.start_rec = rec
-                return True
-            self.proc.stop(timeout=5)
-            if "Address already in use" not in self.proc.stderr() + self.tail_log(since):
-                break
-        sys.stdout.write("     relay %s did not start: %s\n" % (
-            self.name, redact(self.proc.stderr()[-800:] + self.tail_log(0)[-800:])))
-        return False
+        try:
+            super().start(timeout=timeout, fresh_ports=True)
+            return True
+        except RuntimeError as e:
+            sys.stdout.write("     %s (%s)\n" % (e, self.label))
+            return False
 
     def stop(self, timeout=10):
         return self.proc.stop(timeout=timeout) if self.proc else None
-
-    def tail_log(self, since=0):
-        try:
-            with open(self.log, "rb") as f:
-                f.seek(since)
-                return f.read(1 << 20).decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def events(self, name, since=0):
         return [r for r in rt.read_json_lines(self.log, since) if r.get("event") == name]
