@@ -21,6 +21,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
@@ -80,13 +81,9 @@ def start_stunnel(name, backend_port, leaf):
 def start_relay(name, env, tls_listener=False, extra=""):
     port = rt.free_port()
     cfg = os.path.join(S["tmp"], name + ".ini")
-    listen = ("[httpsProxy]\nlisten = 127.0.0.1:%d\n[httpProxy]\nlisten =\n" % port if tls_listener
-              else "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n" % port)
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = localhost\nallowedHosts = 127.0.0.1\nallowedPorts = %d,%d\n"
-                "passwordFile = users.txt\nproxyEnabled = true\nserverName = localhost\n%s%s"
-                "[logger]\nfileName = %s.log\n"
-                % (S["con"].echo_port, S["con"].http_port, extra, listen, name))
+    relays.write_config(cfg, relays.chaining_config(
+        port, (S["con"].echo_port, S["con"].http_port), name + ".log", tls=tls_listener,
+        top=extra.splitlines()), atomic=False)
     full = {"RELAYPRO_PROXY_CA_FILE": S["ca"][0]}
     full.update(env)
     p = rt.start_process([BIN, "run", "-c", cfg], env=full, tmpdir=S["tmp"], name=name)
@@ -315,11 +312,8 @@ def registration_through_https_proxy():
     tp, tport, tlog = start_tinyproxy("tp-reg", [con.https_port], auth=("reguser", PROXY_SECRET))
     st_p, st_port, st_log = start_stunnel("stunnel-reg", tport, S["leaf"])
     cfg = os.path.join(S["tmp"], "relay-reg.ini")
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = %s\norganizationId = 5\ndeploymentToken = dep-via-https-proxy\n"
-                "consoleCACert = %s\nproxyEnabled = true\nserverName = localhost\n"
-                "[httpsProxy]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay-reg.log\n"
-                % (con.address(), con.ca, rt.free_port()))
+    relays.write_config(cfg, relays.registration_config(con, "relay-reg.log", top=["proxyEnabled = true"]),
+                        atomic=False)
     relay = rt.start_process([BIN, "run", "-c", cfg], tmpdir=S["tmp"], name="relay-reg",
                              env={"HTTPS_PROXY": https_proxy_url(st_port, "reguser:%s@" % PROXY_SECRET),
                                   "RELAYPRO_PROXY_CA_FILE": S["ca"][0]})
@@ -335,11 +329,8 @@ def registration_through_https_proxy():
     relay.stop()
     # A proxy whose certificate is not trusted: registration fails and says why.
     st_bad, bad_port, _ = start_stunnel("stunnel-reg-bad", tport, S["untrusted_leaf"])
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = %s\norganizationId = 5\ndeploymentToken = dep-via-https-proxy\n"
-                "consoleCACert = %s\nproxyEnabled = true\nserverName = localhost\n"
-                "[httpsProxy]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay-reg-bad.log\n"
-                % (con.address(), con.ca, rt.free_port()))
+    relays.write_config(cfg, relays.registration_config(con, "relay-reg-bad.log", top=["proxyEnabled = true"]),
+                        atomic=False)
     relay = rt.start_process([BIN, "run", "-c", cfg], tmpdir=S["tmp"], name="relay-reg-bad",
                              env={"HTTPS_PROXY": https_proxy_url(bad_port),
                                   "RELAYPRO_PROXY_CA_FILE": S["ca"][0]})
