@@ -24,6 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
@@ -70,15 +71,8 @@ func main() {
 
 
 def write(path, data, atomic=True):
-    mode = "wb" if isinstance(data, bytes) else "w"
-    if atomic:
-        tmp = path + ".tmp"
-        with open(tmp, mode) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    else:
-        with open(path, mode) as f:  # truncated and rewritten in place
-            f.write(data)
+    """atomic: a rename over the file; else truncated and rewritten in place."""
+    rt.write_file(path, data, atomic=atomic)
 
 
 def read(path):
@@ -133,9 +127,8 @@ def served_cn(r, cafile=None):
 
 
 def hup_and_wait(r):
-    since = rt.log_offset(r["log"])
-    os.kill(r["proc"].pid, signal.SIGHUP)
-    return since, rt.wait_for_log(r["log"], "config.reload", timeout=20, since=since)
+    rec, since = relays.reload(r["proc"].pid, r["log"], timeout=20)
+    return since, rec
 
 
 def metrics(r):
