@@ -36,9 +36,7 @@ def run(args, env=None, timeout=20, cwd=None):
                           env=env if env is not None else env_clean(), cwd=cwd)
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
+write = rt.write_file
 
 
 def b64d(s):
