@@ -182,18 +182,13 @@ def readme_build_and_load():
 
 # ------------------------------------------------------------------ the README recipe
 
-CON = None
-
-
 def console():
-    global CON
-    if CON is None:
-        CON = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
-                               deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
-                               relay_id=RELAY_ID)
-        shutil.copyfile(CON.ca, os.path.join(TMP, "console-ca.pem"))
+    con = rt.console_once(TMP, org=ORG, deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                          relay_id=RELAY_ID, **rt.HTTPS_ONLY)
+    if not os.path.exists(os.path.join(TMP, "console-ca.pem")):
+        shutil.copyfile(con.ca, os.path.join(TMP, "console-ca.pem"))
         os.chmod(os.path.join(TMP, "console-ca.pem"), 0o644)
-    return CON
+    return con
 
 
 @rt.case(timeout=180)
