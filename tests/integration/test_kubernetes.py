@@ -235,16 +235,9 @@ def manifests_say_what_operators_need():
 
 # ------------------------------------------------------------------ 3. the pod's environment
 
-CON = None
-
-
 def console():
-    global CON
-    if CON is None:
-        CON = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
-                               deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
-                               relay_id=RELAY_ID)
-    return CON
+    return rt.console_once(TMP, org=ORG, deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                           relay_id=RELAY_ID, **rt.HTTPS_ONLY)
 
 
 def kubectl_secret(envfile, name):
