@@ -90,7 +90,7 @@ kid_suffix(const char *in, size_t len)
 	static struct jwt_token t;
 	const char *bar = memchr(in, '|', len), *code = NULL;
 	unsigned char key[KDF_KEY_LEN];
-	char sub[JWT_SUB_MAX + 1];
+	char sub[JWT_SUB_MAX + 1], why[TOKEN_WHY_MAX];
 	size_t n;
 	int rc;
 
@@ -106,7 +106,7 @@ kid_suffix(const char *in, size_t len)
 	n = jwt_sign(tok, sizeof tok, hdr, bar + 1, key, sizeof key);
 	if (n == 0 || jwt_parse(tok, n, &t) != JWT_OK)
 		return;
-	rc = token_verify_access(&cfg, tok, n, NOW, sub, sizeof sub, &code);
+	rc = token_verify_access(&cfg, tok, n, NOW, sub, sizeof sub, &code, why, sizeof why);
 	if (rc == 0)
 		FUZZ_ASSERT(jwt_kid_eq(&t, token_kid(), strlen(token_kid())));
 	if ((t.has & JWT_HAS_KID) && !jwt_kid_eq(&t, token_kid(), strlen(token_kid())))
