@@ -62,7 +62,8 @@ GROUPS = {
     "test_image.py": {"dist"},
     "test_packages.py": {"dist"},
     "test_demo.py": {"make"},      # make run: `make -s all`, fixed ports 8443/9443
-    "test_socks5.py": {"make"},    # make build/amd64/tools/register_tool
+    "test_socks5.py": {"make"},    # relaytest.build_tool: make build/<arch>/tools/...
+    "test_register.py": {"make"},  # relaytest.build_tool
 }
 # Scripts that test the shipped static artefact itself (static linking, the empty chroot,
 # the OCI image, the packages, the README walks) or only the test console: a glibc

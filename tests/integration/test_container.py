@@ -394,12 +394,7 @@ def readme_kubernetes():
     if not need_podman("README: Kubernetes"):
         return
     con = console()
-    real = shutil.which("kubectl")
-    if real is None:
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
-                        "--no-install-recommends", "kubernetes-client"], capture_output=True,
-                       timeout=280, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        real = shutil.which("kubectl")
+    real, _ = rt.apt_install("kubernetes-client", "kubectl", timeout=280)
     if not rt.check(real, "kubectl present", "apt-get install -y kubernetes-client"):
         return
     validator, why = rt.k8s_validator()

@@ -242,12 +242,7 @@ def console():
 
 def kubectl_secret(envfile, name):
     """kubectl create secret generic NAME --from-env-file (client-side dry run) -> data."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
-                        "--no-install-recommends", "kubernetes-client"], capture_output=True,
-                       timeout=600, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        kubectl = shutil.which("kubectl")
+    kubectl, _ = rt.apt_install("kubernetes-client", "kubectl", timeout=600)
     if not rt.check(kubectl, "kubectl present", "apt-get install -y kubernetes-client"):
         return None
     home = os.path.join(TMP, "kube-home")

@@ -32,6 +32,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 
 BIN = rt.relay_bin()
@@ -489,20 +490,6 @@ def tunnel_moves_counters():
     ck_eq(val(again, "relaypro_tunnels_total", target=target), 2, "tunnels_total{target} is 2")
 
 
-def _read_exact(sock, n, end):
-    buf = bytearray()
-    while len(buf) < n and time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            d = sock.recv(n - len(buf))
-        except socket.timeout:
-            break
-        if not d:
-            break
-        buf += d
-    return bytes(buf)
-
-
 @rt.case
 def websocket_tunnel_moves_counters():
     """A WebSocket tunnel (GET /v1/tunnel) counts like a CONNECT tunnel: one masked binary
@@ -517,27 +504,17 @@ def websocket_tunnel_moves_counters():
     rt.secret(tok)
     before, _, _ = scrape()
     n = 100
-    s = rt.connect("127.0.0.1", S["http"])
+    status, _, ws, _ = wsclient.handshake_on(rt.connect("127.0.0.1", S["http"]), "target=" + target, tok)
+    ck_eq(status, 101, "WebSocket upgrade: 101")
+    if status != 101:
+        return
     try:
-        s.sendall(rt.build_request("GET", "/v1/tunnel?target=" + target, [
-            ("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", base64.b64encode(os.urandom(16)).decode()),
-            ("Sec-WebSocket-Version", "13"), ("Authorization", "Bearer " + tok)]))
-        _, status, _, _, _ = rt.read_response_head(s, timeout=10)
-        ck_eq(status, 101, "WebSocket upgrade: 101")
-        if status != 101:
-            return
-        payload, mask = os.urandom(n), os.urandom(4)
-        s.sendall(bytes([0x82, 0x80 | n]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-        got, end = bytearray(), time.monotonic() + 10
-        while len(got) < n and time.monotonic() < end:
-            hdr = _read_exact(s, 2, end)
-            if len(hdr) < 2 or hdr[0] != 0x82 or hdr[1] >= 126:
-                break
-            got += _read_exact(s, hdr[1], end)
-        ck(bytes(got) == payload, "WebSocket echo returns the %d bytes" % n)
+        payload = os.urandom(n)
+        ws.send(wsclient.frame(2, payload))
+        got, _, _ = ws.read_data(n, timeout=10)
+        ck(got == payload, "WebSocket echo returns the %d bytes" % n)
     finally:
-        s.close()
+        ws.close()
     ck_eq(wait_metric("relaypro_tunnels_open", 0, target=target), 0, "WebSocket tunnel closed")
     after, _, _ = scrape()
 

@@ -17,7 +17,6 @@ import calendar
 import json
 import os
 import re
-import signal
 import ssl
 import subprocess
 import sys
@@ -75,23 +74,18 @@ def write(path, data, atomic=True):
     rt.write_file(path, data, atomic=atomic)
 
 
-def read(path):
-    with open(path) as f:
-        return f.read()
+read = rt.read_file
 
 
 def config(d, port, admin, cert=None, key=None, extra=""):
-    lines = ["consoleAddress = localhost", "securityToken = " + TOKEN, "serverName = localhost",
-             "privateFolder = " + os.path.join(S["tmp"], "private")]
+    top = ["privateFolder = " + os.path.join(S["tmp"], "private")]
     if cert:
-        lines.append("certFile = " + cert)
+        top.append("certFile = " + cert)
     if key:
-        lines.append("keyFile = " + key)
-    lines.append(extra)
-    lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % port]
-    if admin:
-        lines += ["[admin]", "listen = 127.0.0.1:%d" % admin]
-    lines += ["[limits]", "headerTimeout = 120s", "[logger]", "fileName = relay.log"]
+        top.append("keyFile = " + key)
+    top.append(extra)
+    lines = relays.relay_config(security_token=TOKEN, top=top, https=port, admin=admin,
+                                limits={"headerTimeout": "120s"})
     path = os.path.join(d, "config.ini")
     write(path, "\n".join(lines) + "\n")
     return path

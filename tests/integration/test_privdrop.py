@@ -39,17 +39,7 @@ def need_root(name):
     return True
 
 
-def status(pid):
-    """{'Uid': [...], 'Gid': [...], 'Groups': [...], 'NoNewPrivs': '1'} of a live pid."""
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            k, _, v = ln.partition(":")
-            if k in ("Uid", "Gid", "Groups"):
-                out[k] = [int(x) for x in v.split()]
-            elif k == "NoNewPrivs":
-                out[k] = v.strip()
-    return out
+status = rt.proc_status
 
 
 events = rt.events

@@ -86,24 +86,7 @@ def tls_sock(port, cafile=None, hostname="localhost", strict_eof=True, timeout=5
 read_all = rt.read_all  # (data, how): how the stream ended, ragged TLS told apart
 
 
-def read_exact(sock, n, timeout=5.0):
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < n:
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            d = sock.recv(n - len(buf))
-        except (socket.timeout, ssl.SSLError, ConnectionResetError):
-            break
-        if not d:
-            break
-        buf += d
-    return bytes(buf)
-
-
+read_exact = rt.read_exact
 send_quiet = rt.send_quiet
 
 

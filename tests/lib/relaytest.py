@@ -836,6 +836,21 @@ def relay_bin():
     return os.path.join(REPO_DIR, "dist", "relaypro-linux-amd64")
 
 
+def build_tool(name, timeout=600):
+    """A test driver tests/tools/<name>.c linked against the relay's modules, built by the
+    Makefile (`make build/<arch>/tools/<name>`, native arch). Returns (path, None), or
+    (None, the compiler's output). Scripts that call it run in the runner's `make` group
+    (tests/run.py): two makes on one tree must not run at once."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    rel = os.path.join("build", arch, "tools", name)
+    r = subprocess.run(["make", "-s", "ARCH=" + arch, rel], cwd=REPO_DIR, capture_output=True,
+                       text=True, timeout=timeout, env=clean_environ())
+    path = os.path.join(REPO_DIR, rel)
+    if r.returncode != 0 or not os.access(path, os.X_OK):
+        return None, (r.stdout + r.stderr)[-3000:] or "make exited %d" % r.returncode
+    return path, None
+
+
 def pid_alive(pid):
     """True while pid exists and is not a zombie (Linux /proc)."""
     try:
@@ -843,6 +858,20 @@ def pid_alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def proc_status(pid):
+    """{'Uid': [...], 'Gid': [...], 'Groups': [...] (ints), 'NoNewPrivs': '1'} of a live
+    pid, from /proc/<pid>/status."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            k, _, v = ln.partition(":")
+            if k in ("Uid", "Gid", "Groups"):
+                out[k] = [int(x) for x in v.split()]
+            elif k == "NoNewPrivs":
+                out[k] = v.strip()
+    return out
 
 
 def plain_healthz(port, timeout=3):
@@ -1247,6 +1276,26 @@ def read_all(sock, timeout=5.0, limit=4 << 20, ragged="ragged"):
             return bytes(buf), "eof"
         buf += d
     return bytes(buf), "limit"
+
+
+def read_exact(sock, n, timeout=5.0):
+    """Up to n bytes: fewer when the peer closes, resets, a TLS error comes or `timeout`
+    seconds pass."""
+    end = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < n:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            d = sock.recv(n - len(buf))
+        except (socket.timeout, ssl.SSLError, ConnectionResetError):
+            break
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
 
 
 def send_quiet(sock, data):
