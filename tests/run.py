@@ -71,8 +71,22 @@ GROUPS = {
 NO_ASAN = {"test_cli.py", "test_image.py", "test_packages.py", "test_console.py",
            "test_demo.py", "test_install.py", "test_readme.py", "test_container.py"}
 VALGRIND_SET = ("test_tokens.py", "test_reload.py", "test_upstream_proxy.py")
-# Seconds each step took on 2 shared cores; orders the first run of a fresh clone.
-HINT_SECONDS = {}
+# Seconds the longer steps took on 2 shared cores (run one at a time, merge16); they order
+# the first run of a fresh clone, longest first (an unlisted step counts as 5 s).
+HINT_SECONDS = {
+    "tests/integration/test_container.py": 97, "tests/integration/test_faults.py": 78,
+    "asan: tests/integration/test_faults.py": 80, "tests/integration/test_tokens.py": 62,
+    "asan: tests/integration/test_tokens.py": 62,
+    "the pre-authentication connection fuzzed for 60 s (ASan + UBSan)": 62,
+    "tests/integration/test_register.py": 30, "asan: tests/integration/test_register.py": 30,
+    "tests/integration/test_socks5.py": 28, "asan: tests/integration/test_socks5.py": 28,
+    "tests/integration/test_relay.py": 28, "asan: tests/integration/test_relay.py": 28,
+    "tests/integration/test_security.py": 25, "asan: tests/integration/test_security.py": 24,
+    "tests/integration/test_install.py": 22, "tests/integration/test_opcert.py": 20,
+    "asan: tests/integration/test_opcert.py": 20, "tests/integration/test_upgrade.py": 14,
+    "asan: tests/integration/test_upgrade.py": 14, "tests/integration/test_https_proxy.py": 14,
+    "asan: tests/integration/test_https_proxy.py": 14,
+}
 
 SUMMARY = re.compile(r"^(?:[A-Za-z0-9_-]+: )?([0-9]+) passed, ([0-9]+) failed")
 
@@ -333,17 +347,27 @@ def check_steps():
 
 
 def order(steps):
-    """Longest first (last run's times, else HINT_SECONDS); alone steps before the rest,
-    since they hold the whole machine anyway; list order otherwise."""
+    """Alone steps first (they hold the whole machine anyway), then by critical path: a
+    step's own time (last run's, else HINT_SECONDS) plus the longest chain of steps waiting
+    for it, longest first -- so the builds that the ASan pass waits for start early."""
     try:
         with open(TIMES) as f:
             seen = json.load(f)
     except (OSError, ValueError):
         seen = {}
+    secs = {s.name: seen.get(s.name, HINT_SECONDS.get(s.name, 5)) for s in steps}
+    waiting = {s.name: [t for t in steps if s.name in t.after] for s in steps}
+    memo = {}
+
+    def path(s, depth=0):
+        if s.name not in memo:
+            memo[s.name] = secs[s.name] + max(
+                [path(t, depth + 1) for t in waiting[s.name]] if depth < 50 else [0], default=0)
+        return memo[s.name]
+
     def key(ix):
         i, s = ix
-        secs = seen.get(s.name, HINT_SECONDS.get(s.name, 30))
-        return (0 if "alone" in s.groups else 1, -secs, i)
+        return (0 if "alone" in s.groups else 1, -path(s), i)
     return [s for _, s in sorted(enumerate(steps), key=key)]
 
 
