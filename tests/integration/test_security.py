@@ -511,8 +511,7 @@ def no_steering():
 
 # ================================================================= JWT
 
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+b64u = rt.b64url
 
 
 def grant_claims(**over):
