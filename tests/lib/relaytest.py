@@ -1298,6 +1298,18 @@ def read_exact(sock, n, timeout=5.0):
     return bytes(buf)
 
 
+def recv_head(conn, limit=8192):
+    """Bytes until a blank line ends a head (the rest of that read included), at most
+    about `limit`; None when the peer closes first. The socket's own timeout applies."""
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < limit:
+        d = conn.recv(4096)
+        if not d:
+            return None
+        head += d
+    return head
+
+
 def send_quiet(sock, data):
     """sendall; False instead of an exception when the peer already closed or reset (it
     may have answered first: read what it sent), True when everything was sent."""
@@ -2073,12 +2085,9 @@ class EagerProxy:
             conn.settimeout(10)
             if self.ctx:
                 conn = self.ctx.wrap_socket(conn, server_side=True)
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 4096:
-                d = conn.recv(4096)
-                if not d:
-                    return
-                head += d
+            head = recv_head(conn, 4096)
+            if head is None:
+                return
             conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + self.eager)
             for _ in range(1000):
                 d = conn.recv(65536)
