@@ -306,7 +306,7 @@ def absolute_form_through_https_proxy():
 
 @rt.case
 def registration_through_https_proxy():
-    con = rt.start_console(S["tmp"], https=True, http=False, echo=False, tls_echo=False, org=5,
+    con = rt.start_console(S["tmp"], **rt.HTTPS_ONLY, org=5,
                            deployment_token="dep-via-https-proxy", security_token="sec-via-https-proxy",
                            relay_id=12, name="console-reg")
     tp, tport, tlog = start_tinyproxy("tp-reg", [con.https_port], auth=("reguser", PROXY_SECRET))

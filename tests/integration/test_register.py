@@ -124,7 +124,7 @@ def setup():
     global CON
     build_tools()
     rt.check(os.access(TOOLS["register_tool"], os.X_OK), "drivers built")
-    CON = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+    CON = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG,
                            deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
                            relay_id=RELAY_ID)
 
@@ -191,7 +191,7 @@ def ca_sources():
 
 @rt.case(timeout=30)
 def retry_on_503():
-    con = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+    con = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG,
                            deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
                            relay_id=RELAY_ID, fail_register=2, name="console503")
     cfg, _ = write_config("r503", con.address(), ca=con.ca)
@@ -256,7 +256,7 @@ def unreachable_backoff():
 
 @rt.case(timeout=30)
 def certificate_refused():
-    other = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+    other = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG,
                              deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
                              relay_id=RELAY_ID, name="otherca", extra_args=["--new-ca"])
     cfg, _ = write_config("otherca", other.address(), ca=CON.ca)
@@ -294,9 +294,8 @@ def weak_tls_refused():
            "ECDHE-RSA-AES256-SHA384:@SECLEVEL=0"
     for tag, ciphers, ok in (("weak", weak, False),
                              ("weak+aead", weak + ":ECDHE-RSA-AES128-GCM-SHA256", True)):
-        con = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False,
-                               org=ORG, deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
-                               relay_id=RELAY_ID, name="console-" + tag,
+        con = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG, deployment_token=DEP_TOKEN,
+                               security_token=SEC_TOKEN, relay_id=RELAY_ID, name="console-" + tag,
                                extra_args=["--tls-ciphers", ciphers])
         cfg, _ = write_config(tag, con.address(), ca=con.ca)
         rc, out, recs, err = run_tool(tag, cfg, ["--timeout", "2", "--backoff", "100", "400"])

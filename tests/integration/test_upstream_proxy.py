@@ -180,7 +180,7 @@ def absolute_form_through_http_proxy():
 
 @rt.case
 def registration_through_proxy():
-    con = rt.start_console(S["tmp"], https=True, http=False, echo=False, tls_echo=False, org=5,
+    con = rt.start_console(S["tmp"], **rt.HTTPS_ONLY, org=5,
                            deployment_token="dep-via-proxy", security_token="sec-via-proxy",
                            relay_id=11, name="console-reg")
     S["con_reg"] = con
