@@ -254,11 +254,19 @@ def _status(port, path):
 
 # ------------------------------------------------------------------ env-only + curl
 
+def own_image():
+    """The amd64 image under this run's own tag: IMAGE is a name every run on this machine
+    loads (another run's `podman load` of its arm64 archive moves it for a moment), so the
+    containers this script starts itself -- not the README's, which name IMAGE as written --
+    use the tag readme_build_and_load gave it."""
+    return state.get("image_amd64", IMAGE)
+
+
 def make_bundle(d):
     """The CA bundle as a Secret would hold it: made in a throwaway container, then root's,
     group 65532, 0440 (defaultMode 0440, fsGroup 65532)."""
     r = podman("run", "--rm", "--user", "0:0", "-v", "%s:/out" % d, "-e",
-               "RELAYPRO_CA_BUNDLE_FILE=/out/ca-bundle.pem", IMAGE, "ca", "show", timeout=60)
+               "RELAYPRO_CA_BUNDLE_FILE=/out/ca-bundle.pem", own_image(), "ca", "show", timeout=60)
     ok = r.returncode == 0 and os.path.exists(os.path.join(d, "ca-bundle.pem"))
     if ok:
         os.chown(os.path.join(d, "ca-bundle.pem"), 0, 65532)
@@ -289,7 +297,7 @@ def env_only_container_curl():
                "-e", "RELAYPRO_CONSOLE_ADDRESS=localhost", "-e", "RELAYPRO_ORGANIZATION_ID=%d" % ORG,
                "-e", "RELAYPRO_RELAY_ID=%d" % RELAY_ID, "-e", "RELAYPRO_SECURITY_TOKEN=" + SEC_TOKEN,
                "-e", "RELAYPRO_ALLOWED_PORTS=%d" % con.https_port, "-e", "RELAYPRO_SERVER_NAME=localhost",
-               "-e", "RELAYPRO_HTTPS_PROXY_LISTEN=127.0.0.1:%d" % https, IMAGE, timeout=60)
+               "-e", "RELAYPRO_HTTPS_PROXY_LISTEN=127.0.0.1:%d" % https, own_image(), timeout=60)
     if not rt.check(r.returncode == 0 and rt.wait_for_port("127.0.0.1", https, timeout=15),
                     "env-only container with the CA bundle mounted read-only listens",
                     r.stderr[-500:] + podman("logs", name).stderr[-500:]):
