@@ -107,6 +107,7 @@ kid_suffix(const char *in, size_t len)
 	if (n == 0 || jwt_parse(tok, n, &t) != JWT_OK)
 		return;
 	rc = token_verify_access(&cfg, tok, n, NOW, sub, sizeof sub, &code, why, sizeof why);
+	FUZZ_ASSERT(memchr(why, 0, sizeof why) != NULL);
 	if (rc == 0)
 		FUZZ_ASSERT(jwt_kid_eq(&t, token_kid(), strlen(token_kid())));
 	if ((t.has & JWT_HAS_KID) && !jwt_kid_eq(&t, token_kid(), strlen(token_kid())))

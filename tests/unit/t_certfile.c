@@ -13,6 +13,7 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -436,7 +437,9 @@ write_file(const char *path, const void *data, size_t n)
 {
 	FILE *f = fopen(path, "wb");
 
-	CHECK(f != NULL && fwrite(data, 1, n, f) == n && fclose(f) == 0, "test file written");
+	/* 0600: a key others can read gets a file.mode warning (tested in test_opcert) */
+	CHECK(f != NULL && fchmod(fileno(f), 0600) == 0 && fwrite(data, 1, n, f) == n &&
+	    fclose(f) == 0, "test file written");
 }
 
 static void
