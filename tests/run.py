@@ -250,18 +250,25 @@ def integration(name, env=None, prefix="", timeout=900, after=()):
 
 
 def reports(folder, label, empty_is_clean=False):
-    """A step counting sanitizer or valgrind report files in `folder`: each one a failure
-    (valgrind -q writes a log only when it has something to say: an empty log is clean)."""
+    """A step counting sanitizer or valgrind report files below `folder` (one subfolder per
+    script, so a report names the script that made it): each one a failure. valgrind -q
+    writes a log only when it has something to say, so an empty valgrind log is a clean
+    run; an empty sanitizer log still counts (a sanitized process opened it and died
+    before it could say why)."""
     def fn():
         text, n = "", 0
-        for f in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            path = os.path.join(folder, f)
-            if empty_is_clean and os.path.getsize(path) == 0:
-                continue
-            with open(path, errors="replace") as fh:
-                head = "".join(fh.readlines()[:60])
-            text += "---- %s report: %s\n%s" % (label, path, head)
-            n += 1
+        for root, _, files in sorted(os.walk(folder)):
+            for f in sorted(files):
+                path = os.path.join(root, f)
+                size = os.path.getsize(path)
+                if empty_is_clean and size == 0:
+                    continue
+                with open(path, errors="replace") as fh:
+                    head = "".join(fh.readlines()[:60])
+                text += "---- %s report: %s (%d bytes; %s)\n%s" % (
+                    label, path, size, "modified %s" % time.strftime(
+                        "%H:%M:%S", time.localtime(os.path.getmtime(path))), head)
+                n += 1
         text += "%s-reports: %d passed, %d failed\n" % (label, 0 if n else 1, n)
         return text, 0 if n else 1, n
     return fn
@@ -271,13 +278,17 @@ def asan_steps(after):
     logs = os.path.join(REPO, "build", "asan", "logs")
     shutil.rmtree(logs, ignore_errors=True)
     os.makedirs(logs, exist_ok=True)
-    env = {"RELAYPRO_BIN": os.path.join(REPO, "build", "asan", "relaypro"),
-           "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=1:abort_on_error=0" % logs,
-           "UBSAN_OPTIONS": "log_path=%s/ubsan:print_stacktrace=1:halt_on_error=1" % logs}
     steps = [Step("build asan relay", ["make", "-s", "asan-relay"], groups={"make"},
                   after=after, counts=False, timeout=1200)]
-    steps += [integration(t, env, "asan: ", 1200, after=["build asan relay"])
-              for t in scripts() if t not in NO_ASAN]
+    for t in scripts():
+        if t in NO_ASAN:
+            continue
+        d = os.path.join(logs, t[:-3])  # reports name the script that made them
+        os.makedirs(d, exist_ok=True)
+        env = {"RELAYPRO_BIN": os.path.join(REPO, "build", "asan", "relaypro"),
+               "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=1:abort_on_error=0" % d,
+               "UBSAN_OPTIONS": "log_path=%s/ubsan:print_stacktrace=1:halt_on_error=1" % d}
+        steps.append(integration(t, env, "asan: ", 1200, after=["build asan relay"]))
     steps.append(Step("sanitizer reports", fn=reports(logs, "sanitizer"),
                       after=[s.name for s in steps]))
     return steps
