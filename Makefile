@@ -2,7 +2,12 @@
 #
 #   make            native (musl, static) build into build/<arch>/relaypro
 #   make test       install what is missing, build, run unit tests (amd64 native, arm64
-#                   under qemu) and the integration tests; last line "N passed, N failed"
+#                   under qemu) and the integration tests (twice: the second time against
+#                   the ASan + UBSan relay), several at once; last line "N passed, N failed"
+#   make check      the quick tier for the edit loop: native build, layout, amd64 unit
+#                   tests, check-config, one integration smoke (well under 90 s)
+#   make sanitize   the integration suite against the ASan + UBSan relay, and a subset
+#                   under valgrind (slow)
 #   make asan       glibc build of the unit tests with ASan+UBSan, and run it
 #   make run        local demo (see README)
 #   make clean
@@ -48,7 +53,7 @@ TESTS   := runner t_admit t_b64 t_body t_ca t_certfile t_cfgwrite t_config t_def
            t_pending t_pollset t_priv t_proxyproto t_register t_secret t_sessions t_shm t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 
-.PHONY: all dist test unit layout run-deps integration asan asan-relay check run clean deps bench callgrind callgrind-bin
+.PHONY: all dist test unit layout run-deps integration asan asan-relay check sanitize run clean deps bench callgrind callgrind-bin
 all: $(BUILD)/relaypro
 
 $(BUILD)/relaypro: $(BUILD)/main.o $(OBJS) $(LIBS)
@@ -86,10 +91,12 @@ deps: .deps/stamp-deps
 	@touch $@
 
 # make test installs every tool its tests use (build.sh test-deps), make run only the
-# native toolchain, curl, python3 and openssl (build.sh run-deps).
+# native toolchain, curl, python3 and openssl (build.sh run-deps). tests/run.py runs the
+# steps, several at once (JOBS=N; default 3), and prints the total last.
+JOBS ?= $(if $(RELAYTEST_JOBS),$(RELAYTEST_JOBS),3)
 test: deps
 	./build.sh test-deps
-	tests/run.sh
+	tests/run.py test -j $(JOBS)
 
 unit: deps layout
 	$(MAKE) ARCH=amd64 build/amd64/unit-tests
@@ -113,7 +120,8 @@ asan: deps
 	    $(ASAN_DIR)/libbearssl.a .deps/$(NATIVE)/lib/libinih.a -lpthread
 	$(ASAN_DIR)/unit-tests
 
-# The relay itself built the same way, for `make check` (integration suite under ASan).
+# The relay itself built the same way, for the integration suite under ASan (make test,
+# make sanitize).
 asan-relay: deps
 	@mkdir -p $(ASAN_DIR)
 	$(MAKE) -s -f vendor/bearssl.mk SRC=.deps/src/bearssl OUT=$(ASAN_DIR)/bearssl-obj \
@@ -123,9 +131,14 @@ asan-relay: deps
 	    -I.deps/$(NATIVE)/include -Isrc -o $(ASAN_DIR)/relaypro src/main.c \
 	    $(MODULES:%=src/%.c) $(ASAN_DIR)/libbearssl.a .deps/$(NATIVE)/lib/libinih.a -lpthread
 
-# Integration suite against the ASan+UBSan build, and a subset under valgrind (slow).
+# The quick tier for the edit loop (tests/run.py check): native build, source layout,
+# amd64 unit tests, check-config golden output and errors, one integration smoke.
 check: deps
-	tests/check.sh
+	tests/run.py check -j $(JOBS)
+
+# Integration suite against the ASan+UBSan build, and a subset under valgrind (slow).
+sanitize: deps
+	tests/run.py sanitize -j $(JOBS)
 
 run:
 	./build.sh run-deps
@@ -217,10 +230,16 @@ fuzz: fuzz-build
 
 # A step of `make test`: the whole pre-authentication connection (fuzz_preauth.c) fuzzed for
 # FUZZ_SMOKE_SECONDS under ASan + UBSan, from its corpus. Last line "fuzz: N passed, N failed".
+# (tests/run.py builds with fuzz-smoke-build, beside other builds one at a time, and runs
+# fuzz-smoke-run beside the integration scripts.)
 FUZZ_SMOKE_SECONDS ?= 60
 FUZZ_SMOKE_TARGETS ?= preauth
-fuzz-smoke: deps fuzz-deps
+.PHONY: fuzz-smoke-build fuzz-smoke-run
+fuzz-smoke: fuzz-smoke-build
+	$(MAKE) -s fuzz-smoke-run
+fuzz-smoke-build: deps fuzz-deps
 	$(MAKE) -s $(FUZZ_SMOKE_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
+fuzz-smoke-run:
 	tests/fuzz/fuzz.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_SMOKE_TARGETS)
 
 $(FUZZ_DIR)/asan-obj/%.o: src/%.c | $(DEPS)/include/bearssl.h
@@ -244,7 +263,7 @@ $(BUILD)/fuzz-replay: tests/fuzz/replay.c $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%.
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -Itests/fuzz -DFUZZ_LIST='$(FUZZ_LIST)' -static -no-pie \
 	    -o $@ $< $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%.o) $(OBJS) $(LIBS)
 
-# Last line "fuzz-replay: N passed, N failed" (the sanitized run); tests/run.sh tallies it.
+# Last line "fuzz-replay: N passed, N failed" (the sanitized run); tests/run.py tallies it.
 fuzz-replay: deps
 	$(MAKE) -s ARCH=$(NATIVE) build/$(NATIVE)/fuzz-replay $(FUZZ_DIR)/replay-asan
 	build/$(NATIVE)/fuzz-replay -l fuzz-replay-musl tests/fuzz/corpus

@@ -66,14 +66,10 @@ while True:
 
 
 def events(name, since=0):
-    return [r for r in rt.read_json_lines(S["log"], since=since) if r.get("event") == name]
+    return rt.events(S["log"], name, since)
 
 
-def err_code(body):
-    try:
-        return json.loads(body.decode()).get("error")
-    except Exception:
-        return None
+err_code = rt.err_code
 
 
 def conn_from(src, timeout=5):

@@ -3,7 +3,6 @@
 output, errors naming file/line/key with exit 2, secrets hidden), token grant (verified
 with Python's hmac), run (JSON log lines, SIGTERM exit 0), and run inside an empty chroot
 holding only the binary, as a FROM scratch image would."""
-import base64
 import hashlib
 import hmac
 import json
@@ -36,13 +35,10 @@ def run(args, env=None, timeout=20, cwd=None):
                           env=env if env is not None else env_clean(), cwd=cwd)
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
+write = rt.write_file
 
 
-def b64d(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+b64d = rt.b64url_decode
 
 
 @rt.case
@@ -218,14 +214,7 @@ def protocol_doc_example():
         k, _, val = line.partition(":")
         v[k.strip()] = val.strip()
 
-    def b64e(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-    def sign(key, header, claims):
-        si = b64e(header.encode()) + "." + b64e(claims.encode())
-        return si + "." + b64e(hmac.new(key, si.encode(), hashlib.sha256).digest())
-
-    rt.check_eq(sign(v["securityToken"].encode(), v["grant header"], v["grant claims"]),
+    rt.check_eq(rt.jwt_hs256(v["grant claims"], v["securityToken"], header=v["grant header"]),
                 v["grant"], "doc: grant")
     master = hmac.new(b"relaypro access-token v1", bytes.fromhex(v["ca key der"]),
                       hashlib.sha256).digest()
@@ -235,7 +224,7 @@ def protocol_doc_example():
     rt.check_eq(info.hex(), v["info"], "doc: info")
     key = hmac.new(master, info + b"\x01", hashlib.sha256).digest()
     rt.check_eq(key.hex(), v["key"], "doc: key")
-    rt.check_eq(sign(key, v["access header"], v["access claims"]), v["access token"],
+    rt.check_eq(rt.jwt_hs256(v["access claims"], key, header=v["access header"]), v["access token"],
                 "doc: access token")
     # The relay's own grant signer produces the documented grant for the same claims.
     env = env_clean(RELAYPRO_SECURITY_TOKEN=v["securityToken"], RELAYPRO_ORGANIZATION_ID="42",

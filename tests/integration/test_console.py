@@ -309,12 +309,9 @@ def fake_proxy(target_port, status_line=b"HTTP/1.1 200 Connection established"):
         finally:
             ls.close()
         c.settimeout(10)
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < 8192:
-            b = c.recv(4096)
-            if not b:
-                return
-            head += b
+        head = rt.recv_head(c, 8192)
+        if head is None:
+            return
         rest = head.split(b"\r\n\r\n", 1)[1]
         if not status_line.startswith(b"HTTP/1.1 200"):
             body = b'{"error":"forbidden_target"}\n'

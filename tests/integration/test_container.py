@@ -66,13 +66,7 @@ state = {}
 CREATED = {"containers": [], "volumes": [], "images": []}
 
 
-def version():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        for ln in f:
-            m = re.match(r"VERSION\s*:=\s*(\S+)", ln)
-            if m:
-                return m.group(1)
-    return None
+version = rt.project_version  # VERSION from the Makefile
 
 
 VERSION = version()
@@ -176,25 +170,25 @@ def readme_build_and_load():
         r = podman("image", "inspect", IMAGE, "--format", "{{.Architecture}} {{.Id}}")
         arch, _, iid = r.stdout.strip().partition(" ")
         rt.check_eq(arch, a, "podman: the %s archive is the %s image" % (a, a))
-        state["image_" + a] = iid
+        # A tag of this run's own: the image ID is the same for every run of one commit
+        # (the image is reproducible), and another run's cleanup must not take it away.
+        mine = "localhost/relaypro-test:%s-%s" % (a, TAG)
+        if iid and podman("tag", iid, mine).returncode == 0:
+            CREATED["images"].append(mine)
+            state["image_" + a] = mine
     # Back to the multi-arch archive's pick for this host (amd64).
     podman("load", "-i", os.path.join(REPO, "dist", "relaypro-%s-oci.tar" % VERSION))
 
 
 # ------------------------------------------------------------------ the README recipe
 
-CON = None
-
-
 def console():
-    global CON
-    if CON is None:
-        CON = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
-                               deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
-                               relay_id=RELAY_ID)
-        shutil.copyfile(CON.ca, os.path.join(TMP, "console-ca.pem"))
+    con = rt.console_once(TMP, org=ORG, deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                          relay_id=RELAY_ID, **rt.HTTPS_ONLY)
+    if not os.path.exists(os.path.join(TMP, "console-ca.pem")):
+        shutil.copyfile(con.ca, os.path.join(TMP, "console-ca.pem"))
         os.chmod(os.path.join(TMP, "console-ca.pem"), 0o644)
-    return CON
+    return con
 
 
 @rt.case(timeout=180)
@@ -260,11 +254,19 @@ def _status(port, path):
 
 # ------------------------------------------------------------------ env-only + curl
 
+def own_image():
+    """The amd64 image under this run's own tag: IMAGE is a name every run on this machine
+    loads (another run's `podman load` of its arm64 archive moves it for a moment), so the
+    containers this script starts itself -- not the README's, which name IMAGE as written --
+    use the tag readme_build_and_load gave it."""
+    return state.get("image_amd64", IMAGE)
+
+
 def make_bundle(d):
     """The CA bundle as a Secret would hold it: made in a throwaway container, then root's,
     group 65532, 0440 (defaultMode 0440, fsGroup 65532)."""
     r = podman("run", "--rm", "--user", "0:0", "-v", "%s:/out" % d, "-e",
-               "RELAYPRO_CA_BUNDLE_FILE=/out/ca-bundle.pem", IMAGE, "ca", "show", timeout=60)
+               "RELAYPRO_CA_BUNDLE_FILE=/out/ca-bundle.pem", own_image(), "ca", "show", timeout=60)
     ok = r.returncode == 0 and os.path.exists(os.path.join(d, "ca-bundle.pem"))
     if ok:
         os.chown(os.path.join(d, "ca-bundle.pem"), 0, 65532)
@@ -295,7 +297,7 @@ def env_only_container_curl():
                "-e", "RELAYPRO_CONSOLE_ADDRESS=localhost", "-e", "RELAYPRO_ORGANIZATION_ID=%d" % ORG,
                "-e", "RELAYPRO_RELAY_ID=%d" % RELAY_ID, "-e", "RELAYPRO_SECURITY_TOKEN=" + SEC_TOKEN,
                "-e", "RELAYPRO_ALLOWED_PORTS=%d" % con.https_port, "-e", "RELAYPRO_SERVER_NAME=localhost",
-               "-e", "RELAYPRO_HTTPS_PROXY_LISTEN=127.0.0.1:%d" % https, IMAGE, timeout=60)
+               "-e", "RELAYPRO_HTTPS_PROXY_LISTEN=127.0.0.1:%d" % https, own_image(), timeout=60)
     if not rt.check(r.returncode == 0 and rt.wait_for_port("127.0.0.1", https, timeout=15),
                     "env-only container with the CA bundle mounted read-only listens",
                     r.stderr[-500:] + podman("logs", name).stderr[-500:]):
@@ -349,7 +351,6 @@ def arm64_image_under_qemu():
     https, admin = rt.free_port(), rt.free_port()
     name = "relaypro-arm64-" + TAG
     CREATED["containers"].append(name)
-    CREATED["images"].append(state["image_arm64"])
     base = ["-v", "%s:/qemu-aarch64-static:ro" % qemu, "--entrypoint", "/qemu-aarch64-static"]
     r = podman("run", "--rm", *base, state["image_arm64"], "/relaypro", "version", timeout=60)
     rt.check(r.returncode == 0 and "linux/arm64" in r.stdout, "arm64 image: version under qemu",
@@ -401,12 +402,7 @@ def readme_kubernetes():
     if not need_podman("README: Kubernetes"):
         return
     con = console()
-    real = shutil.which("kubectl")
-    if real is None:
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
-                        "--no-install-recommends", "kubernetes-client"], capture_output=True,
-                       timeout=280, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        real = shutil.which("kubectl")
+    real, _ = rt.apt_install("kubernetes-client", "kubectl", timeout=280)
     if not rt.check(real, "kubectl present", "apt-get install -y kubernetes-client"):
         return
     validator, why = rt.k8s_validator()

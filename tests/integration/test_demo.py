@@ -65,16 +65,6 @@ def relay_pid(top_pid):
     return None
 
 
-def status_ids(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("Uid", "Gid"):
-                out[k] = v.split()
-    return out
-
-
 @rt.case(timeout=120)
 def demo_runs_as_printed():
     tmp = rt.make_tmpdir()
@@ -109,8 +99,8 @@ def demo_runs_as_printed():
         pid = relay_pid(p.pid)
         rt.check(pid is not None, "make run: found the relay process under the demo shell")
         if pid:
-            ids = status_ids(pid)
-            rt.check(ids.get("Uid") == ["65534"] * 4 and ids.get("Gid") == ["65534"] * 4,
+            ids = rt.proc_status(pid)
+            rt.check(ids.get("Uid") == [65534] * 4 and ids.get("Gid") == [65534] * 4,
                      "make run as root: the relay runs as 65534:65534 after binding", ids)
     since = len(p.stdout())
     if p.popen.poll() is None:  # Ctrl-C reaches the whole group (ours: its own session)

@@ -32,6 +32,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
@@ -39,16 +40,10 @@ S = {}
 PAYLOAD = b"fault-injection-" * 512
 
 
-def events(log, name, since=0):
-    return [r for r in rt.read_json_lines(log, since=since) if r.get("event") == name]
+events = rt.events
 
 
-def err_code(body):
-    try:
-        import json
-        return json.loads(body.decode()).get("error")
-    except Exception:
-        return None
+err_code = rt.err_code
 
 
 def tunnel(port, target, timeout=5):
@@ -57,24 +52,18 @@ def tunnel(port, target, timeout=5):
 
 
 def echo_ok(port, target, name):
-    st, _, s = tunnel(port, target)
-    if not rt.check_eq(st, 200, name + ": CONNECT 200"):
-        return False
-    got = rt.echo_roundtrip(s, PAYLOAD)
-    s.close()
-    return rt.check(got == PAYLOAD, name + ": bytes echoed", len(got))
+    return relays.tunnel_echoes(port, target, name, PAYLOAD)
 
 
-def write_config(tmp, port, console, ports, extra=""):
-    with open(os.path.join(tmp, "users.txt"), "w") as f:
-        f.write("u:p\n")
+def write_config(tmp, port, console, ports, logger):
+    """The relay of these cases: plain listener on port, users.txt (u:p), [logger] items."""
+    rt.write_file(os.path.join(tmp, "users.txt"), "u:p\n")
     cfg = os.path.join(tmp, "config.ini")
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = %s\nallowedPorts = %s\npasswordFile = users.txt\n"
-                "relayProId = 123e4567-e89b-12d3-a456-426614174000\n"
-                "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n%s"
-                "[limits]\nconnectTimeout = 1s\nshutdownTimeout = 2s\n"
-                % (console, ",".join(str(p) for p in ports), port, extra))
+    relays.write_config(cfg, relays.plain_config(
+        port, ports, console=console, log=None,
+        top=["relayProId = 123e4567-e89b-12d3-a456-426614174000"],
+        limits=[("connectTimeout", "1s"), ("shutdownTimeout", "2s")]) +
+        relays.config_lines(sections=[("logger", logger)]), atomic=False)
     return cfg
 
 
@@ -157,8 +146,7 @@ def setup():
     S["bh"] = bh
     S["port"] = rt.free_port()
     ports = [S["con"].echo_port, S["rst"].port, S["refused"], bh[1] if bh else 1]
-    cfg = write_config(tmp, S["port"], "127.0.0.1", ports,
-                       "[logger]\nfileName = relay.log\n")
+    cfg = write_config(tmp, S["port"], "127.0.0.1", ports, ["fileName = relay.log"])
     S["log"] = os.path.join(tmp, "relay.log")
     S["relay"] = rt.start_process([BIN, "run", "-c", cfg], tmpdir=tmp, name="relay", cwd=tmp)
     rt.check(rt.wait_for_port("127.0.0.1", S["port"], 10), "relay listens", S["relay"].stderr())
@@ -248,8 +236,7 @@ def dns_fails_while_tunnels_run():
         f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     port = rt.free_port()
     echo = S["con"].echo_port
-    cfg = write_config(tmp, port, "console.relaytest", [echo],
-                       "[logger]\nfileName = relay.log\n")
+    cfg = write_config(tmp, port, "console.relaytest", [echo], ["fileName = relay.log"])
     log = os.path.join(tmp, "relay.log")
     sh = 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf'
     p = rt.start_process(namespace_argv(sh, [hosts, resolv], [BIN, "run", "-c", cfg]),
@@ -293,7 +280,7 @@ def log_disk_full():
     port = rt.free_port()
     echo = S["con"].echo_port
     cfg = write_config(tmp, port, "127.0.0.1", [echo],
-                       "[logger]\nfileName = logfs/relay.log\nmaxSize = 1MiB\n")
+                       ["fileName = logfs/relay.log", "maxSize = 1MiB"])
     sh = 'mount -t tmpfs -o size=64k relaytest-logfs "$1"'
     p = rt.start_process(namespace_argv(sh, [logdir], [BIN, "run", "-c", cfg]),
                          tmpdir=tmp, name="relay-full", cwd=tmp)
@@ -388,9 +375,16 @@ def kill9_during_ca_generation():
               [rng.uniform(0, full * 1.1) for _ in range(7)]
     states = []
     swept = 0
+    # Under the ASan pass, no leak check in the processes killed here: a SIGKILL that lands
+    # while LeakSanitizer checks at exit leaves its tracer's half-written message ("Unable
+    # to get registers from thread N", or an empty log) -- about the kill, not the relay.
+    # The undisturbed generation above keeps the leak check.
+    killed_env = dict(env)
+    if os.environ.get("ASAN_OPTIONS"):
+        killed_env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"] + ":detect_leaks=0"
     for i, at in enumerate(moments):
         shutil.rmtree(os.path.join(tmp, "private"), ignore_errors=True)
-        p = rt.start_process([BIN, "ca", "show"], env=env, tmpdir=tmp, name="ca-%d" % i)
+        p = rt.start_process([BIN, "ca", "show"], env=killed_env, tmpdir=tmp, name="ca-%d" % i)
         time.sleep(at)
         p.signal(signal.SIGKILL)
         p.wait(10)

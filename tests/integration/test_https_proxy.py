@@ -21,10 +21,11 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
-TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+TINYPROXY = rt.TINYPROXY
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "/usr/bin/stunnel4"
 PROXY_SECRET = "proxy-secret-https-7"
 S = {}
@@ -59,19 +60,7 @@ def make_leaf(d, name, ca, dns):
 
 
 def start_tinyproxy(name, connect_ports, auth=None):
-    port = rt.free_port()
-    log = os.path.join(S["tmp"], name + ".log")
-    conf = os.path.join(S["tmp"], name + ".conf")
-    lines = ["Port %d" % port, "Listen 127.0.0.1", "Timeout 30", "LogFile \"%s\"" % log,
-             "LogLevel Connect", "MaxClients 50", "Allow 127.0.0.1"]
-    lines += ["ConnectPort %d" % p for p in connect_ports]
-    if auth:
-        lines.append("BasicAuth %s %s" % auth)
-    with open(conf, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    p = rt.start_process([TINYPROXY, "-d", "-c", conf], tmpdir=S["tmp"], name=name)
-    rt.check(rt.wait_for_port("127.0.0.1", port, timeout=10), name + " listening")
-    return p, port, log
+    return rt.start_tinyproxy(S["tmp"], name, connect_ports, auth)
 
 
 def start_stunnel(name, backend_port, leaf):
@@ -92,13 +81,9 @@ def start_stunnel(name, backend_port, leaf):
 def start_relay(name, env, tls_listener=False, extra=""):
     port = rt.free_port()
     cfg = os.path.join(S["tmp"], name + ".ini")
-    listen = ("[httpsProxy]\nlisten = 127.0.0.1:%d\n[httpProxy]\nlisten =\n" % port if tls_listener
-              else "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n" % port)
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = localhost\nallowedHosts = 127.0.0.1\nallowedPorts = %d,%d\n"
-                "passwordFile = users.txt\nproxyEnabled = true\nserverName = localhost\n%s%s"
-                "[logger]\nfileName = %s.log\n"
-                % (S["con"].echo_port, S["con"].http_port, extra, listen, name))
+    relays.write_config(cfg, relays.chaining_config(
+        port, (S["con"].echo_port, S["con"].http_port), name + ".log", tls=tls_listener,
+        top=extra.splitlines()), atomic=False)
     full = {"RELAYPRO_PROXY_CA_FILE": S["ca"][0]}
     full.update(env)
     p = rt.start_process([BIN, "run", "-c", cfg], env=full, tmpdir=S["tmp"], name=name)
@@ -321,17 +306,14 @@ def absolute_form_through_https_proxy():
 
 @rt.case
 def registration_through_https_proxy():
-    con = rt.start_console(S["tmp"], https=True, http=False, echo=False, tls_echo=False, org=5,
+    con = rt.start_console(S["tmp"], **rt.HTTPS_ONLY, org=5,
                            deployment_token="dep-via-https-proxy", security_token="sec-via-https-proxy",
                            relay_id=12, name="console-reg")
     tp, tport, tlog = start_tinyproxy("tp-reg", [con.https_port], auth=("reguser", PROXY_SECRET))
     st_p, st_port, st_log = start_stunnel("stunnel-reg", tport, S["leaf"])
     cfg = os.path.join(S["tmp"], "relay-reg.ini")
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = %s\norganizationId = 5\ndeploymentToken = dep-via-https-proxy\n"
-                "consoleCACert = %s\nproxyEnabled = true\nserverName = localhost\n"
-                "[httpsProxy]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay-reg.log\n"
-                % (con.address(), con.ca, rt.free_port()))
+    relays.write_config(cfg, relays.registration_config(con, "relay-reg.log", top=["proxyEnabled = true"]),
+                        atomic=False)
     relay = rt.start_process([BIN, "run", "-c", cfg], tmpdir=S["tmp"], name="relay-reg",
                              env={"HTTPS_PROXY": https_proxy_url(st_port, "reguser:%s@" % PROXY_SECRET),
                                   "RELAYPRO_PROXY_CA_FILE": S["ca"][0]})
@@ -347,11 +329,8 @@ def registration_through_https_proxy():
     relay.stop()
     # A proxy whose certificate is not trusted: registration fails and says why.
     st_bad, bad_port, _ = start_stunnel("stunnel-reg-bad", tport, S["untrusted_leaf"])
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = %s\norganizationId = 5\ndeploymentToken = dep-via-https-proxy\n"
-                "consoleCACert = %s\nproxyEnabled = true\nserverName = localhost\n"
-                "[httpsProxy]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay-reg-bad.log\n"
-                % (con.address(), con.ca, rt.free_port()))
+    relays.write_config(cfg, relays.registration_config(con, "relay-reg-bad.log", top=["proxyEnabled = true"]),
+                        atomic=False)
     relay = rt.start_process([BIN, "run", "-c", cfg], tmpdir=S["tmp"], name="relay-reg-bad",
                              env={"HTTPS_PROXY": https_proxy_url(bad_port),
                                   "RELAYPRO_PROXY_CA_FILE": S["ca"][0]})

@@ -37,13 +37,7 @@ BIN = {a: os.path.join(DIST, "relaypro-linux-" + a) for a in ARCHS}
 PORT = 9443
 TOKEN = "sEcReT-t0ken-value-1234"
 
-def _version():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        for ln in f:
-            m = re.match(r"VERSION\s*:=\s*(\S+)", ln)
-            if m:
-                return m.group(1)
-    return None
+_version = rt.project_version  # VERSION from the Makefile
 
 
 VERSION = _version()

@@ -247,9 +247,7 @@ def rpm_with_systemd():
     c.remove()
 
 
-def version():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        return re.search(r"^VERSION\s*:=\s*(\S+)", f.read(), re.M).group(1)
+version = rt.project_version  # VERSION from the Makefile
 
 
 if __name__ == "__main__":

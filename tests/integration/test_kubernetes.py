@@ -53,13 +53,7 @@ RELAY_ID = 5150
 state = {}
 
 
-def version():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        for ln in f:
-            m = re.match(r"VERSION\s*:=\s*(\S+)", ln)
-            if m:
-                return m.group(1)
-    return None
+version = rt.project_version  # VERSION from the Makefile
 
 
 def load_yaml(path):
@@ -241,26 +235,14 @@ def manifests_say_what_operators_need():
 
 # ------------------------------------------------------------------ 3. the pod's environment
 
-CON = None
-
-
 def console():
-    global CON
-    if CON is None:
-        CON = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
-                               deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
-                               relay_id=RELAY_ID)
-    return CON
+    return rt.console_once(TMP, org=ORG, deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
+                           relay_id=RELAY_ID, **rt.HTTPS_ONLY)
 
 
 def kubectl_secret(envfile, name):
     """kubectl create secret generic NAME --from-env-file (client-side dry run) -> data."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
-                        "--no-install-recommends", "kubernetes-client"], capture_output=True,
-                       timeout=600, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        kubectl = shutil.which("kubectl")
+    kubectl, _ = rt.apt_install("kubernetes-client", "kubectl", timeout=600)
     if not rt.check(kubectl, "kubectl present", "apt-get install -y kubernetes-client"):
         return None
     home = os.path.join(TMP, "kube-home")

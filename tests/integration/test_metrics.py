@@ -30,7 +30,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 
 BIN = rt.relay_bin()
@@ -44,24 +46,11 @@ rt.init("metrics", deadline=240)
 TMP = rt.make_tmpdir("relaytest-metrics-")
 S = {}          # shared state of the cases
 SCRAPES = []    # every /metrics body seen, for the no-secrets check
-SECRETS = {SECRET, PASSWORD, WRONG,
-           base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode(),
-           base64.b64encode(("%s:%s" % (USER, WRONG)).encode()).decode()}
-
-
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for t in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(t, "<secret>")
-    return s[:800]
-
-
-def ck(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def ck_eq(got, want, name):
-    return ck(got == want, name, "got %r, want %r" % (got, want))
+for _s in (SECRET, PASSWORD, WRONG, base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode(),
+           base64.b64encode(("%s:%s" % (USER, WRONG)).encode()).decode()):
+    rt.secret(_s)  # never in a check line (relaytest redacts them), nor in a scrape
+redact = rt.redact
+ck, ck_eq = rt.check, rt.check_eq
 
 
 # ================================================================= strict exposition parser
@@ -248,44 +237,20 @@ def proc_start_time(pid):
     return btime + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def write_config(path, lines):
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-
-
-def relay_config(d, https, http=None, admin=None, extra=()):
-    lines = ["consoleAddress = localhost", "organizationId = %d" % ORG,
-             "relayId = %d" % RELAY_ID, "securityToken = " + SECRET,
-             "allowedPorts = 443,%d" % S["con"].echo_port, "serverName = localhost",
-             "passwordFile = users.txt"] + list(extra)
-    lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % https]
-    if http:
-        lines += ["[httpProxy]", "listen = 127.0.0.1:%d" % http]
-    if admin:
-        lines += ["[admin]", "listen = 127.0.0.1:%d" % admin]
-    lines += ["[logger]", "fileName = relay.log",
-              "[limits]", "authFailLimit = %d" % AUTH_FAIL_LIMIT,
-              "maxConnections = %d" % MAX_CONNS]
-    return lines
+write_config = relays.write_config
 
 
 def start_relay(name, https, http=None, admin=None, extra=()):
     d = os.path.join(TMP, name)
     os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "users.txt"), "w") as f:
-        f.write("%s:%s\n" % (USER, PASSWORD))
-    cfg = os.path.join(d, "config.ini")
-    write_config(cfg, relay_config(d, https, http, admin, extra))
-    log = os.path.join(d, "relay.log")
-    proc = rt.start_process([BIN, "run", "-c", cfg], tmpdir=d, name="relay", cwd=d)
-    ok = rt.wait_for_log(log, "start", timeout=15) and rt.wait_for_port("127.0.0.1", https, 10)
-    if admin:
-        ok = ok and rt.wait_for_port("127.0.0.1", admin, 10)
-    if not ok:
-        raise RuntimeError("relay %s did not start: %s" % (name, redact(proc.stderr()[-1500:])))
-    return dict(dir=d, cfg=cfg, log=log, proc=proc, https=https, http=http, admin=admin)
+    relays.write_users(d, USER, PASSWORD, mode=None)
+    r = relays.Relay(d, relays.relay_config(
+        security_token=SECRET, org=ORG, relay_id=RELAY_ID,
+        allowed_ports="443,%d" % S["con"].echo_port, top=["passwordFile = users.txt"] + list(extra),
+        https=https, http=http, admin=admin,
+        limits=[("authFailLimit", AUTH_FAIL_LIMIT), ("maxConnections", MAX_CONNS)]),
+        https=https, http=http, admin=admin).start()
+    return dict(dir=d, cfg=r.cfg, log=r.log, proc=r.proc, https=https, http=http, admin=admin)
 
 
 def admin_get(path, port=None, method="GET", headers=None):
@@ -331,7 +296,7 @@ def grant(sub="resp-metrics"):
     now = int(time.time())
     g = rt.jwt_hs256({"sub": sub, "org": ORG, "aud": "relaypro:%d" % RELAY_ID, "iat": now,
                       "exp": now + 600}, SECRET)
-    SECRETS.add(g)
+    rt.secret(g)
     return g
 
 
@@ -525,20 +490,6 @@ def tunnel_moves_counters():
     ck_eq(val(again, "relaypro_tunnels_total", target=target), 2, "tunnels_total{target} is 2")
 
 
-def _read_exact(sock, n, end):
-    buf = bytearray()
-    while len(buf) < n and time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            d = sock.recv(n - len(buf))
-        except socket.timeout:
-            break
-        if not d:
-            break
-        buf += d
-    return bytes(buf)
-
-
 @rt.case
 def websocket_tunnel_moves_counters():
     """A WebSocket tunnel (GET /v1/tunnel) counts like a CONNECT tunnel: one masked binary
@@ -550,30 +501,20 @@ def websocket_tunnel_moves_counters():
     ck(tok is not None, "access token for the WebSocket tunnel")
     if not tok:
         return
-    SECRETS.add(tok)
+    rt.secret(tok)
     before, _, _ = scrape()
     n = 100
-    s = rt.connect("127.0.0.1", S["http"])
+    status, _, ws, _ = wsclient.handshake_on(rt.connect("127.0.0.1", S["http"]), "target=" + target, tok)
+    ck_eq(status, 101, "WebSocket upgrade: 101")
+    if status != 101:
+        return
     try:
-        s.sendall(rt.build_request("GET", "/v1/tunnel?target=" + target, [
-            ("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", base64.b64encode(os.urandom(16)).decode()),
-            ("Sec-WebSocket-Version", "13"), ("Authorization", "Bearer " + tok)]))
-        _, status, _, _, _ = rt.read_response_head(s, timeout=10)
-        ck_eq(status, 101, "WebSocket upgrade: 101")
-        if status != 101:
-            return
-        payload, mask = os.urandom(n), os.urandom(4)
-        s.sendall(bytes([0x82, 0x80 | n]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-        got, end = bytearray(), time.monotonic() + 10
-        while len(got) < n and time.monotonic() < end:
-            hdr = _read_exact(s, 2, end)
-            if len(hdr) < 2 or hdr[0] != 0x82 or hdr[1] >= 126:
-                break
-            got += _read_exact(s, hdr[1], end)
-        ck(bytes(got) == payload, "WebSocket echo returns the %d bytes" % n)
+        payload = os.urandom(n)
+        ws.send(wsclient.frame(2, payload))
+        got, _, _ = ws.read_data(n, timeout=10)
+        ck(got == payload, "WebSocket echo returns the %d bytes" % n)
     finally:
-        s.close()
+        ws.close()
     ck_eq(wait_metric("relaypro_tunnels_open", 0, target=target), 0, "WebSocket tunnel closed")
     after, _, _ = scrape()
 
@@ -621,7 +562,7 @@ def auth_failures_by_reason():
     ck_eq(r.status, 200, "POST /v1/token with a grant: 200")
     tok = r.json().get("access_token") if r.status == 200 else None
     if tok:
-        SECRETS.add(tok)
+        rt.secret(tok)
     ck_eq(metric("relaypro_tokens_issued_total") - (val(base, "relaypro_tokens_issued_total") or 0), 1,
           "tokens_issued +1")
     if tok:
@@ -662,18 +603,14 @@ def reloads_counted():
     ok0 = metric("relaypro_config_reloads_total", result="ok")
     bad0 = metric("relaypro_config_reloads_total", result="failed")
     log, cfg, pid = S["relay"]["log"], S["relay"]["cfg"], S["relay"]["proc"].pid
-    since = rt.log_offset(log)
-    os.kill(pid, signal.SIGHUP)
-    ev = rt.wait_for_log(log, "config.reload", timeout=10, since=since)
+    ev, _ = relays.reload(pid, log)
     ck(ev is not None and ev.get("ok") is True, "reload logged ok", ev)
     ck_eq(metric("relaypro_config_reloads_total", result="ok") - ok0, 1, "reloads{ok} +1")
     good = open(cfg).read()
     with open(cfg + ".new", "w") as f:
         f.write(good + "noSuchKey = 1\n")
     os.replace(cfg + ".new", cfg)
-    since = rt.log_offset(log)
-    os.kill(pid, signal.SIGHUP)
-    ev = rt.wait_for_log(log, "config.reload", timeout=10, since=since)
+    ev, _ = relays.reload(pid, log)
     ck(ev is not None and ev.get("ok") is False, "bad reload logged", ev)
     ck_eq(metric("relaypro_config_reloads_total", result="failed") - bad0, 1, "reloads{failed} +1")
     with open(cfg + ".new", "w") as f:
@@ -709,7 +646,7 @@ def no_secrets_in_scrapes():
     scrape()
     ck(len(SCRAPES) >= 10, "scrapes collected (%d)" % len(SCRAPES))
     joined = "\n".join(SCRAPES)
-    leaked = [t for t in SECRETS if t and t in joined]
+    leaked = [t for t in rt.secrets() if t and t in joined]
     ck(not leaked, "no secret (security token, passwords, grants, tokens) in any scrape",
        "%d leaked" % len(leaked))
     ck(USER not in joined, "no user name in any scrape")

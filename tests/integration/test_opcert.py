@@ -17,13 +17,13 @@ import calendar
 import json
 import os
 import re
-import signal
 import ssl
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
@@ -70,34 +70,22 @@ func main() {
 
 
 def write(path, data, atomic=True):
-    mode = "wb" if isinstance(data, bytes) else "w"
-    if atomic:
-        tmp = path + ".tmp"
-        with open(tmp, mode) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    else:
-        with open(path, mode) as f:  # truncated and rewritten in place
-            f.write(data)
+    """atomic: a rename over the file; else truncated and rewritten in place."""
+    rt.write_file(path, data, atomic=atomic)
 
 
-def read(path):
-    with open(path) as f:
-        return f.read()
+read = rt.read_file
 
 
 def config(d, port, admin, cert=None, key=None, extra=""):
-    lines = ["consoleAddress = localhost", "securityToken = " + TOKEN, "serverName = localhost",
-             "privateFolder = " + os.path.join(S["tmp"], "private")]
+    top = ["privateFolder = " + os.path.join(S["tmp"], "private")]
     if cert:
-        lines.append("certFile = " + cert)
+        top.append("certFile = " + cert)
     if key:
-        lines.append("keyFile = " + key)
-    lines.append(extra)
-    lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % port]
-    if admin:
-        lines += ["[admin]", "listen = 127.0.0.1:%d" % admin]
-    lines += ["[limits]", "headerTimeout = 120s", "[logger]", "fileName = relay.log"]
+        top.append("keyFile = " + key)
+    top.append(extra)
+    lines = relays.relay_config(security_token=TOKEN, top=top, https=port, admin=admin,
+                                limits={"headerTimeout": "120s"})
     path = os.path.join(d, "config.ini")
     write(path, "\n".join(lines) + "\n")
     return path
@@ -133,9 +121,8 @@ def served_cn(r, cafile=None):
 
 
 def hup_and_wait(r):
-    since = rt.log_offset(r["log"])
-    os.kill(r["proc"].pid, signal.SIGHUP)
-    return since, rt.wait_for_log(r["log"], "config.reload", timeout=20, since=since)
+    rec, since = relays.reload(r["proc"].pid, r["log"], timeout=20)
+    return since, rec
 
 
 def metrics(r):

@@ -71,13 +71,7 @@ def run(argv, timeout=60, env=None, check_rc=None):
     return p
 
 
-def version():
-    with open(os.path.join(REPO, "Makefile")) as f:
-        for line in f:
-            m = re.match(r"VERSION\s*:=\s*(\S+)", line)
-            if m:
-                return m.group(1)
-    raise RuntimeError("no VERSION in Makefile")
+version = rt.project_version  # VERSION from the Makefile
 
 
 def deb_path(a):

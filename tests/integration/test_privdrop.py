@@ -21,6 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
@@ -38,21 +39,10 @@ def need_root(name):
     return True
 
 
-def status(pid):
-    """{'Uid': [...], 'Gid': [...], 'Groups': [...], 'NoNewPrivs': '1'} of a live pid."""
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            k, _, v = ln.partition(":")
-            if k in ("Uid", "Gid", "Groups"):
-                out[k] = [int(x) for x in v.split()]
-            elif k == "NoNewPrivs":
-                out[k] = v.strip()
-    return out
+status = rt.proc_status
 
 
-def events(log, name, since=0):
-    return [r for r in rt.read_json_lines(log, since=since) if r.get("event") == name]
+events = rt.events
 
 
 def open_dir(tmp):
@@ -66,30 +56,22 @@ def open_dir(tmp):
 
 
 def write(path, text, mode=0o644):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
+    rt.write_file(path, text, mode)
 
 
 def relay_config(tmp, port, extra=""):
     write(os.path.join(tmp, "users.txt"), "u:p\n")
     cfg = os.path.join(tmp, "config.ini")
-    write(cfg, "consoleAddress = localhost\nallowedPorts = %d\npasswordFile = users.txt\n"
-               "relayProId = 123e4567-e89b-12d3-a456-426614174000\n%s"
-               "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n"
-               "[logger]\nfileName = relay.log\n[limits]\nshutdownTimeout = 3s\n"
-          % (S["con"].echo_port, extra, port))
+    relays.write_config(cfg, relays.plain_config(
+        port, [S["con"].echo_port], top=["relayProId = 123e4567-e89b-12d3-a456-426614174000"] +
+        extra.splitlines(), limits={"shutdownTimeout": "3s"}), atomic=False)
+    os.chmod(cfg, 0o644)
     return cfg
 
 
 def echo_ok(port, name):
-    st, _, s = rt.connect_tunnel("127.0.0.1", port, "localhost:%d" % S["con"].echo_port,
-                                 headers=rt.basic("u", "p"), tls=False)
-    if not rt.check_eq(st, 200, name + ": CONNECT answered 200"):
-        return False
-    got = rt.echo_roundtrip(s, b"privdrop-" * 1000)
-    s.close()
-    return rt.check_eq(got, b"privdrop-" * 1000, name + ": bytes echoed")
+    return relays.tunnel_echoes(port, "localhost:%d" % S["con"].echo_port, name,
+                                b"privdrop-" * 1000)
 
 
 def not_root(pid, name, uid=65534, gid=65534, groups=()):

@@ -29,6 +29,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 REPO = rt.REPO_DIR
@@ -38,23 +39,17 @@ BIN = rt.relay_bin()
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 USER, PASSWORD, WRONG = "ppuser", "pp-password-3", "pp-wrong-password-4"
 GOOD, BAD = rt.basic(USER, PASSWORD), rt.basic(USER, WRONG)
-SECRETS = [PASSWORD, WRONG, GOOD["Proxy-Authorization"].split(" ", 1)[1],
-           BAD["Proxy-Authorization"].split(" ", 1)[1]]
+for _s in (PASSWORD, WRONG, GOOD["Proxy-Authorization"].split(" ", 1)[1],
+           BAD["Proxy-Authorization"].split(" ", 1)[1]):
+    rt.secret(_s)  # never in a check line (relaytest redacts them), nor in a relay log
 HEADER_TIMEOUT = 5          # seconds, [limits] headerTimeout of every relay here
 AUTH_FAIL_LIMIT = 3
 V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 S = {}
 
 
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for sec in SECRETS:
-        s = s.replace(sec, "<redacted>")
-    return s[:600]
-
-
-def chk(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
+redact = rt.redact
+chk = rt.check
 
 
 # ================================================================= headers
@@ -110,34 +105,10 @@ def local_addr(sock):
 
 def read_all(sock, timeout=5.0, limit=1 << 20):
     """(data, how) until the peer ends the stream: how is eof, reset, sslerror, timeout."""
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < limit:
-        left = end - time.monotonic()
-        if left <= 0:
-            return bytes(buf), "timeout"
-        sock.settimeout(left)
-        try:
-            d = sock.recv(65536)
-        except socket.timeout:
-            return bytes(buf), "timeout"
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            return bytes(buf), "eof"
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(buf), "reset"
-        except ssl.SSLError:
-            return bytes(buf), "sslerror"
-        if not d:
-            return bytes(buf), "eof"
-        buf += d
-    return bytes(buf), "limit"
+    return rt.read_all(sock, timeout, limit, ragged="eof")
 
 
-def send_quiet(sock, data):
-    try:
-        sock.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+send_quiet = rt.send_quiet
 
 
 def closed_silently(sock, timeout=5.0):
@@ -203,57 +174,49 @@ def connect_echo(conn, tls_conn=True, auth=None):
 
 # ================================================================= relays
 
-class Relay:
+class Relay(relays.Relay):
     def __init__(self, name, trusted=None, debug=False):
-        self.name = name
-        self.dir = rt.make_tmpdir("relaytest-pp-%s-" % name)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
+        super().__init__(rt.make_tmpdir("relaytest-pp-%s-" % name), https=True, http=True,
+                         name="relaypro")
+        self.label = name
         self.trusted = trusted
         self.debug = debug
-        self.proc = None
-        with open(os.path.join(self.dir, "users.txt"), "w") as f:
-            f.write("%s:%s\n" % (USER, PASSWORD))
-        os.chmod(os.path.join(self.dir, "users.txt"), 0o600)
+        self._pp = (None, None)
+        relays.write_users(self.dir, USER, PASSWORD)
+
+    https_port = property(lambda self: self.https)
+    http_port = property(lambda self: self.http)
 
     def start(self):
-        for attempt in range(3):
-            self.https_port, self.http_port = rt.free_port(), rt.free_port()
-            self.write_config()
-            since = rt.log_offset(self.log)
-            self.proc = rt.start_process([BIN, "run", "-c", self.cfg], tmpdir=self.dir,
-                                         name="relaypro", cwd=self.dir)
-            rec = rt.wait_for_log(self.log, "start", timeout=30, since=since)
-            if rec and self.proc.alive():
-                return True
-            self.proc.stop(timeout=5)
-            if "Address already in use" not in self.proc.stderr():
-                break
-        sys.stdout.write("     relay %s did not start: %s\n"
-                         % (self.name, redact(self.proc.stderr()[-800:])))
-        return False
+        try:
+            super().start(timeout=30, fresh_ports=True)
+            return True
+        except RuntimeError as e:
+            sys.stdout.write("     %s: %s\n" % (self.label, e))
+            return False
 
     def write_config(self, proxy_protocol=None, trusted=None):
         """config.ini; proxy_protocol/trusted override the relay's own (for a reload)."""
+        self._pp = (proxy_protocol, trusted)
+        self.write()
+        self._pp = (None, None)
+
+    def config(self):
+        proxy_protocol, trusted = self._pp
         trusted = trusted or self.trusted
         if proxy_protocol is None:
             proxy_protocol = bool(trusted)
-        lines = ["consoleAddress = localhost",
-                 "allowedPorts = %d" % S["con"].echo_port,
-                 "passwordFile = users.txt",
-                 "serverName = localhost"]
+        top = ["passwordFile = users.txt"]
         if trusted:
-            lines += ["proxyProtocol = %s" % ("true" if proxy_protocol else "false"),
-                      "trustedProxies = " + trusted]
+            top += ["proxyProtocol = %s" % ("true" if proxy_protocol else "false"),
+                    "trustedProxies = " + trusted]
         if self.debug:
-            lines.append("debugLogging = true")
-        lines += ["[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
-                  "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
-                  "[logger]", "fileName = relay.log",
-                  "[limits]", "headerTimeout = %ds" % HEADER_TIMEOUT,
-                  "authFailLimit = %d" % AUTH_FAIL_LIMIT, "authFailBan = 60s"]
-        with open(self.cfg, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            top.append("debugLogging = true")
+        return relays.relay_config(allowed_ports=[S["con"].echo_port], top=top,
+                                   https=self.https, http=self.http,
+                                   limits=[("headerTimeout", "%ds" % HEADER_TIMEOUT),
+                                           ("authFailLimit", AUTH_FAIL_LIMIT),
+                                           ("authFailBan", "60s")])
 
     def find(self, event, since=0, **want):
         """First log record of `event` with the wanted fields, waiting up to 10 s."""
@@ -457,11 +420,11 @@ def untrusted_sources_closed():
         me = local_addr(sock)
         send_quiet(sock, hdr)
         ok, detail = closed_silently(sock)
-        chk(ok, "relay %s: %s (not trusted) closed on the %s listener" % (relay.name, src, lst),
+        chk(ok, "relay %s: %s (not trusted) closed on the %s listener" % (relay.label, src, lst),
             detail)
         rec = relay.find("proxyproto.untrusted", since, client=me)
         chk(rec is not None and rec.get("level") == "warn" and rec.get("listener") == lst,
-            "relay %s: proxyproto.untrusted (warn) names %s" % (relay.name, me),
+            "relay %s: proxyproto.untrusted (warn) names %s" % (relay.label, me),
             relay.records("proxyproto.untrusted", since))
     # The trusted one on relay B: 127.0.0.2.
     since = rt.log_offset(b.log)
@@ -640,7 +603,7 @@ def no_secrets_logged():
                 text += f.read()
         except OSError:
             pass
-    chk(text and all(s not in text for s in SECRETS), "no password in any relay log")
+    chk(text and all(s not in text for s in rt.secrets()), "no password in any relay log")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Console registration (SPEC §5) against tests/console.py, through two small drivers in
-tests/tools/ built here (register_tool: register.c + cfgwrite.c as the relay will use
+tests/tools/ built by the Makefile (register_tool: register.c + cfgwrite.c as the relay will use
 them; cfgwrite_tool: cfgwrite_update in a loop for the crash test).
 
 Cases: success with write-back (file compared whole, reloads, no token in any output);
@@ -24,12 +24,10 @@ Last line: `register: N passed, N failed`.
 
 import base64
 import calendar
-import concurrent.futures
 import glob
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -43,9 +41,7 @@ import relaytest as rt  # noqa: E402
 rt.init("register", deadline=200)
 TMP = rt.make_tmpdir("relaytest-register-")
 REPO = rt.REPO_DIR
-ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-DEPS = os.path.join(REPO, ".deps", ARCH)
-VERSION = "0.1.0-test"
+VERSION = rt.project_version()  # what the Makefile builds the drivers with
 ORG = 42
 DEP_TOKEN = "dep-good-token-5f2a"
 SEC_TOKEN = "sec-token-XYZ-9c1e"
@@ -62,43 +58,13 @@ def sha16(s):
 # ---------------------------------------------------------------- build the drivers
 
 def build_tools():
-    """Compile every module but main.c (the set config.c and log.c need keeps changing),
-    then link the two drivers with --gc-sections. Raises with the compiler output."""
-    cc = shutil.which("musl-gcc") or "gcc"
-    out = os.path.join(TMP, "build")
-    os.makedirs(out, exist_ok=True)
-    flags = ["-std=c11", "-D_GNU_SOURCE", "-Os", "-Wall", "-Wextra", "-Wshadow",
-             "-Wstrict-prototypes", "-Wcast-qual", "-Wformat=2", "-Wvla", "-Werror",
-             "-ffunction-sections", "-fdata-sections", '-DRELAYPRO_VERSION="%s"' % VERSION,
-             '-DRELAYPRO_ARCH="%s"' % ARCH, "-I" + os.path.join(DEPS, "include"),
-             "-I" + os.path.join(REPO, "src")]
-    srcs = [s for s in sorted(glob.glob(os.path.join(REPO, "src", "*.c")))
-            if os.path.basename(s) != "main.c"]
-
-    def compile_one(src):
-        obj = os.path.join(out, os.path.basename(src)[:-2] + ".o")
-        r = subprocess.run([cc] + flags + ["-c", "-o", obj, src], capture_output=True,
-                           text=True, timeout=120)
-        return obj if r.returncode == 0 else None, src, r.stderr
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
-        results = list(ex.map(compile_one, srcs))
-    objs = [o for o, _, _ in results if o]
-    needed = {"register.c", "cfgwrite.c", "config.c", "log.c", "json.c", "rand.c"}
-    broken = [(s, e) for o, s, e in results if o is None]
-    for s, e in broken:
-        if os.path.basename(s) in needed:
-            raise RuntimeError("cannot compile %s:\n%s" % (s, e[-2000:]))
-    libs = [os.path.join(DEPS, "lib", "libbearssl.a"), os.path.join(DEPS, "lib", "libinih.a")]
+    """The two drivers, linked by the Makefile against the relay's modules. Raises with the
+    compiler output."""
     for tool in ("register_tool", "cfgwrite_tool"):
-        exe = os.path.join(out, tool)
-        src = os.path.join(REPO, "tests", "tools", tool + ".c")
-        r = subprocess.run([cc] + flags + ["-static", "-Wl,--gc-sections", "-o", exe, src]
-                           + objs + libs + ["-lpthread"], capture_output=True, text=True,
-                           timeout=120)
-        if r.returncode != 0:
-            raise RuntimeError("cannot link %s:\n%s" % (tool, r.stderr[-3000:]))
-        TOOLS[tool] = exe
+        path, why = rt.build_tool(tool)
+        if path is None:
+            raise RuntimeError("cannot build %s:\n%s" % (tool, why))
+        TOOLS[tool] = path
 
 
 # ---------------------------------------------------------------- helpers
@@ -158,7 +124,7 @@ def setup():
     global CON
     build_tools()
     rt.check(os.access(TOOLS["register_tool"], os.X_OK), "drivers built")
-    CON = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+    CON = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG,
                            deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
                            relay_id=RELAY_ID)
 
@@ -225,7 +191,7 @@ def ca_sources():
 
 @rt.case(timeout=30)
 def retry_on_503():
-    con = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+    con = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG,
                            deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
                            relay_id=RELAY_ID, fail_register=2, name="console503")
     cfg, _ = write_config("r503", con.address(), ca=con.ca)
@@ -290,7 +256,7 @@ def unreachable_backoff():
 
 @rt.case(timeout=30)
 def certificate_refused():
-    other = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False, org=ORG,
+    other = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG,
                              deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
                              relay_id=RELAY_ID, name="otherca", extra_args=["--new-ca"])
     cfg, _ = write_config("otherca", other.address(), ca=CON.ca)
@@ -328,9 +294,8 @@ def weak_tls_refused():
            "ECDHE-RSA-AES256-SHA384:@SECLEVEL=0"
     for tag, ciphers, ok in (("weak", weak, False),
                              ("weak+aead", weak + ":ECDHE-RSA-AES128-GCM-SHA256", True)):
-        con = rt.start_console(TMP, https=True, http=False, echo=False, tls_echo=False,
-                               org=ORG, deployment_token=DEP_TOKEN, security_token=SEC_TOKEN,
-                               relay_id=RELAY_ID, name="console-" + tag,
+        con = rt.start_console(TMP, **rt.HTTPS_ONLY, org=ORG, deployment_token=DEP_TOKEN,
+                               security_token=SEC_TOKEN, relay_id=RELAY_ID, name="console-" + tag,
                                extra_args=["--tls-ciphers", ciphers])
         cfg, _ = write_config(tag, con.address(), ca=con.ca)
         rc, out, recs, err = run_tool(tag, cfg, ["--timeout", "2", "--backoff", "100", "400"])

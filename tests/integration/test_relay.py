@@ -9,7 +9,7 @@ never asserted).
 
 Everything runs on 127.0.0.1 with ephemeral ports; every process is started here and
 stopped by PID (tests/lib/relaytest.py). The test password is never printed: every
-failure detail goes through redact(). Last line: `relay: N passed, N failed`.
+failure detail goes through relaytest's redaction (rt.secret()). Last line: `relay: N passed, N failed`.
 
 Environment: RELAYPRO_BIN (default dist/relaypro-linux-amd64, else build/amd64/relaypro),
 RELAYTEST_ONLY=case,case (run only those cases), RELAYTEST_KEEP=1 (keep temp dirs).
@@ -29,6 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 REPO = rt.REPO_DIR
@@ -40,8 +41,9 @@ WRONG_PASSWORD = "not-the-password-7"
 AUTH = rt.basic(USER, PASSWORD)
 AUTH_VALUE = AUTH["Proxy-Authorization"]
 RELAY_PRO_ID = "5f0c6a1e-3b7d-4c2a-9e8f-0a1b2c3d4e5f"
-SECRETS = [PASSWORD, WRONG_PASSWORD, AUTH_VALUE.split(" ", 1)[1],
-           base64.b64encode(("%s:%s" % (USER, WRONG_PASSWORD)).encode()).decode()]
+for _s in (PASSWORD, WRONG_PASSWORD, AUTH_VALUE.split(" ", 1)[1],
+           base64.b64encode(("%s:%s" % (USER, WRONG_PASSWORD)).encode()).decode()):
+    rt.secret(_s)  # never in a check line (relaytest redacts them), nor in the relay's log
 TRAILER = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # sent after refused heads
 
 T0 = time.monotonic()
@@ -49,20 +51,8 @@ T0 = time.monotonic()
 
 # ================================================================= small helpers
 
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for sec in SECRETS:
-        s = s.replace(sec, "<redacted>")
-    return s[:600]
-
-
-def chk(cond, name, detail=""):
-    """rt.check with the failure detail scrubbed of every test secret."""
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def chk_eq(got, want, name):
-    return chk(got == want, name, "got %s, want %s" % (redact(got), redact(want)))
+redact = rt.redact
+chk, chk_eq = rt.check, rt.check_eq
 
 
 def run_cmd(argv, timeout=20, env=None, input_bytes=None):
@@ -75,11 +65,7 @@ def run_cmd(argv, timeout=20, env=None, input_bytes=None):
         raise RuntimeError("%s timed out after %ss" % (os.path.basename(argv[0]), timeout))
 
 
-def write(path, text, mode=None):
-    with open(path, "w") as f:
-        f.write(text)
-    if mode is not None:
-        os.chmod(path, mode)
+write = rt.write_file
 
 
 def tls_sock(port, cafile=None, hostname="localhost", strict_eof=True, timeout=5,
@@ -97,70 +83,18 @@ def tls_sock(port, cafile=None, hostname="localhost", strict_eof=True, timeout=5
     return s
 
 
-def read_all(sock, timeout=5.0, limit=4 << 20):
-    """Read until the peer ends the stream. Returns (data, how): how is "eof" (FIN or
-    close_notify), "ragged" (TLS without close_notify), "reset", "sslerror" or "timeout"."""
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < limit:
-        left = end - time.monotonic()
-        if left <= 0:
-            return bytes(buf), "timeout"
-        sock.settimeout(left)
-        try:
-            d = sock.recv(65536)
-        except socket.timeout:
-            return bytes(buf), "timeout"
-        except ssl.SSLEOFError:
-            return bytes(buf), "ragged"
-        except ssl.SSLZeroReturnError:
-            return bytes(buf), "eof"
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(buf), "reset"
-        except ssl.SSLError:
-            return bytes(buf), "sslerror"
-        if not d:
-            return bytes(buf), "eof"
-        buf += d
-    return bytes(buf), "limit"
+read_all = rt.read_all  # (data, how): how the stream ended, ragged TLS told apart
 
 
-def read_exact(sock, n, timeout=5.0):
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < n:
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            d = sock.recv(n - len(buf))
-        except (socket.timeout, ssl.SSLError, ConnectionResetError):
-            break
-        if not d:
-            break
-        buf += d
-    return bytes(buf)
-
-
-def send_quiet(sock, data):
-    try:
-        sock.sendall(data)
-        return True
-    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-        return False
+read_exact = rt.read_exact
+send_quiet = rt.send_quiet
 
 
 def count_responses(data):
     return len(re.findall(rb"(?:^|\n)HTTP/1\.[01] \d{3} ", data))
 
 
-def body_json(resp):
-    try:
-        v = json.loads(resp.body.decode("utf-8"))
-        return v if isinstance(v, dict) else {}
-    except (ValueError, UnicodeDecodeError):
-        return {}
+body_json = rt.body_json
 
 
 def connect_head(target, extra=b"", auth=True, host=True):
@@ -242,80 +176,43 @@ def console_bulk():
     return _console["bulk"]
 
 
-class Relay:
+class Relay(relays.Relay):
     """One relaypro process with its own folder, config, password file and JSON log."""
 
     def __init__(self, name, ports, limits=None, plain=True, dead_port=None):
-        self.name = name
-        self.dir = rt.make_tmpdir("relaytest-relay-%s-" % name)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
+        super().__init__(rt.make_tmpdir("relaytest-relay-%s-" % name), https=True,
+                         http=True if plain else None, name="relaypro")
+        self.label = name
         self.bundle = os.path.join(self.dir, "private", "ca-bundle.pem")
         self.ports = list(ports)
         self.limits = dict(limits or {})
         self.plain = plain
         self.dead_port = dead_port
-        self.proc = None
-        self.https_port = self.http_port = None
-        self.start_rec = None
         self._ca = None
-        write(os.path.join(self.dir, "users.txt"),
-              "# test users\n%s:%s\n" % (USER, PASSWORD), 0o600)
+        relays.write_users(self.dir, USER, PASSWORD, header="# test users\n")
 
-    def _write_config(self):
-        lines = ["# relaypro integration test: %s" % self.name,
-                 "consoleAddress = localhost",
-                 "relayProId = " + RELAY_PRO_ID,
-                 "allowedPorts = " + ",".join(str(p) for p in self.ports),
-                 "passwordFile = users.txt",
-                 "serverName = localhost",
-                 "serverAltNames = 127.0.0.1",
-                 "[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port]
-        if self.plain:
-            lines += ["[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port]
-        lines += ["[logger]", "fileName = relay.log"]
-        if self.limits:
-            lines.append("[limits]")
-            lines += ["%s = %s" % kv for kv in self.limits.items()]
-        write(self.cfg, "\n".join(lines) + "\n")
+    https_port = property(lambda self: None if self.https is True else self.https)
+    http_port = property(lambda self: None if self.http is True else self.http)
+
+    def config(self):
+        return ["# relaypro integration test: %s" % self.label] + relays.relay_config(
+            allowed_ports=self.ports, top=["relayProId = " + RELAY_PRO_ID,
+                                           "passwordFile = users.txt",
+                                           "serverAltNames = 127.0.0.1"],
+            https=self.https, http=self.http if self.plain else None, limits=self.limits)
 
     def start(self, timeout=20):
-        """Start (with fresh ports; a second try if a port was taken meanwhile) and wait
+        """Start (with fresh ports; again on others if a port was taken meanwhile) and wait
         for the `start` log event. Returns True when up."""
-        for attempt in range(3):
-            if self.https_port is None or attempt > 0:
-                self.https_port = rt.free_port()
-                self.http_port = rt.free_port() if self.plain else None
-            self._write_config()
-            since = rt.log_offset(self.log)
-            self.proc = rt.start_process([BIN, "run", "-c", self.cfg], tmpdir=self.dir,
-                                         name="relaypro", cwd=self.dir)
-            end = time.monotonic() + timeout
-            rec = None
-            while time.monotonic() < end:
-                rec = rt.wait_for_log(self.log, "start", timeout=0.2, since=since)
-                if rec or not self.proc.alive():
-                    break
-            if rec and rt.wait_for_port("127.0.0.1", self.https_port, timeout=5):
-                self.start_rec = rec
-                return True
-            self.proc.stop(timeout=5)
-            if "Address already in use" not in self.proc.stderr() + self.tail_log(since):
-                break
-        sys.stdout.write("     relay %s did not start: %s\n" % (
-            self.name, redact(self.proc.stderr()[-800:] + self.tail_log(0)[-800:])))
-        return False
+        try:
+            super().start(timeout=timeout, fresh_ports=True)
+            return True
+        except RuntimeError as e:
+            sys.stdout.write("     %s (%s)\n" % (e, self.label))
+            return False
 
     def stop(self, timeout=10):
         return self.proc.stop(timeout=timeout) if self.proc else None
-
-    def tail_log(self, since=0):
-        try:
-            with open(self.log, "rb") as f:
-                f.seek(since)
-                return f.read(1 << 20).decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def events(self, name, since=0):
         return [r for r in rt.read_json_lines(self.log, since) if r.get("event") == name]
@@ -708,7 +605,7 @@ def curl_and_authentication():
         "a hostile user name cannot forge or break log lines", new_lines[-3:])
     with open(r.log, "rb") as f:
         logged = f.read().decode("utf-8", "replace")
-    chk(all(s not in logged for s in SECRETS), "no password (or its Basic form) in the relay log")
+    chk(all(s not in logged for s in rt.secrets()), "no password (or its Basic form) in the relay log")
 
     # 407 refusal: a second (valid) request pipelined after it is never answered.
     s = r.conn(True)

@@ -9,6 +9,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
@@ -17,10 +18,7 @@ state = {}
 
 
 def write(path, text):
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    rt.write_file(path, text, atomic=True)
 
 
 def config(ports, listen, extra=""):
@@ -35,9 +33,7 @@ def tunnel(user, pw):
 
 
 def reload_and_wait():
-    since = rt.log_offset(state["log"])
-    os.kill(state["relay"].pid, signal.SIGHUP)
-    return rt.wait_for_log(state["log"], "config.reload", timeout=10, since=since)
+    return relays.reload(state["relay"].pid, state["log"])[0]
 
 
 @rt.case

@@ -37,7 +37,7 @@ Cases:
                         log, stdout or stderr after all of the above.
 
 Everything runs on loopback with ephemeral ports; processes are stopped by PID
-(tests/lib/relaytest.py). Secrets never appear in the output (redact()).
+(tests/lib/relaytest.py). Secrets never appear in the output (relaytest.secret()).
 Last line: `security: N passed, N failed`.
 """
 import base64
@@ -53,6 +53,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 REPO = rt.REPO_DIR
@@ -63,29 +64,11 @@ ORG, RELAY_ID = 5, 11
 SECRET = "sec-test-security-token-" + os.urandom(8).hex()
 USER, PASSWORD = "secuser", "pw-" + os.urandom(8).hex()
 BASIC = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
-SECRETS = {SECRET, PASSWORD, BASIC.split(" ", 1)[1]}
+for _s in (SECRET, PASSWORD, BASIC.split(" ", 1)[1]):
+    rt.secret(_s)  # never in a check line (relaytest redacts them); looked for in the logs
 RELAY_PRO_ID = "0b5e3c1a-7d2f-4e6a-9c8b-1a2b3c4d5e6f"
-
-
-def remember(s):
-    if s:
-        SECRETS.add(s)
-    return s
-
-
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for sec in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(sec, "<redacted>")
-    return s[:700]
-
-
-def ck(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def ck_eq(got, want, name):
-    return ck(got == want, name, "got %s, want %s" % (redact(got), redact(want)))
+remember, redact = rt.secret, rt.redact
+ck, ck_eq = rt.check, rt.check_eq
 
 
 # ================================================================= recorders
@@ -199,51 +182,31 @@ def recorder_pair():
 
 # ================================================================= the relay
 
-class Relay:
+class Relay(relays.Relay):
     def __init__(self, name, port, umask=None, limits=None):
-        self.dir = rt.make_tmpdir("relaytest-security-%s-" % name)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
+        super().__init__(rt.make_tmpdir("relaytest-security-%s-" % name), https=True, http=True,
+                         name="relaypro")
         self.private = os.path.join(self.dir, "private")
         self.bundle = os.path.join(self.private, "ca-bundle.pem")
         self.port = port
         self.umask = umask
         self.limits = limits or {"authFailLimit": "100000", "headerTimeout": "5s"}
-        self.proc = None
-        with open(os.path.join(self.dir, "users.txt"), "w") as f:
-            f.write("%s:%s\n" % (USER, PASSWORD))
-        os.chmod(os.path.join(self.dir, "users.txt"), 0o600)
+        relays.write_users(self.dir, USER, PASSWORD)
+
+    https_port = property(lambda self: self.https)
+    http_port = property(lambda self: self.http)
+
+    def config(self):
+        return relays.relay_config(
+            security_token=SECRET, org=ORG, relay_id=RELAY_ID, allowed_ports=[self.port],
+            top=["relayProId = " + RELAY_PRO_ID, "passwordFile = users.txt"],
+            https=self.https, http=self.http, limits=self.limits)
 
     def start(self):
-        for attempt in range(3):
-            self.https_port, self.http_port = rt.free_port(), rt.free_port()
-            with open(self.cfg, "w") as f:
-                f.write("\n".join([
-                    "consoleAddress = localhost",
-                    "organizationId = %d" % ORG,
-                    "relayId = %d" % RELAY_ID,
-                    "relayProId = " + RELAY_PRO_ID,
-                    "securityToken = " + SECRET,
-                    "allowedPorts = %d" % self.port,
-                    "passwordFile = users.txt",
-                    "serverName = localhost",
-                    "[httpsProxy]", "listen = 127.0.0.1:%d" % self.https_port,
-                    "[httpProxy]", "listen = 127.0.0.1:%d" % self.http_port,
-                    "[logger]", "fileName = relay.log",
-                    "[limits]"] + ["%s = %s" % kv for kv in self.limits.items()]) + "\n")
-            since = rt.log_offset(self.log)
-            argv = [BIN, "run", "-c", self.cfg]
-            if self.umask is not None:  # the relay inherits the umask of its parent
-                argv = ["/bin/sh", "-c", "umask %03o && exec \"$@\"" % self.umask, "sh"] + argv
-            self.proc = rt.start_process(argv, tmpdir=self.dir, name="relaypro", cwd=self.dir)
-            ok = rt.wait_for_log(self.log, "start", timeout=15, since=since) and \
-                rt.wait_for_port("127.0.0.1", self.https_port, timeout=5)
-            if ok:
-                return self
-            self.proc.stop(timeout=5)
-            if "in use" not in self.proc.stderr():
-                break
-        raise RuntimeError("relay did not start: %s" % redact(self.proc.stderr()[-1500:]))
+        prefix = ()
+        if self.umask is not None:  # the relay inherits the umask of its parent
+            prefix = ("/bin/sh", "-c", "umask %03o && exec \"$@\"" % self.umask, "sh")
+        return super().start(argv_prefix=prefix, fresh_ports=True)
 
     def conn(self, tls):
         if tls:
@@ -274,29 +237,10 @@ class Relay:
 
 
 def read_all(s, timeout=8):
-    end = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < (4 << 20):
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        s.settimeout(left)
-        try:
-            d = s.recv(65536)
-        except (socket.timeout, ssl.SSLError, ConnectionResetError, BrokenPipeError):
-            break
-        if not d:
-            break
-        buf += d
-    return bytes(buf)
+    return rt.read_all(s, timeout)[0]
 
 
-def body_json(resp):
-    try:
-        v = json.loads(resp.body.decode())
-        return v if isinstance(v, dict) else {}
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return {}
+body_json = rt.body_json
 
 
 def head_lines(data):
@@ -567,8 +511,7 @@ def no_steering():
 
 # ================================================================= JWT
 
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+b64u = rt.b64url
 
 
 def grant_claims(**over):
@@ -823,10 +766,8 @@ def mode_events(r, since):
 
 def reload_and_wait(r):
     """SIGHUP, then wait for the config.reload line; returns the log offset before it."""
-    since = rt.log_offset(r.log)
-    r.proc.signal(signal.SIGHUP)
-    ck(rt.wait_for_log(r.log, "config.reload", timeout=10, since=since) is not None,
-       "modes: the relay reloaded")
+    rec, since = r.reload()
+    ck(rec is not None, "modes: the relay reloaded")
     return since
 
 
@@ -911,14 +852,14 @@ def secrets_not_logged():
         with open(p, "rb") as f:
             data = f.read().decode("utf-8", "replace")
         size += len(data)
-        for i, s in enumerate(sorted(SECRETS)):
+        for i, s in enumerate(sorted(rt.secrets())):
             if s and s in data:
                 hits.append("%s: secret #%d (%d chars)" % (fn, i, len(s)))
     recs = rt.read_json_lines(r.log)
     fails = sum(1 for x in recs if x.get("event") == "auth.fail")
     ck(size > 0 and fails >= 10, "the relay logged (%d bytes, %d auth.fail)" % (size, fails))
     ck(not hits, "no security token, password, Basic credential, grant or access token "
-       "(%d strings) in the relay's log or output" % len(SECRETS), "; ".join(hits))
+       "(%d strings) in the relay's log or output" % len(rt.secrets()), "; ".join(hits))
 
 
 if __name__ == "__main__":

@@ -134,11 +134,8 @@ def setup():
     for exe in ("curl", rt.MICROSOCKS, rt.DANTED):
         rt.check(os.access(exe if "/" in exe else "/usr/bin/" + exe, os.X_OK),
                  "%s installed (build.sh deps)" % exe)
-    r = subprocess.run(["make", "-s", "ARCH=amd64", "build/amd64/tools/register_tool"],
-                       cwd=rt.REPO_DIR, capture_output=True, text=True, timeout=600)
-    S["tool"] = os.path.join(rt.REPO_DIR, "build", "amd64", "tools", "register_tool")
-    rt.check(r.returncode == 0 and os.access(S["tool"], os.X_OK), "register_tool built",
-             r.stderr[-2000:])
+    S["tool"], why = rt.build_tool("register_tool")
+    rt.check(S["tool"] is not None, "register_tool built", why)
 
 
 @rt.case(timeout=240)

@@ -30,6 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
@@ -41,34 +42,22 @@ CONSOLE_CHECK = {"status": "ok", "service": "test-console"}
 rt.init("tokens", deadline=170)
 TMP = rt.make_tmpdir("relaytest-tokens-")
 
-# Everything that must never show up in output or logs; failure details are redacted.
-SECRETS = {SECRET}
+# Everything that must never show up in output or logs (relaytest redacts check lines).
+rt.secret(SECRET)
 JWT_RE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+rt.secret_pattern(JWT_RE, "<jwt>")
 RELAYS = []
+redact = rt.redact
+ck, ck_eq = rt.check, rt.check_eq
 
 
 def remember(tok):
     if tok:
-        SECRETS.add(tok)
+        rt.secret(tok)
         sig = tok.rsplit(".", 1)[-1]
         if len(sig) >= 20:
-            SECRETS.add(sig)
+            rt.secret(sig)
     return tok
-
-
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for t in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(t, "<secret>")
-    return JWT_RE.sub("<jwt>", s)[:600]
-
-
-def ck(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def ck_eq(got, want, name):
-    return ck(got == want, name, "got %r, want %r" % (got, want))
 
 
 # ================================================================= console and relays
@@ -80,80 +69,48 @@ except Exception as e:  # no console: nothing below can run
     rt.finish()
 
 
-class Relay:
+class Relay(relays.Relay):
     """One relaypro instance: <TMP>/<name>/config.ini, log relay.log, CA in private/."""
 
     def __init__(self, name, token_section=None, limits=None, env=None, top=None):
+        super().__init__(os.path.join(TMP, name), https=rt.free_port(), env=env)
         self.name = name
-        self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
         self.bundle = (env or {}).get("RELAYPRO_CA_BUNDLE_FILE") or \
             os.path.join(self.dir, "private", "ca-bundle.pem")
-        self.port = rt.free_port()
         self.token_section = dict(token_section or {})
         self.limits = dict(limits or {"authFailLimit": "1000"})
-        self.env = dict(env or {})
         self.top = dict(top or {})
-        self.proc = None
         self.write_config()
         RELAYS.append(self)
 
+    port = property(lambda self: self.https)
+
     def write_config(self):
-        lines = [
-            "consoleAddress = localhost",
-            "organizationId = %d" % ORG,
-            "relayId = %d" % RELAY_ID,
-            "securityToken = " + SECRET,
-            "allowedPorts = %d,%d" % (CON.https_port, CON.echo_port),
-            "serverName = localhost",
-        ] + ["%s = %s" % kv for kv in self.top.items()] + [
-            "[httpsProxy]", "listen = 127.0.0.1:%d" % self.port,
-            "[logger]", "fileName = relay.log",
-        ]
-        if self.token_section:
-            lines.append("[clientAuthToken]")
-            lines += ["%s = %s" % kv for kv in self.token_section.items()]
-        if self.limits:
-            lines.append("[limits]")
-            lines += ["%s = %s" % kv for kv in self.limits.items()]
-        with open(self.cfg, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        self.write()
+
+    def config(self):
+        return relays.relay_config(
+            security_token=SECRET, org=ORG, relay_id=RELAY_ID,
+            allowed_ports=[CON.https_port, CON.echo_port], top=self.top, https=self.https,
+            sections=[("clientAuthToken", self.token_section)] if self.token_section else (),
+            limits=self.limits)
 
     def start(self):
-        since = rt.log_offset(self.log)
-        self.proc = rt.start_process([BIN, "run", "-c", self.cfg], env=self.env,
-                                     tmpdir=self.dir, name="relay", cwd=self.dir)
-        ok = rt.wait_for_log(self.log, "start", timeout=10, since=since) and \
-            rt.wait_for_port("127.0.0.1", self.port, timeout=10)
-        if not ok:
-            raise RuntimeError("relay %s did not start: %s" % (
-                self.name, redact(self.proc.stderr()[-1500:])))
-        return self
+        return super().start(timeout=10)
 
     def stop(self):
         """SIGTERM by PID; returns the exit status."""
-        rc = self.proc.stop(timeout=15) if self.proc else None
+        rc = super().stop()
         self.proc = None
         return rc
 
     def grant(self, sub, ttl="10m"):
         """A grant from `relaypro token grant` (the console's job, done by the CLI)."""
-        env = rt.clean_environ()
-        env.update(self.env)
-        r = subprocess.run([BIN, "token", "grant", "-c", self.cfg, "--sub", sub, "--ttl", ttl],
-                           capture_output=True, text=True, timeout=20, env=env)
-        if r.returncode != 0:
-            raise RuntimeError("token grant failed: %s" % redact(r.stderr))
-        return remember(r.stdout.strip())
+        return remember(super().grant(sub, ttl))
 
     def ca_show(self):
         """(certificate DER, printed fingerprint hex) from `relaypro ca show`."""
-        env = rt.clean_environ()
-        env.update(self.env)
-        r = subprocess.run([BIN, "ca", "show", "-c", self.cfg], capture_output=True, text=True,
-                           timeout=20, env=env)
+        r = self.cli(["ca", "show"])
         m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", r.stdout,
                       re.S)
         fp = re.search(r"SHA256 Fingerprint=([0-9A-F:]+)", r.stdout)
@@ -169,7 +126,7 @@ class Relay:
         if not m:
             raise RuntimeError("no RSA PRIVATE KEY block in the CA bundle")
         der = base64.b64decode("".join(m.group(1).split()))
-        SECRETS.add("".join(m.group(1).split())[:64])
+        rt.secret("".join(m.group(1).split())[:64])
         return der
 
     # -- requests
@@ -234,11 +191,7 @@ def tls_from(src_ip, port):
     return s
 
 
-def err_code(body):
-    try:
-        return json.loads(body if isinstance(body, (str, bytes)) else b"").get("error")
-    except (ValueError, AttributeError):
-        return None
+err_code = rt.err_code
 
 
 def b64d(s):
@@ -627,7 +580,7 @@ def refusal(relay, send, want_code, want_reason, name):
        "%s: auth.fail reason %r" % (name, getattr(want_reason, "pattern", want_reason)),
        rec)
     ck((rec or {}).get("code") == want_code, "%s: auth.fail code %s" % (name, want_code), rec)
-    ck(not any(t in json.dumps(rec) for t in SECRETS) and not JWT_RE.search(reason),
+    ck(not any(t in json.dumps(rec) for t in rt.secrets()) and not JWT_RE.search(reason),
        "%s: no token or secret in the log line" % name)
     return rec
 
@@ -881,7 +834,7 @@ def secrets_never_logged():
             files += 1
             with open(p, "rb") as f:
                 data = f.read().decode("utf-8", "replace")
-            for i, s in enumerate(sorted(SECRETS)):
+            for i, s in enumerate(sorted(rt.secrets())):
                 if s and s in data:
                     hits.append("%s/%s: secret #%d (%d chars)" % (r.name, fn, i, len(s)))
             if fn == "relay.log":
@@ -891,7 +844,7 @@ def secrets_never_logged():
     ck(files >= len(RELAYS) and fails > 10 and issues > 10,
        "secrets: logs were written (%d files, %d auth.fail, %d token.issue)" % (files, fails, issues))
     ck(not hits, "secrets: no security token, grant, access token, signature or CA key in "
-       "%d log files (%d strings checked)" % (files, len(SECRETS)), "; ".join(hits))
+       "%d log files (%d strings checked)" % (files, len(rt.secrets())), "; ".join(hits))
 
 
 if __name__ == "__main__":

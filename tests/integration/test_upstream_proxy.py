@@ -12,37 +12,23 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
 BIN = rt.relay_bin()
-TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+TINYPROXY = rt.TINYPROXY
 S = {}
 
 
 def start_tinyproxy(tmp, name, auth=None):
-    port = rt.free_port()
-    log = os.path.join(tmp, name + ".log")
-    conf = os.path.join(tmp, name + ".conf")
-    lines = ["Port %d" % port, "Listen 127.0.0.1", "Timeout 30", "LogFile \"%s\"" % log,
-             "LogLevel Connect", "MaxClients 50", "Allow 127.0.0.1",
-             "ConnectPort %d" % S["con"].echo_port, "ConnectPort %d" % S["con"].http_port]
-    if auth:
-        lines.append("BasicAuth %s %s" % auth)
-    with open(conf, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    p = rt.start_process([TINYPROXY, "-d", "-c", conf], tmpdir=tmp, name=name)
-    rt.check(rt.wait_for_port("127.0.0.1", port, timeout=10), name + " listening")
-    return p, port, log
+    return rt.start_tinyproxy(tmp, name, (S["con"].echo_port, S["con"].http_port), auth)
 
 
 def start_relay(tmp, name, env):
     port = rt.free_port()
     cfg = os.path.join(tmp, name + ".ini")
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = localhost\nallowedHosts = 127.0.0.1\nallowedPorts = %d,%d\n"
-                "passwordFile = users.txt\nproxyEnabled = true\nserverName = localhost\n"
-                "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n"
-                "[logger]\nfileName = %s.log\n" % (S["con"].echo_port, S["con"].http_port, port, name))
+    relays.write_config(cfg, relays.chaining_config(
+        port, (S["con"].echo_port, S["con"].http_port), name + ".log"), atomic=False)
     p = rt.start_process([BIN, "run", "-c", cfg], env=env, tmpdir=tmp, name=name)
     return p, port, os.path.join(tmp, name + ".log")
 
@@ -194,24 +180,14 @@ def absolute_form_through_http_proxy():
 
 @rt.case
 def registration_through_proxy():
-    con = rt.start_console(S["tmp"], https=True, http=False, echo=False, tls_echo=False, org=5,
+    con = rt.start_console(S["tmp"], **rt.HTTPS_ONLY, org=5,
                            deployment_token="dep-via-proxy", security_token="sec-via-proxy",
                            relay_id=11, name="console-reg")
     S["con_reg"] = con
-    port = rt.free_port()
-    conf = os.path.join(S["tmp"], "tp-reg.conf")
-    tlog = os.path.join(S["tmp"], "tp-reg.log")
-    with open(conf, "w") as f:
-        f.write("Port %d\nListen 127.0.0.1\nTimeout 30\nLogFile \"%s\"\nLogLevel Connect\n"
-                "Allow 127.0.0.1\nConnectPort %d\n" % (port, tlog, con.https_port))
-    tp = rt.start_process([TINYPROXY, "-d", "-c", conf], tmpdir=S["tmp"], name="tp-reg")
-    rt.check(rt.wait_for_port("127.0.0.1", port, timeout=10), "tp-reg listening")
+    tp, port, tlog = rt.start_tinyproxy(S["tmp"], "tp-reg", (con.https_port,))
     cfg = os.path.join(S["tmp"], "relay-reg.ini")
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = %s\norganizationId = 5\ndeploymentToken = dep-via-proxy\n"
-                "consoleCACert = %s\nproxyEnabled = true\nserverName = localhost\n"
-                "[httpsProxy]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay-reg.log\n"
-                % (con.address(), con.ca, rt.free_port()))
+    relays.write_config(cfg, relays.registration_config(con, "relay-reg.log", top=["proxyEnabled = true"]),
+                        atomic=False)
     relay = rt.start_process([BIN, "run", "-c", cfg], tmpdir=S["tmp"], name="relay-reg",
                              env={"HTTPS_PROXY": "http://127.0.0.1:%d" % port})
     ev = rt.wait_for_log(os.path.join(S["tmp"], "relay-reg.log"), "register.saved", timeout=20)

@@ -30,32 +30,21 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 BIN = rt.relay_bin()
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SECRET = "sec-" + secrets.token_hex(16)
 ORG, RELAY_ID = 42, 7
 
 rt.init("websocket", deadline=400)
 TMP = rt.make_tmpdir("relaytest-ws-")
-SECRETS = {SECRET}
+rt.secret(SECRET)
 JWT_RE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
-
-
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for t in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(t, "<secret>")
-    return JWT_RE.sub("<jwt>", s)[:600]
-
-
-def ck(cond, name, detail=""):
-    return rt.check(cond, name, redact(detail) if detail != "" else "")
-
-
-def ck_eq(got, want, name):
-    return ck(got == want, name, "got %r, want %r" % (rt._short(got, 200), rt._short(want, 200)))
+rt.secret_pattern(JWT_RE, "<jwt>")
+redact = rt.redact
+ck, ck_eq = rt.check, rt.check_eq
 
 
 try:
@@ -65,207 +54,38 @@ except Exception as e:
     rt.finish()
 
 
-class Relay:
-    """A relay with a TLS and a plain listener in <TMP>/<name>/."""
+class Relay(relays.Relay):
+    """A relay with a TLS and a plain listener in <TMP>/<name>/, started at once."""
 
     def __init__(self, name, limits=None, top=(), env=None):
-        self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.cfg = os.path.join(self.dir, "config.ini")
-        self.log = os.path.join(self.dir, "relay.log")
-        self.port, self.plain_port = rt.free_port(), rt.free_port()
-        lines = [
-            "consoleAddress = localhost", "organizationId = %d" % ORG, "relayId = %d" % RELAY_ID,
-            "securityToken = " + SECRET, "serverName = localhost",
-            "allowedPorts = %d,%d" % (CON.echo_port, CON.http_port),
-        ] + list(top) + [
-            "[httpsProxy]", "listen = 127.0.0.1:%d" % self.port,
-            "[httpProxy]", "listen = 127.0.0.1:%d" % self.plain_port,
-            "[logger]", "fileName = relay.log",
-            "[limits]",
-        ] + ["%s = %s" % kv for kv in (limits or {"authFailLimit": "1000"}).items()]
-        with open(self.cfg, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.proc = rt.start_process([BIN, "run", "-c", self.cfg], env=env, tmpdir=self.dir,
-                                     name="relay", cwd=self.dir)
-        if not (rt.wait_for_log(self.log, "start", timeout=10) and
-                rt.wait_for_port("127.0.0.1", self.port) and
-                rt.wait_for_port("127.0.0.1", self.plain_port)):
-            raise RuntimeError("relay did not start: %s" % redact(self.proc.stderr()[-1500:]))
-
-    def ca_pem(self):
-        r = subprocess.run([BIN, "ca", "show", "-c", self.cfg], capture_output=True, text=True,
-                           timeout=20, env=rt.clean_environ())
-        m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", r.stdout, re.S)
-        if not m:
-            raise RuntimeError("ca show failed")
-        path = os.path.join(self.dir, "ca.pem")
-        with open(path, "w") as f:
-            f.write(m.group(0))
-        return path
+        port, plain_port = rt.free_port(), rt.free_port()
+        super().__init__(os.path.join(TMP, name), relays.relay_config(
+            security_token=SECRET, org=ORG, relay_id=RELAY_ID,
+            allowed_ports=[CON.echo_port, CON.http_port], top=top, https=port, http=plain_port,
+            limits=limits or {"authFailLimit": "1000"}), https=port, http=plain_port, env=env)
+        self.port, self.plain_port = port, plain_port
+        self.start(timeout=10)
 
     def grant(self, sub="responder-ws"):
-        r = subprocess.run([BIN, "token", "grant", "-c", self.cfg, "--sub", sub, "--ttl", "10m"],
-                           capture_output=True, text=True, timeout=20, env=rt.clean_environ())
-        grant = r.stdout.strip()
-        SECRETS.add(grant)
-        return grant
+        return super().grant(sub)
 
     def token(self, sub="responder-ws"):
-        grant = self.grant(sub)
-        resp = rt.http_request("127.0.0.1", self.port, "POST", "/v1/token",
-                               headers=[("Authorization", "Bearer " + grant)], tls=True,
-                               verify=False, server_hostname="localhost")
-        if resp.status != 200:
-            raise RuntimeError("POST /v1/token: %d" % resp.status)
-        tok = resp.json()["access_token"]
-        SECRETS.add(tok)
-        return tok
-
-    def sock(self, tls):
-        if tls:
-            return rt.tls_connect("127.0.0.1", self.port, verify=False, server_hostname="localhost")
-        return rt.connect("127.0.0.1", self.plain_port)
+        return self.access_token(sub)
 
 
 # ================================================================= a raw RFC 6455 client
 
-def frame(op, payload=b"", fin=True, mask=True, rsv=0, length=None):
-    """A client frame; `length` overrides the encoded length (hostile frames)."""
-    n = len(payload) if length is None else length
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        h = bytes([b0, mbit | n])
-    elif n <= 0xffff:
-        h = bytes([b0, mbit | 126]) + struct.pack(">H", n)
-    else:
-        h = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
-    if not mask:
-        return h + payload
-    key = secrets.token_bytes(4)
-    return h + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload)) \
-        if len(payload) < 4096 else h + key + xor_mask(payload, key)
-
-
-def xor_mask(payload, key):
-    n = len(payload)
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-class WS:
-    def __init__(self, sock, rest=b""):
-        self.s = sock
-        self.rbuf = bytearray(rest)
-        self.eof = False
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self, end):
-        left = end - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("no frame in time")
-        self.s.settimeout(left)
-        try:
-            d = rt._recv(self.s, 65536)
-        except ConnectionResetError:
-            d = b""
-        if not d:
-            self.eof = True
-        self.rbuf += d
-
-    def recv_frame(self, timeout=10):
-        """(fin, opcode, payload, masked) or None at EOF."""
-        end = time.monotonic() + timeout
-        while True:
-            b = self.rbuf
-            if len(b) >= 2:
-                n, off = b[1] & 0x7f, 2
-                if n == 126 and len(b) >= 4:
-                    n, off = struct.unpack(">H", bytes(b[2:4]))[0], 4
-                elif n == 127 and len(b) >= 10:
-                    n, off = struct.unpack(">Q", bytes(b[2:10]))[0], 10
-                elif n >= 126:
-                    n = None
-                if n is not None and len(b) >= off + n:
-                    f = (bool(b[0] & 0x80), b[0] & 0x0f, bytes(b[off:off + n]), bool(b[1] & 0x80),
-                         bytes(b[:off]))
-                    del self.rbuf[:off + n]
-                    return f
-            if self.eof:
-                return None
-            self._fill(end)
-
-    def read_data(self, want, timeout=20):
-        """Data frames until `want` bytes; returns (data, control frames seen, headers ok)."""
-        data, ctl, ok = bytearray(), [], True
-        end = time.monotonic() + timeout
-        while len(data) < want:
-            f = self.recv_frame(max(0.01, end - time.monotonic()))
-            if f is None:
-                break
-            fin, op, p, masked, hdr = f
-            if masked or not fin or op not in (2, 9, 10) or not minimal(hdr):
-                ok = False
-            if op == 2:
-                data += p
-            else:
-                ctl.append((op, p))
-        return bytes(data), ctl, ok
-
-    def wait_eof(self, timeout=5):
-        end = time.monotonic() + timeout
-        while not self.eof and time.monotonic() < end:
-            try:
-                self._fill(end)
-            except socket.timeout:
-                break
-        return self.eof
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-
-def minimal(hdr):
-    n = hdr[1] & 0x7f
-    if n == 126:
-        return struct.unpack(">H", hdr[2:4])[0] >= 126
-    if n == 127:
-        return struct.unpack(">Q", hdr[2:10])[0] > 0xffff
-    return True
-
-
-def accept_of(key):
-    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+frame, xor_mask, WS, minimal, accept_of = (wsclient.frame, wsclient.xor_mask, wsclient.WS,
+                                           wsclient.minimal, wsclient.accept_of)
 
 
 def handshake(relay, tls, token, target=None, query=None, headers=None, method="GET",
               key=None, version="13", drop=(), pipelined=b""):
     """Send the upgrade request. Returns (status, Headers, WS or body bytes, key)."""
-    key = key if key is not None else base64.b64encode(secrets.token_bytes(16)).decode()
     if query is None:
         query = "target=localhost:%d" % (target or CON.echo_port)
-    pairs = [("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-             ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", version)]
-    if token is not None:
-        pairs.append(("Authorization", token if " " in token else "Bearer " + token))
-    pairs = [(k, v) for k, v in pairs if k not in drop] + list(headers or [])
-    s = relay.sock(tls)
-    s.sendall(rt.build_request(method, "/v1/tunnel?" + query, pairs) + pipelined)
-    version_, status, reason, h, raw = rt.read_response_head(s, timeout=10)
-    if status == 101:
-        return status, h, WS(s), key
-    body = b""
-    cl = h.get("content-length")
-    if cl and cl.isdigit():
-        body = rt.read_until_close(s, 5, int(cl))
-    s.close()
-    return status, h, body, key
+    return wsclient.handshake_on(relay.sock(tls), query, token, headers=headers, method=method,
+                                 key=key, version=version, drop=drop, pipelined=pipelined)
 
 
 def open_ws(relay, tls, token, target=None):
@@ -365,7 +185,7 @@ def token_then_upgrade_on_one_connection():
     r = rt.http_request("127.0.0.1", RELAY.port, "POST", "/v1/token", conn=s, keep_open=True,
                         headers=[("Authorization", "Bearer " + RELAY.grant())])
     tok = r.json().get("access_token") if r.status == 200 else None
-    SECRETS.add(tok or "-")
+    rt.secret(tok)
     key = base64.b64encode(secrets.token_bytes(16)).decode()
     s.sendall(rt.build_request("GET", "/v1/tunnel?target=localhost:%d" % CON.echo_port, [
         ("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "keep-alive, Upgrade"),
@@ -596,25 +416,19 @@ def log_lines():
     ck(cl and cl.get("bytes_up") == 3333 and cl.get("bytes_down") == 3333 and
        cl.get("ws_close") == 1000, "tunnel.close: payload bytes each way and the close status", cl)
     text = rt._read_text(RELAY.log)
-    ck(not any(s in text for s in SECRETS), "no token or secret in the log")
+    ck(not any(s in text for s in rt.secrets()), "no token or secret in the log")
 
 
 @rt.case(timeout=60)
 def through_upstream_proxy():
     """proxyEnabled: the WebSocket tunnel reaches the console through HTTPS_PROXY, a real
     proxy nobody here wrote (Debian's tinyproxy, from build.sh deps)."""
-    tinyproxy = shutil.which("tinyproxy") or "/usr/sbin/tinyproxy"
+    tinyproxy = rt.TINYPROXY
     if not ck(os.access(tinyproxy, os.X_OK), "tinyproxy installed (build.sh deps)"):
         return
-    port = rt.free_port()
     d = os.path.join(TMP, "tinyproxy")
     os.makedirs(d, exist_ok=True)
-    log = os.path.join(d, "tp.log")
-    with open(os.path.join(d, "tp.conf"), "w") as f:
-        f.write("Port %d\nListen 127.0.0.1\nTimeout 30\nLogFile \"%s\"\nLogLevel Connect\n"
-                "MaxClients 20\nAllow 127.0.0.1\nConnectPort %d\n" % (port, log, CON.echo_port))
-    tp = rt.start_process([tinyproxy, "-d", "-c", os.path.join(d, "tp.conf")], tmpdir=d, name="tp")
-    ck(rt.wait_for_port("127.0.0.1", port), "tinyproxy listening")
+    tp, port, log = rt.start_tinyproxy(d, "tp", (CON.echo_port,), max_clients=20)
     r = Relay("via-proxy", top=["proxyEnabled = true"],
               env={"HTTPS_PROXY": "http://127.0.0.1:%d" % port})
     ws = open_ws(r, True, r.token())

@@ -101,12 +101,56 @@ def _record(ok, name, detail=""):
     with _out_lock:
         if ok:
             _state["passed"] += 1
-            _say("ok   %s" % name)
+            _say("ok   %s" % redact(name))
         else:
             _state["failed"] += 1
             _state["failures"].append(name)
-            _say("FAIL %s%s" % (name, (": " + str(detail)) if detail != "" else ""))
+            _say("FAIL %s%s" % (redact(name), (": " + redact(detail)) if detail != "" else ""))
     return ok
+
+
+# ================================================================= secrets in output
+
+_secrets = set()
+_secret_patterns = []   # [(compiled regex, replacement)]
+REDACTED = "<redacted>"
+
+
+def secret(value):
+    """Register a test secret (a password, a token, a key, a Basic credential): no line
+    this module prints shows it (check/skip names and details are passed through redact()).
+    Returns value, so `TOKEN = rt.secret(...)` reads naturally. Empty values are ignored."""
+    if value:
+        with _out_lock:
+            _secrets.add(str(value))
+    return value
+
+
+def secrets():
+    """Every secret registered so far (a copy): what a test looks for in logs and output."""
+    with _out_lock:
+        return set(_secrets)
+
+
+def secret_pattern(regex, replacement=REDACTED):
+    """Also hide whatever matches `regex` (e.g. anything shaped like a JWT)."""
+    import re as _re
+    with _out_lock:
+        _secret_patterns.append((_re.compile(regex), replacement))
+
+
+def redact(v, limit=None):
+    """str(v) (repr for non-strings) with every registered secret replaced by <redacted>
+    (longest first, so a secret inside another is hidden whole); cut to `limit` chars."""
+    s = v if isinstance(v, str) else repr(v)
+    with _out_lock:
+        secs = sorted(_secrets, key=len, reverse=True)
+        pats = list(_secret_patterns)
+    for sec in secs:
+        s = s.replace(sec, REDACTED)
+    for rx, rep in pats:
+        s = rx.sub(rep, s)
+    return s if limit is None else s[:limit]
 
 
 def check(cond, name, detail=""):
@@ -115,7 +159,7 @@ def check(cond, name, detail=""):
 
 
 def check_eq(got, want, name):
-    """check(got == want) with both values in the failure line."""
+    """check(got == want) with both values in the failure line (secrets redacted)."""
     return _record(got == want, name, "got %r, want %r" % (_short(got), _short(want)))
 
 
@@ -306,6 +350,33 @@ def make_tmpdir(prefix="relaytest-"):
     with _reg_lock:
         _tmpdirs.append(d)
     return d
+
+
+def write_file(path, data, mode=None, atomic=False):
+    """Write str or bytes to path; chmod to `mode` when given. atomic: write path.tmp and
+    rename it over path (a reader -- a relay reloading -- never sees half a file)."""
+    target = path + ".tmp" if atomic else path
+    with open(target, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    if mode is not None:
+        os.chmod(target, mode)
+    if atomic:
+        os.replace(target, path)
+    return path
+
+
+def read_file(path, binary=False):
+    with open(path, "rb" if binary else "r") as f:
+        return f.read()
+
+
+def project_version():
+    """VERSION from the Makefile (what the binary, the packages and the image carry)."""
+    import re as _re
+    m = _re.search(r"^VERSION\s*:=\s*(\S+)", read_file(os.path.join(REPO_DIR, "Makefile")), _re.M)
+    if not m:
+        raise RuntimeError("no VERSION in Makefile")
+    return m.group(1)
 
 
 # ================================================================= processes
@@ -601,6 +672,20 @@ def start_console(tmpdir, https=True, http=True, echo=True, tls_echo=True, org=1
                                              relay_id=relay_id))
 
 
+# A console that only answers the registration API (no plain HTTP, no echo ports).
+HTTPS_ONLY = dict(https=True, http=False, echo=False, tls_echo=False)
+_consoles = {}
+
+
+def console_once(tmpdir, name="console", **opts):
+    """The script's console `name`: started with start_console(tmpdir, name=name, **opts)
+    on first use, the same ConsoleHandle after that (cases that share one console)."""
+    with _reg_lock:
+        if name not in _consoles:
+            _consoles[name] = start_console(tmpdir, name=name, **opts)
+        return _consoles[name]
+
+
 # ================================================================= SOCKS5 proxies
 
 SOCKS5_SERVER_PY = os.path.join(HERE, "socks5server.py")
@@ -696,6 +781,30 @@ def start_socks5_server(tmpdir, kind="own", name=None, user=None, password=None,
     return Socks5Handle(kind, proc, port, log)
 
 
+# ================================================================= HTTP proxies (tinyproxy)
+
+TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"   # Debian tinyproxy (build.sh)
+
+
+def start_tinyproxy(tmpdir, name, connect_ports, auth=None, max_clients=50, timeout=10):
+    """Debian's tinyproxy on 127.0.0.1 (an unused port) allowing CONNECT to connect_ports
+    only, logging connects to <tmpdir>/<name>.log; auth (user, password): BasicAuth.
+    Returns (Proc, port, log path) once it accepts connections (the wait is one check,
+    `<name> listening`)."""
+    port = free_port()
+    log = os.path.join(tmpdir, name + ".log")
+    conf = os.path.join(tmpdir, name + ".conf")
+    lines = ["Port %d" % port, "Listen 127.0.0.1", "Timeout 30", "LogFile \"%s\"" % log,
+             "LogLevel Connect", "MaxClients %d" % max_clients, "Allow 127.0.0.1"]
+    lines += ["ConnectPort %d" % p for p in connect_ports]
+    if auth:
+        lines.append("BasicAuth %s %s" % auth)
+    write_file(conf, "\n".join(lines) + "\n")
+    p = start_process([TINYPROXY, "-d", "-c", conf], tmpdir=tmpdir, name=name)
+    check(wait_for_port("127.0.0.1", port, timeout=timeout), name + " listening")
+    return p, port, log
+
+
 # ================================================================= waiting
 
 _ports_given = set()
@@ -718,7 +827,7 @@ def free_port(host="127.0.0.1"):
 
 
 def relay_bin():
-    """The relay binary under test, as an absolute path: RELAYPRO_BIN when set (`make check`
+    """The relay binary under test, as an absolute path: RELAYPRO_BIN when set (the ASan pass
     points it at the sanitizer build), else dist/relaypro-linux-amd64 (what ./build.sh and
     `make test` make), else build/amd64/relaypro."""
     b = os.environ.get("RELAYPRO_BIN")
@@ -731,6 +840,21 @@ def relay_bin():
     return os.path.join(REPO_DIR, "dist", "relaypro-linux-amd64")
 
 
+def build_tool(name, timeout=600):
+    """A test driver tests/tools/<name>.c linked against the relay's modules, built by the
+    Makefile (`make build/<arch>/tools/<name>`, native arch). Returns (path, None), or
+    (None, the compiler's output). Scripts that call it run in the runner's `make` group
+    (tests/run.py): two makes on one tree must not run at once."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    rel = os.path.join("build", arch, "tools", name)
+    r = subprocess.run(["make", "-s", "ARCH=" + arch, rel], cwd=REPO_DIR, capture_output=True,
+                       text=True, timeout=timeout, env=clean_environ())
+    path = os.path.join(REPO_DIR, rel)
+    if r.returncode != 0 or not os.access(path, os.X_OK):
+        return None, (r.stdout + r.stderr)[-3000:] or "make exited %d" % r.returncode
+    return path, None
+
+
 def pid_alive(pid):
     """True while pid exists and is not a zombie (Linux /proc)."""
     try:
@@ -738,6 +862,20 @@ def pid_alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def proc_status(pid):
+    """{'Uid': [...], 'Gid': [...], 'Groups': [...] (ints), 'NoNewPrivs': '1'} of a live
+    pid, from /proc/<pid>/status."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            k, _, v = ln.partition(":")
+            if k in ("Uid", "Gid", "Groups"):
+                out[k] = [int(x) for x in v.split()]
+            elif k == "NoNewPrivs":
+                out[k] = v.strip()
+    return out
 
 
 def plain_healthz(port, timeout=3):
@@ -830,6 +968,30 @@ def wait_for_log(path, predicate, timeout=10, since=0):
                 continue
         return None
     return wait_until(look, timeout)
+
+
+def events(path, name=None, since=0):
+    """The JSON log records of `path` after byte `since` (of one event name, when given)."""
+    return [r for r in read_json_lines(path, since) if name is None or r.get("event") == name]
+
+
+def body_json(resp):
+    """A Response's body as a JSON object, or {} when it is not one."""
+    try:
+        v = json.loads(resp.body.decode("utf-8"))
+        return v if isinstance(v, dict) else {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return {}
+
+
+def err_code(body):
+    """The `error` field of a JSON error body (bytes or str), or None."""
+    try:
+        if isinstance(body, bytes):
+            body = body.decode()
+        return json.loads(body).get("error")
+    except Exception:
+        return None
 
 
 # ================================================================= sockets
@@ -1088,6 +1250,78 @@ def read_until_close(sock, timeout=5, max_bytes=MAX_READ):
             break
         buf += data
     return bytes(buf)
+
+
+def read_all(sock, timeout=5.0, limit=4 << 20, ragged="ragged"):
+    """Read until the peer ends the stream. Returns (data, how): how is "eof" (FIN or
+    close_notify), `ragged` (TLS ended without close_notify: "ragged" by default; pass
+    "eof" where the difference does not matter), "reset", "sslerror", "timeout" or
+    "limit"."""
+    end = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < limit:
+        left = end - time.monotonic()
+        if left <= 0:
+            return bytes(buf), "timeout"
+        sock.settimeout(left)
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            return bytes(buf), "timeout"
+        except ssl.SSLEOFError:
+            return bytes(buf), ragged
+        except ssl.SSLZeroReturnError:
+            return bytes(buf), "eof"
+        except (ConnectionResetError, BrokenPipeError):
+            return bytes(buf), "reset"
+        except ssl.SSLError:
+            return bytes(buf), "sslerror"
+        if not d:
+            return bytes(buf), "eof"
+        buf += d
+    return bytes(buf), "limit"
+
+
+def read_exact(sock, n, timeout=5.0):
+    """Up to n bytes: fewer when the peer closes, resets, a TLS error comes or `timeout`
+    seconds pass."""
+    end = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < n:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            d = sock.recv(n - len(buf))
+        except (socket.timeout, ssl.SSLError, ConnectionResetError):
+            break
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
+
+
+def recv_head(conn, limit=8192):
+    """Bytes until a blank line ends a head (the rest of that read included), at most
+    about `limit`; None when the peer closes first. The socket's own timeout applies."""
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < limit:
+        d = conn.recv(4096)
+        if not d:
+            return None
+        head += d
+    return head
+
+
+def send_quiet(sock, data):
+    """sendall; False instead of an exception when the peer already closed or reset (it
+    may have answered first: read what it sent), True when everything was sent."""
+    try:
+        sock.sendall(data)
+        return True
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+        return False
 
 
 def http_exchange(sock, data, timeout=5, max_bytes=MAX_READ):
@@ -1855,12 +2089,9 @@ class EagerProxy:
             conn.settimeout(10)
             if self.ctx:
                 conn = self.ctx.wrap_socket(conn, server_side=True)
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 4096:
-                d = conn.recv(4096)
-                if not d:
-                    return
-                head += d
+            head = recv_head(conn, 4096)
+            if head is None:
+                return
             conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + self.eager)
             for _ in range(1000):
                 d = conn.recv(65536)
