@@ -162,13 +162,15 @@ def lose_nothing_setup():
         f.write("u:p\n")
     cfg = os.path.join(tmp, "config.ini")
     # headerTimeout and shutdownTimeout far above anything this case waits for: it is about
-    # the hand-off, not about timeouts.
+    # the hand-off, not about timeouts. The 100 parked clients and the load all come from
+    # 127.0.0.1 and are pending until their tunnels open: maxPendingPerAddress (default 64)
+    # raised above them, or the cap itself would close the oldest (test_pending.py).
     with open(cfg, "w") as f:
         f.write("consoleAddress = localhost\nallowedPorts = %d\npasswordFile = users.txt\n"
                 "relayProId = 123e4567-e89b-12d3-a456-426614174000\nserverName = localhost\n"
                 "[httpsProxy]\nlisten = 127.0.0.1:%d\n[httpProxy]\nlisten = 127.0.0.1:%d\n"
                 "[admin]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay.log\n"
-                "[limits]\nheaderTimeout = 300s\nshutdownTimeout = 300s\n"
+                "[limits]\nheaderTimeout = 300s\nshutdownTimeout = 300s\nmaxPendingPerAddress = 1000\n"
                 % (L["con"].echo_port, L["https"], L["http"], L["admin"]))
     L["relay"] = rt.start_process([L["bin"], "run", "-c", cfg], tmpdir=tmp, name="relay", cwd=tmp)
     rt.check(rt.wait_for_log(L["log"], "start", timeout=15) is not None, "relay started")
