@@ -261,18 +261,25 @@ conn_transport(const struct conn *c)
 
 /* see conn.h */
 void
+conn_log_tunnel(struct log_rec *r, const struct conn *c)
+{
+	log_int(r, "session", (int64_t)sessions_id(c->session));
+	log_str(r, "transport", sessions_transport_str(conn_transport(c)));
+	log_str(r, "client", c->peer);
+	log_str(r, "user", c->who);
+	log_str(r, "target", c->target.host.name);
+	log_int(r, "port", c->target.port);
+}
+
+/* see conn.h */
+void
 conn_free(struct conn *c)
 {
 	const char *reason = c->close_reason ? c->close_reason : "closed";
 	struct log_rec r;
 
 	if (c->tunnel_open && log_begin(&r, LOG_INFO, "tunnel.close")) {
-		log_int(&r, "session", (int64_t)sessions_id(c->session));
-		log_str(&r, "transport", sessions_transport_str(conn_transport(c)));
-		log_str(&r, "client", c->peer);
-		log_str(&r, "user", c->who);
-		log_str(&r, "target", c->target.host.name);
-		log_int(&r, "port", c->target.port);
+		conn_log_tunnel(&r, c);
 		log_int(&r, "bytes_up", (int64_t)c->hop.up_bytes);
 		log_int(&r, "bytes_down", (int64_t)c->hop.down_bytes);
 		if (c->udp) { /* udptunnel.h: what was sent, received and dropped */

@@ -205,6 +205,11 @@ int conn_dead(const struct conn *c);
  * sessions_transport: CONNECT, absolute-form, WebSocket, UDP). */
 int conn_transport(const struct conn *c);
 
+/* The fields tunnel.open and tunnel.close share, into r: session, transport, client, user,
+ * target, port (one copy, so the two lines always name a tunnel alike). */
+struct log_rec;
+void conn_log_tunnel(struct log_rec *r, const struct conn *c);
+
 /* The loop only, for a DEAD connection after its callback returned (or at exit): close
  * both sockets, wipe TLS state and credentials, log tunnel.close (or conn.close) once with
  * the reason, release the memory. */

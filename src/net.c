@@ -106,17 +106,20 @@ net_accept(int lfd, struct net_addr *peer)
 	return fd;
 }
 
-/* see net.h */
-int
-net_connect_start(const struct net_addr *a)
+/* A non-blocking socket of type for a's family with option (level, name) set to 1, and
+ * connect() started (a stream socket may be still connecting: EINPROGRESS). The fd, or -1
+ * with errno. */
+static int
+connected(const struct net_addr *a, int type, int level, int name)
 {
 	int fd, one = 1;
 
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0 && errno != EINPROGRESS) {
+	(void)setsockopt(fd, level, name, &one, sizeof one);
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0 &&
+	    !(type == SOCK_STREAM && errno == EINPROGRESS)) {
 		int saved = errno;
 		close(fd);
 		errno = saved;
@@ -127,21 +130,16 @@ net_connect_start(const struct net_addr *a)
 
 /* see net.h */
 int
+net_connect_start(const struct net_addr *a)
+{
+	return connected(a, SOCK_STREAM, IPPROTO_TCP, TCP_NODELAY);
+}
+
+/* see net.h */
+int
 net_udp_connect(const struct net_addr *a)
 {
-	int fd, one = 1;
-
-	fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one); /* counts only */
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
+	return connected(a, SOCK_DGRAM, SOL_SOCKET, SO_RXQ_OVFL); /* drop counts only */
 }
 
 /* see net.h */

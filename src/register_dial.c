@@ -35,10 +35,12 @@ reg_attempt_deadline(const struct reg *r)
 	return r->limit && r->limit < d ? r->limit : d;
 }
 
+/* One recv (buf) or send (wbuf) on the console socket before the attempt's deadline, EINTR
+ * taken again; the byte count, or -1 with io_errno (ETIMEDOUT past the deadline or on the
+ * socket's own timeout, 0 for a read at EOF). */
 static int
-raw_read(void *ctx, unsigned char *buf, size_t len)
+raw_io(struct reg *r, unsigned char *buf, const unsigned char *wbuf, size_t len)
 {
-	struct reg *r = ctx;
 	ssize_t n;
 
 	do {
@@ -46,31 +48,24 @@ raw_read(void *ctx, unsigned char *buf, size_t len)
 			r->io_errno = ETIMEDOUT;
 			return -1;
 		}
-		n = recv(r->fd, buf, len, 0);
+		n = wbuf ? send(r->fd, wbuf, len, MSG_NOSIGNAL) : recv(r->fd, buf, len, 0);
 	} while (n < 0 && errno == EINTR);
 	if (n > 0)
 		return (int)n;
-	r->io_errno = n == 0 ? 0 : errno == EAGAIN ? ETIMEDOUT : errno;
+	r->io_errno = n == 0 && !wbuf ? 0 : errno == EAGAIN ? ETIMEDOUT : errno;
 	return -1;
+}
+
+static int
+raw_read(void *ctx, unsigned char *buf, size_t len)
+{
+	return raw_io(ctx, buf, NULL, len);
 }
 
 static int
 raw_write(void *ctx, const unsigned char *buf, size_t len)
 {
-	struct reg *r = ctx;
-	ssize_t n;
-
-	do {
-		if (loop_now_ms() > r->deadline) {
-			r->io_errno = ETIMEDOUT;
-			return -1;
-		}
-		n = send(r->fd, buf, len, MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
-	if (n > 0)
-		return (int)n;
-	r->io_errno = errno == EAGAIN ? ETIMEDOUT : errno;
-	return -1;
+	return raw_io(ctx, NULL, buf, len);
 }
 
 /* The console session's transport: the socket, or the TLS session to an https:// proxy. */

@@ -15,6 +15,21 @@
 #include "server.h"
 #include "tls.h"
 
+/* A reload refused: counted, logged with why, and nothing of the running state changed. */
+static void
+refuse(const char *err)
+{
+	struct log_rec r;
+
+	metrics_reload(0);
+	if (log_begin(&r, LOG_ERROR, "config.reload")) {
+		log_bool(&r, "ok", 0);
+		log_str(&r, "error", err);
+		log_str(&r, "msg", "keeping the running configuration");
+		log_end(&r);
+	}
+}
+
 /* Load the configuration again; apply the reloadable keys, report the restart-only ones
  * that changed, and keep everything as it was when the new configuration (or its password
  * file, or its targets) is bad. */
@@ -44,24 +59,12 @@ apply(struct proc *p)
 	int next_users = p->cur_users ^ 1;
 
 	if (config_load(next, cfg->file, err, sizeof err) != ERR_OK) {
-		metrics_reload(0);
-		if (log_begin(&r, LOG_ERROR, "config.reload")) {
-			log_bool(&r, "ok", 0);
-			log_str(&r, "error", err);
-			log_str(&r, "msg", "keeping the running configuration");
-			log_end(&r);
-		}
+		refuse(err);
 		return;
 	}
 	if (next->password_file[0] &&
 	    auth_load_passwords(&p->users[next_users], next->password_file, err, sizeof err) != ERR_OK) {
-		metrics_reload(0);
-		if (log_begin(&r, LOG_ERROR, "config.reload")) {
-			log_bool(&r, "ok", 0);
-			log_str(&r, "error", err);
-			log_str(&r, "msg", "keeping the running configuration");
-			log_end(&r);
-		}
+		refuse(err);
 		config_wipe(next);
 		return;
 	}
@@ -76,9 +79,8 @@ apply(struct proc *p)
 	if (!next->relay_pro_id[0])
 		memcpy(next->relay_pro_id, cfg->relay_pro_id, sizeof cfg->relay_pro_id);
 	if (relay_set_policy(&p->rl, next, err, sizeof err) != ERR_OK) {
-		relay_set_policy(&p->rl, cfg, err, sizeof err);
-		metrics_reload(0);
-		log_msg(LOG_ERROR, "config.reload", "bad targets; keeping the running configuration");
+		refuse(err);
+		relay_set_policy(&p->rl, cfg, err, sizeof err); /* the running policy again */
 		return;
 	}
 	memcpy(cfg, next, sizeof *cfg);

@@ -139,6 +139,39 @@ parse_why(int jrc, char *why, size_t whylen)
 	    "claims of the right types, or no exp claim");
 }
 
+/* The org claim is there and names this relay's organization. ERR_OK or ERR_INVAL. */
+static int
+check_org(const struct config *cfg, const struct jwt_token *t, char *why, size_t whylen)
+{
+	if (!(t->has & JWT_HAS_ORG))
+		return say(why, whylen, ERR_INVAL, "no org claim, expected %lld",
+		    (long long)cfg->organization_id);
+	if (t->org != cfg->organization_id)
+		return say(why, whylen, ERR_INVAL, "org is %lld, expected %lld (organizationId)",
+		    (long long)t->org, (long long)cfg->organization_id);
+	return ERR_OK;
+}
+
+/* The start of every verification: why cleared, *code "auth_required" for an empty token
+ * ("no <what>"), else "token_invalid" until the caller says otherwise; the token parsed
+ * into t. ERR_OK, or the error with why said. */
+static int
+parse(const char *tok, size_t len, struct jwt_token *t, const char *what, const char **code,
+    char *why, size_t whylen)
+{
+	int rc;
+
+	say(why, whylen, 0, "%s", "");
+	*code = "token_invalid";
+	if (len == 0) {
+		*code = "auth_required";
+		return say(why, whylen, ERR_INVAL, "no %s", what);
+	}
+	if ((rc = jwt_parse(tok, len, t)) != JWT_OK)
+		return parse_why(rc, why, whylen);
+	return ERR_OK;
+}
+
 /* see token.h */
 int
 token_verify_grant(const struct config *cfg, const char *tok, size_t len, int64_t now,
@@ -148,14 +181,8 @@ token_verify_grant(const struct config *cfg, const char *tok, size_t len, int64_
 	char aud[64];
 	int rc;
 
-	say(why, whylen, 0, "%s", "");
-	*code = "token_invalid";
-	if (len == 0) {
-		*code = "auth_required";
-		return say(why, whylen, ERR_INVAL, "no grant");
-	}
-	if ((rc = jwt_parse(tok, len, &t)) != JWT_OK)
-		return parse_why(rc, why, whylen);
+	if ((rc = parse(tok, len, &t, "grant", code, why, whylen)) != ERR_OK)
+		return rc;
 	if (!cfg->security_token[0])
 		return say(why, whylen, ERR_CRYPTO, "this relay has no securityToken yet (not registered)");
 	if (jwt_verify_sig(&t, cfg->security_token, strlen(cfg->security_token)) != JWT_OK)
@@ -166,12 +193,8 @@ token_verify_grant(const struct config *cfg, const char *tok, size_t len, int64_
 	snprintf(aud, sizeof aud, "relaypro:%lld", (long long)cfg->relay_id);
 	if (!(t.has & JWT_HAS_SUB))
 		return say(why, whylen, ERR_INVAL, "no sub claim");
-	if (!(t.has & JWT_HAS_ORG))
-		return say(why, whylen, ERR_INVAL, "no org claim, expected %lld",
-		    (long long)cfg->organization_id);
-	if (t.org != cfg->organization_id)
-		return say(why, whylen, ERR_INVAL, "org is %lld, expected %lld (organizationId)",
-		    (long long)t.org, (long long)cfg->organization_id);
+	if (check_org(cfg, &t, why, whylen) != ERR_OK)
+		return ERR_INVAL;
 	if (!(t.has & JWT_HAS_AUD))
 		return say(why, whylen, ERR_INVAL, "no aud claim, expected %s", aud);
 	if (strcmp(t.aud, aud) != 0)
@@ -220,14 +243,8 @@ token_verify_access(const struct config *cfg, const char *tok, size_t len, int64
 	unsigned char key[KDF_KEY_LEN];
 	int rc;
 
-	say(why, whylen, 0, "%s", "");
-	*code = "token_invalid";
-	if (len == 0) {
-		*code = "auth_required";
-		return say(why, whylen, ERR_INVAL, "no access token");
-	}
-	if ((rc = jwt_parse(tok, len, &t)) != JWT_OK)
-		return parse_why(rc, why, whylen);
+	if ((rc = parse(tok, len, &t, "access token", code, why, whylen)) != ERR_OK)
+		return rc;
 	if (!(t.has & JWT_HAS_KID))
 		return say(why, whylen, ERR_INVAL, "no kid in the header, expected %s", kid);
 	if (!jwt_kid_eq(&t, kid, sizeof kid - 1)) { /* exact bytes: a NUL appended is another kid */
@@ -242,12 +259,8 @@ token_verify_access(const struct config *cfg, const char *tok, size_t len, int64
 		return say(why, whylen, ERR_INVAL, "no sub claim");
 	if (!(t.has & JWT_HAS_EP) || t.ep < 0)
 		return say(why, whylen, ERR_INVAL, "no ep claim (or a negative one)");
-	if (!(t.has & JWT_HAS_ORG))
-		return say(why, whylen, ERR_INVAL, "no org claim, expected %lld",
-		    (long long)cfg->organization_id);
-	if (t.org != cfg->organization_id)
-		return say(why, whylen, ERR_INVAL, "org is %lld, expected %lld (organizationId)",
-		    (long long)t.org, (long long)cfg->organization_id);
+	if (check_org(cfg, &t, why, whylen) != ERR_OK)
+		return ERR_INVAL;
 	/* The key is derived from the token's own sub and epoch; only the signature makes
 	 * any of them trustworthy. */
 	if (kdf_access_key(&master, t.sub, strlen(t.sub), t.org, (uint64_t)t.ep, key) != ERR_OK)

@@ -201,12 +201,7 @@ tunnel_start(struct conn *c)
 	    c->rl->now_ms);
 	if (log_begin(&r, LOG_INFO, "tunnel.open")) {
 		log_int(&r, "pid", c->rl->pid); /* which worker */
-		log_int(&r, "session", (int64_t)sessions_id(c->session));
-		log_str(&r, "transport", sessions_transport_str(conn_transport(c)));
-		log_str(&r, "client", c->peer);
-		log_str(&r, "user", c->who);
-		log_str(&r, "target", c->target.host.name);
-		log_int(&r, "port", c->target.port);
+		conn_log_tunnel(&r, c);
 		log_str(&r, "kind", c->websocket ? "websocket" : c->forward ? "forward" : "connect");
 		log_end(&r);
 	}

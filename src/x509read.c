@@ -8,6 +8,7 @@
 
 #include "der.h"
 #include "err.h"
+#include "units.h"
 #include "x509read.h"
 
 static int
@@ -21,20 +22,6 @@ digits(const unsigned char *s, int n)
 		v = v * 10 + (s[i] - '0');
 	}
 	return v;
-}
-
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
 }
 
 /* see x509read.h */
@@ -65,7 +52,7 @@ x509read_time(unsigned tag, const unsigned char *s, size_t n, int64_t *t)
 	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 	if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
 		return ERR_INVAL;
-	*t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+	*t = units_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
 	return ERR_OK;
 }
 
