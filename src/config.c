@@ -3,10 +3,12 @@
  * the environment (config_env.c) and the checks of key combinations, in that order; the
  * error that names file, line and key. See config.h.
  *
- * It owns the order of the sources, where each value came from (struct cfg_loader) and
- * the first error; config_pick_file and config_wipe. What one value means is
- * config_keys.c's (the key table, each key's parser), which variables exist is
- * config_env.c's, the printed form is config_dump.c's: it must not parse a value itself.
+ * It owns the order of the sources, where each value came from (struct cfg_loader), the
+ * first error, the rules that span keys (and the paths derived from RELAYPRO_CA_BUNDLE_FILE,
+ * RELAYPRO_CONSOLE_CA_FILE, RELAYPRO_PROXY_CA_FILE), config_pick_file and config_wipe.
+ * What one value means is config_keys.c's (the key table, each key's parser), which
+ * variables exist is config_env.c's, the printed form is config_dump.c's: every key's value
+ * goes through config_apply, never parsed here.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -6,7 +6,9 @@
  * It owns which variables exist and their precedence among themselves; every value goes
  * through config.c's config_apply, so it must not parse values itself or touch struct
  * config directly. A RELAYPRO_* variable that is neither a key nor listed here fails the
- * load (a typo must not pass silently).
+ * load (a typo must not pass silently). Of the listed ones that are not keys, only
+ * RELAYPRO_LOGGER_CONF is read here; the others where they are used (config.c, server.c,
+ * spawn.c, workers.c).
  */
 #include <ctype.h>
 #include <stdio.h>
