@@ -41,7 +41,8 @@ LDFLAGS := -static -no-pie -Wl,--gc-sections -Wl,-O1 $(LDFLAGS_$(ARCH)) -s
 LIBS    := $(DEPS)/lib/libbearssl.a $(DEPS)/lib/libinih.a
 
 # Every module of the binary but main.o; the unit tests link the same list.
-MODULES := admit anchors auth b64 body ca certfile cfgwrite config conn cred deflate der dial err \
+MODULES := admit anchors auth b64 body ca certfile cfgwrite config config_dump config_env config_keys \
+           conn cred deflate der dial err \
            fileio front hop http json jwt kdf limit listen log logfile logkeep loop metrics net notify pem \
            pending pollset priv priv_user probe proc proxyproto rand register register_cmd \
            register_dial register_wire relay reload request resolve respond revoke run secret server \
