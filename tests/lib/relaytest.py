@@ -1725,6 +1725,20 @@ def connect_tunnel(proxy_host, proxy_port, target, headers=None, tls=True, cafil
     return status, h, body
 
 
+def absolute_get(proxy_port, host, port, path="/", headers=None, timeout=10):
+    """GET http://host:port/path in absolute form through the plain listener at
+    127.0.0.1:proxy_port, with Host and `headers` (dict or pairs, e.g. basic(u, p));
+    the raw answer, read until the relay closes (at most `timeout` s)."""
+    pairs = [("Host", "%s:%d" % (host, port))]
+    pairs += list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    s = connect("127.0.0.1", proxy_port)
+    try:
+        s.sendall(build_request("GET", "http://%s:%d%s" % (host, port, path), pairs))
+        return read_until_close(s, timeout=timeout)
+    finally:
+        s.close()
+
+
 def bearer(token):
     return {"Proxy-Authorization": "Bearer " + token}
 
