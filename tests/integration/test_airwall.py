@@ -23,6 +23,7 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 rt.init("airwall", deadline=600)
 TMP = rt.make_tmpdir("relaytest-airwall-")
@@ -76,9 +77,9 @@ def both_planes(relay, label, check_sessions=False):
     """Token, then WSS /v1/tunnel (MAP2) and WSS /v1/udp (HIP) open together, verified
     against the operator's root only; traffic on both at once. Returns the two clients."""
     tok = relay.token("airwall-01")
-    st1, h1, map2 = rt.ws_open("127.0.0.1", relay.port, "/v1/tunnel?target=localhost:%d" % S["map2"].port,
+    st1, h1, map2 = wsclient.ws_open("127.0.0.1", relay.port, "/v1/tunnel?target=localhost:%d" % S["map2"].port,
                                tok, cafile=S["pki"].root, verify=True, server_hostname="localhost")
-    st2, h2, hip = rt.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["hip"].port,
+    st2, h2, hip = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["hip"].port,
                               tok, cafile=S["pki"].root, verify=True, server_hostname="localhost")
     rt.check(st1 == 101 and st2 == 101, "%s: both planes upgraded over TLS verified by the root" % label,
              (st1, st2))
@@ -171,7 +172,7 @@ def bad_input():
     relay = S["relay"]
     tok = relay.token("airwall-02")
     # a datagram of 65,508 bytes
-    st, h, hip = rt.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["hip"].port,
+    st, h, hip = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["hip"].port,
                             tok, cafile=S["pki"].root, verify=True)
     if st == 101:
         hip.send_binary(b"\0" * 65508)
@@ -180,7 +181,7 @@ def bad_input():
     else:
         rt.check(False, "UDP plane opens", st)
     # a port in allowedPorts but not allowedUdpPorts
-    st, h, body = rt.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["map2"].port,
+    st, h, body = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["map2"].port,
                              tok, cafile=S["pki"].root, verify=True)
     rt.check_eq(st, 403, "MAP2's TCP port asked for as UDP: 403")
     # a SOCKS5 proxy that closes mid-handshake
@@ -188,7 +189,7 @@ def bad_input():
     r2 = airwall_relay("closing-proxy", env=dict(rt.clean_environ(), ALL_PROXY=p.url("socks5h")),
                        extra=["proxyEnabled = true"])
     since = rt.log_offset(r2.log)
-    st, h, body = rt.ws_open("127.0.0.1", r2.port, "/v1/tunnel?target=localhost:%d" % S["map2"].port,
+    st, h, body = wsclient.ws_open("127.0.0.1", r2.port, "/v1/tunnel?target=localhost:%d" % S["map2"].port,
                              r2.token("airwall-03"), cafile=S["pki"].root, verify=True)
     rt.check(st == 502 and b"upstream_unreachable" in body, "a proxy closing mid-handshake: 502", (st, body))
     rec = r2.wait_record("upstream.proxy_refused", since=since)

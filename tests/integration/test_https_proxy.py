@@ -292,11 +292,8 @@ def absolute_form_through_https_proxy():
     relay, port, log = start_relay("relay-https-abs", {"HTTPS_PROXY": https_proxy_url(S["st_port"]),
                                                        "HTTP_PROXY": https_proxy_url(S["st_port"])})
     before = text(S["tp_log"]).count("localhost:%d" % S["con"].http_port)
-    s = rt.connect("127.0.0.1", port)
-    s.sendall(("GET http://localhost:%d/api/app/check HTTP/1.1\r\nHost: localhost:%d\r\n"
-               "Proxy-Authorization: %s\r\n\r\n" % (S["con"].http_port, S["con"].http_port,
-                                                    rt.basic("u", "p")["Proxy-Authorization"])).encode())
-    body = rt.read_until_close(s, timeout=10)
+    body = rt.absolute_get(port, "localhost", S["con"].http_port, "/api/app/check",
+                           rt.basic("u", "p"))
     rt.check(body.startswith(b"HTTP/1.1 200") and b"test-console" in body,
              "absolute-form forwarded through the https proxy", body[:200])
     rt.check(text(S["tp_log"]).count("localhost:%d" % S["con"].http_port) > before,

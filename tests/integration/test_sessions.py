@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 rt.init("sessions", deadline=600)
 TMP = rt.make_tmpdir("relaytest-sessions-")
@@ -108,7 +109,7 @@ def one_of_each_transport():
     first = ab.recv(4096)
     rt.check(first.startswith(b"GET /x HTTP/1.1"), "absolute-form forwarded (echoed back)", first[:60])
     # a WebSocket tunnel and a UDP association
-    st, h, ws = rt.ws_open("127.0.0.1", relay.port, "/v1/tunnel?target=" + target,
+    st, h, ws = wsclient.ws_open("127.0.0.1", relay.port, "/v1/tunnel?target=" + target,
                            relay.token("sub-ws"), verify=False)
     rt.check_eq(st, 101, "WebSocket tunnel open")
     ws.send_binary(b"w" * 300)
@@ -120,7 +121,7 @@ def one_of_each_transport():
         if m is None:
             break
         got += m[1]
-    st, h, us = rt.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["udp"].port,
+    st, h, us = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["udp"].port,
                            relay.token("sub-udp"), verify=False)
     rt.check_eq(st, 101, "UDP association open")
     us.send_binary(b"u" * 1400)

@@ -19,6 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 rt.init("socks5-tunnel", deadline=900)
 TMP = rt.make_tmpdir("relaytest-s5t-")
@@ -95,7 +96,7 @@ def own_proxy_sees_name_or_address():
                  "%s://: the proxy was asked for %s %s" % (scheme, atyp, host), req)
         # a WebSocket tunnel and an absolute-form request take the same route
         tok = r.token("s5-ws")
-        st, h, ws = rt.ws_open("127.0.0.1", r.port, "/v1/tunnel?target=localhost:%d" % S["con"].echo_port,
+        st, h, ws = wsclient.ws_open("127.0.0.1", r.port, "/v1/tunnel?target=localhost:%d" % S["con"].echo_port,
                                tok, verify=False)
         ok = False
         if st == 101:

@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
 rt.init("udp", deadline=600)
 TMP = rt.make_tmpdir("relaytest-udp-")
@@ -34,7 +35,7 @@ def payload(n, seed=0):
 
 
 def open_udp(relay, tls=True, port=None, host="localhost", token=None):
-    return rt.ws_open("127.0.0.1", relay.port if tls else relay.plain_port,
+    return wsclient.ws_open("127.0.0.1", relay.port if tls else relay.plain_port,
                       "/v1/udp?target=%s:%d" % (host, port or S["echo"].port),
                       token or S["token"], tls=tls, cafile=relay.cafile, verify=False)
 
@@ -84,8 +85,8 @@ def fragments_are_one_datagram():
     st, h, ws = open_udp(S["relay"])
     before = len(S["echo"].lengths())
     a, b, c = payload(1000, 1), payload(3000, 2), payload(5, 3)
-    ws.send(rt.ws_frame(2, a, fin=False) + rt.ws_frame(9, b"pg") + rt.ws_frame(0, b, fin=False) +
-            rt.ws_frame(0, c, fin=True))
+    ws.send(wsclient.frame(2, a, fin=False) + wsclient.frame(9, b"pg") + wsclient.frame(0, b, fin=False) +
+            wsclient.frame(0, c, fin=True))
     m = ws.recv_message(timeout=10)
     rt.check(m is not None and m[1] == a + b + c, "three fragments come back as one message")
     rt.check((10, b"pg") in ws.control, "the ping between fragments is answered with its payload")
@@ -98,7 +99,7 @@ def burst_keeps_boundaries():
     st, h, ws = open_udp(S["relay"], tls=False)
     before = len(S["echo"].lengths())
     msgs = [payload(10 + i * 37, i) for i in range(64)]
-    ws.send(b"".join(rt.ws_frame(2, m) for m in msgs))  # one write
+    ws.send(b"".join(wsclient.frame(2, m) for m in msgs))  # one write
     got = []
     for _ in range(64):
         m = ws.recv_message(timeout=10)
@@ -144,9 +145,9 @@ def unsolicited_datagrams_reach_the_client():
 def oversize_datagram_is_1009():
     relay = S["relay"]
     for label, frames in (
-            ("one frame of 65,508 bytes", [rt.ws_frame(2, payload(65508))]),
-            ("fragments adding up to 65,508 bytes", [rt.ws_frame(2, payload(65000), fin=False),
-                                                      rt.ws_frame(0, payload(508), fin=True)])):
+            ("one frame of 65,508 bytes", [wsclient.frame(2, payload(65508))]),
+            ("fragments adding up to 65,508 bytes", [wsclient.frame(2, payload(65000), fin=False),
+                                                      wsclient.frame(0, payload(508), fin=True)])):
         since = rt.log_offset(relay.log)
         st, h, ws = open_udp(relay)
         before = len(S["echo"].lengths())
@@ -183,11 +184,11 @@ def refusals():
              "target.forbidden says the port is not in allowedUdpPorts", rec)
     st, h, body = open_udp(relay, host="evil.example")
     rt.check_eq(st, 403, "a host that is not allowed: 403")
-    st, h, body = rt.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["echo"].port,
+    st, h, body = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["echo"].port,
                              None, verify=False)
     rt.check(st == 401 and "Bearer" in (h.get("WWW-Authenticate") or ""),
              "no token: 401 with WWW-Authenticate: Bearer")
-    st, h, body = rt.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost", S["token"],
+    st, h, body = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost", S["token"],
                              verify=False)
     rt.check_eq(st, 400, "a target without a port: 400")
     r = rt.http_request("127.0.0.1", relay.port, "GET", "/v1/udp?target=localhost:%d" % S["echo"].port,
@@ -202,7 +203,7 @@ def empty_allowed_udp_ports_refuses_all():
     r2 = rt.start_relay(TMP, "noudp", plain=False, top=["allowedPorts = %d" % S["echo"].port])
     try:
         tok = r2.token("hip-2")
-        st, h, body = rt.ws_open("127.0.0.1", r2.port, "/v1/udp?target=localhost:%d" % S["echo"].port,
+        st, h, body = wsclient.ws_open("127.0.0.1", r2.port, "/v1/udp?target=localhost:%d" % S["echo"].port,
                                  tok, verify=False)
         rt.check_eq(st, 403, "allowedUdpPorts unset (default empty): every UDP target is 403")
     finally:
@@ -217,7 +218,7 @@ def log_lines_count_datagrams():
     for i in range(5):
         ws.send_binary(payload(100 + i))
         ws.recv_message(timeout=10)
-    ws.send(rt.ws_frame(8, (1000).to_bytes(2, "big")))
+    ws.send(wsclient.frame(8, (1000).to_bytes(2, "big")))
     code = ws.close_status(timeout=10)
     rt.check_eq(code, 1000, "the client's close is echoed")
     opened = relay.wait_record("tunnel.open", lambda r: r.get("transport") == "udp", since=since)
@@ -244,11 +245,11 @@ def icmp_unreachable_does_not_end_the_association():
         return
     for i in range(4):
         ws.send_binary(b"x" * 10)
-    ws.send(rt.ws_frame(9, b"alive?"))
+    ws.send(wsclient.frame(9, b"alive?"))
     f = ws.recv_frame(timeout=10)
     rt.check(f is not None and f[1] == 10 and f[2] == b"alive?",
              "after datagrams to a closed port (ICMP port unreachable) the association still answers")
-    ws.send(rt.ws_frame(8, (1000).to_bytes(2, "big")))
+    ws.send(wsclient.frame(8, (1000).to_bytes(2, "big")))
     ws.close_status(timeout=10)
     rec = relay.wait_record("tunnel.close", lambda r: r.get("port") == S["closed_udp"], since=since)
     rt.check(rec is not None and rec.get("datagrams_up", 0) + rec.get("dropped_up", 0) == 4,
@@ -263,7 +264,7 @@ def idle_timeout_closes():
                         sections=["[limits]", "idleTimeout = 1s"])
     try:
         tok = r3.token("hip-idle")
-        st, h, ws = rt.ws_open("127.0.0.1", r3.port, "/v1/udp?target=localhost:%d" % S["echo"].port,
+        st, h, ws = wsclient.ws_open("127.0.0.1", r3.port, "/v1/udp?target=localhost:%d" % S["echo"].port,
                                tok, verify=False)
         ws.send_binary(b"one")
         m = ws.recv_message(timeout=10)

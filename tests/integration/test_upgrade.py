@@ -27,9 +27,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
 import proctest as pt  # noqa: E402
+import relays  # noqa: E402
 
 BIN = rt.relay_bin()
 S = {}
+RELAY_PRO_ID = "relayProId = 123e4567-e89b-12d3-a456-426614174000"
 
 
 
@@ -46,17 +48,14 @@ def setup():
     S["con"] = rt.start_console(tmp, https=False, http=False, tls_echo=False)
     S["port"] = rt.free_port()
     S["log"] = os.path.join(tmp, "relay.log")
-    with open(os.path.join(tmp, "users.txt"), "w") as f:
-        f.write("u:p\n")
-    cfg = os.path.join(tmp, "config.ini")
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = localhost\nallowedPorts = %d\npasswordFile = users.txt\n"
-                "relayProId = 123e4567-e89b-12d3-a456-426614174000\nserverName = localhost\n"
-                "[httpsProxy]\nlisten =\n[httpProxy]\nlisten = 127.0.0.1:%d\n"
-                "[logger]\nfileName = relay.log\n[limits]\nshutdownTimeout = 20s\n"
-                % (S["con"].echo_port, S["port"]))
-    S["relay"] = rt.start_process([S["bin"], "run", "-c", cfg], tmpdir=tmp, name="relay", cwd=tmp)
-    rt.check(rt.wait_for_log(S["log"], "start", timeout=15) is not None, "relay started")
+    # not relays.write_users: "p" registered as a secret would redact every p printed
+    rt.write_file(os.path.join(tmp, "users.txt"), "u:p\n")
+    relay = relays.Relay(tmp, relays.plain_config(S["port"], [S["con"].echo_port],
+                                                  top=[RELAY_PRO_ID, "serverName = localhost"],
+                                                  limits={"shutdownTimeout": "20s"}),
+                         http=S["port"], bin=S["bin"]).start()
+    S["relay"] = relay.proc
+    rt.check(relay.start_rec is not None, "relay started")
     S["tmp"] = tmp
 
 
@@ -158,22 +157,20 @@ def lose_nothing_setup():
     L["con"] = rt.start_console(tmp, https=False, http=False, tls_echo=False)
     L["https"], L["http"], L["admin"] = rt.free_port(), rt.free_port(), rt.free_port()
     L["log"] = os.path.join(tmp, "relay.log")
-    with open(os.path.join(tmp, "users.txt"), "w") as f:
-        f.write("u:p\n")
-    cfg = os.path.join(tmp, "config.ini")
+    rt.write_file(os.path.join(tmp, "users.txt"), "u:p\n")
     # headerTimeout and shutdownTimeout far above anything this case waits for: it is about
     # the hand-off, not about timeouts. The 100 parked clients and the load all come from
     # 127.0.0.1 and are pending until their tunnels open: maxPendingPerAddress (default 64)
     # raised above them, or the cap itself would close the oldest (test_pending.py).
-    with open(cfg, "w") as f:
-        f.write("consoleAddress = localhost\nallowedPorts = %d\npasswordFile = users.txt\n"
-                "relayProId = 123e4567-e89b-12d3-a456-426614174000\nserverName = localhost\n"
-                "[httpsProxy]\nlisten = 127.0.0.1:%d\n[httpProxy]\nlisten = 127.0.0.1:%d\n"
-                "[admin]\nlisten = 127.0.0.1:%d\n[logger]\nfileName = relay.log\n"
-                "[limits]\nheaderTimeout = 300s\nshutdownTimeout = 300s\nmaxPendingPerAddress = 1000\n"
-                % (L["con"].echo_port, L["https"], L["http"], L["admin"]))
-    L["relay"] = rt.start_process([L["bin"], "run", "-c", cfg], tmpdir=tmp, name="relay", cwd=tmp)
-    rt.check(rt.wait_for_log(L["log"], "start", timeout=15) is not None, "relay started")
+    relay = relays.Relay(
+        tmp, relays.relay_config(allowed_ports=[L["con"].echo_port],
+                                 top=["passwordFile = users.txt", RELAY_PRO_ID],
+                                 https=L["https"], http=L["http"], admin=L["admin"],
+                                 limits={"headerTimeout": "300s", "shutdownTimeout": "300s",
+                                         "maxPendingPerAddress": "1000"}),
+        https=L["https"], http=L["http"], admin=L["admin"], bin=L["bin"]).start()
+    L["relay"] = relay.proc
+    rt.check(relay.start_rec is not None, "relay started")
     L["ports"] = {L["https"], L["http"], L["admin"]}
 
 

@@ -166,11 +166,8 @@ def absolute_form_through_http_proxy():
     rt.check(rt.wait_for_log(rlog, "start", timeout=15), "relay started with HTTP_PROXY")
     # Port 80 is the HTTP_PROXY route; the console's HTTP port is not 80, so this goes
     # through HTTPS_PROXY with CONNECT, and the origin-form request inside it.
-    s = rt.connect("127.0.0.1", port)
-    s.sendall(("GET http://localhost:%d/api/app/check HTTP/1.1\r\nHost: localhost:%d\r\n"
-               "Proxy-Authorization: %s\r\n\r\n" % (S["con"].http_port, S["con"].http_port,
-                                                    rt.basic("u", "p")["Proxy-Authorization"])).encode())
-    body = rt.read_until_close(s, timeout=10)
+    body = rt.absolute_get(port, "localhost", S["con"].http_port, "/api/app/check",
+                           rt.basic("u", "p"))
     rt.check(body.startswith(b"HTTP/1.1 200") and b"test-console" in body,
              "absolute-form forwarded through the proxy", body[:200])
     rt.check("localhost:%d" % S["con"].http_port in proxy_log(tlog), "the proxy carried it")

@@ -1725,6 +1725,20 @@ def connect_tunnel(proxy_host, proxy_port, target, headers=None, tls=True, cafil
     return status, h, body
 
 
+def absolute_get(proxy_port, host, port, path="/", headers=None, timeout=10):
+    """GET http://host:port/path in absolute form through the plain listener at
+    127.0.0.1:proxy_port, with Host and `headers` (dict or pairs, e.g. basic(u, p));
+    the raw answer, read until the relay closes (at most `timeout` s)."""
+    pairs = [("Host", "%s:%d" % (host, port))]
+    pairs += list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    s = connect("127.0.0.1", proxy_port)
+    try:
+        s.sendall(build_request("GET", "http://%s:%d%s" % (host, port, path), pairs))
+        return read_until_close(s, timeout=timeout)
+    finally:
+        s.close()
+
+
 def bearer(token):
     return {"Proxy-Authorization": "Bearer " + token}
 
@@ -2149,7 +2163,7 @@ def k8s_validator():
     return K8S_VALIDATOR_DIR, None
 
 
-# ================================================================= a relay, a WebSocket client, a UDP echo
+# ================================================================= a relay, a UDP echo
 
 class RelayProc:
     """A relay started by start_relay(): proc, dir, cfg, log, port (TLS listener), plain_port,
@@ -2241,176 +2255,6 @@ def start_relay(tmpdir, name, top=(), sections=(), env=None, plain=True, admin=F
         proc.stop(timeout=2)
         raise RuntimeError("relay %s did not start: %s" % (name, err.replace(secret, "<secret>")))
     return RelayProc(proc, d, cfg, log, port, plain_port, admin_port, secret, cafile)
-
-
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def ws_mask(payload, key):
-    """payload XOR the 4-byte key, repeated (RFC 6455 §5.3)."""
-    n = len(payload)
-    if n == 0:
-        return b""
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-def ws_frame(op, payload=b"", fin=True, mask=True, length=None):
-    """One client frame (masked unless mask=False); `length` overrides the encoded length."""
-    n = len(payload) if length is None else length
-    b0 = (0x80 if fin else 0) | op
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        h = bytes([b0, mbit | n])
-    elif n <= 0xffff:
-        h = bytes([b0, mbit | 126]) + n.to_bytes(2, "big")
-    else:
-        h = bytes([b0, mbit | 127]) + n.to_bytes(8, "big")
-    if not mask:
-        return h + payload
-    key = os.urandom(4)
-    return h + key + ws_mask(payload, key)
-
-
-class WSClient:
-    """The client side of an open WebSocket (after the 101) over a socket (TLS or plain).
-    Every wait is bounded by its timeout."""
-
-    def __init__(self, sock, rest=b""):
-        self.s = sock
-        self.rbuf = bytearray(rest)
-        self.eof = False
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def send_binary(self, payload):
-        self.s.sendall(ws_frame(2, payload))
-
-    def _fill(self, end):
-        left = end - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("nothing from the relay in time")
-        self.s.settimeout(left)
-        try:
-            d = _recv(self.s, 262144)
-        except ConnectionResetError:
-            d = b""
-        if not d:
-            self.eof = True
-        self.rbuf += d
-
-    def recv_frame(self, timeout=10):
-        """(fin, opcode, payload), or None at EOF; socket.timeout when nothing comes."""
-        end = time.monotonic() + timeout
-        for _ in range(100000):
-            b = self.rbuf
-            if len(b) >= 2:
-                n, off = b[1] & 0x7f, 2
-                if n == 126:
-                    n, off = (int.from_bytes(b[2:4], "big"), 4) if len(b) >= 4 else (None, 0)
-                elif n == 127:
-                    n, off = (int.from_bytes(b[2:10], "big"), 10) if len(b) >= 10 else (None, 0)
-                if n is not None and len(b) >= off + n:
-                    f = (bool(b[0] & 0x80), b[0] & 0x0f, bytes(b[off:off + n]))
-                    del self.rbuf[:off + n]
-                    return f
-            if self.eof:
-                return None
-            self._fill(end)
-        raise socket.timeout("no whole frame")
-
-    def recv_message(self, timeout=10):
-        """The next data message, its fragments joined: (opcode, payload); control frames
-        met on the way are kept in self.control; None at EOF or after a close frame (its
-        payload then in self.closed)."""
-        end = time.monotonic() + timeout
-        self.control = getattr(self, "control", [])
-        data, op = bytearray(), None
-        for _ in range(100000):
-            f = self.recv_frame(max(0.01, end - time.monotonic()))
-            if f is None:
-                return None
-            fin, fop, p = f
-            if fop == 8:
-                self.closed = p
-                return None
-            if fop & 8:
-                self.control.append((fop, p))
-                continue
-            op = fop if op is None else op
-            data += p
-            if fin:
-                return op, bytes(data)
-        return None
-
-    def close_status(self, timeout=10):
-        """Frames until a close frame: its status (None for an empty close; -1 at EOF
-        without one)."""
-        end = time.monotonic() + timeout
-        for _ in range(100000):
-            f = self.recv_frame(max(0.01, end - time.monotonic()))
-            if f is None:
-                return -1
-            if f[1] == 8:
-                return int.from_bytes(f[2][:2], "big") if len(f[2]) >= 2 else None
-        return -1
-
-    def wait_eof(self, timeout=5):
-        end = time.monotonic() + timeout
-        for _ in range(100000):
-            if self.eof or time.monotonic() >= end:
-                break
-            try:
-                self._fill(end)
-            except socket.timeout:
-                break
-            del self.rbuf[:]
-        return self.eof
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-
-def ws_open(host, port, path, token=None, tls=True, cafile=None, server_hostname="localhost",
-            verify=None, headers=(), timeout=10, pipelined=b""):
-    """The WebSocket handshake for `path` (e.g. "/v1/udp?target=localhost:10500") with
-    Authorization: Bearer token. Returns (status, Headers, WSClient) on 101 (the accept
-    value checked: a wrong one raises), else (status, Headers, body bytes)."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    pairs = [("Host", server_hostname or host), ("Upgrade", "websocket"),
-             ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
-             ("Sec-WebSocket-Version", "13")]
-    if token is not None:
-        pairs.append(("Authorization", "Bearer " + token))
-    pairs += list(headers)
-    if tls:
-        s = tls_connect(host, port, cafile, server_hostname,
-                        verify if verify is not None else cafile is not None, timeout)
-    else:
-        s = connect(host, port, timeout)
-    try:
-        s.settimeout(timeout)
-        s.sendall(build_request("GET", path, pairs) + pipelined)
-        version, status, reason, h, raw = read_response_head(s, timeout)
-    except BaseException:
-        s.close()
-        raise
-    if status == 101:
-        want = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
-        if h.get("Sec-WebSocket-Accept") != want:
-            s.close()
-            raise RuntimeError("bad Sec-WebSocket-Accept")
-        return status, h, WSClient(s)
-    body = b""
-    cl = h.get("content-length")
-    if cl and cl.isdigit():
-        body = read_until_close(s, 5, int(cl))
-    s.close()
-    return status, h, body
 
 
 class UdpEcho:

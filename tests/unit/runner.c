@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rand.h"
+#include "target.h"
 #include "test.h"
 
 void t_admit(void);
@@ -133,6 +134,19 @@ t_unhex(const char *hex, unsigned char *out, size_t cap)
 		hex += 2;
 	}
 	return n;
+}
+
+struct target_addr
+t_mktarget(const char *name, int kind, unsigned port)
+{
+	struct target_addr t;
+
+	memset(&t, 0, sizeof t);
+	snprintf(t.host.name, sizeof t.host.name, "%s", name);
+	t.host.len = strlen(t.host.name);
+	t.host.kind = kind;
+	t.port = port;
+	return t;
 }
 
 /* The suites load configurations, which read RELAYPRO_* and AIR_* (and refuse unknown

@@ -45,19 +45,6 @@ value(const char *series)
 	return -1;
 }
 
-static struct target_addr
-target(const char *name, int kind, unsigned port)
-{
-	struct target_addr t;
-
-	memset(&t, 0, sizeof t);
-	snprintf(t.host.name, sizeof t.host.name, "%s", name);
-	t.host.len = strlen(t.host.name);
-	t.host.kind = kind;
-	t.port = port;
-	return t;
-}
-
 /* Every line: "# HELP name ...", "# TYPE name type" (before that family's samples), or
  * "name{labels} value"; returns the number of sample lines, -1 when a line is wrong. */
 static int
@@ -116,9 +103,9 @@ as_worker(int w, void (*fn)(void))
 static void
 worker1_events(void)
 {
-	struct target_addr t = target("console.test", TARGET_NAME, 443), t2;
+	struct target_addr t = t_mktarget("console.test", TARGET_NAME, 443), t2;
 
-	t2 = target("other.test", TARGET_NAME, 443);
+	t2 = t_mktarget("other.test", TARGET_NAME, 443);
 	metrics_tunnel_open(&t);
 	metrics_tunnel_open(&t2);
 	metrics_bytes(1, 2);
@@ -130,7 +117,7 @@ worker1_events(void)
 static void
 replacement_events(void)
 {
-	struct target_addr t = target("console.test", TARGET_NAME, 443);
+	struct target_addr t = t_mktarget("console.test", TARGET_NAME, 443);
 
 	metrics_tunnel_open(&t);
 }
@@ -139,7 +126,7 @@ replacement_events(void)
 static void
 workers(void)
 {
-	struct target_addr t = target("console.test", TARGET_NAME, 443);
+	struct target_addr t = t_mktarget("console.test", TARGET_NAME, 443);
 	char err[128];
 
 	metrics_plan();
@@ -216,11 +203,11 @@ t_metrics(void)
 	metrics_conn_close(METRICS_HTTP); /* never below zero */
 	metrics_conn_open(METRICS_ADMIN);
 	CHECK_INT(metrics_conns_open(METRICS_ADMIN), 1, "admin connections open");
-	t = target("console.test", TARGET_NAME, 443);
+	t = t_mktarget("console.test", TARGET_NAME, 443);
 	s = metrics_tunnel_open(&t);
 	metrics_tunnel_open(&t);
 	metrics_tunnel_close(s);
-	t = target("2001:db8::1", TARGET_IPV6, 4222);
+	t = t_mktarget("2001:db8::1", TARGET_IPV6, 4222);
 	metrics_tunnel_open(&t);
 	metrics_bytes(100, 7);
 	metrics_bytes(1, 0);
@@ -273,7 +260,7 @@ t_metrics(void)
 	CHECK_INT(value("relaypro_certificate_reloads_total{result=\"failed\"}"), 2, "cert reloads failed");
 
 	/* Escaping (target.c never lets these through; the renderer escapes regardless). */
-	t = target("a\"b\\c\nd", TARGET_NAME, 1);
+	t = t_mktarget("a\"b\\c\nd", TARGET_NAME, 1);
 	metrics_tunnel_open(&t);
 	render();
 	CHECK(strstr(buf, "{target=\"a\\\"b\\\\c\\nd:1\"} 1\n") != NULL, "label value escaped");
@@ -284,14 +271,14 @@ t_metrics(void)
 	for (i = 0; i < METRICS_TARGETS_MAX + 5; i++) {
 		char host[32];
 		snprintf(host, sizeof host, "h%d.test", i);
-		t = target(host, TARGET_NAME, 443);
+		t = t_mktarget(host, TARGET_NAME, 443);
 		metrics_tunnel_open(&t);
 	}
 	render();
 	CHECK_INT(value("relaypro_tunnels_total{target=\"h15.test:443\"}"), 1, "16th target has its series");
 	CHECK_INT(value("relaypro_tunnels_total{target=\"h16.test:443\"}"), -1, "17th target has none");
 	CHECK_INT(value("relaypro_tunnels_total{target=\"other\"}"), 5, "the rest count as other");
-	t = target("h3.test", TARGET_NAME, 443);
+	t = t_mktarget("h3.test", TARGET_NAME, 443);
 	metrics_tunnel_open(&t);
 	render();
 	CHECK_INT(value("relaypro_tunnels_total{target=\"h3.test:443\"}"), 2, "a known target keeps its series when full");
@@ -304,7 +291,7 @@ t_metrics(void)
 		memset(name, '"', TARGET_HOST_MAX);
 		name[TARGET_HOST_MAX] = 0;
 		name[0] = (char)('a' + i); /* distinct series */
-		t = target(name, TARGET_NAME, 65535);
+		t = t_mktarget(name, TARGET_NAME, 65535);
 		metrics_tunnel_open(&t);
 	}
 	metrics_bytes(UINT64_MAX, UINT64_MAX);

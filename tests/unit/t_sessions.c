@@ -16,19 +16,6 @@
 #include "shm.h"
 #include "test.h"
 
-static struct target_addr
-tgt(const char *name, int kind, unsigned port)
-{
-	struct target_addr t;
-
-	memset(&t, 0, sizeof t);
-	snprintf(t.host.name, sizeof t.host.name, "%s", name);
-	t.host.len = strlen(t.host.name);
-	t.host.kind = kind;
-	t.port = port;
-	return t;
-}
-
 /* The whole body at once (a large buffer), NUL-terminated; its length. */
 static size_t
 render_all(char *out, size_t cap, int64_t now_ms)
@@ -98,8 +85,8 @@ void
 t_sessions(void)
 {
 	static char whole[1 << 20], pieces[1 << 20];
-	struct target_addr t = tgt("console.example", TARGET_NAME, 443);
-	struct target_addr t6 = tgt("2001:db8::1", TARGET_IPV6, 8096);
+	struct target_addr t = t_mktarget("console.example", TARGET_NAME, 443);
+	struct target_addr t6 = t_mktarget("2001:db8::1", TARGET_IPV6, 8096);
 	unsigned h1, h2, h3, hs[64];
 	char sub[AUTH_USER_MAX + 1];
 	size_t n, m, cap;
@@ -176,7 +163,7 @@ t_sessions(void)
 		struct target_addr tl;
 		memset(host, 'h', TARGET_HOST_MAX);
 		host[TARGET_HOST_MAX] = 0;
-		tl = tgt(host, TARGET_NAME, 65535);
+		tl = t_mktarget(host, TARGET_NAME, 65535);
 		for (i = 0; i < 60; i++) {
 			hs[0] = sessions_open(i % 4,
 			    "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535", sub, &tl,

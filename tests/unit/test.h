@@ -4,6 +4,7 @@
  * CHECK(cond, name)    passes when cond is true; prints the case name and place on failure.
  * CHECK_INT(a, b, name), CHECK_STR(a, b, name), CHECK_MEM(a, b, n, name) compare values.
  * Each suite is a function `void t_<suite>(void)` listed in runner.c.
+ * Fixtures shared by several suites live in runner.c too (t_unhex, t_mktarget).
  */
 #ifndef RELAYPRO_TEST_H
 #define RELAYPRO_TEST_H
@@ -18,6 +19,11 @@ void t_check_mem(const void *a, const void *b, size_t n, const char *file, int l
     const char *name);
 /* Decode a hex string into out (at most cap bytes); returns the byte count. */
 size_t t_unhex(const char *hex, unsigned char *out, size_t cap);
+/* A target as the request parser would leave it, built by hand: host `name` (at most
+ * TARGET_HOST_MAX bytes kept), `kind` (TARGET_NAME, TARGET_IPV4, TARGET_IPV6; ip left
+ * zero), `port`. The caller includes target.h. */
+struct target_addr;
+struct target_addr t_mktarget(const char *name, int kind, unsigned port);
 
 #define CHECK(c, name) t_check(!!(c), __FILE__, __LINE__, (name))
 #define CHECK_INT(a, b, name) t_check_int((long long)(a), (long long)(b), __FILE__, __LINE__, (name))
