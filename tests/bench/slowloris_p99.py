@@ -227,8 +227,8 @@ def idle_phase(tmp, con, a):
     print("idle sockets: open-files limit for the relay and the attacker: soft %d, hard %d "
           "(the relay asks for %d at maxConnections %d)%s" % (
               soft, hard, need, max_conns, "" if soft >= need else
-              " -- lower: the relay logs limits.nofile and holds at most %d tunnels, far "
-              "more than this phase keeps open" % ((soft - 64) // 2)))
+              " -- lower: the relay logs limits.nofile (it holds %d tunnels of two "
+              "descriptors; a pending connection holds one)" % ((soft - 64) // 2)))
     proc, port, admin, log = start_relay(
         tmp, con, "idle", [("maxConnections", max_conns), ("headerTimeout", "120s")], admin=True)
     opened = lambda: pt.scrape_value(admin, "relaypro_connections_open", {"listener": "http"})
