@@ -118,7 +118,7 @@ static const struct key keys[] = {
 #undef O
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-/* Extra RELAYPRO_* variables that are not keys (SPEC §2.1, §4, §5, §6). */
+/* Extra RELAYPRO_* variables that are not keys (docs/configuration.md). */
 static const char *const env_alias[][2] = {
 	{ "RELAYPRO_HTTPS_LISTEN", "RELAYPRO_HTTPS_PROXY_LISTEN" },
 	{ "RELAYPRO_HTTP_LISTEN", "RELAYPRO_HTTP_PROXY_LISTEN" },
@@ -132,7 +132,7 @@ static const char *const env_other[] = {
 	"RELAYPRO_POLL_BACKEND",     /* the loop's readiness backend: poll or epoll (pollset.h) */
 };
 
-/* Install-time variables that seed keys (SPEC §5): lower precedence than the file. */
+/* Install-time variables that seed keys (docs/configuration.md): lower precedence than the file. */
 static const char *const air_vars[][2] = {
 	{ "AIR_CONSOLE_ADDRESS", "consoleAddress" },
 	{ "AIR_ORGANIZATION_ID", "organizationId" },
@@ -605,7 +605,7 @@ ini_reader_fn(char *str, int num, void *stream)
 	return str;
 }
 
-/* The keys registration.ini may hold (SPEC §5): what a registration writes. */
+/* The keys registration.ini may hold (docs/configuration.md): what a registration writes. */
 static int
 reg_key(const char *section, long k)
 {
@@ -965,7 +965,7 @@ check_combinations(struct loader *ld)
 		fail(ld, "environment RELAYPRO_POLL_BACKEND: %.40s: expected poll or epoll", v);
 }
 
-/* <privateFolder>/registration.ini (SPEC §5): where the relay saves a registration when
+/* <privateFolder>/registration.ini (docs/configuration.md): where the relay saves a registration when
  * the config file cannot take it. Read after the file and before the environment, so it
  * sits between them; the privateFolder in force is the environment's when it sets one. A
  * missing file is normal; one that cannot be read is an error. */
