@@ -1,5 +1,5 @@
 /*
- * auth.h — who may open a tunnel. This issue: the password file (SPEC §3.4, testing only).
+ * auth.h — who may open a tunnel. This issue: the password file (docs/configuration.md, testing only).
  *
  * The file has lines "user:password"; '#' starts a comment line; blank lines are ignored.
  * The user name is everything before the first ':' (1..AUTH_USER_MAX bytes, no control

@@ -1,5 +1,5 @@
 /*
- * cfgwrite.h — writing the registration result back into the INI file (SPEC §5).
+ * cfgwrite.h — writing the registration result back into the INI file (docs/configuration.md).
  *
  * cfgwrite_update() rewrites the file so that the top-level keys relayId, registeredTo,
  * securityToken (and relayProId when given) hold the new values and deploymentToken is
@@ -33,12 +33,12 @@
 int cfgwrite_update(const char *path, int64_t relay_id, const char *registered_to,
     const char *security_token, const char *relay_pro_id_or_null, char *err, size_t errlen);
 
-/* Set only relayProId (SPEC §6: generated and saved when missing); every other line,
+/* Set only relayProId (docs/configuration.md: generated and saved when missing); every other line,
  * deploymentToken included, stays. Same atomic replacement and errors. */
 int cfgwrite_set_relay_pro_id(const char *path, const char *relay_pro_id, char *err,
     size_t errlen);
 
-/* Write <privateFolder>/registration.ini (SPEC §5) at path: a comment, then relayId,
+/* Write <privateFolder>/registration.ini (docs/configuration.md) at path: a comment, then relayId,
  * registeredTo, securityToken and (when not NULL or empty) relayProId, one `key = value`
  * line each; the file is replaced whole, atomically, mode 0600; its folder is created
  * (0700) when missing. Same value rules and errors as cfgwrite_update. */

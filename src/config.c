@@ -1,5 +1,5 @@
 /*
- * config.c — one load (SPEC §6): defaults, the INI file through inih, registration.ini,
+ * config.c — one load (docs/configuration.md): defaults, the INI file through inih, registration.ini,
  * the environment (config_env.c) and the checks of key combinations, in that order; the
  * error that names file, line and key. See config.h.
  *
@@ -109,7 +109,7 @@ ini_reader_fn(char *str, int num, void *stream)
 	return str;
 }
 
-/* The keys registration.ini may hold (SPEC §5): what a registration writes. */
+/* The keys registration.ini may hold (docs/configuration.md): what a registration writes. */
 static int
 reg_key(const char *section, long k)
 {
@@ -372,7 +372,7 @@ check_combinations(struct cfg_loader *ld)
 		config_fail(ld, "environment RELAYPRO_POLL_BACKEND: %.40s: expected poll or epoll", v);
 }
 
-/* <privateFolder>/registration.ini (SPEC §5): where the relay saves a registration when
+/* <privateFolder>/registration.ini (docs/configuration.md): where the relay saves a registration when
  * the config file cannot take it. Read after the file and before the environment, so it
  * sits between them; the privateFolder in force is the environment's when it sets one. A
  * missing file is normal; one that cannot be read is an error. */

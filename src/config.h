@@ -1,15 +1,15 @@
 /*
- * config.h — relaypro's configuration (SPEC §6): defaults, the INI file (inih),
+ * config.h — relaypro's configuration (docs/configuration.md): defaults, the INI file (inih),
  * the install-time AIR_* variables and the RELAYPRO_* environment, in that order of
  * increasing precedence (RELAYPRO_LOGGER_CONF sits between the file and RELAYPRO_<KEY>).
  *
- * Between the file and the environment sits <privateFolder>/registration.ini (SPEC §5),
+ * Between the file and the environment sits <privateFolder>/registration.ini (docs/configuration.md),
  * when it exists: what a registration saved because the config file could not take it
  * (relayId, registeredTo, securityToken, relayProId; any other key is an error).
  *
  * config_load() fills a struct config completely or fails with one line naming the file,
  * line and key (or the environment variable) and what is wrong; main exits 2 on it.
- * Every key of §6 is known; an unknown key, section or RELAYPRO_* variable is an error,
+ * Every key of docs/configuration.md is known; an unknown key, section or RELAYPRO_* variable is an error,
  * as are duplicate keys, lines longer than inih's limit (never silently cut) and
  * impossible combinations. Relative paths are resolved against the config file's folder
  * (the working folder without a file). The struct has fixed size: no pointers into
@@ -97,7 +97,7 @@ struct config {
 	char proxy_ca_file[CFG_PATH];    /* RELAYPRO_PROXY_CA_FILE (https:// upstream proxy) */
 };
 
-/* Which file to read (SPEC §6): cli_path (-c) if given, else RELAYPRO_CONFIG, else
+/* Which file to read (docs/configuration.md): cli_path (-c) if given, else RELAYPRO_CONFIG, else
  * /opt/relaypro/config.ini when it exists, else none (returns ""). */
 const char *config_pick_file(const char *cli_path);
 

@@ -1,5 +1,5 @@
 /*
- * config_env.c — the environment's part of a load (SPEC §5, §6): the install-time AIR_*
+ * config_env.c — the environment's part of a load (docs/configuration.md): the install-time AIR_*
  * variables, RELAYPRO_LOGGER_CONF and RELAYPRO_<KEY> (with its two aliases), over what
  * the files set; and the name of each key's variable (config_env_name). See config.h.
  *
@@ -20,7 +20,7 @@
 
 extern char **environ;
 
-/* Extra RELAYPRO_* variables that are not keys (SPEC §2.1, §4, §5, §6). */
+/* Extra RELAYPRO_* variables that are not keys (docs/configuration.md). */
 static const char *const env_alias[][2] = {
 	{ "RELAYPRO_HTTPS_LISTEN", "RELAYPRO_HTTPS_PROXY_LISTEN" },
 	{ "RELAYPRO_HTTP_LISTEN", "RELAYPRO_HTTP_PROXY_LISTEN" },
@@ -34,7 +34,7 @@ static const char *const env_other[] = {
 	"RELAYPRO_POLL_BACKEND",     /* the loop's readiness backend: poll or epoll (pollset.h) */
 };
 
-/* Install-time variables that seed keys (SPEC §5): lower precedence than the file. */
+/* Install-time variables that seed keys (docs/configuration.md): lower precedence than the file. */
 static const char *const air_vars[][2] = {
 	{ "AIR_CONSOLE_ADDRESS", "consoleAddress" },
 	{ "AIR_ORGANIZATION_ID", "organizationId" },

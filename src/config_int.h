@@ -42,7 +42,7 @@ enum ktype {
 #define F_SECRET 1u        /* check-config shows <set>, never the value */
 #define CFG_DAY 86400      /* seconds */
 
-/* One key of SPEC §6: section ("" = top level), name, type, where it lives in struct
+/* One key of docs/configuration.md: section ("" = top level), name, type, where it lives in struct
  * config, its limits and flags. */
 struct cfg_key {
 	const char *section;

@@ -1,5 +1,5 @@
 /*
- * config_keys.c — the one key table (every key of SPEC §6: section, name, type, place in
+ * config_keys.c — the one key table (every key of docs/configuration.md: section, name, type, place in
  * struct config, limits, secrecy) and each key's parser and validator. See config_int.h.
  *
  * It owns what one value means: syntax, ranges, lists, paths resolved against the config

@@ -1,5 +1,5 @@
 /*
- * http.h — HTTP/1.1 request heads (SPEC §2.2), and the heads of every response the relay
+ * http.h — HTTP/1.1 request heads (docs/protocol.md), and the heads of every response the relay
  * writes itself (errors, JSON answers, /metrics, 101, 200 Connection established): they
  * are built here and nowhere else.
  *

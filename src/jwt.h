@@ -1,8 +1,8 @@
 /*
- * jwt.h — compact JWS with HS256 only (RFC 7515, RFC 7519), as SPEC §3.1 describes.
+ * jwt.h — compact JWS with HS256 only (RFC 7515, RFC 7519), as docs/protocol.md describes.
  *
  * A token is checked in two steps because the access-token key depends on the token's
- * own claims (SPEC §3.3): jwt_parse() checks the shape, the header and the claim types
+ * own claims (docs/protocol.md): jwt_parse() checks the shape, the header and the claim types
  * and fills a jwt_token; the caller then picks the key and calls jwt_verify_sig(), and
  * finally jwt_check_time(). Nothing in a jwt_token may be trusted before jwt_verify_sig
  * has returned ERR_OK.

@@ -1,5 +1,5 @@
 /*
- * kdf.h — per-Responder access-token keys (SPEC §3.3), HKDF-SHA256 (RFC 5869).
+ * kdf.h — per-Responder access-token keys (docs/protocol.md), HKDF-SHA256 (RFC 5869).
  *
  *   master   = HKDF-Extract(salt = "relaypro access-token v1", IKM = DER of the CA RSA key)
  *   key(sub, org, epoch) = HKDF-Expand(master, "access-token" 0x00 dec(org) 0x00

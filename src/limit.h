@@ -1,5 +1,5 @@
 /*
- * limit.h — the brute-force limiter (SPEC §3.5).
+ * limit.h — the brute-force limiter (docs/security.md).
  *
  * Per client IP: more than authFailLimit failed authentications within LIMIT_WINDOW_S
  * seconds bans that address for authFailBan seconds (answers 429). "Within 60 s" is a

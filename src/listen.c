@@ -130,7 +130,7 @@ load_trusted(const struct config *cfg, char *err, size_t errlen)
 	return ERR_OK;
 }
 
-/* proxyProtocol is on and the peer is not a trusted proxy: closed at once (SPEC §2.1). */
+/* proxyProtocol is on and the peer is not a trusted proxy: closed at once (docs/configuration.md). */
 static void
 refuse_untrusted(const struct listener *l, int fd, const struct net_addr *peer)
 {

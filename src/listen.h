@@ -4,7 +4,7 @@
  * PROXY protocol's trustedProxies, and the EMFILE pause.
  *
  * Owns: the listeners (open, close, hand-off), who may connect at all (with proxyProtocol
- * a source outside trustedProxies is closed at accept, before a byte is read: SPEC §2.1),
+ * a source outside trustedProxies is closed at accept, before a byte is read: docs/configuration.md),
  * accepting in bursts without spinning when descriptors run out. Must not touch:
  * connections (the loop creates them from what listen_accept returns), capacity
  * (maxConnections and the admin cap are the loop's).

@@ -1,5 +1,5 @@
 /*
- * log.h — JSON-lines logging (SPEC §8), the only module that writes log records.
+ * log.h — JSON-lines logging (docs/configuration.md), the only module that writes log records.
  *
  * A record is built in a fixed buffer on the caller's stack and written with one
  * write(2), so records from several processes sharing a file never interleave:
@@ -21,9 +21,9 @@
  * again the count is written into it, at most once a minute as well.
  * errno is preserved across every call. The calls may come from several threads: the
  * descriptor, the rotation state and each write are guarded by one mutex.
- * Secrets must never be passed to these functions (SPEC §8).
+ * Secrets must never be passed to these functions (docs/configuration.md).
  *
- * Rotation (SPEC §8), only when logging to a regular file opened with log_open
+ * Rotation (docs/configuration.md), only when logging to a regular file opened with log_open
  * (logfile.h has the details):
  * - before a record that would take the file past max_size (and the file is not empty),
  *   the file is renamed to "<name>.<UTC YYYYMMDDTHHMMSS.mmmZ>" (the log clock, strictly

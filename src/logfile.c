@@ -29,7 +29,7 @@
 #define TS_LEN 20                /* "20261123T100000.123Z" */
 #define ROT_NAME_MAX (LOGFILE_PATH_MAX + 1 + TS_LEN + 4)
 /* O_NOFOLLOW: a symbolic link planted at the log's name (by whoever may write its folder)
- * is refused, never followed into a file relaypro was not meant to write (SPEC §8). */
+ * is refused, never followed into a file relaypro was not meant to write (docs/configuration.md). */
 #define OPEN_FLAGS (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)
 
 struct rot_cfg {

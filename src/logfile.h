@@ -1,7 +1,7 @@
 /*
  * logfile.h — the log file under log.c: opening it, knowing its size, rotation by size,
  * following its name, and the housekeeping of rotated files (pruning, compression) in a
- * background thread (SPEC §8).
+ * background thread (docs/configuration.md).
  *
  * Owns: the file's name and state (what was opened, bytes written, rotation settings,
  * the next retry), rotated names, the housekeeping thread and its job. Must not touch:

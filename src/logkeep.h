@@ -1,5 +1,5 @@
 /*
- * logkeep.h — housekeeping of rotated log files (SPEC §8): rotated files beyond
+ * logkeep.h — housekeeping of rotated log files (docs/configuration.md): rotated files beyond
  * maxBackups (oldest first) or older than maxAge (by the time in their name) deleted, the
  * remaining uncompressed ones gzip'ed (deflate.c) to "<rotated>.gz", written atomically,
  * the plain file removed after; compression temporaries left over by a stop deleted.

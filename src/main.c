@@ -1,5 +1,5 @@
 /*
- * main.c — the command line (SPEC §7): which command runs, with which options, and the
+ * main.c — the command line (docs/design.md): which command runs, with which options, and the
  * one-shot commands — check-config, version, ca show, token grant, help and each
  * command's usage. `run` is the relay (run.c); `register` and `health` parse their own
  * options (register.c's register_main, probe.c's probe_main). Every subcommand takes -c

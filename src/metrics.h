@@ -1,12 +1,12 @@
 /*
  * metrics.h — the relay's counters and gauges, and their rendering in the Prometheus text
- * exposition format 0.0.4, served by the admin listener as GET /metrics (SPEC §2.1).
+ * exposition format 0.0.4, served by the admin listener as GET /metrics (docs/configuration.md).
  *
  * Storage is fixed: one integer per series, the per-target series in a table of
  * METRICS_TARGETS_MAX entries plus one `other`; nothing is allocated per event. Updates
  * are one-line hooks where things happen (conn.c, server.c, reload.c, register.c, ...).
  *
- * Workers (SPEC §7: /metrics reports the sum over all workers): each process that serves
+ * Workers (docs/design.md: /metrics reports the sum over all workers): each process that serves
  * keeps its numbers in its own row of the shared region (shm.h, part SHM_METRICS) and
  * writes only there; a scrape, whichever worker answers it, renders the sum of every
  * row. A worker that replaces a dead one takes over its row: the counters go on from

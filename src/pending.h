@@ -1,5 +1,5 @@
 /*
- * pending.h — connections not yet admitted (SPEC §9): counted per client address and all
+ * pending.h — connections not yet admitted (docs/configuration.md): counted per client address and all
  * together, oldest first, so that one address, or a slowloris crowd spread over many, cannot
  * take the slots that Responders' tunnels need.
  *

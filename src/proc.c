@@ -145,7 +145,7 @@ on_registered(void *user, int64_t relay_id, const char *token)
 	secret_wipe(&r, sizeof r);
 }
 
-/* On the loop: apply the registration (SPEC §5) and save it. */
+/* On the loop: apply the registration (docs/configuration.md) and save it. */
 static void
 apply_registration(void *arg)
 {
@@ -159,7 +159,7 @@ apply_registration(void *arg)
 	if (read(p->reg_pipe[0], &res, sizeof res) != (ssize_t)sizeof res)
 		return;
 	res.token[REG_TOKEN_MAX] = 0;
-	/* the config file, else <privateFolder>/registration.ini (SPEC §5) */
+	/* the config file, else <privateFolder>/registration.ini (docs/configuration.md) */
 	saved = cfgwrite_save(cfg, res.relay_id, res.token, where, sizeof where, err,
 	    sizeof err) == ERR_OK;
 	cfg->relay_id = res.relay_id;

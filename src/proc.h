@@ -13,7 +13,7 @@
  * workers (workers.c); nothing reaches it through a global. Connections see only
  * `rl`, through a const pointer the loop gives them.
  *
- * Registration (SPEC §5) runs on its own thread (register.h); its result comes back
+ * Registration (docs/configuration.md) runs on its own thread (register.h); its result comes back
  * through a pipe the loop watches, and is applied on the loop (proc_register_start).
  */
 #ifndef RELAYPRO_PROC_H
@@ -49,7 +49,7 @@ struct proc {
  * PROC_EXIT_USAGE with the one line naming file, line and key on stderr. */
 int proc_load_config(struct proc *p, const char *cli_path);
 
-/* relayProId generated and saved into the config file when missing (SPEC §6). */
+/* relayProId generated and saved into the config file when missing (docs/configuration.md). */
 void proc_ensure_id(struct proc *p);
 
 /* Load (or create) the CA bundle the configuration names. 0, or 1 with the reason on
@@ -61,11 +61,11 @@ int proc_load_ca(struct proc *p);
 int proc_fail(const char *what, const char *detail);
 
 /* Raise the open-files soft limit to the hard one; warn when it holds fewer tunnels than
- * maxConnections (SPEC §7). */
+ * maxConnections (docs/design.md). */
 void proc_raise_nofile(const struct config *cfg);
 
 /* Register in the background when a deployment token is set and no security token is
- * (SPEC §5); the result is saved and applied on the loop, then p->registered runs. 0, or
+ * (docs/configuration.md); the result is saved and applied on the loop, then p->registered runs. 0, or
  * -1 when registration could not start. */
 int proc_register_start(struct proc *p);
 

@@ -1,7 +1,7 @@
 /*
  * proxyproto.h — the PROXY protocol header an L4 load balancer puts in front of a
  * connection (haproxy's "The PROXY protocol, Versions 1 & 2"), and the trustedProxies
- * address matcher (SPEC §2.1).
+ * address matcher (docs/configuration.md).
  *
  * pp_parse() is a pure parser: it looks at the bytes received so far, never past len and
  * never past the header's own end, and says whether they are a whole header, the start of

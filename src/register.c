@@ -301,7 +301,7 @@ reg_new(const struct config *cfg, int *rc)
 	snprintf(r->console, sizeof r->console, "%s%s%s:%s", v6 ? "[" : "", r->host,
 	    v6 ? "]" : "", r->port);
 	if (cfg->proxy_enabled) {
-		/* Registration takes the same route as the tunnels (SPEC §2.4). */
+		/* Registration takes the same route as the tunnels (docs/configuration.md). */
 		static struct upstream_routes routes;
 		const struct upstream_proxy *p;
 		char err[CFG_PATH + 160];

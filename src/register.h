@@ -1,5 +1,5 @@
 /*
- * register.h — console registration (SPEC §5), on a thread of its own so the relay's poll
+ * register.h — console registration (docs/configuration.md), on a thread of its own so the relay's poll
  * loop never waits for DNS, a TCP connect or a TLS handshake.
  *
  * register_start() copies what it needs from the config (console address, organizationId,
@@ -69,7 +69,7 @@ int register_start(const struct config *cfg, register_done_fn done, void *user);
 int register_once(const struct config *cfg, uint32_t timeout_ms, int64_t *relay_id, char *token,
     size_t cap);
 
-/* `relaypro register [-c FILE] [--env] [--timeout DURATION]` (SPEC §5), given main's
+/* `relaypro register [-c FILE] [--env] [--timeout DURATION]` (docs/configuration.md), given main's
  * whole argv: REGISTER_NOT_MINE when the command word is not "register", or -h, --help or
  * --version is given (main goes on: it prints the usage from its table),
  * else the exit status: 0 registered (with --env: RELAYPRO_RELAY_ID= and

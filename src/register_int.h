@@ -44,14 +44,14 @@ struct reg {
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 	char resp[REG_RESP_MAX];
 	char token[REG_TOKEN_MAX + 1];
-	int via_proxy;             /* proxyEnabled and HTTPS_PROXY applies (SPEC §2.4) */
+	int via_proxy;             /* proxyEnabled and HTTPS_PROXY applies (docs/configuration.md) */
 	struct upstream_proxy proxy;
 	struct target_host target;
 	struct reg_ptls *pt;       /* https:// proxy: the TLS session to it, else NULL */
 };
 
 /* An https:// proxy: the console's TLS session runs inside a TLS session to the proxy
- * (SPEC §2.4). Allocated only then; its anchors are read once, by register_start. */
+ * (docs/configuration.md). Allocated only then; its anchors are read once, by register_start. */
 struct reg_ptls {
 	struct anchors an;
 	char trust_err[CFG_PATH + 160]; /* why the anchors could not be loaded ("" when they were) */

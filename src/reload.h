@@ -1,5 +1,5 @@
 /*
- * reload.h — SIGHUP (SPEC §6): the configuration read again and applied between two passes
+ * reload.h — SIGHUP (docs/configuration.md): the configuration read again and applied between two passes
  * of the loop.
  *
  * Owns: which keys a reload applies and which need a restart (logged as such), refusing a

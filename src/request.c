@@ -89,7 +89,7 @@ handle_local(struct conn *c, const struct http_target *t)
 		    "Allow: GET, POST, CONNECT\r\n");
 }
 
-/* POST /v1/token, admitted: the grant's sub is in c->who; an access token out (SPEC §3.2).
+/* POST /v1/token, admitted: the grant's sub is in c->who; an access token out (docs/protocol.md).
  * Keep-alive unless the client closes. */
 static void
 issue_token(struct conn *c)

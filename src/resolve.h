@@ -1,5 +1,5 @@
 /*
- * resolve.h — DNS off the event loop (SPEC §2.3).
+ * resolve.h — DNS off the event loop (docs/protocol.md).
  *
  * The set of names the relay may connect to is known from the configuration (console,
  * migration console, allowedHosts), so one resolver thread keeps all of them resolved:

@@ -1,6 +1,6 @@
 /*
  * revoke.h — revocation: an admitted connection judged again against the relay's state
- * now (after a reload, or when the migration window ends), SPEC §6.
+ * now (after a reload, or when the migration window ends), docs/configuration.md.
  *
  * Owns: which connections are judged (admitted ones: out of the pending queue, on a proxy
  * listener, of a tunnel's kind — resolving, connecting or relaying), the facts taken from

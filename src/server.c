@@ -216,7 +216,7 @@ reap(int s)
 	conn_free(c);
 }
 
-/* Pending connections all together at most half of maxConnections (SPEC §9): over it the
+/* Pending connections all together at most half of maxConnections (docs/configuration.md): over it the
  * oldest pending connection is closed to make room (pending.h). */
 static void
 cap_pending(void)

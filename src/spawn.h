@@ -1,6 +1,6 @@
 /*
  * spawn.h — starting this binary again with descriptors handed over: the new binary of an
- * upgrade (SPEC §7) and a supervisor's workers.
+ * upgrade (docs/design.md) and a supervisor's workers.
  *
  * Owns: where this binary lives (resolved once at start from argv[0] and $PATH, not
  * /proc/self/exe: after a package upgrade the file there is the new binary), the child's

@@ -1,5 +1,5 @@
 /*
- * target.h — which tunnel targets the relay may open (SPEC §2.3).
+ * target.h — which tunnel targets the relay may open (docs/protocol.md).
  *
  * Parsing: an authority `host:port` (a CONNECT target, a `?target=` value, the host and
  * port of an absolute-form URI, consoleAddress) becomes a struct target_addr. The host is

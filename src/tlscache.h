@@ -1,5 +1,5 @@
 /*
- * tlscache.h — the TLS session cache every worker shares (SPEC §7: a session resumes
+ * tlscache.h — the TLS session cache every worker shares (docs/design.md: a session resumes
  * whichever worker receives it), as BearSSL's br_ssl_session_cache_class over a fixed
  * table in the shared region (shm.h, part SHM_TLSCACHE).
  *

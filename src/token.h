@@ -1,5 +1,5 @@
 /*
- * token.h — the Responder token flow (SPEC §3.1–§3.3).
+ * token.h — the Responder token flow (docs/protocol.md).
  *
  * Grants are signed by the console with the relay's securityToken; access tokens are
  * signed by the relay with a per-Responder key derived from the CA key (kdf.h), so every

@@ -207,7 +207,7 @@ tunnel_start(struct conn *c)
 	}
 }
 
-/* End-of-stream rules (SPEC §2.2), after the pump. */
+/* End-of-stream rules (docs/protocol.md), after the pump. */
 static void
 tunnel_eof(struct conn *c)
 {

@@ -1,7 +1,7 @@
 /*
  * tunnel.h — the tunnel: its start (the 200 or 101, tunnel.open), the bytes of an
  * absolute-form request rewritten for the upstream, one round of relaying and the
- * end-of-stream rules (SPEC §2.2: half-close on the plain listener; on TLS a close_notify
+ * end-of-stream rules (docs/protocol.md: half-close on the plain listener; on TLS a close_notify
  * is a full close, an upstream EOF is flushed and followed by close_notify).
  *
  * Owns: the TUNNEL state of CONNECT and absolute-form tunnels, the raw pump's use (hop.c),

@@ -1,5 +1,5 @@
 /*
- * units.h — parsers for the value syntaxes of the configuration (SPEC §6).
+ * units.h — parsers for the value syntaxes of the configuration (docs/configuration.md).
  *
  * All take a NUL-terminated string, accept nothing but the exact grammar (no leading
  * or trailing junk, no sign unless stated), and return ERR_OK, ERR_INVAL or ERR_RANGE.

@@ -1,5 +1,5 @@
 /*
- * upgrade.h — the binary upgrade (SIGUSR2, SPEC §7), the old process's side.
+ * upgrade.h — the binary upgrade (SIGUSR2, docs/design.md), the old process's side.
  *
  * Owns: starting the binary found at the path this one was started from (spawn.h) with
  * the listening sockets, waiting for it to report ready (its pipe, watched by the loop),

@@ -1,5 +1,5 @@
 /*
- * upstream.h — reaching the console through an upstream proxy (SPEC §2.4).
+ * upstream.h — reaching the console through an upstream proxy (docs/configuration.md).
  *
  * Routes. With proxyEnabled, targets on port 80 take the "http" route and all others the
  * "https" route. Each route's proxy URL is read from the environment the way curl reads

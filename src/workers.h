@@ -1,5 +1,5 @@
 /*
- * workers.h — `workers = N|auto` (SPEC §7): the supervisor process.
+ * workers.h — `workers = N|auto` (docs/design.md): the supervisor process.
  *
  * Owns: the listening sockets of every worker — one set each (https, http, admin), bound
  * here with SO_REUSEPORT before the privilege drop, or taken over from the supervisor this

@@ -1,5 +1,5 @@
 /*
- * ws.h — the pure part of WebSocket tunnels (RFC 6455, server side; SPEC §2.2).
+ * ws.h — the pure part of WebSocket tunnels (RFC 6455, server side; docs/protocol.md).
  *
  * No I/O and no allocation; the caller owns every buffer. conn.c drives it:
  *

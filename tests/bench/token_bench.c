@@ -1,5 +1,5 @@
 /*
- * token_bench.c — what one access-token verification costs (SPEC §3.3: derive the
+ * token_bench.c — what one access-token verification costs (docs/protocol.md: derive the
  * per-Responder key with HKDF, then verify HS256), measured against a peer in the same
  * run: verifying the same token with a fixed key (no derivation). Prints both rates and
  * the ratio. Not part of `make test` (no timing is ever asserted).

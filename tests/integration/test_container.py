@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """test_container.py — the image run for real under podman, the README's container and
 Kubernetes blocks run as written, the compose file, and the Containerfile built without a
-registry (SPEC §5, §7).
+registry (docs/configuration.md; docs/design.md).
 
 podman here: Debian's podman with runc (crun refuses this machine's hybrid cgroups) and
 ulimits no higher than this process's own (the sandbox cannot raise them); both are set

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_emfile.py — out of file descriptors (SPEC §9): with a low RLIMIT_NOFILE the relay
+"""test_emfile.py — out of file descriptors (docs/configuration.md): with a low RLIMIT_NOFILE the relay
 pauses accepting (accept.pause in the log) instead of spinning, keeps serving the
 connections it has, and accepts again once descriptors are free."""
 import os

@@ -9,7 +9,7 @@
 * DNS fails while tunnels run (the relay runs in a private mount namespace whose
   /etc/hosts and /etc/resolv.conf the test controls; the machine's files are untouched):
   the open tunnel keeps echoing and, after the 60 s cache refresh failed, a new tunnel
-  uses the last good answer (SPEC §2.3). This case waits ~70 s for that refresh;
+  uses the last good answer (docs/protocol.md). This case waits ~70 s for that refresh;
 * log disk full (a 64 KiB tmpfs mounted in the relay's own mount namespace, filled by the
   test through /proc/<pid>/root): tunnels keep working while records are dropped, and
   logging resumes once space is freed;

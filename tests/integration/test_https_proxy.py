@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_https_proxy.py — reaching the console through an https:// upstream proxy (SPEC §2.4)
+"""test_https_proxy.py — reaching the console through an https:// upstream proxy (docs/configuration.md)
 with a real TLS proxy nobody here wrote: Debian's stunnel4 terminating TLS in front of
 Debian's tinyproxy, both on loopback. The proxy's certificates are minted here with the
 openssl command-line tool from a test CA (plus a second, untrusted CA).

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_kubernetes.py — the Kubernetes deployment as written in docker/kubernetes/, and the
-probes it relies on (SPEC §2.2, §5, §7).
+probes it relies on (docs/protocol.md; docs/configuration.md; docs/design.md).
 
 1. Every manifest is validated offline, strictly, against the object schemas of Kubernetes
    and cert-manager: tests/kubernetes/validate.mjs, with the npm packages pinned (version

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_logrotate.py -- log rotation by the real binary (SPEC §8), checked with gunzip.
+"""test_logrotate.py -- log rotation by the real binary (docs/configuration.md), checked with gunzip.
 
 Each case starts `relaypro run -c config.ini` with `[logger] fileName = relay.log`,
 `maxSize = 2KiB` and makes the relay log: `debugLogging = true` writes conn.state and

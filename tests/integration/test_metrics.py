@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_metrics.py -- the admin listener (SPEC §2.1): off by default; on, it serves
+"""test_metrics.py -- the admin listener (docs/configuration.md): off by default; on, it serves
 GET /metrics (Prometheus text format 0.0.4), /healthz and /readyz and nothing else.
 
 The scrape is checked twice: by a strict parser written here (every line a HELP/TYPE

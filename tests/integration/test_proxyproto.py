@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_proxyproto.py -- PROXY protocol v1/v2 on the proxy listeners (SPEC §2.1).
+"""test_proxyproto.py -- PROXY protocol v1/v2 on the proxy listeners (docs/configuration.md).
 
 With `proxyProtocol = true` a connection from an address in `trustedProxies` must start
 with a PROXY header (read before TLS), whose source address then replaces the peer

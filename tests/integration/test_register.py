@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Console registration (SPEC §5) against tests/console.py, through two small drivers in
+"""Console registration (docs/configuration.md) against tests/console.py, through two small drivers in
 tests/tools/ built by the Makefile (register_tool: register.c + cfgwrite.c as the relay will use
 them; cfgwrite_tool: cfgwrite_update in a loop for the crash test).
 
@@ -372,7 +372,7 @@ def relay_end_to_end():
     no_secrets("relay", open(log).read(), relay.stdout(), relay.stderr())
 
 
-# ---------------------------------------------------------------- containers (SPEC §5)
+# ---------------------------------------------------------------- containers (docs/configuration.md)
 
 def env_only_argv(argv):
     """argv run with no config file at all, as in a container: -c is not given, and (as

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """test_relay.py -- the relay itself, driven from outside through its two listeners.
 
-Covers SPEC §2 (listeners, TLS parameters, the request heads the relay answers, targets),
-§3.4 (password-file Basic auth), §4 (certificates, checked with openssl, curl and Python's
-ssl -- clients nobody here wrote), §9 (timeouts, maxConnections, slow clients) and §7's
-graceful stop, plus one measurement (RSS idle and with 1000 open TLS tunnels; printed,
+Covers the listeners, TLS parameters, the request heads the relay answers and targets
+(docs/protocol.md), password-file Basic auth, certificates (checked with openssl, curl and
+Python's ssl -- clients nobody here wrote), limits (timeouts, maxConnections, slow clients;
+docs/configuration.md) and the graceful stop (README, Signals), plus one measurement (RSS idle and with 1000 open TLS tunnels; printed,
 never asserted).
 
 Everything runs on 127.0.0.1 with ephemeral ports; every process is started here and
@@ -652,7 +652,7 @@ def targets_forbidden_and_allowed():
                 chk(rec is not None and rec.get("target") == "example.com" and rec.get("user") == USER,
                     "target.forbidden logged with target and user", rec)
         # Other spellings of 127.0.0.1: never tunnelled (the relay answers 400 "IPv4 literal
-        # not in dotted-decimal form"; SPEC §2.3 says they simply do not match -> 403).
+        # not in dotted-decimal form"; docs/protocol.md says they simply do not match -> 403).
         for target, what in [("2130706433:%d" % ep, "decimal 2130706433"),
                              ("0x7f000001:%d" % ep, "hex 0x7f000001"),
                              ("0177.0.0.1:%d" % ep, "octal 0177.0.0.1"),
@@ -671,9 +671,9 @@ def targets_forbidden_and_allowed():
                 except (ValueError, AttributeError):
                     j = {}
                 chk(st == 403 and j.get("error") == "forbidden_target",
-                    "tls: CONNECT 2130706433:port -> 403 forbidden_target (SPEC §2.3: another "
+                    "tls: CONNECT 2130706433:port -> 403 forbidden_target (docs/protocol.md: another "
                     "spelling does not match; 403 = target not allowed)", "%s %r" % (st, body[:200]))
-        # §2.3 malformed targets: 400
+        # malformed targets (docs/protocol.md): 400
         for target, what in [("user@localhost:%d" % ep, "userinfo"),
                              ("%%6cocalhost:%d" % ep, "percent-escape"),
                              (":%d" % ep, "empty host"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_reload.py — SIGHUP reload (SPEC §6): a password-file change takes effect, an
+"""test_reload.py — SIGHUP reload (docs/configuration.md): a password-file change takes effect, an
 allowedPorts change takes effect, a tunnel open across reloads keeps echoing while its user
 and target stay accepted (and is closed, revoked, once its target is not: test_revoke.py
 has the other revocations), a broken configuration is refused and the old one keeps
@@ -151,7 +151,7 @@ def targets_and_restart_only_keys():
              "a listen change is reported as needing a restart", ev)
     st, _, _ = tunnel("bob", "second-pass")
     rt.check_eq(st, 403, "echo port no longer allowed after allowedPorts changed")
-    # Its target is no longer allowed: the tunnel opened before is revoked (SPEC §6).
+    # Its target is no longer allowed: the tunnel opened before is revoked (docs/configuration.md).
     rt.check(rt.read_until_close(state["open"], timeout=10) == b"",
              "the old tunnel to a port no longer allowed is closed")
     rt.check(rt.wait_for_log(state["log"], {"event": "tunnel.close", "reason": "revoked",

@@ -299,7 +299,7 @@ def forwarded_head():
            lines[-1:] == [b"Connection: close"] and b"X-Trace: one" in lines,
            "%s: forwarded head: one Host, Proxy-Connection gone, X-Trace kept, Connection: close "
            "last" % lname, lines)
-        # Today the pipelined bytes follow on the same upstream connection (SPEC §2.2:
+        # Today the pipelined bytes follow on the same upstream connection (docs/protocol.md:
         # "relayed until either side closes"); a relay that dropped them would pass too.
         ck(rest in (b"", second), "%s: what follows the forwarded head is the client's own "
            "pipelined bytes, unchanged, on the same upstream connection" % lname, rest[:200])
@@ -632,7 +632,7 @@ def status_of(raw):
 
 @rt.case(timeout=400)
 def limiter_flood():
-    """SPEC §3.5: a ban is never evicted to make room for an address that is not banned,
+    """docs/security.md: a ban is never evicted to make room for an address that is not banned,
     and the table is keyed, so no choice of addresses can aim at one bucket. The victim
     127.1.0.1 is banned (authFailLimit 20), then failed logins come from 3 x the table's
     size of other 127/8 addresses (256 of them chosen to collide with the victim under the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_socks5.py — SOCKS5 upstream proxies (RFC 1928, RFC 1929), SPEC §2.4.
+"""test_socks5.py — SOCKS5 upstream proxies (RFC 1928, RFC 1929), docs/configuration.md.
 
 1. Which proxy a target takes for a given environment, checked against real curl: the rows
    of tests/unit/proxy_env_table.h (t_upstream checks the relay's routes against the same

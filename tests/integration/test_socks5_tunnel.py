@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_socks5_tunnel.py -- tunnels through a SOCKS5 upstream proxy (RFC 1928, RFC 1929),
-the relay's connection core running the exchange (SPEC §2.4).
+the relay's connection core running the exchange (docs/configuration.md).
 
 With proxyEnabled and a socks5:// or socks5h:// URL in ALL_PROXY / HTTPS_PROXY, CONNECT
 tunnels, WebSocket tunnels and absolute-form requests reach the console's echo service

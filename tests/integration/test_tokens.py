@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_tokens.py — the Responder token flow end to end against the real binary
-(SPEC §2.2 POST /v1/token, §3.1–§3.3 tokens and per-Responder keys, §3.5 brute force).
+(docs/protocol.md: POST /v1/token, the tokens and per-Responder keys; docs/security.md: brute force).
 
 Grant -> access token with curl and through a CONNECT tunnel to the test console; keep-alive
 (token request and CONNECT on one TLS connection); the access token's header and claims, and
@@ -207,7 +207,7 @@ def kid_of_der(der):
 
 
 def derive_key(ca_key_der, sub, org=ORG, ep=0):
-    """SPEC §3.3: HKDF-SHA256 Extract then Expand (one block), written out with hmac."""
+    """docs/protocol.md: HKDF-SHA256 Extract then Expand (one block), written out with hmac."""
     master = hmac.new(b"relaypro access-token v1", ca_key_der, hashlib.sha256).digest()
     info = b"access-token\0" + str(org).encode() + b"\0" + str(ep).encode() + b"\0" + sub.encode()
     return hmac.new(master, info + b"\x01", hashlib.sha256).digest()
@@ -230,7 +230,7 @@ B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 def noncanonical_sig(tok):
     """tok with the signature's last character changed in its unused low bits only: the
-    decoded bytes are the same, the text is not canonical base64url (SPEC §3.1)."""
+    decoded bytes are the same, the text is not canonical base64url (docs/protocol.md)."""
     h, c, sig = tok.split(".")
     last = B64URL[B64URL.index(sig[-1]) | 1]
     alt = sig[:-1] + last
@@ -273,7 +273,7 @@ except Exception as e:
     rt.finish()
 
 
-# The limiter's "in 60 s" (SPEC §3.5) needs a minute of wall time: the first failure is
+# The limiter's "in 60 s" (docs/security.md) needs a minute of wall time: the first failure is
 # sent now, the rest by the brute_force_window case near the end, while the others run.
 WINDOW = Relay("window", token_section={"duration": "10m"},
                limits={"authFailLimit": "3", "authFailBan": "3s"})
@@ -410,7 +410,7 @@ def access_token_structure():
     ck(tok2 and claims_of(tok2)[1].get("jti") != jti, "structure: every token gets a new jti")
     ck(all("=" not in p for p in parts), "structure: base64url without padding")
 
-    # The signature recomputed from the CA key: SPEC §3.3 byte for byte.
+    # The signature recomputed from the CA key: docs/protocol.md byte for byte.
     key = derive_key(MAIN.ca_key_der(), "resp-struct")
     mac = hmac.new(key, (parts[0] + "." + parts[1]).encode(), hashlib.sha256).digest()
     ck(hmac.compare_digest(mac, b64d(parts[2])),
@@ -567,7 +567,7 @@ def access_token_rejections():
 
 def refusal(relay, send, want_code, want_reason, name):
     """send() makes one refused request; the client sees only want_code, the relay's
-    auth.fail line says want_reason (SPEC §8: the precise cause, never the token)."""
+    auth.fail line says want_reason (docs/configuration.md: the precise cause, never the token)."""
     since = rt.log_offset(relay.log)
     status, body = send()
     code = err_code(body)
@@ -604,7 +604,7 @@ def access_refused(relay, token):
 
 @rt.case
 def refusal_reasons():
-    """Every refusal is explained in the log (SPEC §8), the client sees the code only."""
+    """Every refusal is explained in the log (docs/configuration.md), the client sees the code only."""
     now = int(time.time())
     # A relay whose RELAYPRO_RELAY_ID is not the one the console signs for.
     wrong = Relay("wrongid", token_section={"duration": "10m"},

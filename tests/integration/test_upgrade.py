@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_upgrade.py — SIGUSR2 binary upgrade (SPEC §7): the binary at the path the relay
+"""test_upgrade.py — SIGUSR2 binary upgrade (docs/design.md): the binary at the path the relay
 was started from is started with the listening sockets; once it reports ready the old
 process stops accepting and serves what it accepted to its end. Under a new connection
 every 20 ms for the whole upgrade no connection fails; the PID changes; a tunnel opened

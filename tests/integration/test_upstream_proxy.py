@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_upstream_proxy.py — reaching the console through an HTTP proxy (SPEC §2.4), with a
+"""test_upstream_proxy.py — reaching the console through an HTTP proxy (docs/configuration.md), with a
 real proxy nobody here wrote: Debian's tinyproxy on loopback. Covers CONNECT through the
 proxy (HTTPS_PROXY), Basic credentials from the proxy URL (right and wrong), NO_PROXY
 bypass (checked by the proxy's own log), absolute-form through HTTP_PROXY, proxy down ->
@@ -113,7 +113,7 @@ def proxy_with_credentials():
 
 @rt.case
 def reload_switches_proxy_enabled():
-    """proxyEnabled is reloadable (SPEC §6): off -> tunnels go direct, on again -> through
+    """proxyEnabled is reloadable (docs/configuration.md): off -> tunnels go direct, on again -> through
     the proxy; the routes themselves come from the environment and are parsed once."""
     tp, tport, tlog = start_tinyproxy(S["tmp"], "tp-reload")
     relay, port, rlog = start_relay(S["tmp"], "relay-reload", {"HTTPS_PROXY": "http://127.0.0.1:%d" % tport})

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_websocket.py -- WebSocket tunnels, `GET /v1/tunnel?target=host:port` (SPEC §2.2,
+"""test_websocket.py -- WebSocket tunnels, `GET /v1/tunnel?target=host:port` (docs/protocol.md,
 RFC 6455), against the real binary on its TLS and its plain listener.
 
 A raw client written here from the standard library (frames built by hand) gets an access

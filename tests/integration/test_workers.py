@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_workers.py — workers = 2 (SPEC §7): a supervisor starts two worker processes; each
+"""test_workers.py — workers = 2 (docs/design.md): a supervisor starts two worker processes; each
 worker accepts from a listening socket of its own (SO_REUSEPORT, bound by the supervisor
 and handed over: two distinct sockets on one port); both accept connections (by PID in the
 tunnel.open lines); a TLS session made with one worker resumes on the other (one session

@@ -1,4 +1,4 @@
-/* t_cfgwrite.c — config write-back (SPEC §5): whole files compared byte for byte against
+/* t_cfgwrite.c — config write-back (docs/configuration.md): whole files compared byte for byte against
  * the expected text (comments, blank lines, other keys and sections kept; values replaced
  * in place; missing keys added at the end of the top level; deploymentToken removed;
  * CRLF, BOM, ':' delimiters, case-insensitive keys, a last line without newline), refused
@@ -384,7 +384,7 @@ t_cfgwrite(void)
 		}
 	}
 
-	/* registration.ini (SPEC §5): ours alone, written whole, 0600, its folder made 0700;
+	/* registration.ini (docs/configuration.md): ours alone, written whole, 0600, its folder made 0700;
 	 * read by config_load above the file; cfgwrite_save picks the file when it can. */
 	{
 		char regdir[96], reg[128], where[128];

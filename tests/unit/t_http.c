@@ -1,5 +1,5 @@
 /*
- * t_http.c — request heads (SPEC §2.2): a table of good and hostile heads, one assertion
+ * t_http.c — request heads (docs/protocol.md): a table of good and hostile heads, one assertion
  * per case, each fed whole, one byte at a time and in odd chunks (the outcome must not
  * change); request-target forms; Content-Length; list fields; error responses.
  */

@@ -1,5 +1,5 @@
 /* t_kdf.c — HMAC-SHA256 (RFC 4231), HKDF-SHA256 (RFC 5869 A.1-A.3), and the access-token
- * key derivation of SPEC §3.3 against the fixed vector written in docs/protocol.md. */
+ * key derivation of docs/protocol.md against the fixed vector written in docs/protocol.md. */
 #include <bearssl.h>
 
 #include "jwt.h"

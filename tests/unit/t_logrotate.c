@@ -1,4 +1,4 @@
-/* t_logrotate.c — log rotation (SPEC §8) on real files in a temporary folder, with the
+/* t_logrotate.c — log rotation (docs/configuration.md) on real files in a temporary folder, with the
  * clock injected through log_set_clock: rotation exactly when the next record would pass
  * maxSize, rotated names from the clock that sort by time (and stay unique within one
  * millisecond), maxBackups (oldest deleted first), maxAge (by the time in the name), gzip

@@ -1,5 +1,5 @@
 /*
- * t_target.c — target parsing and the allowlist (SPEC §2.3): tables of good and hostile
+ * t_target.c — target parsing and the allowlist (docs/protocol.md): tables of good and hostile
  * authorities, one assertion per case, and a matching table over one policy.
  */
 #include <string.h>

@@ -1,4 +1,4 @@
-/* t_token.c — grants and access tokens (SPEC §3.2, §3.3) with a generated CA: issue,
+/* t_token.c — grants and access tokens (docs/protocol.md) with a generated CA: issue,
  * verify, and every rejection, each its own assertion. */
 #include <stdio.h>
 #include <time.h>

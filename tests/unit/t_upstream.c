@@ -1,5 +1,5 @@
 /*
- * t_upstream.c — proxy URLs (SPEC §2.4): a table of HTTPS_PROXY values, good and hostile,
+ * t_upstream.c — proxy URLs (docs/configuration.md): a table of HTTPS_PROXY values, good and hostile,
  * one assertion per field; socks5:// and socks5h:// URLs with RFC 1929 credentials; which
  * variable a route comes from (proxy_env_table.h, the table curl is checked against by
  * tests/integration/test_socks5.py); NO_PROXY routing; the CONNECT request and answer;

@@ -1,4 +1,4 @@
-/* t_upstream_creds.c — proxy URLs from the environment (upstream.c, SPEC §2.4): the Basic
+/* t_upstream_creds.c — proxy URLs from the environment (upstream.c, docs/configuration.md): the Basic
  * credentials, their length limit (a fuzz finding), routing, the CONNECT request and the
  * proxy's answer. */
 #include <stdio.h>
