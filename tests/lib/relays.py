@@ -230,8 +230,14 @@ class Relay:
                 return True
             return "exited" if not self.proc.alive() else None
         ok = rt.wait_until(started, timeout=timeout) is True
-        for p in self.listen_ports():
-            ok = ok and rt.wait_for_port(LOCALHOST, p, timeout=timeout)
+        # The start record is written once the listeners listen (run.c): nothing to probe
+        # then. A probe would be a connection of its own that the relay counts as pending
+        # until it has read its end, and with a small maxConnections (at most half of it
+        # may be pending) a tunnel opened next could be the one the cap closes: accepted
+        # in the same pass before the probe (test_relay max_connections, loaded machine).
+        if self.start_rec is None:
+            for p in self.listen_ports():
+                ok = ok and rt.wait_for_port(LOCALHOST, p, timeout=timeout)
         if not ok:
             self.proc.stop(timeout=5)
         return ok
