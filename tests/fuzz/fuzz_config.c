@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c — the configuration (config.c): the INI file and the RELAYPRO_*
+ * fuzz_config.c — the configuration (config*.c): the INI file and the RELAYPRO_*
  * environment, which reach the same value parsers (units.c, net.c, target.c, CIDRs,
  * UUIDs, lists).
  *

@@ -395,6 +395,13 @@ def example_config():
         key, _, val = line.partition(" = ")
         rt.check(re.search(r"^(\S+\.)?%s = " % re.escape(key), c.stdout, re.M),
                  "example key %s is a real key" % key)
+    # ... and every key check-config knows is in the example (commented, or shown with a
+    # space after the ; when it needs real files: certFile, keyFile), so it cannot drift.
+    shown = set(re.findall(r"^; ?([A-Za-z]+) = ", text, re.M)) | set(re.findall(r"^([A-Za-z]+) = ", text, re.M))
+    known = re.findall(r"^(?:\S+\.)?([A-Za-z]+) = ", c.stdout, re.M)
+    missing = sorted(k for k in set(known) if k not in shown)
+    rt.check(known and not missing, "every key check-config prints is in the example (%d keys)"
+             % len(set(known)), missing)
 
 if __name__ == "__main__":
     rt.main("packages", deadline=150)
