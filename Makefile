@@ -152,7 +152,7 @@ $(BUILD)/token-bench: tests/bench/token_bench.c $(OBJS) $(LIBS)
 # BearSSL's primitives and whole in-memory connections, server side (tests/bench/crypto_bench.c).
 $(BUILD)/crypto-bench: tests/bench/crypto_bench.c $(DEPS)/lib/libbearssl.a
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -I$(DEPS)/include -static -o $@ $< $(DEPS)/lib/libbearssl.a
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -I$(DEPS)/include -Isrc -static -o $@ $< $(DEPS)/lib/libbearssl.a
 
 # The load generator and echo backend (a test tool, never linked into relaypro).
 $(BUILD)/loadgen: tests/bench/loadgen.c $(DEPS)/lib/libbearssl.a

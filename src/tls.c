@@ -17,14 +17,7 @@
 #include "x509.h"
 
 /* The policy's suites, for the server and every client (tls.h). */
-static const uint16_t suites[] = {
-	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-};
+static const uint16_t suites[] = TLS_POLICY_SUITES;
 static const char *alpn[] = { "http/1.1" }; /* BearSSL takes it non-const */
 
 /* Current and previous certificate: a remint must not pull the chain out from under a

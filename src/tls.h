@@ -31,6 +31,17 @@
 
 #include "ca.h"
 
+/* The policy's cipher suites, in preference order (ECDHE with AES-GCM or ChaCha20-Poly1305
+ * only): the listener and every client; tests/bench/crypto_bench.c measures the same list. */
+#define TLS_POLICY_SUITES { \
+	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, \
+	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, \
+	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, \
+	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, \
+	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, \
+	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, \
+}
+
 #define TLS_IBUF BR_SSL_BUFSIZE_INPUT  /* a full incoming record: 16384 + 325 */
 #define TLS_OBUF BR_SSL_BUFSIZE_OUTPUT /* full 16 KiB records out: bulk MB/s (docs/performance.md) */
 

@@ -36,6 +36,8 @@
 
 #include <bearssl.h>
 
+#include "tls.h"
+
 static int quick;
 
 static int64_t
@@ -400,14 +402,7 @@ primitives(void)
 /* ---- part 2: whole connections in memory ----------------------------------------- */
 
 static const char *alpn[] = { "http/1.1" };  /* BearSSL takes it non-const */
-static const uint16_t relay_suites[] = {    /* src/tls.c's list, in its order */
-	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-};
+static const uint16_t relay_suites[] = TLS_POLICY_SUITES; /* the relay's own list (tls.h) */
 
 /* What a client offers, in its order. */
 struct offer {
