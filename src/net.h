@@ -1,19 +1,28 @@
 /*
  * net.h — sockets: listeners, non-blocking connects, address text. (anet.c's role.)
  *
- * Every socket relaypro creates is non-blocking and close-on-exec. Addresses are kept as
- * struct sockaddr_storage plus length; text forms are "1.2.3.4:443" / "[::1]:443".
+ * Every socket relaypro creates is non-blocking and close-on-exec. Addresses are IPv4 or
+ * IPv6 only, kept as the larger of the two sockaddrs plus length (struct net_addr: 32
+ * bytes, where a struct sockaddr_storage would take 132; a connection holds ten of them);
+ * text forms are "1.2.3.4:443" / "[::1]:443".
  */
 #ifndef RELAYPRO_NET_H
 #define RELAYPRO_NET_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 #define NET_ADDR_TEXT 64 /* "[" + INET6_ADDRSTRLEN + "]:65535" + NUL fits */
 
+/* ss.ss_family is the family (AF_INET or AF_INET6: it shares its place with sin_family
+ * and sin6_family); sizeof ss is the room a system call may fill. */
 struct net_addr {
-	struct sockaddr_storage ss;
+	union {
+		sa_family_t ss_family;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} ss;
 	socklen_t len;
 };
 
