@@ -1013,13 +1013,12 @@ direct_drive(struct ptun *t)
 	}
 }
 
-/* An event on tunnel t: 1 when its echo (the opening check or a ping) completed, 0 to
- * wait, -1 when the tunnel failed (it is then dead). */
+/* After driving tunnel t's client (rc from client_drive/direct_drive): a completed echo
+ * puts it back to open and idle, a failure (or no poll registration) kills it. Returns rc,
+ * or -1 when the tunnel is dead. */
 static int
-pt_event(struct ptun *t)
+pt_settle(struct ptun *t, int rc)
 {
-	int rc = o.direct ? direct_drive(t) : client_drive(&t->cl, 0);
-
 	if (rc == 1) {
 		t->cl.ph = P_OPEN;
 		t->cl.out_len = t->cl.out_off = 0;
@@ -1029,6 +1028,16 @@ pt_event(struct ptun *t)
 		return -1;
 	}
 	return rc;
+}
+
+/* An event on tunnel t: 1 when its echo (the opening check or a ping) completed, 0 to
+ * wait, -1 when the tunnel failed (it is then dead). */
+static int
+pt_event(struct ptun *t)
+{
+	int rc = o.direct ? direct_drive(t) : client_drive(&t->cl, 0);
+
+	return pt_settle(t, rc);
 }
 
 /* Write one 64-byte (--payload) echo request on an open tunnel. 0: sent, the echo is
@@ -1055,15 +1064,7 @@ pt_ping(struct ptun *t)
 		return 0;
 	}
 	rc = client_drive(cl, 0);
-	if (rc == 1) {
-		cl->ph = P_OPEN;
-		cl->out_len = cl->out_off = 0;
-	}
-	if (rc < 0 || pt_arm(t) < 0) {
-		pt_kill(t);
-		return -1;
-	}
-	return rc;
+	return pt_settle(t, rc);
 }
 
 /* Direct: a plain connection to the echo server, checked with one echo. */
