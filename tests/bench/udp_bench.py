@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 import relaytest as rt  # noqa: E402
+import relays  # noqa: E402
 
 ap = argparse.ArgumentParser(description="UDP associations: relay vs direct")
 ap.add_argument("--bin", help="relaypro binary (default RELAYPRO_BIN, else build/amd64/relaypro)")
@@ -52,7 +53,7 @@ def main():
                             stdout=subprocess.PIPE, text=True)
     rt.track_pid(echo.pid, "udpecho")
     port = json.loads(echo.stdout.readline())["echo_port"]
-    relay = rt.start_relay(tmp, "bench", plain=False,
+    relay = relays.start_relay(tmp, "bench", plain=False,
                            top=["allowedPorts = 443", "allowedUdpPorts = %d" % port])
     env = dict(rt.clean_environ(), LOADGEN_AUTH="Bearer " + relay.token("bench-udp"))
     out = []

@@ -19,10 +19,10 @@ import os
 import socket
 import ssl
 import sys
-import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import relays  # noqa: E402
 import wsclient  # noqa: E402
 
 rt.init("airwall", deadline=600)
@@ -31,45 +31,10 @@ PROXY_PW = "aw-pw-" + rt.secrets_hex(6)
 S = {}
 
 
-class TcpEcho:
-    """A TCP service standing in for MAP2: echoes every connection (threads, loopback)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        c.settimeout(60)
-        with c:
-            for _ in range(1000000):
-                try:
-                    d = c.recv(65536)
-                except OSError:
-                    return
-                if not d:
-                    return
-                c.sendall(d)
-
-    def stop(self):
-        self.sock.close()
-
-
 def airwall_relay(name, env=None, extra=()):
-    return rt.start_relay(TMP, name, env=env, admin=True, plain=False, cafile=S["pki"].root, top=[
+    return relays.start_relay(TMP, name, env=env, admin=True, plain=False, cafile=S["pki"].root, top=[
         "certFile = " + S["chain"], "keyFile = " + S["key"],
-        "allowedPorts = %d,%d" % (S["map2"].port, S["hip"].port),
+        "allowedPorts = %d,%d" % (S["map2"].echo_port, S["hip"].port),
         "allowedUdpPorts = %d" % S["hip"].port] + list(extra))
 
 
@@ -77,7 +42,7 @@ def both_planes(relay, label, check_sessions=False):
     """Token, then WSS /v1/tunnel (MAP2) and WSS /v1/udp (HIP) open together, verified
     against the operator's root only; traffic on both at once. Returns the two clients."""
     tok = relay.token("airwall-01")
-    st1, h1, map2 = wsclient.ws_open("127.0.0.1", relay.port, "/v1/tunnel?target=localhost:%d" % S["map2"].port,
+    st1, h1, map2 = wsclient.ws_open("127.0.0.1", relay.port, "/v1/tunnel?target=localhost:%d" % S["map2"].echo_port,
                                tok, cafile=S["pki"].root, verify=True, server_hostname="localhost")
     st2, h2, hip = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["hip"].port,
                               tok, cafile=S["pki"].root, verify=True, server_hostname="localhost")
@@ -113,10 +78,12 @@ def both_planes(relay, label, check_sessions=False):
 def setup():
     S["pki"] = rt.OpensslPKI(os.path.join(TMP, "pki"), name="Operator")
     S["chain"], S["key"], _ = S["pki"].leaf("relay", "ec:P-256", cn="relay.operator.example")
-    S["map2"] = TcpEcho()
+    # MAP2 stands in as the test console's TCP echo
+    S["map2"] = rt.start_console(TMP, https=False, http=False, tls_echo=False, name="map2")
     S["hip"] = rt.UdpEcho()
     S["relay"] = airwall_relay("direct")
-    rt.check(True, "operator PKI, MAP2 and HIP stand-ins, relay ready")
+    r = rt.http_request("127.0.0.1", S["relay"].admin_port, "GET", "/healthz")
+    rt.check_eq(r.status, 200, "operator PKI, MAP2 and HIP stand-ins, relay ready (/healthz)")
 
 
 @rt.case(timeout=120)
@@ -149,14 +116,14 @@ def through_socks5_to_the_console():
     env = dict(rt.clean_environ(), ALL_PROXY=micro.url("socks5h", "aw", PROXY_PW))
     relay = airwall_relay("via-socks5", env=env, extra=["proxyEnabled = true"])
     map2, hip = both_planes(relay, "socks5")
-    rt.check(("localhost:%d" % S["map2"].port) in micro.log_text(),
+    rt.check(("localhost:%d" % S["map2"].echo_port) in micro.log_text(),
              "socks5: the MAP2 plane went through the proxy", micro.log_text()[-300:])
     if map2:
         r = rt.http_request("127.0.0.1", relay.admin_port, "GET", "/sessions")
         arr = json.loads(r.body.decode()) if r.status == 200 else []
         rows = {x["transport"]: x for x in arr if x.get("sub") == "airwall-01"}
         rt.check(sorted(rows) == ["udp", "ws"] and
-                 rows["ws"]["target"] == "localhost:%d" % S["map2"].port and
+                 rows["ws"]["target"] == "localhost:%d" % S["map2"].echo_port and
                  rows["udp"]["target"] == "localhost:%d" % S["hip"].port and
                  rows["ws"]["bytesUp"] == 48000 and rows["udp"]["bytesUp"] == 70000,
                  "socks5: /sessions shows both tunnels with their targets and bytes", arr)
@@ -181,7 +148,7 @@ def bad_input():
     else:
         rt.check(False, "UDP plane opens", st)
     # a port in allowedPorts but not allowedUdpPorts
-    st, h, body = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["map2"].port,
+    st, h, body = wsclient.ws_open("127.0.0.1", relay.port, "/v1/udp?target=localhost:%d" % S["map2"].echo_port,
                              tok, cafile=S["pki"].root, verify=True)
     rt.check_eq(st, 403, "MAP2's TCP port asked for as UDP: 403")
     # a SOCKS5 proxy that closes mid-handshake
@@ -189,7 +156,7 @@ def bad_input():
     r2 = airwall_relay("closing-proxy", env=dict(rt.clean_environ(), ALL_PROXY=p.url("socks5h")),
                        extra=["proxyEnabled = true"])
     since = rt.log_offset(r2.log)
-    st, h, body = wsclient.ws_open("127.0.0.1", r2.port, "/v1/tunnel?target=localhost:%d" % S["map2"].port,
+    st, h, body = wsclient.ws_open("127.0.0.1", r2.port, "/v1/tunnel?target=localhost:%d" % S["map2"].echo_port,
                              r2.token("airwall-03"), cafile=S["pki"].root, verify=True)
     rt.check(st == 502 and b"upstream_unreachable" in body, "a proxy closing mid-handshake: 502", (st, body))
     rec = r2.wait_record("upstream.proxy_refused", since=since)

@@ -135,7 +135,8 @@ def clean_root():
     if image() is None:
         rt.skip("clean root", S["why"])
         return
-    rt.check(True, "clean root image ready: " + S["image"])
+    r = subprocess.run(["podman", "image", "exists", S["image"]], capture_output=True, timeout=60)
+    rt.check(r.returncode == 0, "clean root image ready: " + S["image"])
 
 
 @rt.case(timeout=400)

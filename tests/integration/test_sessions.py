@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import relays  # noqa: E402
 import wsclient  # noqa: E402
 
 rt.init("sessions", deadline=600)
@@ -83,13 +84,14 @@ def setup():
     with open(os.path.join(d, "users.txt"), "w") as f:
         f.write("alice:pw-alice-123\n")
     os.chmod(os.path.join(d, "users.txt"), 0o600)
-    S["relay"] = rt.start_relay(
+    S["relay"] = relays.start_relay(
         TMP, "main", admin=True,
         top=["allowedPorts = %d" % S["con"].echo_port, "allowedUdpPorts = %d" % S["udp"].port,
              "passwordFile = users.txt"],
         sections=["[limits]", "maxConnections = 2000"])
     S["t0"] = time.time()
-    rt.check(True, "console, UDP echo and relay ready")
+    r = rt.http_request("127.0.0.1", S["relay"].admin_port, "GET", "/healthz")
+    rt.check_eq(r.status, 200, "console, UDP echo and relay ready (/healthz)")
 
 
 @rt.case(timeout=120)
@@ -282,7 +284,7 @@ def every_worker_listed():
     with open(os.path.join(d, "users.txt"), "w") as f:
         f.write("bob:pw-bob-456\n")
     os.chmod(os.path.join(d, "users.txt"), 0o600)
-    relay = rt.start_relay(TMP, "workers", admin=True, top=[
+    relay = relays.start_relay(TMP, "workers", admin=True, top=[
         "allowedPorts = %d" % S["con"].echo_port, "passwordFile = users.txt", "workers = 2"])
     ok = rt.wait_until(lambda: len({r.get("pid") for r in relay.records("worker.start")
                                      if r.get("pid", 0) > 0}) == 2 and

@@ -40,7 +40,7 @@ def relay_starts():
         security_token=SECRET, org=1, relay_id=7, allowed_ports=[con.echo_port],
         https=https, http=http, top=["passwordFile = users.txt"]), https=https, http=http)
     r.start()
-    rt.check(True, "relay starts (start logged, both listeners accept)")
+    rt.check(rt.plain_healthz(http), "relay starts (start logged, /healthz 200 on the plain listener)")
     S.update(con=con, relay=r)
 
 

@@ -19,6 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import relays  # noqa: E402
 import wsclient  # noqa: E402
 
 rt.init("socks5-tunnel", deadline=900)
@@ -37,7 +38,7 @@ def relay_via(url, var="ALL_PROXY", udp=False):
         f.write("u:pw-u-1\n")
     os.chmod(os.path.join(d, "users.txt"), 0o600)
     env = dict(rt.clean_environ(), **{var: url})
-    return rt.start_relay(TMP, name, env=env, top=[
+    return relays.start_relay(TMP, name, env=env, top=[
         "proxyEnabled = true", "passwordFile = users.txt",
         "allowedPorts = %d,%d" % (S["con"].echo_port, S["con"].http_port)])
 
@@ -63,7 +64,8 @@ def setup():
     S["con"] = rt.start_console(TMP, tls_echo=False)
     S["micro"] = rt.start_socks5_server(TMP, "microsocks", user="bob", password=PROXY_PW)
     S["dante"] = rt.start_socks5_server(TMP, "dante")
-    rt.check(True, "console, microsocks and dante ready")
+    rt.check(all(rt.wait_for_port("127.0.0.1", h.port, timeout=5) for h in (S["micro"], S["dante"])),
+             "console, microsocks and dante ready (both accept)")
 
 
 @rt.case(timeout=180)

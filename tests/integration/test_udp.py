@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
+import relays  # noqa: E402
 import wsclient  # noqa: E402
 
 rt.init("udp", deadline=600)
@@ -52,12 +53,13 @@ def setup():
     S["tcp"].listen(4)
     S["tcp_port"] = S["tcp"].getsockname()[1]
     S["closed_udp"] = rt.free_port()  # nothing listens there (UDP)
-    S["relay"] = rt.start_relay(
+    S["relay"] = relays.start_relay(
         TMP, "main", admin=True,
         top=["allowedPorts = %d,%d" % (S["tcp_port"], S["echo"].port),
              "allowedUdpPorts = %d,%d" % (S["echo"].port, S["closed_udp"])])
     S["token"] = S["relay"].token("hip-responder")
-    rt.check(True, "relay, UDP echo and token ready")
+    r = rt.http_request("127.0.0.1", S["relay"].admin_port, "GET", "/healthz")
+    rt.check(r.status == 200 and len(S["token"]) > 0, "relay, UDP echo and token ready (/healthz)")
 
 
 @rt.case(timeout=120)
@@ -200,7 +202,7 @@ def refusals():
 
 @rt.case(timeout=60)
 def empty_allowed_udp_ports_refuses_all():
-    r2 = rt.start_relay(TMP, "noudp", plain=False, top=["allowedPorts = %d" % S["echo"].port])
+    r2 = relays.start_relay(TMP, "noudp", plain=False, top=["allowedPorts = %d" % S["echo"].port])
     try:
         tok = r2.token("hip-2")
         st, h, body = wsclient.ws_open("127.0.0.1", r2.port, "/v1/udp?target=localhost:%d" % S["echo"].port,
@@ -259,7 +261,7 @@ def icmp_unreachable_does_not_end_the_association():
 
 @rt.case(timeout=60)
 def idle_timeout_closes():
-    r3 = rt.start_relay(TMP, "idle", plain=False,
+    r3 = relays.start_relay(TMP, "idle", plain=False,
                         top=["allowedPorts = 443", "allowedUdpPorts = %d" % S["echo"].port],
                         sections=["[limits]", "idleTimeout = 1s"])
     try:

@@ -297,13 +297,14 @@ class Relay:
             raise RuntimeError("token grant failed: %s" % rt.redact(r.stderr[-500:]))
         return rt.secret(r.stdout.strip())
 
-    def access_token(self, sub="responder", grant=None, port=None):
+    def access_token(self, sub="responder", grant=None, port=None, cafile=None):
         """POST /v1/token with a grant (a fresh one for `sub` unless given) on the TLS
-        listener; the access token."""
+        listener, its certificate verified against `cafile` when given; the access token."""
         grant = grant or self.grant(sub)
         r = rt.http_request(LOCALHOST, port or self.https, "POST", "/v1/token",
                             headers=[("Authorization", "Bearer " + grant)], tls=True,
-                            verify=False, server_hostname="localhost")
+                            cafile=cafile, verify=cafile is not None,
+                            server_hostname="localhost", timeout=10)
         if r.status != 200:
             raise RuntimeError("POST /v1/token: %d %s" % (r.status, rt.redact(r.body[:200])))
         return rt.secret(r.json()["access_token"])
@@ -314,3 +315,54 @@ class Relay:
             return rt.tls_connect(LOCALHOST, self.https, verify=False,
                                   server_hostname="localhost", timeout=timeout)
         return rt.connect(LOCALHOST, self.http, timeout)
+
+
+class TlsRelay(Relay):
+    """A relay as start_relay() starts it: a TLS listener (`port`), a plain one
+    (`plain_port`, or None) and an admin one (`admin_port`, or None); `secret` its
+    securityToken; `cafile` what clients verify it with (None until ca_pem() fetched the
+    minted CA)."""
+
+    def __init__(self, d, lines, port, plain_port, admin_port, secret, cafile, env=None):
+        Relay.__init__(self, d, lines, https=port, http=plain_port, admin=admin_port, env=env)
+        self.port, self.plain_port, self.admin_port = port, plain_port, admin_port
+        self.secret, self.cafile = secret, cafile
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def ca_pem(self, path=None):
+        self.cafile = Relay.ca_pem(self, path)
+        return self.cafile
+
+    def token(self, sub):
+        """An access token for `sub` (access_token, verified against `cafile` if any)."""
+        return self.access_token(sub, cafile=self.cafile)
+
+    def records(self, event=None, since=0):
+        return self.events(event, since)
+
+    def wait_record(self, event, pred=lambda r: True, timeout=10, since=0):
+        return self.wait_event(lambda r: r.get("event") == event and pred(r), timeout, since)
+
+    def reload(self, timeout=10):
+        """SIGHUP and the config.reload record (None when none came)."""
+        return Relay.reload(self, timeout)[0]
+
+
+def start_relay(tmpdir, name, top=(), sections=(), env=None, plain=True, admin=False,
+                secret=None, cafile=None, timeout=15):
+    """Start `relaypro run` in <tmpdir>/<name>/: organization 42, relay id 7, a fresh
+    securityToken (or `secret`), serverName localhost, a TLS listener, a plain one when
+    `plain`, an admin one when `admin`, logging to relay.log there. top: more top-level
+    lines; sections: more lines after them (with their own [section] headers). Returns the
+    started TlsRelay (Relay.start: the start record, never time)."""
+    secret = secret or "sec-" + rt.secrets_hex(16)
+    port = rt.free_port()
+    plain_port = rt.free_port() if plain else None
+    admin_port = rt.free_port() if admin else None
+    lines = relay_config(security_token=secret, org=42, relay_id=7, https=port,
+                         http=plain_port, admin=admin_port, top=top) + list(sections)
+    return TlsRelay(os.path.join(tmpdir, name), lines, port, plain_port, admin_port, secret,
+                    cafile, env=env).start(timeout=timeout)
