@@ -27,7 +27,8 @@ non-zero while reporting no failure. The LAST line is always
 
 What may run beside what (declared here, one table, GROUPS): a step holds the groups it
 names while it runs, and no two steps holding one group run at once --
-  alone    nothing else at all (test_abuse: ~10,000 tunnels and their descriptors;
+  alone    nothing else at all (test_abuse: ~10,000 tunnels and their descriptors, and
+           test_poll_backend, which runs it again with poll();
            test_install: rewrites dist/ with ./build.sh while relays run from it, and
            boots podman containers)
   make     a step that runs make or a compiler into build/ (two makes on one tree race)
@@ -57,6 +58,7 @@ TIMES = os.path.join(REPO, "build", "test-times.json")
 # Exclusivity, by script (the same in the plain and in the ASan pass).
 GROUPS = {
     "test_abuse.py": {"alone"},
+    "test_poll_backend.py": {"alone"},  # runs test_abuse.py (and the other core scripts) again
     "test_install.py": {"alone"},
     "test_container.py": {"dist", "podman"},
     "test_image.py": {"dist"},

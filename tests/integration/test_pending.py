@@ -119,7 +119,7 @@ def still_open(s):
 
 def pending_lines(log, since=0, client=None):
     return [r for r in rt.read_json_lines(log, since)
-            if r.get("event") == "limit.pending" and (client is None or r.get("client") == client)]
+            if r.get("event") == "limit.pending" and (client is None or r.get("client", "").startswith(client + ":"))]
 
 
 @rt.case

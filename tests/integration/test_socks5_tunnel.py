@@ -110,8 +110,10 @@ def own_proxy_sees_name_or_address():
         resp = rt.http_request("127.0.0.1", r.plain_port, "GET",
                                "http://localhost:%d/api/app/check" % S["con"].http_port,
                                headers=dict(rt.basic("u", "pw-u-1"), Host="localhost"), timeout=10)
-        rt.check(resp.status != 502 and len(p.events("request")) >= 3,
-                 "%s://: absolute-form through the proxy" % scheme, resp.status)
+        req = p.events("request")
+        rt.check(resp.status == 200 and len(req) == 3 and req[-1].get("port") == S["con"].http_port,
+                 "%s://: absolute-form through the proxy (its third request, to the console's "
+                 "HTTP port)" % scheme, (resp.status, req))
         r.stop()
         p.stop()
 

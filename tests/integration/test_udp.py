@@ -283,20 +283,26 @@ def idle_timeout_closes():
 @rt.case(timeout=60)
 def metrics_count_datagrams():
     relay = S["relay"]
+
+    def scrape():
+        text = rt.http_request("127.0.0.1", relay.admin_port, "GET", "/metrics").body.decode()
+        vals = {}
+        for ln in text.splitlines():
+            if ln.startswith("relaypro_udp_datagrams_total{"):
+                k, v = ln.rsplit(" ", 1)
+                vals[k.split('"')[1]] = int(v)
+        return text, vals.get("up", 0), vals.get("down", 0)
+
+    _, up0, down0 = scrape()
     st, h, ws = open_udp(relay)
     for i in range(3):
         ws.send_binary(b"m" * 50)
         ws.recv_message(timeout=10)
-    r = rt.http_request("127.0.0.1", relay.admin_port, "GET", "/metrics")
-    text = r.body.decode()
-    vals = {}
-    for ln in text.splitlines():
-        if ln.startswith("relaypro_udp_datagrams_total{"):
-            k, v = ln.rsplit(" ", 1)
-            vals[k] = int(v)
-    up = vals.get('relaypro_udp_datagrams_total{direction="up"}', 0)
-    down = vals.get('relaypro_udp_datagrams_total{direction="down"}', 0)
-    rt.check(up >= 3 and down >= 3, "relaypro_udp_datagrams_total counts both ways", vals)
+    ws.close()
+    got = rt.wait_until(lambda: scrape()[1:] == (up0 + 3, down0 + 3), timeout=10)
+    text, up, down = scrape()
+    rt.check(got, "relaypro_udp_datagrams_total counts the 3 datagrams each way",
+             "up %d -> %d, down %d -> %d" % (up0, up, down0, down))
     rt.check("relaypro_udp_dropped_total" in text, "relaypro_udp_dropped_total is exported")
     ws.close()
 
