@@ -42,19 +42,13 @@ void
 proc_ensure_id(struct proc *p)
 {
 	struct config *cfg = &p->cfg;
-	unsigned char u[16];
 	char err[CFG_PATH + 128];
 	struct log_rec lr;
 	int saved;
 
 	if (cfg->relay_pro_id[0])
 		return;
-	rand_bytes(u, sizeof u);
-	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
-	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	snprintf(cfg->relay_pro_id, sizeof cfg->relay_pro_id,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-	    u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	rand_uuid4(cfg->relay_pro_id, sizeof cfg->relay_pro_id);
 	saved = cfg->file[0] &&
 	    cfgwrite_set_relay_pro_id(cfg->file, cfg->relay_pro_id, err, sizeof err) == ERR_OK;
 	if (log_begin(&lr, saved ? LOG_INFO : LOG_WARN, "config.relay_pro_id")) {

@@ -2,6 +2,7 @@
  * rand.c — HMAC_DRBG seeded from getrandom(). See rand.h.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <sys/random.h>
 
 #include <bearssl.h>
@@ -62,4 +63,18 @@ const br_prng_class **
 rand_prng(void)
 {
 	return &drbg.vtable;
+}
+
+/* see rand.h */
+void
+rand_uuid4(char *out, size_t cap)
+{
+	unsigned char u[16];
+
+	rand_bytes(u, sizeof u);
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(out, cap,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+	    u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }

@@ -16,6 +16,10 @@ int rand_init(void);
 /* Fill out[0..len) with random bytes. rand_init() must have succeeded. */
 void rand_bytes(void *out, size_t len);
 
+/* A random UUID (version 4, RFC 4122 variant) as 36 characters and a NUL into out
+ * (cap >= 37; less: cut). */
+void rand_uuid4(char *out, size_t cap);
+
 /* The DRBG as a BearSSL PRNG context (for br_rsa_keygen and friends). */
 struct br_prng_class_;
 const struct br_prng_class_ **rand_prng(void);

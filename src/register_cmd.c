@@ -12,26 +12,11 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "probe.h"
 #include "rand.h"
 #include "register.h"
 #include "secret.h"
 #include "units.h"
-
-/* A relayProId for this registration when none is configured (UUID v4, as main does). */
-static void
-reg_pro_id(struct config *c)
-{
-	unsigned char u[16];
-
-	if (c->relay_pro_id[0])
-		return;
-	rand_bytes(u, sizeof u);
-	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
-	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-	snprintf(c->relay_pro_id, sizeof c->relay_pro_id,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-	    u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-}
 
 /* see register.h */
 int
@@ -44,18 +29,11 @@ register_main(int argc, char **argv)
 	int64_t id = 0;
 	int i, env = 0, rc, generated;
 
-	for (i = 1; i < argc && cmd == NULL; i++) { /* the command word, past -c FILE */
-		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-			i++;
-		else if (argv[i][0] != '-')
-			cmd = argv[i];
-	}
+	cmd = probe_command(argc, argv);
 	if (cmd == NULL || strcmp(cmd, "register") != 0)
 		return REGISTER_NOT_MINE;
-	for (i = 1; i < argc; i++) /* main prints the usage (its table) and the version */
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "--version") == 0)
-			return REGISTER_NOT_MINE;
+	if (probe_asks_usage(argc, argv)) /* main prints the usage (its table) and the version */
+		return REGISTER_NOT_MINE;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (a == cmd) {
@@ -93,7 +71,8 @@ register_main(int argc, char **argv)
 		return 2;
 	}
 	generated = !c.relay_pro_id[0];
-	reg_pro_id(&c);
+	if (!c.relay_pro_id[0]) /* this registration's, when none is configured */
+		rand_uuid4(c.relay_pro_id, sizeof c.relay_pro_id);
 	rc = register_once(&c, (uint32_t)timeout_s * 1000, &id, token, sizeof token);
 	if (rc != ERR_OK) {
 		config_wipe(&c);

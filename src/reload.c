@@ -81,6 +81,9 @@ apply(struct proc *p)
 	if (relay_set_policy(&p->rl, next, err, sizeof err) != ERR_OK) {
 		refuse(err);
 		relay_set_policy(&p->rl, cfg, err, sizeof err); /* the running policy again */
+		config_wipe(next); /* the refused file's secrets do not stay in memory */
+		if (next->password_file[0])
+			auth_wipe(&p->users[next_users]);
 		return;
 	}
 	memcpy(cfg, next, sizeof *cfg);

@@ -30,13 +30,12 @@ struct row {
 	char target[TARGET_HOST_MAX + 16], opened[32];
 };
 
-/* The reader: the head, then the body (de-chunked), cut into lines. */
+/* The reader: the head, then the body (HTTP/1.0: it ends at the close, never chunked),
+ * cut into lines. */
 struct reader {
-	int status, chunked, in_body, end_seen, rows;
+	int status, in_body, end_seen, rows;
 	char head[2048];
 	size_t hlen;
-	int cstate;          /* chunked: 0 size, 1 size's line end, 2 data, 3 data's CRLF, 4 done */
-	size_t csize;
 	char line[CLI_LINE_MAX];
 	size_t llen;
 	int too_long;
@@ -142,52 +141,11 @@ body_byte(struct reader *rd, char c)
 	return body_line(rd, rd->line, n);
 }
 
-/* A byte after the head: through the chunk decoder when chunked. */
-static int
-raw_byte(struct reader *rd, char c)
-{
-	int x;
-
-	if (!rd->chunked)
-		return body_byte(rd, c);
-	switch (rd->cstate) {
-	case 0: /* hex digits, then CR */
-		x = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-		    c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-		if (x >= 0 && rd->csize < (1u << 24)) {
-			rd->csize = rd->csize * 16 + (size_t)x;
-			return ERR_OK;
-		}
-		if (c != '\r')
-			return ERR_INVAL;
-		rd->cstate = 1;
-		return ERR_OK;
-	case 1:
-		if (c != '\n')
-			return ERR_INVAL;
-		rd->cstate = rd->csize ? 2 : 4;
-		return ERR_OK;
-	case 2:
-		if (--rd->csize == 0)
-			rd->cstate = 3;
-		return body_byte(rd, c);
-	case 3: /* CR LF after the data */
-		if (c == '\n')
-			rd->cstate = 0;
-		else if (c != '\r')
-			return ERR_INVAL;
-		return ERR_OK;
-	default:
-		return ERR_OK; /* the trailer after the last chunk */
-	}
-}
-
-/* Bytes as read: the head first (status line, Transfer-Encoding), then the body. */
+/* Bytes as read: the head first (its status line), then the body. */
 static int
 take(struct reader *rd, const char *b, size_t n)
 {
 	size_t i = 0;
-	char *p;
 
 	while (!rd->in_body && i < n) {
 		if (rd->hlen + 1 >= sizeof rd->head)
@@ -201,13 +159,10 @@ take(struct reader *rd, const char *b, size_t n)
 		    rd->head[11] < '0' || rd->head[11] > '9')
 			return ERR_INVAL;
 		rd->status = (rd->head[9] - '0') * 100 + (rd->head[10] - '0') * 10 + (rd->head[11] - '0');
-		for (p = rd->head; *p; p++)
-			*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-		rd->chunked = strstr(rd->head, "\r\ntransfer-encoding: chunked\r\n") != NULL;
 		rd->in_body = 1;
 	}
 	for (; i < n; i++)
-		if (raw_byte(rd, b[i]) != ERR_OK)
+		if (body_byte(rd, b[i]) != ERR_OK)
 			return ERR_INVAL;
 	return ERR_OK;
 }
@@ -216,8 +171,9 @@ take(struct reader *rd, const char *b, size_t n)
 int
 sessioncli_main(int argc, char **argv)
 {
-	static const char req[] = "GET /sessions HTTP/1.1\r\nHost: relaypro\r\n"
-	    "User-Agent: relaypro-sessions\r\nConnection: close\r\n\r\n";
+	/* HTTP/1.0: the answer is not chunked, its body ends when the relay closes */
+	static const char req[] = "GET /sessions HTTP/1.0\r\nHost: relaypro\r\n"
+	    "User-Agent: relaypro-sessions\r\n\r\n";
 	static struct reader rd;
 	const char *cli = NULL, *cmd = probe_command(argc, argv), *why = NULL;
 	char buf[16384], err[256];

@@ -25,6 +25,8 @@ static const char *const transport_names[] = { "connect", "absolute", "ws", "udp
 static unsigned nrows;            /* this process's records; 0 until the first tunnel */
 static unsigned used;             /* one past the highest of them ever taken */
 static unsigned *free_rows;       /* indices given back, taken again first */
+static uint64_t *ids;             /* each of our rows' id (0: free), so that the owner never
+                                   * copies a record back to learn it (sessions_id) */
 static unsigned nfree;
 static uint64_t next_id = 1;
 
@@ -56,8 +58,14 @@ table_make(void)
 	if (n == 0 || shm_rec_size(SHM_SESSIONS) != sizeof(struct sessions_row))
 		return -1;
 	free_rows = calloc(n, sizeof *free_rows);
-	if (free_rows == NULL)
+	ids = calloc(n, sizeof *ids);
+	if (free_rows == NULL || ids == NULL) {
+		free(free_rows);
+		free(ids);
+		free_rows = NULL;
+		ids = NULL;
 		return -1;
+	}
 	nrows = n;
 	return 0;
 }
@@ -99,7 +107,7 @@ sessions_open(int transport, const char *client, const char *sub,
 	r = shm_rec_begin(SHM_SESSIONS, i);
 	memset(r, 0, sizeof *r);
 	/* unique across workers: the worker in the high bits */
-	r->id = (uint64_t)shm_self() << 32 | (next_id++ & 0xffffffffu);
+	r->id = ids[i] = (uint64_t)shm_self() << 32 | (next_id++ & 0xffffffffu);
 	r->opened = (int64_t)opened;
 	r->last_io_ms = now_ms;
 	r->transport = (uint8_t)transport;
@@ -118,9 +126,7 @@ sessions_open(int transport, const char *client, const char *sub,
 uint64_t
 sessions_id(unsigned h)
 {
-	struct sessions_row r;
-
-	return h > 0 && h <= used && rec_get(shm_self(), h - 1, &r) ? r.id : 0;
+	return h > 0 && h <= used ? ids[h - 1] : 0;
 }
 
 /* see sessions.h */
@@ -144,6 +150,7 @@ sessions_close(unsigned h)
 	if (h == 0 || h > used)
 		return;
 	shm_rec_clear(SHM_SESSIONS, h - 1);
+	ids[h - 1] = 0;
 	free_rows[nfree++] = h - 1;
 }
 
@@ -152,7 +159,9 @@ void
 sessions_reset(void)
 {
 	free(free_rows);
+	free(ids);
 	free_rows = NULL;
+	ids = NULL;
 	nrows = used = nfree = 0;
 	next_id = 1;
 }
