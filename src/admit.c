@@ -162,7 +162,7 @@ credential(const struct admit_req *rq, const struct admit_cred *cr,
  * policy refuses it (*udp set when it is the UDP port list that does). */
 static const char *
 target_refused(enum admit_kind kind, const struct target_addr *a,
-    const struct target_policy *targets, const unsigned *udp_ports, size_t n_udp_ports,
+    const struct target_policy *targets, const uint16_t *udp_ports, size_t n_udp_ports,
     time_t now, int *udp)
 {
 	int rc = target_check(targets, a->host.name, a->host.len, a->port, now);

@@ -96,7 +96,7 @@ struct admit_req {
 
 struct admit_policy {
 	const struct target_policy *targets;
-	const unsigned *udp_ports;        /* allowedUdpPorts (may be NULL with n_udp_ports 0) */
+	const uint16_t *udp_ports;        /* allowedUdpPorts (may be NULL with n_udp_ports 0) */
 	size_t n_udp_ports;
 	int basic;                        /* a password file is set: Basic is accepted */
 	time_t now;                       /* wall clock (the migration window) */
@@ -158,7 +158,7 @@ struct admit_tunnel {
 
 struct admit_recheck_policy {
 	const struct target_policy *targets;
-	const unsigned *udp_ports;        /* allowedUdpPorts */
+	const uint16_t *udp_ports;        /* allowedUdpPorts */
 	size_t n_udp_ports;
 	int64_t epoch;                    /* [clientAuthToken] epoch now */
 	int basic;                        /* a password file is set */

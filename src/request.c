@@ -177,8 +177,6 @@ request_handle(struct conn *c)
 	struct admit_cred cr;
 	struct admit_policy pol;
 	struct admit_verdict v;
-	unsigned udp_ports[CFG_LIST_MAX];
-	int i;
 
 	if (c->kind == CONN_ADMIN) {
 		handle_admin(c);
@@ -199,12 +197,8 @@ request_handle(struct conn *c)
 	pol.targets = &rl->policy;
 	pol.basic = rl->users != NULL;
 	pol.now = rl->now;
-	if (rq.kind == ADMIT_UDP) { /* allowedUdpPorts, as admission takes a port list */
-		for (i = 0; i < rl->cfg->n_allowed_udp_ports; i++)
-			udp_ports[i] = rl->cfg->allowed_udp_ports[i];
-		pol.udp_ports = udp_ports;
-		pol.n_udp_ports = (size_t)rl->cfg->n_allowed_udp_ports;
-	}
+	pol.udp_ports = rl->cfg->allowed_udp_ports;
+	pol.n_udp_ports = (size_t)rl->cfg->n_allowed_udp_ports;
 	if (admit_check(&rq, &cr, &pol, &v) != 0) {
 		refuse(c, &v);
 		return;

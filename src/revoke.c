@@ -13,6 +13,8 @@ revoke_prepare(struct revoke *r, const struct relay *rl)
 {
 	memset(r, 0, sizeof *r);
 	r->pol.targets = &rl->policy;
+	r->pol.udp_ports = rl->cfg->allowed_udp_ports; /* a UDP association's port */
+	r->pol.n_udp_ports = (size_t)rl->cfg->n_allowed_udp_ports;
 	r->pol.epoch = rl->cfg->token_epoch;
 	r->pol.basic = rl->users != NULL;
 	r->pol.user_fps = r->fps;

@@ -120,6 +120,9 @@ def unsolicited_datagrams_reach_the_client():
     daemon = rt.UdpEcho(extra=3, extra_size=700)
     try:
         relay = S["relay"]
+        # an association open across the reload: the port it uses stays allowed, so it stays
+        st0, _, kept = open_udp(relay)
+        rt.check_eq(st0, 101, "an association opened before the reload")
         # the daemon's port is not allowed yet: allow it by a reload (allowedUdpPorts reloads)
         with open(relay.cfg) as f:
             text = f.read()
@@ -129,6 +132,11 @@ def unsolicited_datagrams_reach_the_client():
                                                                  daemon.port)))
         rec = relay.reload()
         rt.check(rec is not None and rec.get("ok") is True, "reload with a new allowedUdpPorts: ok")
+        if st0 == 101:
+            kept.send_binary(b"still here")
+            rt.check(kept.recv_message(timeout=10) == (2, b"still here"),
+                     "the association opened before the reload still echoes (not revoked)")
+            kept.close()
         st, h, ws = open_udp(relay, port=daemon.port)
         rt.check_eq(st, 101, "the port added by the reload is allowed")
         if st != 101:

@@ -176,7 +176,7 @@ static const struct row {
 static void
 one(const struct row *w, const struct target_policy *tp)
 {
-	static const unsigned udp[] = { 10500 };
+	static const uint16_t udp[] = { 10500 };
 	struct http_request req;
 	struct http_target t;
 	struct admit_req rq;
@@ -314,7 +314,7 @@ static const struct rrow {
 static void
 recheck_rows(const struct target_policy *tp)
 {
-	static const unsigned udp[] = { 10500 };
+	static const uint16_t udp[] = { 10500 };
 	struct admit_recheck_policy pol;
 	struct admit_tunnel t;
 	struct target_addr a;
