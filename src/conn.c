@@ -228,7 +228,7 @@ conn_new(const struct relay *rl, int fd, const struct net_addr *peer, int kind, 
 		c->uobuf = p + CONN_UP_IBUF;
 	}
 	http_init(&c->req);
-	if (kind != CONN_ADMIN)
+	if (kind != CONN_ADMIN && !over_limit) /* an over-limit one only gets its 503 */
 		pending_add(&c->pend, c); /* the loop counts it per address (pending.h) */
 	metrics_conn_open((enum metrics_listener)c->mlistener);
 	return c;
@@ -257,6 +257,22 @@ conn_transport(const struct conn *c)
 {
 	return c->udp ? SESSIONS_UDP : c->websocket ? SESSIONS_WS : c->forward ? SESSIONS_ABSOLUTE :
 	    SESSIONS_CONNECT;
+}
+
+/* see conn.h */
+int
+conn_pending_over_address(struct conn *c)
+{
+	int n, max = (int)c->rl->cfg->max_pending_per_address;
+
+	if (!c->pend.queued)
+		return 0;
+	n = pending_count_addr(&c->pend, &c->peer_addr);
+	if (n <= max)
+		return 0;
+	pending_log(PENDING_PER_ADDRESS, c->peer, n, max, c->rl->now_ms);
+	conn_close(c, "too many pending connections from this address");
+	return 1;
 }
 
 /* see conn.h */

@@ -205,6 +205,11 @@ int conn_dead(const struct conn *c);
  * sessions_transport: CONNECT, absolute-form, WebSocket, UDP). */
 int conn_transport(const struct conn *c);
 
+/* maxPendingPerAddress for a pending connection whose client address is known (at accept,
+ * or once a PROXY header named it): counted from now on; over the cap it is closed
+ * (limit.pending logged) and 1 is returned. 0 when it stands or is not pending. */
+int conn_pending_over_address(struct conn *c);
+
 /* The fields tunnel.open and tunnel.close share, into r: session, transport, client, user,
  * target, port (one copy, so the two lines always name a tunnel alike). */
 struct log_rec;

@@ -77,17 +77,11 @@ pp_done(struct conn *c, const struct pp_header *h)
 		log_end(&r);
 	}
 	if (h->has_addr) {
-		int n;
 		c->peer_addr = h->src;
 		memcpy(c->peer, client, sizeof client);
 		/* The client is known now: maxPendingPerAddress counts it (pending.h). */
-		n = pending_count_addr(&c->pend, &c->peer_addr);
-		if (n > c->rl->cfg->max_pending_per_address) {
-			pending_log(PENDING_PER_ADDRESS, c->peer, n,
-			    c->rl->cfg->max_pending_per_address, c->rl->now_ms);
-			conn_close(c, "too many pending connections from this address");
+		if (conn_pending_over_address(c))
 			return;
-		}
 	}
 	c->pp_len = 0;
 	conn_set_state(c, CS_HEAD);

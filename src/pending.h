@@ -5,7 +5,9 @@
  *
  * A connection on a proxy listener is pending from accept until a tunnel request on it is
  * admitted (its TLS handshake, its head, its refusals and the relay's own answers are all
- * pending); admin connections never are. The caller enforces the two caps with what this
+ * pending); admin connections never are, nor those accepted over maxConnections (they
+ * get their 503 and end, within the loop's reserve of slots, and must not push a real
+ * client out). The caller enforces the two caps with what this
  * module reports: maxPendingPerAddress per client address (the new connection over it is
  * closed), and half of maxConnections all together (the oldest pending connection is
  * closed to make room). With proxyProtocol a connection is counted per address only once

@@ -28,9 +28,9 @@ revoke_judge(const struct revoke *r, const struct conn *c)
 {
 	struct admit_tunnel t;
 
-	/* Admitted: out of the pending queue (pending.h) on a proxy listener, with a tunnel's
-	 * kind. */
-	if (conn_dead(c) || c->kind == CONN_ADMIN || c->pend.queued ||
+	/* Admitted: a tunnel's state (being dialed or open) on a proxy listener, with a
+	 * tunnel's kind; a refused request's answer (RESPOND, CLOSING) is left alone. */
+	if (c->state < CS_RESOLVE || c->state > CS_TUNNEL || c->kind == CONN_ADMIN ||
 	    (c->req_kind != ADMIT_CONNECT && c->req_kind != ADMIT_FORWARD &&
 	    c->req_kind != ADMIT_TUNNEL && c->req_kind != ADMIT_UDP))
 		return NULL;

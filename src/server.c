@@ -239,7 +239,7 @@ static void
 add_conn(const struct listen_conn *lc, int over)
 {
 	struct conn *c = conn_new(srv, lc->fd, &lc->peer, lc->kind, over, lc->pp);
-	int s, n;
+	int s;
 
 	if (c == NULL) {
 		close(lc->fd);
@@ -251,17 +251,11 @@ add_conn(const struct listen_conn *lc, int over)
 		conn_free(c);
 		return;
 	}
-	if (lc->kind == CONN_ADMIN)
+	if (!c->pend.queued) /* admin, or over maxConnections: not pending (conn_new) */
 		return;
-	if (!lc->pp) {
-		n = pending_count_addr(&c->pend, &c->peer_addr);
-		if (n > srv->cfg->max_pending_per_address) {
-			pending_log(PENDING_PER_ADDRESS, c->peer, n, srv->cfg->max_pending_per_address,
-			    srv->now_ms);
-			conn_close(c, "too many pending connections from this address");
-			reap(s);
-			return;
-		}
+	if (!lc->pp && conn_pending_over_address(c)) { /* with PROXY: once the header is read */
+		reap(s);
+		return;
 	}
 	cap_pending();
 }
