@@ -86,13 +86,6 @@ logfile_none(void)
 }
 
 /* see logfile.h */
-int
-logfile_active(void)
-{
-	return path[0] && is_file;
-}
-
-/* see logfile.h */
 const char *
 logfile_path(void)
 {
@@ -338,7 +331,7 @@ housekeep_start(int64_t now)
 		/* No thread: do it here (bounded: at most max_backups files of max_size). */
 		if (logkeep_run(hk_path, hk_cfg.max_age_ms, hk_cfg.max_backups, hk_cfg.compress,
 		    hk_now_ms) != 0) {
-			hk_failed++;
+			__atomic_add_fetch(&hk_failed, 1, __ATOMIC_RELEASE);
 			hk_errno = errno;
 		}
 		hk_busy = 0;
@@ -371,6 +364,9 @@ logfile_failures(int *err, const char **what)
 {
 	unsigned n;
 
+	/* Called after every record: nothing new (the usual case) is one load, no lock. */
+	if (__atomic_load_n(&hk_failed, __ATOMIC_ACQUIRE) == hk_failed_told)
+		return 0;
 	pthread_mutex_lock(&hk_mu);
 	n = hk_failed - hk_failed_told;
 	hk_failed_told = hk_failed;
@@ -424,7 +420,7 @@ housekeeper(void *arg)
 		err = errno;
 		pthread_mutex_lock(&hk_mu);
 		if (rc != 0) {
-			hk_failed++;
+			__atomic_add_fetch(&hk_failed, 1, __ATOMIC_RELEASE);
 			hk_errno = err;
 		}
 		if (!hk_again)

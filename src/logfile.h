@@ -49,9 +49,6 @@ int logfile_open(const char *path);
 /* Logging goes elsewhere (standard output, a descriptor): nothing to rotate. */
 void logfile_none(void);
 
-/* 1 while a regular file opened by logfile_open is the log. */
-int logfile_active(void);
-
 /* The name logfile_open was given ("" when none), for warnings. */
 const char *logfile_path(void);
 

@@ -27,13 +27,6 @@ struct udpt {
 	unsigned char down[UDPT_RECV_MAX];
 };
 
-/* see udptunnel.h */
-size_t
-udptunnel_footprint(void)
-{
-	return sizeof(struct udpt);
-}
-
 /* Client -> target: the next whole message, as one datagram's bytes. In place when its one
  * frame is whole in the receive view (c->ws_ready bytes at the view's start, unmasked);
  * else gathered in up[]. Control frames and closing are wstunnel.c's. */

@@ -41,7 +41,4 @@
  * (no memory, the 101 did not fit): the caller closes the connection. */
 int udptunnel_start(struct conn *c);
 
-/* The association's memory beyond a WebSocket tunnel's (docs, the start log). */
-size_t udptunnel_footprint(void);
-
 #endif

@@ -140,7 +140,7 @@ ws_in(void *ctx, size_t *len, int *progress)
 			return b;
 		}
 		*progress = 1;
-		if (c->ws_close_due || c->ws_close_sent || c->ws_up_dead)
+		if (wstunnel_closing(c))
 			hop_rack(f, *len); /* closing: what follows is dropped, never parsed */
 		else if (c->ws_rx.left == 0)
 			wstunnel_rx_header(c, b, *len);
