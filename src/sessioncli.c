@@ -2,7 +2,7 @@
  * sessioncli.c — `relaypro sessions [-c FILE]`: a running relay's open tunnels as a table.
  * See sessioncli.h.
  *
- * The answer is read as it comes, in a 16 KiB buffer, chunked or not, one row (one line
+ * The answer is read as it comes, in a 16 KiB buffer (HTTP/1.0: never chunked), one row (one line
  * of the JSON array) at a time: thousands of tunnels cost no more memory than one.
  */
 #include <errno.h>
@@ -121,7 +121,7 @@ body_line(struct reader *rd, char *l, size_t n)
 	return ERR_OK;
 }
 
-/* A byte of the body (after de-chunking). */
+/* A byte of the body. */
 static int
 body_byte(struct reader *rd, char c)
 {
