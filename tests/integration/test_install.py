@@ -27,6 +27,7 @@ SKIP with the reason, never as a pass.
 import json
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
