@@ -223,7 +223,10 @@ ep_refused(struct pollset *ps, int key)
 	ps->kfd[key] = 0;
 	if (ps->kev[key] != -1) {
 		ps->kev[key] = -1;
-		ps->errq[ps->nerr++] = key;
+		/* A key refused, accepted and refused again before a wait may be queued twice:
+		 * the queue holds nent, and a report past that is dropped, never written over. */
+		if (ps->nerr < ps->nent)
+			ps->errq[ps->nerr++] = key;
 	}
 }
 
