@@ -1,7 +1,7 @@
 /*
  * conn.c — a connection's life: its memory at accept, its state, its one end. See conn.h.
  *
- * Owns: the allocation (one block per connection, kept for reuse a short while), the state
+ * Owns: the layout of a connection's one block (taken from connmem.h at accept), the state
  * changes, conn_close and conn_free (the one teardown, the one tunnel.close line), the
  * https:// proxy hop's memory decision and trust anchors (set once at start). Must not
  * touch: bytes, HTTP, the poll set.
@@ -15,6 +15,7 @@
 
 #include "anchors.h"
 #include "conn.h"
+#include "connmem.h"
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
@@ -34,19 +35,75 @@ static struct anchors *proxy_ta;
 static size_t start_head_max = HTTP_DEFAULT_MAX_HEAD;
 
 #define UP_TLS_BYTES (sizeof(br_ssl_client_context) + sizeof(br_x509_minimal_context) + \
-	CONN_UP_IBUF + CONN_UP_OBUF + 16) /* 16: alignment */
+	CONN_UP_IBUF + CONN_UP_OBUF)
+
+/* Where each part of a connection's block lies, as offsets from the block's start (which
+ * connmem puts CONNMEM_OFFSET bytes into a page). What an idle TLS tunnel has touched is
+ * the struct, the BearSSL context, the start of the head buffer (its request), the start
+ * of the input buffer (the largest record it received) and of the output buffer (the
+ * largest it sent, the server's first flight); the parts written whole come first, the
+ * head right after them (its request shares their last page), and each record buffer
+ * starts on a page of its own, so such a tunnel keeps four pages resident, not the six
+ * that arbitrary offsets cost (docs/design.md, "Memory per connection"). The padding is
+ * address space only: a page nobody writes is never resident. */
+struct layout {
+	size_t sc;                   /* br_ssl_server_context (TLS listener) */
+	size_t head;                 /* head buffer, head_max + CONN_HEAD_SLACK */
+	size_t ibuf, obuf;           /* the client side's input and output buffers */
+	size_t up;                   /* TLS to an https:// proxy (up_tls_mem), 0 when none */
+	size_t total;
+};
+
+static size_t
+align16(size_t off)
+{
+	return (off + 15) / 16 * 16;
+}
+
+/* The first offset at or after off that lies on a page boundary. */
+static size_t
+page_start(size_t off)
+{
+	return (off + CONNMEM_OFFSET + CONNMEM_PAGE - 1) / CONNMEM_PAGE * CONNMEM_PAGE -
+	    CONNMEM_OFFSET;
+}
+
+static void
+layout(int kind, size_t head_max, struct layout *l)
+{
+	size_t off = align16(sizeof(struct conn));
+
+	memset(l, 0, sizeof *l);
+	if (kind == CONN_TLS) {
+		l->sc = off;
+		off = align16(off + sizeof(br_ssl_server_context));
+	}
+	l->head = off;
+	off += head_max + CONN_HEAD_SLACK;
+	if (kind == CONN_ADMIN) { /* never tunnels: no upstream TLS state, rare: packed */
+		l->ibuf = off;
+		l->obuf = off + CONN_ADMIN_IBUF;
+		l->total = l->obuf + CONN_ADMIN_OBUF;
+		return;
+	}
+	l->ibuf = page_start(off);
+	off = l->ibuf + (kind == CONN_TLS ? TLS_IBUF : CONN_PLAIN_BUF);
+	l->obuf = page_start(off);
+	off = l->obuf + (kind == CONN_TLS ? TLS_OBUF : CONN_PLAIN_BUF);
+	if (up_tls_mem) {
+		l->up = align16(off);
+		off = l->up + UP_TLS_BYTES;
+	}
+	l->total = off;
+}
 
 static size_t
 footprint(int kind, size_t head_max)
 {
-	size_t n = sizeof(struct conn) + head_max + CONN_HEAD_SLACK;
+	struct layout l;
 
-	if (kind == CONN_ADMIN) /* never tunnels: no upstream TLS state */
-		return n + CONN_ADMIN_IBUF + CONN_ADMIN_OBUF;
-	if (up_tls_mem)
-		n += UP_TLS_BYTES;
-	return n + (kind == CONN_TLS ? sizeof(br_ssl_server_context) + TLS_IBUF + TLS_OBUF :
-	    2 * CONN_PLAIN_BUF);
+	layout(kind, head_max, &l);
+	return l.total;
 }
 
 /* see conn.h */
@@ -112,64 +169,11 @@ conn_set_state(struct conn *c, enum conn_state s)
 	c->state = s;
 }
 
-/* Connection blocks freed recently, kept for the next accepts. musl returns a freed block
- * of this size to the kernel (munmap), and on these VMs each of those costs a TLB
- * shoot-down on the other CPU: 8-12% of the relay's CPU under a new-connection load
- * (docs/performance.md). A block is reused only for a connection of exactly the same
- * footprint (listener kind and maxHeaderBytes), so memory per connection is still decided
- * at accept; at most CONN_SPARE_MAX blocks wait here, and none once accepts have paused
- * for CONN_SPARE_IDLE_MS (so a burst does not leave its memory resident). Under
- * AddressSanitizer none are kept, so a use after conn_free() is still caught. This cache
- * is the loop's own state (one loop per process). */
-#define CONN_SPARE_MAX 32
-#define CONN_SPARE_IDLE_MS 5000 /* no accept for this long: the spares go back (conn_trim) */
-#ifdef __SANITIZE_ADDRESS__
-#define CONN_SPARE_KEEP 0
-#else
-#define CONN_SPARE_KEEP CONN_SPARE_MAX
-#endif
-static struct {
-	void *p;
-	size_t size;
-} spare[CONN_SPARE_MAX];
-static int nspare;
-static int64_t spare_used_ms; /* when a spare block last served an accept */
-
 /* see conn.h */
 void
 conn_trim(int64_t now)
 {
-	if (nspare == 0 || now - spare_used_ms < CONN_SPARE_IDLE_MS)
-		return;
-	while (nspare > 0)
-		free(spare[--nspare].p);
-}
-
-static void *
-block_get(size_t size, int64_t now)
-{
-	int i;
-
-	spare_used_ms = now;
-	for (i = nspare - 1; i >= 0; i--) {
-		if (spare[i].size == size) {
-			void *p = spare[i].p;
-			spare[i] = spare[--nspare];
-			return p;
-		}
-	}
-	return malloc(size);
-}
-
-static void
-block_put(void *p, size_t size)
-{
-	if (nspare < CONN_SPARE_KEEP) {
-		spare[nspare].p = p;
-		spare[nspare++].size = size;
-	} else {
-		free(p);
-	}
+	connmem_trim(now);
 }
 
 /* see conn.h */
@@ -178,54 +182,52 @@ conn_new(const struct relay *rl, int fd, const struct net_addr *peer, int kind, 
     int proxy_hdr)
 {
 	size_t head_max = rl->cfg->max_header_bytes, head_cap = head_max + CONN_HEAD_SLACK;
-	size_t total = footprint(kind, head_max);
-	unsigned char *block = block_get(total, rl->now_ms), *p;
-	struct conn *c = (struct conn *)(void *)block;
+	struct layout l;
+	unsigned char *block;
+	struct conn *c;
 
+	layout(kind, head_max, &l);
+	block = connmem_get(l.total, rl->now_ms);
 	if (block == NULL)
 		return NULL;
+	c = (struct conn *)(void *)block;
 	memset(c, 0, sizeof *c);
 	c->rl = rl;
-	c->block_size = total;
-	p = block + sizeof *c;
 	c->state = proxy_hdr ? CS_PPHDR : CS_HEAD;
 	c->over_limit = over_limit ? 1 : 0;
 	c->t_start = rl->now_ms;
 	c->deadline = rl->now_ms + (int64_t)rl->cfg->header_timeout * 1000;
 	c->peer_addr = *peer;
 	net_addr_text(peer, c->peer, 1);
-	c->head = (char *)p;
+	c->head = (char *)block + l.head;
 	c->head_max = head_max;
 	c->head_cap = head_cap;
-	p += head_cap;
 	c->kind = kind;
 	c->mlistener = kind == CONN_ADMIN ? METRICS_ADMIN : kind == CONN_TLS ? METRICS_HTTPS :
 	    METRICS_HTTP;
 	if (kind == CONN_ADMIN) {
-		hop_end_plain(&c->hop.front, fd, p, CONN_ADMIN_IBUF, p + CONN_ADMIN_IBUF,
+		hop_end_plain(&c->hop.front, fd, block + l.ibuf, CONN_ADMIN_IBUF, block + l.obuf,
 		    CONN_ADMIN_OBUF);
 	} else if (kind == CONN_TLS) {
-		c->sc = (br_ssl_server_context *)(void *)p;
-		p += sizeof(br_ssl_server_context);
-		if (tls_server_init(c->sc, p, TLS_IBUF, p + TLS_IBUF, TLS_OBUF) != ERR_OK) {
-			block_put(block, total);
+		c->sc = (br_ssl_server_context *)(void *)(block + l.sc);
+		if (tls_server_init(c->sc, block + l.ibuf, TLS_IBUF, block + l.obuf, TLS_OBUF) !=
+		    ERR_OK) {
+			connmem_put(block);
 			return NULL;
 		}
 		hop_end_tls(&c->hop.front, fd, &c->sc->eng);
-		p += TLS_IBUF + TLS_OBUF;
 	} else {
-		hop_end_plain(&c->hop.front, fd, p, CONN_PLAIN_BUF, p + CONN_PLAIN_BUF, CONN_PLAIN_BUF);
-		p += 2 * CONN_PLAIN_BUF;
+		hop_end_plain(&c->hop.front, fd, block + l.ibuf, CONN_PLAIN_BUF, block + l.obuf,
+		    CONN_PLAIN_BUF);
 	}
 	hop_end_plain(&c->hop.up, -1, NULL, 0, NULL, 0);
-	if (up_tls_mem && kind != CONN_ADMIN) { /* after the client-side buffers (footprint) */
-		p = block + ((size_t)(p - block) + 15) / 16 * 16;
-		c->ucc = (br_ssl_client_context *)(void *)p;
-		p += sizeof(br_ssl_client_context);
-		c->uxc = (br_x509_minimal_context *)(void *)p;
-		p += sizeof(br_x509_minimal_context);
-		c->uibuf = p;
-		c->uobuf = p + CONN_UP_IBUF;
+	if (l.up) {
+		c->ucc = (br_ssl_client_context *)(void *)(block + l.up);
+		c->uxc = (br_x509_minimal_context *)(void *)(block + l.up +
+		    sizeof(br_ssl_client_context));
+		c->uibuf = block + l.up + sizeof(br_ssl_client_context) +
+		    sizeof(br_x509_minimal_context);
+		c->uobuf = c->uibuf + CONN_UP_IBUF;
 	}
 	http_init(&c->req);
 	if (kind != CONN_ADMIN && !over_limit) /* an over-limit one only gets its 503 */
@@ -336,5 +338,5 @@ conn_free(struct conn *c)
 		secret_wipe(c->uibuf, CONN_UP_IBUF);
 	}
 	secret_wipe(c->head, c->head_cap);   /* credentials */
-	block_put(c, c->block_size);
+	connmem_put(c);
 }

@@ -99,7 +99,6 @@ struct conn {
 	const struct relay *rl;      /* the shared state, read only (relay.h) */
 	enum conn_state state;       /* conn_set_state only */
 	int kind;                    /* CONN_PLAIN, CONN_TLS or CONN_ADMIN */
-	size_t block_size;           /* this allocation's bytes (conn_footprint at accept) */
 	int64_t t_start;             /* accept time (tunnel.close duration) */
 	int64_t deadline;            /* the current state's; set by whoever enters the state */
 	const char *close_reason;    /* DEAD: why (static text), logged by conn_free */

@@ -27,6 +27,7 @@ void t_limit(void);
 void t_log(void);
 void t_logrotate(void);
 void t_metrics(void);
+void t_connmem(void);
 void t_pending(void);
 void t_pollset(void);
 void t_priv(void);
@@ -65,6 +66,7 @@ static const struct {
 	{ "log", t_log },
 	{ "logrotate", t_logrotate },
 	{ "metrics", t_metrics },
+	{ "connmem", t_connmem },
 	{ "pending", t_pending },
 	{ "pollset", t_pollset },
 	{ "priv", t_priv },
