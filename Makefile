@@ -3,7 +3,8 @@
 #   make            native (musl, static) build into build/<arch>/relaypro
 #   make test       install what is missing, build, run unit tests (amd64 native, arm64
 #                   under qemu) and the integration tests (twice: the second time against
-#                   the ASan + UBSan relay), several at once; last line "N passed, N failed"
+#                   the ASan + UBSan relay), several at once; last line
+#                   "total: N passed, N failed, N skipped"
 #   make check      the quick tier for the edit loop: native build, layout, amd64 unit
 #                   tests, check-config, one integration smoke (well under 90 s)
 #   make sanitize   the integration suite against the ASan + UBSan relay, and a subset

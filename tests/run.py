@@ -22,8 +22,11 @@ RELAYTEST_JOBS; default 3 -- most integration time is spent waiting on sockets, 
 the 2 cores); each step's output is kept in a file and printed whole, with its time, when
 it ends, so two steps never interleave. The tally is one function (tally() below): a step
 whose output has no summary line counts as one failure, and so does a step that exited
-non-zero while reporting no failure. The LAST line is always
-`total: N passed, N failed`; the exit status is 0 only when that says 0 failed.
+non-zero while reporting no failure. A check that cannot run here is reported by its runner
+as a line `SKIP name: reason` (relaytest.skip()); tally() counts those lines too, as
+neither pass nor failure. The LAST line is always
+`total: N passed, N failed, N skipped`; the exit status is 0 only when that says 0 failed
+(skips do not fail the run; they are counted so that they are seen).
 
 What may run beside what (declared here, one table, GROUPS): a step holds the groups it
 names while it runs, and no two steps holding one group run at once --
@@ -91,16 +94,22 @@ HINT_SECONDS = {
 }
 
 SUMMARY = re.compile(r"^(?:[A-Za-z0-9_-]+: )?([0-9]+) passed, ([0-9]+) failed")
+SKIP_LINE = re.compile(r"^SKIP \S")  # relaytest.skip(): "SKIP name: reason"
 
 
 def tally(text):
-    """(passed, failed) of a runner's LAST summary line, or None when it printed none."""
+    """(passed, failed, skipped) of a runner's output: passed and failed from its LAST
+    summary line, skipped the number of its `SKIP ...` lines; None when it printed no
+    summary line."""
     found = None
+    skipped = 0
     for line in text.splitlines():
         m = SUMMARY.match(line)
         if m:
             found = (int(m.group(1)), int(m.group(2)))
-    return found
+        elif SKIP_LINE.match(line):
+            skipped += 1
+    return None if found is None else found + (skipped,)
 
 
 class Step:
@@ -114,7 +123,7 @@ class Step:
         self.groups, self.after = set(groups), set(after)
         self.timeout, self.counts = timeout, counts
         self.seconds = 0.0
-        self.passed = self.failed = 0
+        self.passed = self.failed = self.skipped = 0
         self.ok = False
 
     def run(self):
@@ -145,12 +154,12 @@ class Step:
                     self.name, self.timeout)
             out.seek(0)
             text = out.read().decode("utf-8", "replace") + note
-        counted = tally(text) if self.counts else (0, 0)
+        counted = tally(text) if self.counts else (0, 0, 0)
         if counted is None:
             self.passed, self.failed = 0, 1
             text += "run.py: %s printed no summary (exit %s)\n" % (self.name, rc)
         else:
-            self.passed, self.failed = counted
+            self.passed, self.failed, self.skipped = counted
             if rc != 0 and self.failed == 0:
                 self.failed = 1
                 text += "run.py: %s exited %s\n" % (self.name, rc)
@@ -411,7 +420,7 @@ def main():
         build = Step("build (both architectures)", ["./build.sh"], counts=False, timeout=1800)
         Pool(1).run([build])
         if build.failed:
-            sys.stdout.write("build failed\ntotal: 0 passed, 1 failed\n")
+            sys.stdout.write("build failed\ntotal: 0 passed, 1 failed, 0 skipped\n")
             return 1
         first = [build]
     if a.mode == "test":
@@ -427,6 +436,7 @@ def main():
     save_times(steps)
     passed = sum(s.passed for s in steps)
     failed = sum(s.failed for s in steps)
+    skipped = sum(s.skipped for s in steps)
     slow = sorted(steps, key=lambda s: -s.seconds)[:8]
     sys.stdout.write("run.py %s: %.0f s wall; longest steps: %s\n" % (
         a.mode, time.monotonic() - t0,
@@ -435,7 +445,11 @@ def main():
     bad = [s.name for s in steps if s.failed]
     if bad:
         sys.stdout.write("run.py: failed steps: %s\n" % ", ".join(bad))
-    sys.stdout.write("total: %d passed, %d failed\n" % (passed, failed))
+    skipping = ["%s %d" % (s.name.replace("tests/integration/", ""), s.skipped)
+                for s in steps if s.skipped]
+    if skipping:
+        sys.stdout.write("run.py: steps with skipped checks: %s\n" % ", ".join(skipping))
+    sys.stdout.write("total: %d passed, %d failed, %d skipped\n" % (passed, failed, skipped))
     return 0 if failed == 0 else 1
 
 

@@ -6,16 +6,20 @@
 Content-Length or chunked; whatever the client sends after that request and its body --
 a second request pipelined in the same write, or sent once the answer came -- never
 reaches the upstream: the relay reads it and drops it. An origin server written here
-records every byte it receives until the relay closes the upstream connection; the
-record must be the first request and its body, byte for byte, and nothing more. Run on
-the TLS and the plain listener.
+records every byte it receives on every connection it accepts, until the relay closes
+it. After each exchange (once the relay has logged the client connection's
+tunnel.close, and the origin has accepted a marker connection of the test's own, so that
+every upstream connection the relay opened before is accepted too) exactly one upstream
+connection must have been opened for it, and its record must be the first request and
+its body, byte for byte, and nothing more: a second forward, on the same upstream
+connection or on a new one, fails. Run on the TLS and the plain listener.
 Last line: `forward-once: N passed, N failed`.
 """
 import os
-import queue
 import socket
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import relaytest as rt  # noqa: E402
@@ -28,24 +32,56 @@ TMP = rt.make_tmpdir("relaytest-fwd-")
 
 
 class Origin:
-    """Records each connection's bytes: answers once the first request (head and body,
-    Content-Length or chunked) is in, shuts its write side, and reads on until EOF."""
+    """Records the bytes of every connection it accepts: answers once the first request
+    (head and body, Content-Length or chunked) is in, shuts its write side, and reads on
+    until EOF. `accepted` lists the peers in accept order; `records` maps a peer to its
+    bytes once its connection ended."""
 
     def __init__(self):
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
-        self.records = queue.Queue()
+        self.cond = threading.Condition()
+        self.accepted = []
+        self.records = {}
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
         while True:
             try:
-                c, _ = self.lsock.accept()
+                c, peer = self.lsock.accept()
             except OSError:
                 return
-            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+            peer = "%s:%d" % peer[:2]
+            with self.cond:
+                self.accepted.append(peer)
+                self.cond.notify_all()
+            threading.Thread(target=self.handle, args=(c, peer), daemon=True).start()
+
+    def mark(self):
+        """Where the next exchange's connections start in `accepted`."""
+        with self.cond:
+            return len(self.accepted)
+
+    def since(self, start, timeout=30):
+        """The records of the connections accepted from index `start` on, in accept order
+        (None for one still open after `timeout` s). A marker connection of our own is
+        accepted first: the listen queue is first in, first out, so every connection the
+        relay completed before it is accepted by then."""
+        marker = rt.connect("127.0.0.1", self.port, timeout=timeout)
+        me = "%s:%d" % marker.getsockname()[:2]
+        marker.close()
+        end = time.monotonic() + timeout
+        with self.cond:
+            while me not in self.accepted and time.monotonic() < end:
+                self.cond.wait(max(0.0, end - time.monotonic()))
+            if me not in self.accepted:
+                return ["the origin never accepted the marker connection"]
+            peers = self.accepted[start:self.accepted.index(me)]
+            while any(p not in self.records for p in peers) and time.monotonic() < end:
+                self.cond.wait(max(0.0, end - time.monotonic()))
+            return [self.records.get(p) for p in peers]
 
     @staticmethod
     def first_request_end(buf):
@@ -83,7 +119,7 @@ class Origin:
                 return at + 2
             at = eol + 2
 
-    def handle(self, c):
+    def handle(self, c, peer):
         c.settimeout(30)
         buf, answered = bytearray(), False
         try:
@@ -99,7 +135,9 @@ class Origin:
         except OSError:
             pass
         c.close()
-        self.records.put(bytes(buf))
+        with self.cond:
+            self.records[peer] = bytes(buf)
+            self.cond.notify_all()
 
 
 ORIGIN = Origin()
@@ -138,9 +176,26 @@ def client(tls):
     return rt.connect("127.0.0.1", PLAIN, timeout=10)
 
 
+def check_records(start, client_addr, body, what):
+    """After the exchange of the client connection from `client_addr`: the relay logged its
+    tunnel.close, the origin saw exactly one connection since `start`, and that one
+    carried the first request and its body, nothing more."""
+    closed = rt.wait_for_log(LOG, lambda r: r.get("event") == "tunnel.close" and
+                             r.get("client") == client_addr, timeout=15)
+    rt.check(closed is not None, "%s: the relay logs tunnel.close for the client connection" % what)
+    recs = ORIGIN.since(start)
+    if not rt.check(len(recs) == 1, "%s: exactly one upstream connection for the exchange" % what,
+                    "%d connections: %r" % (len(recs), [(r or b"")[:80] for r in recs])):
+        if not recs:
+            return
+    check_record(recs[0], body, what)
+    for rec in recs[1:]:
+        rt.check(False, "%s: a second upstream connection" % what, (rec or b"")[:200])
+
+
 def check_record(rec, body, what):
-    if rec is None:
-        rt.check(False, "%s: the origin recorded the connection" % what)
+    if not isinstance(rec, bytes):
+        rt.check(False, "%s: the origin recorded the connection" % what, rec)
         return
     end = rec.find(b"\r\n\r\n")
     head, rest = rec[:end + 4], rec[end + 4:]
@@ -152,11 +207,8 @@ def check_record(rec, body, what):
     rt.check(b"/second" not in rec, "%s: the bytes that followed the request never reach the origin" % what)
 
 
-def record():
-    try:
-        return ORIGIN.records.get(timeout=30)
-    except queue.Empty:
-        return None
+def addr(sock):
+    return "%s:%d" % sock.getsockname()[:2]
 
 
 @rt.case
@@ -164,13 +216,15 @@ def pipelined_after_content_length():
     for tls in (True, False):
         what = "tls" if tls else "plain"
         body = os.urandom(3000)
+        start = ORIGIN.mark()
         s = client(tls)
+        me = addr(s)
         s.sendall(request(b"POST", b"Content-Length: %d\r\n" % len(body), body) + SECOND + b"tail-bytes")
         resp = rt.read_until_close(s, timeout=15)
         s.close()
         rt.check(resp.startswith(b"HTTP/1.1 200 OK") and resp.endswith(b"ok") and
                  resp.count(b"HTTP/1.1") == 1, "%s: one answer, the origin's" % what, resp[:200])
-        check_record(record(), body, "%s, Content-Length" % what)
+        check_records(start, me, body, "%s, Content-Length" % what)
 
 
 @rt.case
@@ -178,13 +232,15 @@ def pipelined_after_chunked():
     for tls in (True, False):
         what = "tls" if tls else "plain"
         body = b"5;ext=1\r\nhello\r\n1a\r\n" + b"z" * 26 + b"\r\n0\r\nX-Trailer: t\r\n\r\n"
+        start = ORIGIN.mark()
         s = client(tls)
+        me = addr(s)
         s.sendall(request(b"POST", b"Transfer-Encoding: chunked\r\n", body) + SECOND)
         resp = rt.read_until_close(s, timeout=15)
         s.close()
         rt.check(resp.startswith(b"HTTP/1.1 200 OK") and resp.count(b"HTTP/1.1") == 1,
                  "%s: one answer to a chunked request" % what, resp[:200])
-        check_record(record(), body, "%s, chunked" % what)
+        check_records(start, me, body, "%s, chunked" % what)
 
 
 @rt.case
@@ -192,7 +248,9 @@ def chunked_split_over_writes():
     """The chunked framing is followed across reads: the body in odd pieces."""
     body = b"3\r\nabc\r\n10\r\n" + b"0123456789abcdef" + b"\r\n0\r\n\r\n"
     data = request(b"POST", b"Transfer-Encoding: chunked\r\n", body) + SECOND
+    start = ORIGIN.mark()
     s = client(False)
+    me = addr(s)
     head_end = data.find(b"\r\n\r\n") + 4
     s.sendall(data[:head_end])
     rest = data[head_end:]
@@ -201,14 +259,16 @@ def chunked_split_over_writes():
     resp = rt.read_until_close(s, timeout=15)
     s.close()
     rt.check(resp.startswith(b"HTTP/1.1 200 OK"), "plain: answered", resp[:100])
-    check_record(record(), body, "plain, chunked in 3-byte writes")
+    check_records(start, me, body, "plain, chunked in 3-byte writes")
 
 
 @rt.case
 def sent_after_the_answer():
     """Plain listener: the relay half-closes after the origin's answer; a second request
     the client sends then is read and dropped, never forwarded."""
+    start = ORIGIN.mark()
     s = client(False)
+    me = addr(s)
     s.sendall(request(b"GET", b"", b""))
     resp = rt.read_until_close(s, timeout=15)
     rt.check(resp.startswith(b"HTTP/1.1 200 OK"), "plain: the first request is answered", resp[:100])
@@ -219,7 +279,7 @@ def sent_after_the_answer():
         pass
     rt.read_until_close(s, timeout=10)
     s.close()
-    check_record(record(), b"", "plain, a request sent after the answer")
+    check_records(start, me, b"", "plain, a request sent after the answer")
 
 
 rt.finish()

@@ -20,7 +20,8 @@ probes it relies on (docs/protocol.md; docs/configuration.md; docs/design.md).
    --from-env-file` (kubectl's client-side dry run) pass `relaypro check-config`, and the
    relay run with exactly that environment (listen addresses moved to loopback ports)
    answers the Deployment's probes on the admin port: /readyz 200 — also with
-   proxyProtocol on, where the proxy port refuses a plain probe — and accepts a grant the
+   proxyProtocol on, where the proxy port accepts a plain probe from an untrusted address
+   and closes it without an answer (not refused, not left hanging) — and accepts a grant the
    console signed for the registered relay id.
 4. The admin probes at maxConnections: the proxy port answers 503 too_many_connections,
    the admin /healthz and /readyz still 200.
@@ -315,13 +316,29 @@ def pod_environment_runs():
         https = ports["RELAYPRO_HTTPS_PROXY_LISTEN"]
         if layers:
             # The probe on the proxy port would fail: a plain request from an untrusted
-            # address is closed without an answer.
+            # address is closed without an answer. 127.0.0.1 is outside the variant's
+            # trustedProxies, so the relay accepts the connection (not refused), closes it
+            # at once without sending a byte (not left hanging until a timeout) and logs
+            # proxyproto.untrusted for it.
+            since = rt.log_offset(p.stdout_path)
             try:
-                resp = rt.http_request("127.0.0.1", https, "GET", "/readyz", tls=True, verify=False, timeout=5)
-                st = resp.status
-            except (OSError, ValueError) as ex:
-                st = type(ex).__name__
-            rt.check(st != 200, "proxy protocol: a probe on the proxy port gets no answer (%s)" % st)
+                sock = rt.connect("127.0.0.1", https, timeout=5)
+            except OSError as ex:
+                rt.check(False, "proxy protocol: the proxy port accepts the probe's connection",
+                         "%s: %s" % (type(ex).__name__, ex))
+            else:
+                me = "%s:%d" % sock.getsockname()[:2]
+                rt.send_quiet(sock, b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                data, how = rt.read_all(sock, timeout=10)
+                sock.close()
+                rt.check(data == b"" and how in ("eof", "reset"),
+                         "proxy protocol: a probe on the proxy port is accepted, then closed "
+                         "without an answer", "%s, %d bytes: %r" % (how, len(data), data[:80]))
+                rec = rt.wait_for_log(p.stdout_path, lambda r: r.get("event") == "proxyproto.untrusted"
+                                      and r.get("client") == me, timeout=10, since=since)
+                rt.check(rec is not None and rec.get("listener") == "https",
+                         "proxy protocol: the relay logs proxyproto.untrusted for the probe's "
+                         "address on the https listener", rec)
         else:
             grant = rt.jwt_hs256({"sub": "r-1", "org": ORG, "aud": "relaypro:%d" % RELAY_ID,
                                   "exp": int(time.time()) + 300}, SEC_TOKEN)

@@ -23,9 +23,9 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
 
-BIN = rt.relay_bin()
 USER, PW = "resp", "resp-pass"
 
 rt.init("pending", deadline=300)
@@ -34,42 +34,32 @@ CON = rt.start_console(TMP, https=False, http=False, tls_echo=False,
                        extra_args=("--io-timeout", "600"))
 
 
-class Relay:
+class Relay(relays.Relay):
+    """A relay of these cases (relays.Relay: its start waits on the `start` record, which
+    is logged once the listeners are bound, and opens no probe connection -- a probe would
+    be a pending connection of its own, and the oldest), with the client sockets opened to
+    it, closed at stop()."""
+
     def __init__(self, name, limits, top=()):
-        self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir, exist_ok=True)
-        with open(os.path.join(self.dir, "users.txt"), "w") as f:
-            f.write("%s:%s\n" % (USER, PW))
-        os.chmod(os.path.join(self.dir, "users.txt"), 0o600)
-        self.port = rt.free_port()
-        self.log = os.path.join(self.dir, "relay.log")
-        lines = ["consoleAddress = localhost", "serverName = localhost",
-                 "passwordFile = users.txt", "allowedPorts = %d" % CON.echo_port] + list(top) + [
-            "[httpsProxy]", "listen = 127.0.0.1:%d" % self.port,
-            "[logger]", "fileName = relay.log",
-            # idle sockets must be ended by the caps only, never by the head's deadline
-            "[limits]", "headerTimeout = 120s"] + \
-            ["%s = %s" % kv for kv in limits.items()]
-        cfg = os.path.join(self.dir, "config.ini")
-        with open(cfg, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.proc = rt.start_process([BIN, "run", "-c", cfg], tmpdir=self.dir, name="relay",
-                                     cwd=self.dir)
-        # The listeners are bound before "start" is logged; no probe connection (it would be
-        # a pending connection of its own, and the oldest).
-        if not rt.wait_for_log(self.log, "start", timeout=15):
-            raise RuntimeError("relay did not start: %s" % self.proc.stderr()[-1500:])
+        d = os.path.join(TMP, name)
+        relays.Relay.__init__(self, d, https=rt.free_port())
+        relays.write_users(d, USER, PW)
+        # idle sockets must be ended by the caps only, never by the head's deadline
+        self.write(relays.relay_config(allowed_ports=[CON.echo_port], https=self.https,
+                                       top=["passwordFile = users.txt"] + list(top),
+                                       limits=[("headerTimeout", "120s")] + list(limits.items())))
         self.socks = []
+        self.start()
 
     def idle(self, src):
         """A TCP connection from src that never sends a byte."""
-        s = rt.connect("127.0.0.1", self.port, timeout=10, src=src)
+        s = rt.connect("127.0.0.1", self.https, timeout=10, src=src)
         self.socks.append(s)
         return s
 
     def tunnel(self, src):
         """An authenticated CONNECT tunnel from src (TLS), echo checked; the socket or None."""
-        raw = rt.connect("127.0.0.1", self.port, timeout=10, src=src)
+        raw = rt.connect("127.0.0.1", self.https, timeout=10, src=src)
         try:
             tls = rt.tls_wrap(raw, server_hostname="localhost", verify=False, timeout=10)
         except OSError:
@@ -83,13 +73,13 @@ class Relay:
         p = os.urandom(512)
         return s if rt.echo_roundtrip(s, p) == p else None
 
-    def stop(self):
+    def stop(self, timeout=15):
         for s in self.socks:
             try:
                 s.close()
             except OSError:
                 pass
-        self.proc.stop()
+        return relays.Relay.stop(self, timeout)
 
 
 def closed(s, timeout=10):
@@ -177,7 +167,7 @@ def oldest_closed_over_half():
 
 
 def pp_conn(r, client):
-    s = rt.connect("127.0.0.1", r.port, timeout=10)
+    s = rt.connect("127.0.0.1", r.https, timeout=10)
     s.sendall(b"PROXY TCP4 %s 127.0.0.1 40000 443\r\n" % client.encode())
     r.socks.append(s)
     return s

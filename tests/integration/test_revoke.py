@@ -16,128 +16,87 @@ configuration no longer accepts; those close with `tunnel.close` reason `revoked
 Each closed tunnel is seen by its client (EOF) and in the log; each kept one echoes.
 Last line: `revoke: N passed, N failed`.
 """
-import json
 import os
-import re
-import secrets
-import signal
 import socket
-import subprocess
 import sys
 import time
-import base64
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import relays  # noqa: E402
 import relaytest as rt  # noqa: E402
+import wsclient  # noqa: E402
 
-BIN = rt.relay_bin()
-SECRET = "sec-" + secrets.token_hex(16)
+SECRET = "sec-" + rt.secrets_hex(16)
 ORG, RELAY_ID = 5, 11
-SECRETS = {SECRET}
-JWT_RE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+SECRETS = {SECRET}  # every token and grant of the run: none may appear in the log
 
 rt.init("revoke", deadline=300)
 TMP = rt.make_tmpdir("relaytest-revoke-")
+RELAY = relays.Relay(os.path.join(TMP, "relay"), https=rt.free_port())
 state = {}
 
 
-def redact(v):
-    s = v if isinstance(v, str) else repr(v)
-    for t in sorted(SECRETS, key=len, reverse=True):
-        s = s.replace(t, "<secret>")
-    return JWT_RE.sub("<jwt>", s)[:600]
-
-
-def write(path, text):
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def config(ports, hosts="", epoch=0, top="", migration=None, extra_limits=""):
-    lines = ["consoleAddress = localhost", "organizationId = %d" % ORG, "relayId = %d" % RELAY_ID,
-             "securityToken = " + SECRET, "serverName = localhost", "passwordFile = users.txt",
-             "allowedPorts = %s" % ",".join(str(p) for p in ports)]
-    if hosts:
-        lines.append("allowedHosts = %s" % hosts)
-    lines += [top, "[httpsProxy]", "listen = 127.0.0.1:%d" % state["port"],
-              "[logger]", "fileName = relay.log",
-              "[clientAuthToken]", "epoch = %d" % epoch,
-              "[limits]", "authFailLimit = 1000", extra_limits]
+def config(ports, hosts="", epoch=0, migration=None, duration=None, limits=()):
+    """The relay's lines: the password file, allowedPorts `ports`, allowedHosts `hosts`
+    (when given), [clientAuthToken] epoch (and duration), [migration] (console, until)
+    when given, [limits] authFailLimit = 1000 and `limits`."""
+    token = ["epoch = %d" % epoch] + (["duration = " + duration] if duration else [])
+    sections = [("clientAuthToken", token)]
     if migration:
-        lines += ["[migration]", "consoleAddress = %s" % migration[0],
-                  "validUntilAt = %s" % migration[1]]
-    return "\n".join(lines) + "\n"
+        sections.append(("migration", ["consoleAddress = %s" % migration[0],
+                                       "validUntilAt = %s" % migration[1]]))
+    return relays.relay_config(security_token=SECRET, org=ORG, relay_id=RELAY_ID,
+                               allowed_ports=ports, https=RELAY.https,
+                               top=["passwordFile = users.txt"] +
+                               (["allowedHosts = " + hosts] if hosts else []),
+                               sections=sections,
+                               limits=[("authFailLimit", "1000")] + list(limits))
 
 
 def reload_and_wait():
-    since = rt.log_offset(state["log"])
-    os.kill(state["relay"].pid, signal.SIGHUP)
-    ev = rt.wait_for_log(state["log"], "config.reload", timeout=10, since=since)
-    return ev and ev.get("ok") is True
+    rec, _ = RELAY.reload()
+    return rec is not None and rec.get("ok") is True
 
 
 def basic_tunnel(user, pw, port, host="localhost"):
-    st, _, s = rt.connect_tunnel("127.0.0.1", state["port"], "%s:%d" % (host, port),
+    st, _, s = rt.connect_tunnel("127.0.0.1", RELAY.https, "%s:%d" % (host, port),
                                  headers=rt.basic(user, pw))
     return s if st == 200 else None
 
 
 def token(sub):
-    r = subprocess.run([BIN, "token", "grant", "-c", state["cfg"], "--sub", sub, "--ttl", "10m"],
-                       capture_output=True, text=True, timeout=20, env=rt.clean_environ())
-    grant = r.stdout.strip()
-    SECRETS.add(grant)
-    resp = rt.http_request("127.0.0.1", state["port"], "POST", "/v1/token", tls=True,
-                           headers=[("Authorization", "Bearer " + grant)])
-    if resp.status != 200:
-        raise RuntimeError("POST /v1/token: %d" % resp.status)
-    tok = json.loads(resp.body)["access_token"]
+    """An access token for `sub`: a grant from `relaypro token grant`, then POST /v1/token
+    (relays.Relay.access_token)."""
+    tok = RELAY.access_token(sub)
     SECRETS.add(tok)
     return tok
 
 
 def token_tunnel(tok, port, host="localhost"):
-    st, _, s = rt.connect_tunnel("127.0.0.1", state["port"], "%s:%d" % (host, port),
+    st, _, s = rt.connect_tunnel("127.0.0.1", RELAY.https, "%s:%d" % (host, port),
                                  headers=rt.bearer(tok))
     return s if st == 200 else None
 
 
 def ws_tunnel(tok, port):
-    """A WebSocket tunnel (GET /v1/tunnel) with a bearer token; the socket after the 101."""
-    s = rt.tls_connect("127.0.0.1", state["port"], server_hostname="localhost")
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(rt.build_request("GET", "/v1/tunnel?target=localhost:%d" % port, [
-        ("Host", "localhost"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13"),
-        ("Authorization", "Bearer " + tok)]))
-    _, status, _, _, _ = rt.read_response_head(s, timeout=10)
-    if status != 101:
-        s.close()
+    """A WebSocket tunnel (GET /v1/tunnel) with a bearer token: the wsclient.WS after the
+    101, or None."""
+    st, _, ws, _ = wsclient.handshake_on(RELAY.sock(True, timeout=10),
+                                         "target=localhost:%d" % port, tok)
+    return ws if st == 101 else None
+
+
+def ws_echo(ws, payload):
+    """One binary message out, the echoed message's payload back (None at EOF, on a close
+    frame or when nothing whole came in time)."""
+    if ws is None:
         return None
-    return s
-
-
-def ws_echo(s, payload):
-    """One masked binary frame out (payload < 126 bytes), the echoed frame's payload back."""
-    mask = os.urandom(4)
-    s.sendall(bytes([0x82, 0x80 | len(payload)]) + mask +
-              bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-    got = bytearray()
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        if len(got) >= 2 and len(got) >= 2 + (got[1] & 0x7f):
-            return bytes(got[2:2 + (got[1] & 0x7f)])
-        s.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            d = rt._recv(s, 4096)
-        except (socket.timeout, ConnectionResetError):
-            return None
-        if not d:
-            return None
-        got += d
-    return None
+    try:
+        ws.send_binary(payload)
+        m = ws.recv_message(timeout=10)
+    except OSError:
+        return None
+    return m[1] if m is not None and m[0] == 2 else None
 
 
 def echoes(s):
@@ -152,9 +111,12 @@ def echoes(s):
 
 def closed_by_relay(s, timeout=10):
     """True once the relay ends the tunnel: EOF (or a reset) within `timeout` s; nothing
-    is sent on it first, so a byte arriving would be an echo of nothing."""
+    is sent on it first, so a byte arriving would be an echo of nothing. A WebSocket
+    tunnel (wsclient.WS): its connection ends."""
     if s is None:
         return False
+    if isinstance(s, wsclient.WS):
+        return s.wait_eof(timeout)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         s.settimeout(max(0.01, end - time.monotonic()))
@@ -171,7 +133,7 @@ def closed_by_relay(s, timeout=10):
 
 def revoked_lines(since, port=None, user=None):
     out = []
-    for r in rt.read_json_lines(state["log"], since):
+    for r in RELAY.events(None, since):
         if r.get("event") != "tunnel.close" or r.get("reason") != "revoked":
             continue
         if port is not None and r.get("port") != port:
@@ -189,13 +151,16 @@ def setup():
                            extra_args=("--io-timeout", "600"))
     con2 = rt.start_console(TMP, https=False, http=False, tls_echo=False, name="console2",
                             extra_args=("--io-timeout", "600"))
-    state.update(con=con, echo=con.echo_port, echo2=con2.echo_port, port=rt.free_port(),
-                 log=os.path.join(TMP, "relay.log"), cfg=os.path.join(TMP, "config.ini"))
-    write(os.path.join(TMP, "users.txt"), "alice:alice-pass\nbob:bob-pass\ncarol:carol-pass\n")
-    write(state["cfg"], config([state["echo"], state["echo2"]], hosts="127.0.0.1"))
-    state["relay"] = rt.start_process([BIN, "run", "-c", state["cfg"]], tmpdir=TMP, name="relay",
-                                      cwd=TMP)
-    rt.check(rt.wait_for_log(state["log"], "start", timeout=15), "relay started")
+    state.update(con=con, echo=con.echo_port, echo2=con2.echo_port)
+    relays.write_users(RELAY.dir, [("alice", "alice-pass"), ("bob", "bob-pass"),
+                                   ("carol", "carol-pass")])
+    RELAY.write(config([state["echo"], state["echo2"]], hosts="127.0.0.1"))
+    try:
+        RELAY.start()
+    except RuntimeError as e:
+        rt.check(False, "relay started", str(e))
+    else:
+        rt.check(RELAY.start_rec is not None, "relay started")
 
 
 @rt.case
@@ -204,17 +169,17 @@ def password_file():
     b = basic_tunnel("bob", "bob-pass", state["echo"])
     c = basic_tunnel("carol", "carol-pass", state["echo"])
     rt.check(echoes(a) and echoes(b) and echoes(c), "three Basic tunnels open and echo")
-    since = rt.log_offset(state["log"])
+    since = RELAY.offset()
     # alice removed, bob's password changed, carol as she was
-    write(os.path.join(TMP, "users.txt"), "bob:bob-new-pass\ncarol:carol-pass\n")
+    relays.write_users(RELAY.dir, [("bob", "bob-new-pass"), ("carol", "carol-pass")])
     rt.check(reload_and_wait(), "reload with the new password file")
     rt.check(closed_by_relay(a), "a user removed from the password file loses her tunnel")
     rt.check(closed_by_relay(b), "a user whose password changed loses his tunnel")
     rt.check(echoes(c), "a user left as she was keeps her tunnel echoing")
-    rt.check(rt.wait_for_log(state["log"], {"event": "tunnel.close", "reason": "revoked",
+    rt.check(RELAY.wait_event({"event": "tunnel.close", "reason": "revoked",
                                             "user": "alice"}, since=since) is not None,
              "tunnel.close reason revoked for alice")
-    rt.check(rt.wait_for_log(state["log"], {"event": "tunnel.close", "reason": "revoked",
+    rt.check(RELAY.wait_event({"event": "tunnel.close", "reason": "revoked",
                                             "user": "bob"}, since=since) is not None,
              "tunnel.close reason revoked for bob")
     rt.check(not revoked_lines(since, user="carol"), "no revoked line for carol")
@@ -232,8 +197,8 @@ def epoch():
     w0 = ws_tunnel(tok0, state["echo"])
     rt.check(echoes(t0), "a CONNECT tunnel with an epoch-0 token echoes")
     rt.check(ws_echo(w0, b"ping-before") == b"ping-before", "a WebSocket tunnel with it echoes")
-    since = rt.log_offset(state["log"])
-    write(state["cfg"], config([state["echo"], state["echo2"]], hosts="127.0.0.1", epoch=1))
+    since = RELAY.offset()
+    RELAY.write(config([state["echo"], state["echo2"]], hosts="127.0.0.1", epoch=1))
     rt.check(reload_and_wait(), "reload raising the epoch to 1")
     rt.check(closed_by_relay(t0), "the CONNECT tunnel of the older epoch is closed")
     rt.check(closed_by_relay(w0), "the WebSocket tunnel of the older epoch is closed")
@@ -243,7 +208,7 @@ def epoch():
     tok1 = token("resp-new")
     t1 = token_tunnel(tok1, state["echo"])
     rt.check(echoes(t1), "a token of the new epoch opens a tunnel")
-    since = rt.log_offset(state["log"])
+    since = RELAY.offset()
     rt.check(reload_and_wait(), "a reload that keeps the epoch")
     rt.check(echoes(t1), "the tunnel of the current epoch keeps echoing")
     rt.check(not revoked_lines(since), "nothing revoked by a reload that changes nothing")
@@ -258,16 +223,16 @@ def allow_list():
     p2 = basic_tunnel("carol", "carol-pass", state["echo2"])
     h = basic_tunnel("carol", "carol-pass", state["echo"], host="127.0.0.1")
     rt.check(echoes(p1) and echoes(p2) and echoes(h), "tunnels to two ports and to an allowedHosts entry")
-    since = rt.log_offset(state["log"])
-    write(state["cfg"], config([state["echo"]], epoch=1))
+    since = RELAY.offset()
+    RELAY.write(config([state["echo"]], epoch=1))
     rt.check(reload_and_wait(), "reload without the second port and without allowedHosts")
     rt.check(closed_by_relay(p2), "the tunnel to a port no longer allowed is closed")
     rt.check(closed_by_relay(h), "the tunnel to a host no longer allowed is closed")
     rt.check(echoes(p1), "the tunnel to the console's allowed port keeps echoing")
-    rt.check(rt.wait_for_log(state["log"], {"event": "tunnel.close", "reason": "revoked",
+    rt.check(RELAY.wait_event({"event": "tunnel.close", "reason": "revoked",
                                             "port": state["echo2"]}, since=since) is not None,
              "tunnel.close reason revoked for the removed port")
-    rt.check(rt.wait_for_log(state["log"], {"event": "tunnel.close", "reason": "revoked",
+    rt.check(RELAY.wait_event({"event": "tunnel.close", "reason": "revoked",
                                             "target": "127.0.0.1"}, since=since) is not None,
              "tunnel.close reason revoked for the removed host")
     for s in (p1, p2, h):
@@ -279,14 +244,14 @@ def allow_list():
 def migration_window_ends_by_time():
     until = time.time() + 6
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
-    write(state["cfg"], config([state["echo"]], epoch=1, migration=("127.0.0.1", stamp)))
+    RELAY.write(config([state["echo"]], epoch=1, migration=("127.0.0.1", stamp)))
     rt.check(reload_and_wait(), "reload with a migration window of a few seconds")
     m = basic_tunnel("carol", "carol-pass", state["echo"], host="127.0.0.1")
     c = basic_tunnel("carol", "carol-pass", state["echo"])
     rt.check(echoes(m), "a tunnel to the migration console inside its window")
     rt.check(echoes(c), "a tunnel to the console")
-    since = rt.log_offset(state["log"])
-    ev = rt.wait_for_log(state["log"], {"event": "tunnel.close", "reason": "revoked",
+    since = RELAY.offset()
+    ev = RELAY.wait_event({"event": "tunnel.close", "reason": "revoked",
                                         "target": "127.0.0.1"}, since=since, timeout=40)
     rt.check(ev is not None, "the window ended by time (no reload): its tunnel closed, revoked")
     rt.check(closed_by_relay(m), "the migration tunnel's client sees the end")
@@ -298,15 +263,14 @@ def migration_window_ends_by_time():
 
 @rt.case(timeout=90)
 def expired_token_keeps_its_tunnel():
-    text = config([state["echo"]], epoch=1, extra_limits="clockSkew = 1s")
-    write(state["cfg"], text.replace("[clientAuthToken]\n", "[clientAuthToken]\nduration = 1s\n"))
+    RELAY.write(config([state["echo"]], epoch=1, duration="1s", limits=[("clockSkew", "1s")]))
     rt.check(reload_and_wait(), "reload with one-second tokens")
     tok = token("resp-short")
     t = token_tunnel(tok, state["echo"])
     rt.check(echoes(t), "a tunnel with a one-second token")
 
     def refused():
-        st, _, _ = rt.connect_tunnel("127.0.0.1", state["port"], "localhost:%d" % state["echo"],
+        st, _, _ = rt.connect_tunnel("127.0.0.1", RELAY.https, "localhost:%d" % state["echo"],
                                      headers=rt.bearer(tok))
         return st == 407
     rt.check(rt.wait_until(refused, timeout=30, interval=0.5), "the token is refused once expired")
@@ -319,8 +283,7 @@ def expired_token_keeps_its_tunnel():
 
 @rt.case
 def no_secret_in_log():
-    with open(state["log"], errors="replace") as f:
-        text = f.read()
+    text = RELAY.tail_log()
     rt.check(not any(s in text for s in SECRETS), "no token or security token in the log")
     rt.check("alice-pass" not in text and "bob-new-pass" not in text, "no password in the log")
 

@@ -15,8 +15,6 @@ import os
 import signal
 import ssl
 import sys
-import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import relaytest as rt  # noqa: E402
@@ -31,13 +29,15 @@ def events(name, since=0):
 
 
 def wait_workers(n, since=0, timeout=15):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    """The worker.start records after `since` once n of them (and their start records)
+    are logged; what there is after `timeout` s otherwise."""
+    def started():
         starts = [e for e in events("worker.start", since) if e.get("pid", 0) > 0]
         if len(starts) >= n and len(events("start", since)) >= n + (1 if since == 0 else 0):
             return starts
-        time.sleep(0.1)
-    return [e for e in events("worker.start", since) if e.get("pid", 0) > 0]
+        return None
+    return rt.wait_until(started, timeout=timeout) or \
+        [e for e in events("worker.start", since) if e.get("pid", 0) > 0]
 
 
 def tunnel_pid(local_port, since, timeout=10):
@@ -249,9 +249,7 @@ def killed_worker_restarts_with_its_queue():
 def sighup_reaches_workers():
     since = rt.log_offset(S["log"])
     os.kill(S["relay"].pid, signal.SIGHUP)
-    end = time.monotonic() + 10
-    while time.monotonic() < end and len(events("config.reload", since)) < 2:
-        time.sleep(0.1)
+    rt.wait_until(lambda: len(events("config.reload", since)) >= 2, timeout=10)
     rt.check_eq(len(events("config.reload", since)), 2, "both workers reloaded on SIGHUP")
 
 
@@ -263,49 +261,44 @@ def supervisor_upgrade():
     got = rt.wait_until(lambda: pt.scrape_value(S["admin"], "relaypro_connections_open",
                                                 {"listener": "http"}) == 10, timeout=15)
     rt.check(got, "the old workers accepted the parked plain clients")
-    stats = {"ok": 0, "fail": 0}
-    stop = threading.Event()
-
-    def loop():
-        end = time.monotonic() + 60
-        while not stop.is_set() and time.monotonic() < end:
+    # A new connection every 20 ms from before SIGUSR2 until the new workers have served
+    # 50 after the old supervisor exited: counted connections, not time windows.
+    load = pt.Load(S["port"], rate=50, threads=1, limit=90, timeout=10).start()
+    rt.check(load.wait_ok(10, timeout=20), "the connections run before the upgrade",
+             (load.ok, load.fail, load.errors[:3]))
+    try:
+        os.kill(S["relay"].pid, signal.SIGUSR2)
+        ev = rt.wait_for_log(S["log"], "upgrade.ready", timeout=20, since=since)
+        rt.check(ev is not None, "the supervisor's upgrade became ready", ev)
+        new_sup = ev.get("new_pid") if ev else None
+        if new_sup:
+            rt.track_pid(new_sup, "new supervisor")
+        ok, tunnels = 0, []
+        for p in parked:
+            payload = os.urandom(512)
             try:
-                stats["ok" if rt.plain_healthz(S["port"]) else "fail"] += 1
-            except OSError:
-                stats["fail"] += 1
-            time.sleep(0.02)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    time.sleep(0.3)
-    os.kill(S["relay"].pid, signal.SIGUSR2)
-    ev = rt.wait_for_log(S["log"], "upgrade.ready", timeout=20, since=since)
-    rt.check(ev is not None, "the supervisor's upgrade became ready", ev)
-    new_sup = ev.get("new_pid") if ev else None
-    if new_sup:
-        rt.track_pid(new_sup, "new supervisor")
-    ok, tunnels = 0, []
-    for p in parked:
-        payload = os.urandom(512)
-        try:
-            st, echoed, s = pt.tunnel_through(p, echo_target(), rt.basic("u", "p"), payload)
-        except (OSError, ssl.SSLError):
-            st, echoed, s = None, b"", None
-        if st == 200 and echoed == payload:
-            ok += 1
-            tunnels.append(s)
-    rt.check_eq(ok, 20, "every client parked before the upgrade got its tunnel")
-    pids = {tunnel_pid(p.local_port, since) for p in parked}
-    rt.check(pids <= old_workers, "... from the old workers (%s)" % sorted(str(x) for x in pids))
-    for s in tunnels:
-        s.close()
-    rc = S["relay"].wait(30)
-    rt.check_eq(rc, 0, "the old supervisor exits 0 after its workers drained")
-    time.sleep(0.5)
-    stop.set()
-    t.join(10)
-    print("measure: connections during supervisor upgrade ok=%d fail=%d" % (stats["ok"], stats["fail"]))
-    rt.check(stats["ok"] > 20 and stats["fail"] == 0, "no connection failed across the upgrade")
+                st, echoed, s = pt.tunnel_through(p, echo_target(), rt.basic("u", "p"), payload)
+            except (OSError, ssl.SSLError):
+                st, echoed, s = None, b"", None
+            if st == 200 and echoed == payload:
+                ok += 1
+                tunnels.append(s)
+        rt.check_eq(ok, 20, "every client parked before the upgrade got its tunnel")
+        pids = {tunnel_pid(p.local_port, since) for p in parked}
+        rt.check(pids <= old_workers, "... from the old workers (%s)" % sorted(str(x) for x in pids))
+        for s in tunnels:
+            s.close()
+        rc = S["relay"].wait(30)
+        rt.check_eq(rc, 0, "the old supervisor exits 0 after its workers drained")
+        at_exit = load.ok
+        rt.check(load.wait_ok(at_exit + 50, timeout=30),
+                 "50 more connections answered once the old supervisor exited (by the new workers)",
+                 (load.ok - at_exit, load.fail, load.errors[:3]))
+    finally:
+        load.stop()
+    print("measure: connections during supervisor upgrade ok=%d fail=%d" % (load.ok, load.fail))
+    rt.check(load.fail == 0, "no connection failed across the upgrade (%d ok)" % load.ok,
+             load.errors[:3])
     new_workers = [e["pid"] for e in events("worker.start", since) if e.get("pid", 0) > 0]
     rt.check_eq(len(new_workers), 2, "the new supervisor started two workers")
     S["new_sup"] = new_sup
@@ -333,11 +326,9 @@ def sigterm_stops_all():
         payload = os.urandom(2048)
         rt.check(rt.echo_roundtrip(tunnel, payload) == payload, "the open tunnel still echoes")
         tunnel.close()
-    end = time.monotonic() + 30
     procs = [sup] + S.get("new_workers", [])
-    while time.monotonic() < end and any(rt.pid_alive(p) for p in procs):
-        time.sleep(0.1)
-    rt.check(not any(rt.pid_alive(p) for p in procs), "SIGTERM stops the supervisor and its workers")
+    rt.check(rt.wait_until(lambda: not any(rt.pid_alive(p) for p in procs), timeout=30),
+             "SIGTERM stops the supervisor and its workers")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ Contract
   show`, written to <dir>/ca.pem), `grant(sub)` (`token grant`), `access_token(sub)`
   (POST /v1/token with a fresh grant). Every grant and token is registered with
   relaytest.secret(), so no check line prints it.
+* `write_users(d, user, password)` or `write_users(d, [(user, password), ...])`: the
+  password file, written atomically (a reload never reads half), passwords registered
+  as secrets. `reload(pid, log)` / `Relay.reload()`: SIGHUP and the config.reload record.
 * Only loopback; every wait is bounded (relaytest's helpers).
 """
 import os
@@ -140,11 +143,17 @@ def write_config(path, lines, atomic=True):
     return rt.write_file(path, text, atomic=atomic)
 
 
-def write_users(d, user, password, name="users.txt", mode=0o600, header=""):
-    """A password file `user:password` in d (the password registered as a secret), after
-    `header` (e.g. a comment line); chmod `mode` unless None."""
-    rt.secret(password)
-    return rt.write_file(os.path.join(d, name), "%s%s:%s\n" % (header, user, password), mode)
+def write_users(d, user, password=None, name="users.txt", mode=0o600, header=""):
+    """A password file in d: one line `user:password`, or, when `user` is a list of
+    (user, password) pairs (and password None), one line each, in order; after `header`
+    (e.g. a comment line). Every password is registered as a secret; chmod `mode` unless
+    None; written atomically (a relay reloading never reads half of it)."""
+    pairs = [(user, password)] if password is not None else list(user)
+    text = header
+    for u, pw in pairs:
+        rt.secret(pw)
+        text += "%s:%s\n" % (u, pw)
+    return rt.write_file(os.path.join(d, name), text, mode, atomic=True)
 
 
 def reload(pid, log, timeout=10):
