@@ -51,7 +51,7 @@ MODULES := admit anchors auth b64 body ca certfile cfgwrite config config_dump c
            upgrade upstream walk workers ws wstunnel x509 x509read
 OBJS    := $(MODULES:%=$(BUILD)/%.o)
 
-TESTS   := runner t_admit t_b64 t_body t_ca t_certfile t_cfgwrite t_config t_connmem t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
+TESTS   := runner t_admit t_auth t_b64 t_body t_ca t_certfile t_cfgwrite t_config t_connmem t_deflate t_der t_http t_json t_jwt t_kdf t_limit t_log t_logrotate t_metrics \
            t_pending t_pollset t_priv t_proxyproto t_register t_secret t_sessions t_shm t_socks5 t_target t_token t_units t_upstream t_upstream_creds t_x509 t_ws
 TOBJS   := $(TESTS:%=$(BUILD)/tests/%.o)
 

@@ -114,34 +114,39 @@ auth_scheme(const char *v, size_t len, const char **cred, size_t *credlen)
 
 /* see auth.h */
 int
-auth_check_basic(const struct auth_users *a, const char *cred, size_t len, char *user,
-    size_t usercap)
+auth_basic_decode(const char *cred, size_t len, unsigned char *dec, size_t cap, size_t *n)
 {
-	unsigned char dec[AUTH_USER_MAX + AUTH_PASS_MAX + 2];
-	const unsigned char *colon;
-	size_t n, ul, pl;
+	*n = 0;
+	if (b64std_decode(dec, cap, n, cred, len) != ERR_OK || memchr(dec, ':', *n) == NULL) {
+		*n = 0;
+		return ERR_INVAL;
+	}
+	return ERR_OK;
+}
+
+/* see auth.h */
+int
+auth_check_basic(const struct auth_users *a, const unsigned char *up, size_t n,
+    char *user, size_t usercap)
+{
+	const unsigned char *colon = memchr(up, ':', n);
+	size_t ul, pl;
 	int i, ok = 0;
 
 	if (usercap)
 		user[0] = 0;
-	if (b64std_decode(dec, sizeof dec, &n, cred, len) != ERR_OK)
+	if (colon == NULL)
 		return ERR_INVAL;
-	colon = memchr(dec, ':', n);
-	if (colon == NULL) {
-		secret_wipe(dec, sizeof dec);
-		return ERR_INVAL;
-	}
-	ul = (size_t)(colon - dec);
+	ul = (size_t)(colon - up);
 	pl = n - ul - 1;
 	if (usercap) {
 		size_t c = ul < usercap - 1 ? ul : usercap - 1;
-		memcpy(user, dec, c);
+		memcpy(user, up, c);
 		user[c] = 0;
 	}
 	for (i = 0; i < a->n; i++) {
-		ok |= secret_eq(dec, ul, a->u[i].user, a->u[i].ulen) &
+		ok |= secret_eq(up, ul, a->u[i].user, a->u[i].ulen) &
 		    secret_eq(colon + 1, pl, a->u[i].pass, a->u[i].plen);
 	}
-	secret_wipe(dec, sizeof dec);
 	return ok ? ERR_OK : ERR_CRYPTO;
 }

@@ -39,9 +39,20 @@ enum { AUTH_NONE = 0, AUTH_BASIC, AUTH_BEARER, AUTH_OTHER };
  * start (*cred, *credlen). */
 int auth_scheme(const char *v, size_t len, const char **cred, size_t *credlen);
 
-/* Check Basic credentials (base64 "user:password"). ERR_OK when they match an entry;
- * the user name is copied to user (for logs) either way when it decodes. */
-int auth_check_basic(const struct auth_users *a, const char *cred, size_t len, char *user,
-    size_t usercap);
+/* Room for decoded Basic credentials: the longest "user:password" an entry can match. */
+#define AUTH_BASIC_MAX (AUTH_USER_MAX + AUTH_PASS_MAX + 2)
+
+/* Decode Basic credentials (base64 "user:password") into dec (cap bytes; AUTH_BASIC_MAX
+ * holds any an entry can match), once per request: the check (auth_check_basic) and the
+ * revocation fingerprint (cred.h) both read these bytes. ERR_OK with *n, or ERR_INVAL (not
+ * base64, longer than cap, no ':'). dec then holds a secret: the caller wipes all of it
+ * (secret_wipe) when done, after a failure too. */
+int auth_basic_decode(const char *cred, size_t len, unsigned char *dec, size_t cap, size_t *n);
+
+/* Check decoded "user:password" bytes (auth_basic_decode: n bytes, a ':' among them)
+ * against every entry. ERR_OK when they match one, else ERR_CRYPTO (ERR_INVAL: no ':');
+ * the user name (the bytes before the first ':') is copied to user, for logs, either way. */
+int auth_check_basic(const struct auth_users *a, const unsigned char *up, size_t n,
+    char *user, size_t usercap);
 
 #endif

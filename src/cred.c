@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "auth.h"
-#include "b64.h"
 #include "cred.h"
 #include "err.h"
 #include "limit.h"
@@ -57,20 +56,22 @@ cred_check(struct conn *c, enum admit_kind kind, struct admit_cred *cr)
 		return;
 	}
 	if (scheme == AUTH_BASIC && (ok & ADMIT_SCHEME_BASIC)) {
+		/* Decoded once: the check and the fingerprint read the same bytes (a secret,
+		 * wiped below whatever the outcome). */
+		unsigned char dec[AUTH_BASIC_MAX];
+		size_t n;
 		cr->basic = 1;
-		if (auth_check_basic(rl->users, cred, credlen, c->who, sizeof c->who) == ERR_OK) {
-			unsigned char dec[AUTH_USER_MAX + AUTH_PASS_MAX + 2];
-			size_t n;
+		if (auth_basic_decode(cred, credlen, dec, sizeof dec, &n) == ERR_OK &&
+		    auth_check_basic(rl->users, dec, n, c->who, sizeof c->who) == ERR_OK) {
 			cr->state = ADMIT_CRED_OK;
 			c->cred_kind = ADMIT_CRED_KIND_BASIC;
-			if (b64std_decode(dec, sizeof dec, &n, cred, credlen) == ERR_OK)
-				c->cred_fp = cred_fingerprint(dec, n); /* "user:password" */
-			secret_wipe(dec, sizeof dec);
+			c->cred_fp = cred_fingerprint(dec, n); /* "user:password" */
 		} else {
 			cr->state = ADMIT_CRED_BAD; /* c->who keeps the user name for the log */
 			cr->code = "auth_failed";
 			cr->reason = "bad password";
 		}
+		secret_wipe(dec, sizeof dec);
 		return;
 	}
 	cr->state = ADMIT_CRED_SCHEME;

@@ -195,7 +195,7 @@ up_tls_start(struct conn *c)
 		return ERR_NOSPACE; /* the route appeared after start (see conn_proxy_setup) */
 	rc = tls_client_init(c->ucc, c->uxc, ta->ta, ta->n, c->uibuf, CONN_UP_IBUF, c->uobuf,
 	    CONN_UP_OBUF, c->via->host.name, NULL, 0);
-	hop_end_tls(&c->hop.up, c->hop.up.fd, &c->ucc->eng);
+	hop_end_tls_same(&c->hop.up, &c->ucc->eng); /* still in the poll set */
 	return rc;
 }
 

@@ -70,6 +70,16 @@ hop_end_tls(struct hop_end *e, int fd, br_ssl_engine_context *eng)
 	e->eng = eng;
 }
 
+/* see hop.h */
+void
+hop_end_tls_same(struct hop_end *e, br_ssl_engine_context *eng)
+{
+	unsigned polled = e->polled;
+
+	hop_end_tls(e, e->fd, eng);
+	e->polled = polled;
+}
+
 /* ---- in-place views ------------------------------------------------------------------ */
 
 /* see hop.h */

@@ -69,7 +69,8 @@ struct hop_end {
 	unsigned rdry : 1;           /* the socket was read empty: see "Reads" above */
 	unsigned polled : 1;         /* the loop's (server.c): this end's socket is in its poll
 	                              * set; cleared when the end is set up again (a new
-	                              * socket, which may carry a closed one's number) */
+	                              * socket, which may carry a closed one's number),
+	                              * kept by hop_end_tls_same (the same socket) */
 	unsigned dgram : 1;          /* a datagram end (hop_end_dgram) */
 };
 
@@ -111,6 +112,12 @@ void hop_end_dgram(struct hop_end *e, int fd);
 
 /* Set e up as a TLS end over an engine the caller initialised. */
 void hop_end_tls(struct hop_end *e, int fd, br_ssl_engine_context *eng);
+
+/* Turn e, as it stands, into a TLS end over eng on the same socket (TLS started on a
+ * socket already connected: an https:// upstream proxy). Unlike hop_end_tls, the loop's
+ * registration (polled) stays: the socket is the one already in the poll set, and
+ * forgetting it would make the next put a failing epoll_ctl ADD (EEXIST) and a MOD. */
+void hop_end_tls_same(struct hop_end *e, br_ssl_engine_context *eng);
 
 /* In-place views (see above). hop_rbuf gives the prefix first; NULL when nothing is there.
  * hop_wack flushes a TLS engine (a record goes out as soon as the socket allows). */

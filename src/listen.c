@@ -29,7 +29,6 @@ static int nlisteners;
 static struct pp_cidr trusted[CFG_LIST_MAX]; /* trustedProxies, read once at start */
 static int ntrusted;
 static int64_t accept_paused_until;
-static unsigned char adopted[LISTEN_INHERIT_MAX]; /* inherited fd 3 + i taken by a listener */
 
 /* The listeners in the order of fds[] everywhere: listen_bind_set, the hand-off names. */
 static const struct {
@@ -47,28 +46,61 @@ kind_addr(const struct config *cfg, int k)
 /* The listening sockets handed over by the binary we replace, by a supervisor, or by
  * systemd socket activation: LISTEN_PID is us, LISTEN_FDS sockets from fd 3 on,
  * LISTEN_FDNAMES their names ("https:http:admin"); a supervisor hands its successor one
- * set per worker, the names repeated ("https:http:https:http"). The fd of the nth socket
- * named name, made close-on-exec and non-blocking, or -1. */
-static int
-inherited(const char *name, int nth)
+ * set per worker, the names repeated ("https:http:https:http"). Read once, at the first
+ * use (run_main, before this process starts anyone: a worker or successor is a new
+ * program that reads its own environment), into this table, which inherited(),
+ * listen_inherited_sets() and listen_close_unadopted() read. */
+static struct {
+	int read;                                /* the environment was read */
+	int ours;                                /* LISTEN_PID named this process */
+	int n;                                   /* sockets handed over: fd 3 .. 3 + n - 1 */
+	signed char kind[LISTEN_INHERIT_MAX];    /* fd 3 + i's name: index in kinds[], or -1 */
+	unsigned char adopted[LISTEN_INHERIT_MAX]; /* fd 3 + i taken by a listener */
+} handed;
+
+/* Fill `handed` from the environment (once). No LISTEN_PID, or another process's: none. */
+static void
+read_handed(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
 	const char *names = getenv("LISTEN_FDNAMES");
-	int n, i;
+	int n, i, k;
 
+	if (handed.read)
+		return;
+	handed.read = 1;
 	if (!pid || !nfd || atol(pid) != (long)getpid())
-		return -1;
+		return;
+	handed.ours = 1;
 	n = atoi(nfd);
-	for (i = 0; i < n && i < LISTEN_INHERIT_MAX && names; i++) {
-		size_t len = strcspn(names, ":");
-		if (len == strlen(name) && strncmp(names, name, len) == 0 && nth-- == 0) {
+	handed.n = n < 0 ? 0 : n > LISTEN_INHERIT_MAX ? LISTEN_INHERIT_MAX : n;
+	for (i = 0; i < handed.n; i++) {
+		size_t len = names ? strcspn(names, ":") : 0;
+		handed.kind[i] = -1;
+		for (k = 0; names && k < LISTEN_MAX; k++)
+			if (len == strlen(kinds[k].name) && strncmp(names, kinds[k].name, len) == 0)
+				handed.kind[i] = (signed char)k;
+		if (names)
+			names += len + (names[len] == ':');
+	}
+}
+
+/* The fd of the nth socket handed over for listener kind k, made close-on-exec and
+ * non-blocking, or -1. */
+static int
+inherited(int k, int nth)
+{
+	int i;
+
+	read_handed();
+	for (i = 0; i < handed.n; i++) {
+		if (handed.kind[i] == k && nth-- == 0) {
 			int fd = 3 + i;
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-			adopted[i] = 1;
+			handed.adopted[i] = 1;
 			return fd;
 		}
-		names += len + (names[len] == ':');
 	}
 	return -1;
 }
@@ -77,21 +109,12 @@ inherited(const char *name, int nth)
 int
 listen_inherited_sets(void)
 {
-	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
-	const char *names = getenv("LISTEN_FDNAMES");
-	int n, i, sets[LISTEN_MAX] = { 0 }, most = 0, k;
+	int i, sets[LISTEN_MAX] = { 0 }, most = 0;
 
-	if (!pid || !nfd || !names || atol(pid) != (long)getpid())
-		return 0;
-	n = atoi(nfd);
-	for (i = 0; i < n && i < LISTEN_INHERIT_MAX; i++) {
-		size_t len = strcspn(names, ":");
-		for (k = 0; k < LISTEN_MAX; k++)
-			if (len == strlen(kinds[k].name) && strncmp(names, kinds[k].name, len) == 0 &&
-			    ++sets[k] > most)
-				most = sets[k];
-		names += len + (names[len] == ':');
-	}
+	read_handed();
+	for (i = 0; i < handed.n; i++)
+		if (handed.kind[i] >= 0 && ++sets[handed.kind[i]] > most)
+			most = sets[handed.kind[i]];
 	return most;
 }
 
@@ -99,15 +122,16 @@ listen_inherited_sets(void)
 void
 listen_close_unadopted(void)
 {
-	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
-	int n, i;
+	int i;
 
-	if (!pid || !nfd || atol(pid) != (long)getpid())
+	read_handed();
+	if (!handed.ours)
 		return;
-	n = atoi(nfd);
-	for (i = 0; i < n && i < LISTEN_INHERIT_MAX; i++)
-		if (!adopted[i])
+	for (i = 0; i < handed.n; i++)
+		if (!handed.adopted[i])
 			close(3 + i);
+	handed.ours = 0; /* handed over no more, as the environment below says */
+	handed.n = 0;
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
@@ -165,7 +189,7 @@ listen_bind_set(const struct config *cfg, int nth, int reuseport, int fds[LISTEN
 			snprintf(err, errlen, "%s listener: cannot parse %s", kinds[k].name, text);
 			return ERR_INVAL;
 		}
-		fds[k] = inherited(kinds[k].name, nth);
+		fds[k] = inherited(k, nth);
 		if (fds[k] < 0)
 			fds[k] = net_listen(&a, reuseport);
 		if (fds[k] < 0) {

@@ -131,6 +131,26 @@ pollset_new(int backend, int nfixed, int npairs)
 }
 
 /* see pollset.h */
+struct pollset *
+pollset_open(int backend, int nfixed, int npairs, int *why)
+{
+	struct pollset *ps = pollset_new(backend, nfixed, npairs);
+
+	*why = 0;
+	if (ps != NULL || backend != POLLSET_EPOLL)
+		return ps;
+	*why = errno ? errno : ENOSYS;
+	return pollset_new(POLLSET_POLL, nfixed, npairs);
+}
+
+/* see pollset.h */
+int
+pollset_backend_of(const struct pollset *ps)
+{
+	return ps->backend;
+}
+
+/* see pollset.h */
 void
 pollset_free(struct pollset *ps)
 {

@@ -70,6 +70,17 @@ const char *pollset_backend_name(int backend);
  * is used. */
 struct pollset *pollset_new(int backend, int nfixed, int npairs);
 
+/* The set the loop starts with: pollset_new(backend, ...), except that when the epoll set
+ * cannot be had (epoll_create1 failed: a descriptor limit, a kernel or sandbox without
+ * epoll, or memory) the poll() backend stands in, as the same interface. *why: 0 when the
+ * set runs on `backend`, else the errno of the epoll failure (for the caller's warning).
+ * NULL with errno only when the set cannot be had at all: poll()'s own setup failed too
+ * (out of memory). */
+struct pollset *pollset_open(int backend, int nfixed, int npairs, int *why);
+
+/* The backend the set runs on (POLLSET_POLL or POLLSET_EPOLL). */
+int pollset_backend_of(const struct pollset *ps);
+
 /* Release the set (its sockets are the caller's). */
 void pollset_free(struct pollset *ps);
 

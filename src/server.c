@@ -392,19 +392,28 @@ tick(void)
 static int
 setup(void)
 {
-	int backend = pollset_backend(getenv(POLLSET_ENV)); /* the configuration checked it */
+	int backend = pollset_backend(getenv(POLLSET_ENV)), why; /* the configuration checked it */
 	struct log_rec r;
 	size_t n;
 
+	if (backend < 0)
+		backend = pollset_backend(NULL);
 	table_size = (int)srv->cfg->max_connections + SERVER_RESERVE + SERVER_ADMIN_MAX;
 	n = (size_t)table_size;
 	table = calloc(n, sizeof *table);
-	ps = pollset_new(backend < 0 ? pollset_backend(NULL) : backend, K_FIXED, table_size);
+	/* Without epoll (a descriptor limit, a sandbox) the loop runs on poll(), with a warning:
+	 * only a poll() set that cannot be had either stops the start. */
+	ps = pollset_open(backend, K_FIXED, table_size, &why);
 	if (pending_init(table_size) != ERR_OK)
 		return ERR_IO;
+	if (ps != NULL && why != 0 && log_begin(&r, LOG_WARN, "loop.backend_fallback")) {
+		log_str(&r, "wanted", pollset_backend_name(backend));
+		log_str(&r, "backend", pollset_backend_name(pollset_backend_of(ps)));
+		log_str(&r, "reason", strerror(why));
+		log_end(&r);
+	}
 	if (ps != NULL && log_begin(&r, LOG_INFO, "loop.start")) {
-		log_str(&r, "backend", pollset_backend_name(backend < 0 ? pollset_backend(NULL) :
-		    backend));
+		log_str(&r, "backend", pollset_backend_name(pollset_backend_of(ps)));
 		log_int(&r, "slots", table_size);
 		log_end(&r);
 	}

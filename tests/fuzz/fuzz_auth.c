@@ -3,8 +3,9 @@
  *
  * Byte 0, bit 0 clear: the rest is a password file (written to a temporary file, as
  * auth_load_passwords reads files); each loaded entry must then be accepted by
- * auth_check_basic with its own credentials. Bit 0 set: the rest is an Authorization
- * value for auth_scheme and, when Basic, auth_check_basic against a fixed file.
+ * its own credentials (auth_basic_decode, then auth_check_basic). Bit 0 set: the rest is
+ * an Authorization value for auth_scheme and, when Basic, auth_basic_decode and
+ * auth_check_basic against a fixed file.
  */
 #include <string.h>
 #include <unistd.h>
@@ -20,8 +21,9 @@ static void
 entry_ok(const struct auth_users *a, int i)
 {
 	unsigned char raw[AUTH_USER_MAX + AUTH_PASS_MAX + 1];
+	unsigned char dec[AUTH_BASIC_MAX];
 	char cred[(sizeof raw / 3 + 1) * 4 + 4], user[AUTH_USER_MAX + 1];
-	size_t n = 0, e, k;
+	size_t n = 0, e, k, d;
 
 	memcpy(raw, a->u[i].user, a->u[i].ulen);
 	n = a->u[i].ulen;
@@ -33,7 +35,9 @@ entry_ok(const struct auth_users *a, int i)
 		cred[k] = cred[k] == '-' ? '+' : cred[k] == '_' ? '/' : cred[k];
 	while (e % 4)
 		cred[e++] = '=';
-	FUZZ_ASSERT(auth_check_basic(a, cred, e, user, sizeof user) == ERR_OK);
+	FUZZ_ASSERT(auth_basic_decode(cred, e, dec, sizeof dec, &d) == ERR_OK);
+	FUZZ_ASSERT(d == n && memcmp(dec, raw, n) == 0);
+	FUZZ_ASSERT(auth_check_basic(a, dec, d, user, sizeof user) == ERR_OK);
 	FUZZ_ASSERT(strlen(user) == a->u[i].ulen);
 }
 
@@ -80,8 +84,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_ASSERT(cred >= (const char *)data + 1 && credlen <= size - 1 &&
 			    cred + credlen == (const char *)data + size);
 		if (rc == AUTH_BASIC) {
-			rc = auth_check_basic(&fixed, cred, credlen, user, sizeof user);
-			FUZZ_ASSERT(rc == ERR_OK || rc == ERR_INVAL || rc == ERR_CRYPTO);
+			unsigned char dec[AUTH_BASIC_MAX];
+			size_t d;
+			user[0] = 0;
+			rc = auth_basic_decode(cred, credlen, dec, sizeof dec, &d);
+			FUZZ_ASSERT(rc == ERR_OK || rc == ERR_INVAL);
+			FUZZ_ASSERT(rc != ERR_OK || (d <= sizeof dec && memchr(dec, ':', d) != NULL));
+			if (rc == ERR_OK) {
+				rc = auth_check_basic(&fixed, dec, d, user, sizeof user);
+				FUZZ_ASSERT(rc == ERR_OK || rc == ERR_CRYPTO);
+			}
 			FUZZ_ASSERT(memchr(user, 0, sizeof user) != NULL);
 		}
 	}

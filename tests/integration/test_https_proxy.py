@@ -11,7 +11,8 @@ reason; certificate for another name -> 502; proxy down -> 502; NO_PROXY bypass 
 direct; absolute-form http:// forwarded through it; bytes a proxy sends right after its
 200 (a small proxy written here, plain and TLS) and pipelined client bytes are not lost; registration through it (TLS to the
 proxy, the console's TLS inside); start-up refusals (https proxy given by IP address, an
-unreadable RELAYPRO_PROXY_CA_FILE)."""
+unreadable RELAYPRO_PROXY_CA_FILE); TLS started on the socket to the proxy keeps its epoll
+registration (the relay under strace: no epoll_ctl fails)."""
 import os
 import shutil
 import socket
@@ -78,7 +79,7 @@ def start_stunnel(name, backend_port, leaf):
     return p, port, log
 
 
-def start_relay(name, env, tls_listener=False, extra=""):
+def start_relay(name, env, tls_listener=False, extra="", wrap=()):
     port = rt.free_port()
     cfg = os.path.join(S["tmp"], name + ".ini")
     relays.write_config(cfg, relays.chaining_config(
@@ -86,7 +87,8 @@ def start_relay(name, env, tls_listener=False, extra=""):
         top=extra.splitlines()), atomic=False)
     full = {"RELAYPRO_PROXY_CA_FILE": S["ca"][0]}
     full.update(env)
-    p = rt.start_process([BIN, "run", "-c", cfg], env=full, tmpdir=S["tmp"], name=name)
+    p = rt.start_process(list(wrap) + [BIN, "run", "-c", cfg], env=full, tmpdir=S["tmp"],
+                         name=name)
     log = os.path.join(S["tmp"], name + ".log")
     rt.check(rt.wait_for_log(log, "start", timeout=15), name + " started")
     return p, port, log
@@ -157,6 +159,31 @@ def tunnel_through_https_proxy():
     st, ok = tunnel(port, tls=True)
     rt.check(st == 200 and ok, "200 KiB echoed byte-exact, TLS listener and TLS proxy hop", st)
     relay.stop()
+
+
+@rt.case
+def tls_to_the_proxy_keeps_the_poll_registration():
+    # TLS starts on the socket already in the loop's epoll set: it must stay registered, not
+    # be forgotten and added again (a failing EPOLL_CTL_ADD, EEXIST, then a MOD). Every
+    # epoll_ctl of the relay is traced; none may fail. Counted, not timed.
+    if os.environ.get("RELAYPRO_POLL_BACKEND") == "poll":
+        rt.skip("epoll_ctl trace", "the relay runs on poll() here")
+        return
+    trace = os.path.join(S["tmp"], "epoll_ctl.trace")
+    wrap, why = rt.strace_argv("-o", trace, "-e", "trace=epoll_ctl")
+    if wrap is None:
+        rt.skip("epoll_ctl trace", why)
+        return
+    relay, port, log = start_relay("relay-https-traced",
+                                   {"HTTPS_PROXY": https_proxy_url(S["st_port"])}, wrap=wrap)
+    st, ok = tunnel(port, size=16 * 1024)
+    rt.check(st == 200 and ok, "a tunnel through the https proxy (traced relay)", st)
+    relay.stop()  # strace ends with the relay's group: the trace is complete
+    calls = [ln for ln in text(trace).splitlines() if "epoll_ctl(" in ln]
+    rt.check(any("EPOLL_CTL_ADD" in ln for ln in calls), "the relay's epoll_ctl calls were traced",
+             len(calls))
+    failed = [ln for ln in calls if "= -1" in ln]
+    rt.check(not failed, "no epoll_ctl failed (%d calls)" % len(calls), failed[:5])
 
 
 EAGER = b"first-bytes-from-upstream-" * 5

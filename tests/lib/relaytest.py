@@ -1944,6 +1944,22 @@ def apt_install(package, binary, timeout=900):
     return None, why
 
 
+def strace_argv(*opts):
+    """The argv prefix that runs a command under strace (`strace -f -qq <opts>`: every
+    process it starts too), installing Debian's strace when missing. (prefix, None), or
+    (None, why) when strace cannot be had or cannot trace here (no ptrace: a sandbox), for
+    the caller to report as a skip."""
+    strace, why = apt_install("strace", "strace")
+    if strace is None:
+        return None, why
+    argv = [strace, "-f", "-qq"] + list(opts)
+    r = subprocess.run([strace, "-f", "-qq", "-o", "/dev/null", "true"], capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0:
+        return None, "strace cannot trace here: %s" % r.stderr.strip()[-200:]
+    return argv, None
+
+
 # ================================================================= certificates (openssl CLI)
 
 class OpensslPKI:

@@ -11,6 +11,7 @@
 #include "test.h"
 
 void t_admit(void);
+void t_auth(void);
 void t_b64(void);
 void t_body(void);
 void t_ca(void);
@@ -50,6 +51,7 @@ static const struct {
 	void (*fn)(void);
 } suites[] = {
 	{ "admit", t_admit },
+	{ "auth", t_auth },
 	{ "b64", t_b64 },
 	{ "body", t_body },
 	{ "ca", t_ca },

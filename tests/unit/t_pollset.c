@@ -6,13 +6,15 @@
  * (pollset_closed); a closed socket another descriptor still holds (no stale event); a
  * key moved to another socket; a key the kernel refuses (a regular
  * file under epoll) reported once with POLLERR; no polling interval: a byte written to a
- * socket silent for a long time is seen by the very next wait; backend names.
+ * socket silent for a long time is seen by the very next wait; backend names; the start
+ * set (pollset_open) on poll() when epoll_create1 really fails (a descriptor limit).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -230,6 +232,55 @@ one_backend(int backend)
 #undef NAME
 }
 
+/* pollset_open: epoll when it can be had; poll() standing in, with the reason, when
+ * epoll_create1 fails. The failure is real, not simulated: the soft descriptor limit is
+ * lowered to the lowest free number, so the next descriptor (the epoll instance) is EMFILE. */
+static void
+open_fallback(void)
+{
+	struct pollset *ps;
+	struct rlimit old, low;
+	int why = -1, sp[2], keys[4], fd;
+	short rev[4];
+
+	ps = pollset_open(POLLSET_EPOLL, NF, 4, &why);
+	CHECK(ps != NULL && why == 0 && pollset_backend_of(ps) == POLLSET_EPOLL,
+	    "open: epoll when it can be had, no reason");
+	pollset_free(ps);
+	ps = pollset_open(POLLSET_POLL, NF, 4, &why);
+	CHECK(ps != NULL && why == 0 && pollset_backend_of(ps) == POLLSET_POLL,
+	    "open: poll when asked");
+	pollset_free(ps);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) != 0 || getrlimit(RLIMIT_NOFILE, &old) != 0 ||
+	    (fd = dup(0)) < 0) {
+		CHECK(0, "open: fixture");
+		return;
+	}
+	close(fd); /* fd: the lowest free number; a limit of fd leaves no descriptor to open */
+	low = old;
+	low.rlim_cur = (rlim_t)fd;
+	why = 0;
+	ps = NULL;
+	if (setrlimit(RLIMIT_NOFILE, &low) == 0) {
+		CHECK(dup(0) < 0 && errno == EMFILE, "open: no descriptor left (fixture)");
+		ps = pollset_open(POLLSET_EPOLL, NF, 4, &why);
+		(void)setrlimit(RLIMIT_NOFILE, &old);
+	}
+	CHECK_INT(why, EMFILE, "open: epoll_create1 failed, its errno is the reason");
+	CHECK(ps != NULL && pollset_backend_of(ps) == POLLSET_POLL,
+	    "open: poll() stands in for epoll");
+	if (ps != NULL) { /* and it works: a socket with a byte is reported */
+		pollset_put(ps, POLLSET_KEY(NF, 1, 0), sp[0], POLLIN);
+		CHECK_INT(write(sp[1], "x", 1), 1, "open: write");
+		CHECK_INT(wait_keys(ps, 1000, keys, rev, 4), 1, "open: the stand-in waits");
+		CHECK_INT(keys[0], POLLSET_KEY(NF, 1, 0), "open: the stand-in reports the key");
+	}
+	pollset_free(ps);
+	close(sp[0]);
+	close(sp[1]);
+}
+
 void
 t_pollset(void)
 {
@@ -242,4 +293,5 @@ t_pollset(void)
 	CHECK_STR(pollset_backend_name(POLLSET_EPOLL), "epoll", "name of epoll");
 	one_backend(POLLSET_POLL);
 	one_backend(POLLSET_EPOLL);
+	open_fallback();
 }
