@@ -123,7 +123,12 @@ def failed_binary_rolls_back():
     os.kill(pid, signal.SIGUSR2)
     ev = rt.wait_for_log(S["log"], "upgrade.fail", timeout=20, since=since)
     took = time.monotonic() - t0
-    rt.check(ev is not None and 9 <= took <= 16, "a binary never ready is given up after about 10 s (%.1f s)" % took, ev)
+    # Which of upgrade.c's two ends this is comes from the record itself; the time is only
+    # bounded from below (the relay's own 10 s deadline, counted from a loop clock read
+    # after the signal, in whole milliseconds: no load makes it come sooner).
+    rt.check(ev is not None and "not ready within 10 s" in (ev.get("error") or ""),
+             "a binary never ready is given up at its readiness deadline (upgrade.fail: not ready within 10 s)", ev)
+    rt.check(took >= 9.999, "... and not before the 10 s deadline (%.1f s)" % took)
     rt.check(rt.pid_alive(pid) and rt.plain_healthz(S["port"]), "the relay still serves after the rollback")
     os.kill(pid, signal.SIGTERM)
     rt.check(rt.wait_until(lambda: not rt.pid_alive(pid), timeout=15),
