@@ -20,6 +20,7 @@ import json
 import os
 import re
 import resource
+import select
 import signal
 import socket
 import ssl
@@ -179,7 +180,7 @@ def console_bulk():
 class Relay(relays.Relay):
     """One relaypro process with its own folder, config, password file and JSON log."""
 
-    def __init__(self, name, ports, limits=None, plain=True, dead_port=None):
+    def __init__(self, name, ports, limits=None, plain=True, dead_port=None, debug=False):
         super().__init__(rt.make_tmpdir("relaytest-relay-%s-" % name), https=True,
                          http=True if plain else None, name="relaypro")
         self.label = name
@@ -188,6 +189,7 @@ class Relay(relays.Relay):
         self.limits = dict(limits or {})
         self.plain = plain
         self.dead_port = dead_port
+        self.debug = debug  # debugLogging: conn.close records name why a connection ended
         self._ca = None
         relays.write_users(self.dir, USER, PASSWORD, header="# test users\n")
 
@@ -198,7 +200,8 @@ class Relay(relays.Relay):
         return ["# relaypro integration test: %s" % self.label] + relays.relay_config(
             allowed_ports=self.ports, top=["relayProId = " + RELAY_PRO_ID,
                                            "passwordFile = users.txt",
-                                           "serverAltNames = 127.0.0.1"],
+                                           "serverAltNames = 127.0.0.1"] +
+            (["debugLogging = true"] if self.debug else []),
             https=self.https, http=self.http if self.plain else None, limits=self.limits)
 
     def start(self, timeout=20):
@@ -1096,8 +1099,9 @@ def tunnels():
 
 # ================================================================= 5. timeouts and abuse
 
-def time_to_close(sock, limit=10.0):
-    """Seconds until the peer closes `sock` (None if not within `limit`), and the bytes."""
+def time_to_close(sock, limit=30.0):
+    """Seconds until the peer closes `sock` (None if not within `limit`), and the bytes.
+    `limit` bounds the test, never the behaviour: callers assert the close's cause."""
     t = time.monotonic()
     raw, how = read_all(sock, timeout=limit)
     if how == "timeout":
@@ -1105,34 +1109,57 @@ def time_to_close(sock, limit=10.0):
     return time.monotonic() - t, raw
 
 
-@rt.case(timeout=90)
+def close_reason(r, sock, since, timeout=30):
+    """The reason of the relay's conn.close record (debugLogging) for the client whose
+    socket is `sock` (None if there is none within `timeout` s)."""
+    me = "%s:%d" % sock.getsockname()[:2]
+    rec = rt.wait_for_log(r.log, lambda x: x.get("event") in ("conn.close", "tunnel.close")
+                          and x.get("client") == me, timeout=timeout, since=since)
+    return rec.get("reason") if rec else None
+
+
+@rt.case(timeout=150)
 def timeouts_and_abuse():
+    # Every close below is proven by its cause (the relay's own conn.close record, with
+    # debugLogging) and bounded from below only: headerTimeout is counted from the accept,
+    # after our t0, so no load makes a close come sooner (0.5 s allowed for the relay's
+    # tick). The 30 s limits of the reads bound the test, not the behaviour.
     con = console_main()
-    r = relay_main()
+    dead = rt.free_port()
+    r = Relay("timeouts", [con.echo_port, dead], limits={"headerTimeout": "2s"}, dead_port=dead,
+              debug=True)
+    if not r.start():
+        chk(False, "relay with headerTimeout 2s and debugLogging starts")
+        return
+    try:
+        timeouts_and_abuse_on(r, con)
+    finally:
+        r.stop()
+
+
+def timeouts_and_abuse_on(r, con):
     half = b"CONNECT localhost:%d HTTP/1.1\r\nHost: local" % con.echo_port
-    # slowloris, plain
-    t0 = time.monotonic()
-    s = r.conn(False)
-    s.sendall(half)
-    _, raw = time_to_close(s, 10)
-    el = time.monotonic() - t0
-    s.close()
-    chk(1.5 <= el <= 6.0 and b"200" not in raw, "plain: half a head -> closed after headerTimeout 2s",
-        "%.2fs %r" % (el, raw[:100]))
-    # slowloris, TLS (the handshake counts against headerTimeout too)
-    t0 = time.monotonic()
-    s = r.conn(True, strict_eof=False)
-    s.sendall(half)
-    _, raw = time_to_close(s, 10)
-    el = time.monotonic() - t0
-    s.close()
-    chk(1.5 <= el <= 6.0 and b"200" not in raw, "tls: half a head -> closed after headerTimeout 2s",
-        "%.2fs %r" % (el, raw[:100]))
-    # a client that keeps trickling bytes (never completing the head) is still cut off
+    # slowloris, plain and TLS (the handshake counts against headerTimeout too)
+    for tls in (False, True):
+        lst = "tls" if tls else "plain"
+        since = rt.log_offset(r.log)
+        t0 = time.monotonic()
+        s = r.conn(tls, strict_eof=False) if tls else r.conn(False)
+        s.sendall(half)
+        _, raw = time_to_close(s)
+        el = time.monotonic() - t0
+        why = close_reason(r, s, since)
+        s.close()
+        chk(why == "header timeout" and b"200" not in raw,
+            "%s: half a head -> closed by headerTimeout, no answer" % lst, "%r %r" % (why, raw[:100]))
+        chk(el >= 1.5, "%s: ... and not before headerTimeout 2s" % lst, "%.2fs" % el)
+    # a client that keeps trickling bytes (never completing the head) is still cut off:
+    # at most 120 drips of 0.25 s (30 s), the head stays far below its size limit
+    since = rt.log_offset(r.log)
     t0 = time.monotonic()
     s = r.conn(False)
     closed_at = None
-    for i in range(40):
+    for i in range(120):
         if not send_quiet(s, b"X-Drip-%d: y\r\n" % i if i else half + b"\r\n"):
             closed_at = time.monotonic() - t0
             break
@@ -1147,54 +1174,59 @@ def timeouts_and_abuse():
         except OSError:
             closed_at = time.monotonic() - t0
             break
+    why = close_reason(r, s, since)
     s.close()
-    chk(closed_at is not None and 1.5 <= closed_at <= 6.0,
-        "plain: a head trickled byte-group by byte-group is closed after headerTimeout 2s",
+    chk(closed_at is not None and why == "header timeout",
+        "plain: a head trickled byte-group by byte-group is closed by headerTimeout",
+        "closed at %s, %r" % (closed_at, why))
+    chk(closed_at is not None and closed_at >= 1.5, "plain: ... and not before headerTimeout 2s",
         "closed at %s" % closed_at)
-    # TLS port, no ClientHello at all
-    t0 = time.monotonic()
-    s = rt.connect("127.0.0.1", r.https_port)
-    _, raw = time_to_close(s, 10)
-    el = time.monotonic() - t0
-    s.close()
-    chk(1.5 <= el <= 6.0, "tls: no ClientHello -> closed after headerTimeout 2s", "%.2fs" % el)
-    # TLS port, ClientHello sent slowly (a few bytes, then nothing)
-    t0 = time.monotonic()
-    s = rt.connect("127.0.0.1", r.https_port)
-    s.sendall(b"\x16\x03\x01\x00")
-    _, raw = time_to_close(s, 10)
-    el = time.monotonic() - t0
-    s.close()
-    chk(1.5 <= el <= 6.0, "tls: a partial record -> closed after headerTimeout 2s", "%.2fs" % el)
-    # plain HTTP on the TLS port
+    # TLS port, no ClientHello at all; a ClientHello sent slowly (a few bytes, then nothing)
+    for name, first in (("no ClientHello", b""), ("a partial record", b"\x16\x03\x01\x00")):
+        since = rt.log_offset(r.log)
+        t0 = time.monotonic()
+        s = rt.connect("127.0.0.1", r.https_port)
+        if first:
+            s.sendall(first)
+        el, raw = time_to_close(s)
+        why = close_reason(r, s, since)
+        s.close()
+        chk(el is not None and why == "header timeout",
+            "tls: %s -> closed by headerTimeout" % name, "%r after %s" % (why, el))
+        el = time.monotonic() - t0
+        chk(el >= 1.5, "tls: %s -> ... not before headerTimeout 2s" % name, "%.2fs" % el)
+    # plain HTTP on the TLS port: closed for the TLS failure (tls.fail), not by the timeout
     since = rt.log_offset(r.log)
     s = rt.connect("127.0.0.1", r.https_port)
     me = "%s:%d" % s.getsockname()[:2]
-    t0 = time.monotonic()
     send_quiet(s, b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
-    el, raw = time_to_close(s, 10)
+    el, raw = time_to_close(s)
+    why = close_reason(r, s, since)
     s.close()
-    chk(el is not None and el < 1.5 and b"HTTP/1.1" not in raw,
-        "tls: plain HTTP on the TLS port -> closed at once, no HTTP answer", "%s %r" % (el, raw[:80]))
+    chk(el is not None and b"HTTP/1.1" not in raw,
+        "tls: plain HTTP on the TLS port -> closed, no HTTP answer", "%s %r" % (el, raw[:80]))
+    chk(why is not None and why != "header timeout",
+        "tls: plain HTTP on the TLS port -> closed for the TLS failure, not at headerTimeout", why)
     rec = rt.wait_for_log(r.log, lambda x: x.get("event") == "tls.fail" and x.get("client") == me,
-                          timeout=3, since=since)
+                          timeout=30, since=since)
     chk(rec is not None and rec.get("reason"),
         "tls: plain HTTP on the TLS port -> tls.fail logged with client",
         rt.read_json_lines(r.log, since)[-3:])
-    # An allowed port with nothing listening.
+    # An allowed port with nothing listening: refused (ECONNREFUSED), not timed out.
     for tls in (True, False):
         lst = "tls" if tls else "plain"
         since = rt.log_offset(r.log)
-        t0 = time.monotonic()
-        st, h, body = r.tunnel(r.dead_port, tls=tls)
+        st, h, body = r.tunnel(r.dead_port, tls=tls, timeout=30)
         try:
             j = json.loads(body.decode()) if st != 200 else {}
         except ValueError:
             j = {}
-        chk(st == 502 and j.get("error") == "upstream_unreachable" and time.monotonic() - t0 < 5,
+        chk(st == 502 and j.get("error") == "upstream_unreachable",
             "%s: refused upstream -> 502 upstream_unreachable" % lst, "%s %r" % (st, body))
-        rec = rt.wait_for_log(r.log, "upstream.fail", timeout=3, since=since)
+        rec = rt.wait_for_log(r.log, "upstream.fail", timeout=30, since=since)
         chk(rec is not None and rec.get("port") == r.dead_port, "%s: upstream.fail logged" % lst, rec)
+        chk(rec is not None and rec.get("reason") == "Connection refused",
+            "%s: upstream.fail says the connection was refused (not a timeout)" % lst, rec)
         if st == 200:
             body.close()
     chk(r.proc.alive(), "relay still running after the abuse")
@@ -1217,16 +1249,20 @@ def slow_clients_do_not_delay_others():
             s.sendall(b"CONNECT localhost:%d HT" % con.echo_port)
             slow.append(s)
         chk_eq(len(slow), 50, "50 slow clients connected")
-        t0 = time.monotonic()
-        st, h, conn = r.tunnel(con.echo_port, tls=True)
-        ok = st == 200 and echo_ok(conn, 65536)
+        # Not delayed by them is proven by the order of events, not a stopwatch: the normal
+        # tunnel and /healthz are done while every slow client is still open, i.e. before
+        # headerTimeout (10 s) could have freed the relay from any of them.
+        st, h, conn = r.tunnel(con.echo_port, tls=True, timeout=30)
+        ok = st == 200 and echo_ok(conn, 65536, timeout=30)
         if st == 200:
             conn.close()
-        el = time.monotonic() - t0
-        chk(ok and el < 4.0, "with 50 slow clients (headerTimeout 10s) a normal CONNECT+64KiB echo completes",
-            "status=%s %.2fs" % (st, el))
-        resp = rt.http_request("127.0.0.1", r.http_port, "GET", "/healthz", timeout=4)
+        chk(ok, "with 50 slow clients (headerTimeout 10s) a normal CONNECT+64KiB echo completes",
+            "status=%s" % st)
+        resp = rt.http_request("127.0.0.1", r.http_port, "GET", "/healthz", timeout=30)
         chk(resp.status == 200, "with 50 slow clients /healthz answers", resp)
+        plain = slow[:20] + slow[35:]     # the plain sockets: an answer or EOF makes one readable
+        readable, _, _ = select.select(plain, [], [], 0)
+        chk_eq(len(plain) - len(readable), 35, "... all done before any slow plain/TCP client was cut off")
         # the slow ones are still open (headerTimeout 10 s has not passed)
         s = slow[-1]
         s.settimeout(0.2)
@@ -1270,16 +1306,17 @@ def idle_and_connect_timeouts():
             return
         since = rt.log_offset(r.log)
         t0 = time.monotonic()
-        st, h, body = r.tunnel(bport, tls=True, timeout=12)
+        st, h, body = r.tunnel(bport, tls=True, timeout=30)
         el = time.monotonic() - t0
         try:
             j = json.loads(body.decode()) if st != 200 else {}
         except ValueError:
             j = {}
-        chk(st == 504 and j.get("error") == "upstream_timeout" and 1.5 <= el <= 7.0,
-            "upstream that never accepts -> 504 upstream_timeout after connectTimeout 2s",
+        # The cause is upstream.fail's reason below; the time is bounded from below only.
+        chk(st == 504 and j.get("error") == "upstream_timeout" and el >= 1.5,
+            "upstream that never accepts -> 504 upstream_timeout, not before connectTimeout 2s",
             "%s %r after %.2fs" % (st, body, el))
-        rec = rt.wait_for_log(r.log, "upstream.fail", timeout=3, since=since)
+        rec = rt.wait_for_log(r.log, "upstream.fail", timeout=30, since=since)
         chk(rec is not None and rec.get("reason") == "timeout", "upstream.fail reason timeout", rec)
         if st == 200:
             body.close()
@@ -1290,12 +1327,18 @@ def idle_and_connect_timeouts():
         if st1 != 200 or st2 != 200:
             chk(False, "two tunnels open", (st1, st2))
             return
-        chk(echo_ok(busy, 100) and echo_ok(idle, 100), "two tunnels open")
+        # t0 precedes the idle tunnel's last traffic, so its close cannot come sooner than
+        # idleTimeout after t0 (0.5 s allowed for the relay's tick); the loop (at most 100
+        # rounds of ~0.3 s) waits for the close itself, whose cause is the tunnel.close record.
+        me_idle = "%s:%d" % idle.getsockname()[:2]
+        me_busy = "%s:%d" % busy.getsockname()[:2]
+        chk(echo_ok(busy, 100), "two tunnels open (busy echoes)")
         t0 = time.monotonic()
+        chk(echo_ok(idle, 100), "two tunnels open (idle echoes)")
         idle_closed = None
         busy_ok = True
-        for _ in range(30):
-            if time.monotonic() - t0 > 5.5:
+        for _ in range(100):
+            if idle_closed is not None:
                 break
             busy_ok = busy_ok and echo_ok(busy, 64, timeout=2)
             idle.settimeout(0.3)
@@ -1308,12 +1351,15 @@ def idle_and_connect_timeouts():
             except OSError:
                 if idle_closed is None:
                     idle_closed = time.monotonic() - t0
-        chk(idle_closed is not None and 1.5 <= idle_closed <= 4.5,
-            "idle tunnel closed after idleTimeout 2s", "closed at %s" % idle_closed)
+        chk(idle_closed is not None and idle_closed >= 1.5,
+            "idle tunnel closed, not before idleTimeout 2s", "closed at %s" % idle_closed)
         chk(busy_ok and echo_ok(busy, 64), "a tunnel with traffic every ~0.3s outlives idleTimeout")
         rec = rt.wait_for_log(r.log, lambda x: x.get("event") == "tunnel.close" and
-                              "idle" in str(x.get("reason")), timeout=2, since=since)
-        chk(rec is not None, "tunnel.close logged with reason idle timeout", rec)
+                              "idle" in str(x.get("reason")), timeout=30, since=since)
+        chk(rec is not None and rec.get("client") == me_idle,
+            "tunnel.close logged with reason idle timeout, for the idle tunnel", rec)
+        chk(not [x for x in r.events("tunnel.close", since) if x.get("client") == me_busy],
+            "the busy tunnel was not closed")
         busy.close()
         idle.close()
     finally:
@@ -1402,9 +1448,8 @@ def graceful_stop():
         r.stop()
         return
     since = rt.log_offset(r.log)
-    t0 = time.monotonic()
     r.proc.signal(signal.SIGTERM)
-    rec = rt.wait_for_log(r.log, "stopping", timeout=3, since=since)
+    rec = rt.wait_for_log(r.log, "stopping", timeout=30, since=since)
     chk(rec is not None, "SIGTERM -> stopping logged", rt.read_json_lines(r.log, since)[-3:])
     for port, lst in ((r.https_port, "tls"), (r.http_port, "plain")):
         try:
@@ -1416,17 +1461,21 @@ def graceful_stop():
         chk(refused, "after SIGTERM new %s connections are refused" % lst)
     chk(echo_ok(tun, 100000), "after SIGTERM the open tunnel still echoes")
     chk(r.proc.alive(), "relay waits for the open tunnel")
-    t1 = time.monotonic()
     try:
         tun.unwrap()
     except (ssl.SSLError, OSError):
         pass
     tun.close()
-    rc = r.proc.wait(10)
-    t2 = time.monotonic()
-    chk(rc == 0 and t2 - t1 < 3.0,
-        "when the last tunnel closes the relay exits 0 (before shutdownTimeout)",
-        "rc=%s %.2fs after close, %.2fs after SIGTERM" % (rc, t2 - t1, t2 - t0))
+    # "Before shutdownTimeout" is proven by the tunnel's close reason (the client, below) and
+    # by the order of records: the relay's stop comes after that tunnel.close. The 30 s wait
+    # bounds the test, not the behaviour.
+    rc = r.proc.wait(30)
+    chk(rc == 0, "when the last tunnel closes the relay exits 0", "rc=%s" % rc)
+    recs = rt.read_json_lines(r.log, since)
+    names = [x.get("event") for x in recs]
+    chk("tunnel.close" in names and "stop" in names and
+        names.index("tunnel.close") < names.index("stop"),
+        "... its stop follows that tunnel's close", names[-6:])
     rec = rt.wait_for_log(r.log, "tunnel.close", timeout=1, since=since)
     chk(rec is not None and "shutdown" not in str(rec.get("reason")),
         "the tunnel ended because the client closed it, not by the shutdown timeout", rec)
@@ -1440,9 +1489,10 @@ def graceful_stop():
     since = rt.log_offset(r.log)
     t0 = time.monotonic()
     r.proc.signal(signal.SIGTERM)
-    rc = r.proc.wait(15)
+    rc = r.proc.wait(30)
     el = time.monotonic() - t0
-    chk(rc == 0 and 4.0 <= el <= 8.0, "a tunnel left open: relay exits 0 after about shutdownTimeout 5s",
+    # The cause is the tunnel.close reason below ("shutdown timeout"); bounded from below only.
+    chk(rc == 0 and el >= 4.0, "a tunnel left open: relay exits 0, not before shutdownTimeout 5s",
         "rc=%s after %.2fs" % (rc, el))
     if st == 200:
         raw, how = read_all(tun, timeout=2)
@@ -1469,9 +1519,9 @@ def measure_rss():
     t0 = time.monotonic()
     fails = 0
     try:
+        # bounded by count (n_want tunnels, at most 20 failures, 5 s each) and by the case's
+        # own 120 s limit, not by a time window that load could overrun
         for i in range(n_want):
-            if time.monotonic() - t0 > 35:
-                break
             try:
                 st, h, conn = r.tunnel(con.echo_port, tls=True, timeout=5)
             except (OSError, ssl.SSLError):
