@@ -730,21 +730,26 @@ def expiry():
         ok, why = r.tunnel_ok(tok)
         ck(ok, "expiry: a fresh token works", why)
         status, code, when = None, None, None
-        for _ in range(60):  # bounded: 60 x 0.2 s plus request time, ~12 s at most
+        since = rt.log_offset(r.log)
+        for _ in range(150):  # bounded in count: 150 x 0.2 s plus request time (the test's bound)
             st, h, body = r.tunnel(tok)
             if st == 200:
                 body.close()
             else:
                 status, code, when = st, err_code(body), time.monotonic() - issued
                 break
-            if time.monotonic() - issued > 10:
-                break
             time.sleep(0.2)
+        # The cause is the answer's code and the relay's auth.fail record; the time is bounded
+        # from below only: expired once now > exp + skew = iat + 3 (whole seconds), never
+        # sooner than 2 s after the token was issued, whatever the load.
         ck(status == 407 and code == "token_expired",
            "expiry: the token later gets 407 token_expired", (status, code))
-        # Expired once now > exp + skew = iat + 3 (whole seconds): between 2 and 5 s.
-        ck(when is not None and 2.0 <= when <= 5.5,
-           "expiry: it expires after duration + clockSkew (%.1f s)" % (when or -1))
+        rec = rt.wait_for_log(r.log, lambda x: x.get("event") == "auth.fail" and
+                              "token_expired" in (x.get("code"), x.get("reason")),
+                              timeout=30, since=since)
+        ck(rec is not None, "expiry: the relay logs auth.fail for the expired token", rec)
+        ck(when is not None and when >= 2.0,
+           "expiry: it expires not before duration + clockSkew (%.1f s)" % (when or -1))
     finally:
         r.stop()
 
@@ -761,6 +766,7 @@ def brute_force():
         ok, why = r.tunnel_ok(tok)
         ck(ok, "brute: exactly authFailLimit (3) failures do not ban", why)
         since = rt.log_offset(r.log)
+        before_ban = time.monotonic()  # the ban starts after this, at the 4th bad token
         st4 = r.tunnel("bad-token-4")[0]
         st, h, body = r.tunnel(tok)
         if st == 200:
@@ -768,7 +774,6 @@ def brute_force():
         ck(st4 == 407 and st == 429 and err_code(body) == "rate_limited",
            "brute: after a 4th bad token even a valid token gets 429 rate_limited",
            (st4, st, err_code(body) if st != 200 else None))
-        banned_at = time.monotonic()
         rp = r.post_token("Bearer " + grant)
         ck(rp.status == 429 and err_code(rp.body) == "rate_limited",
            "brute: POST /v1/token from the banned address -> 429 rate_limited", rp.status)
@@ -777,17 +782,21 @@ def brute_force():
         ban = rt.wait_for_log(r.log, "auth.ban", timeout=5, since=since)
         ck(ban is not None and str(ban.get("client", "")).startswith("127.0.0.1") and
            ban.get("seconds") == 3, "brute: an auth.ban log line names the client and 3 s", ban)
-        lifted = None
-        for _ in range(40):  # bounded: ~8 s
+        # The lift is proven by the valid token working again (after the 429s above); the
+        # time is bounded from below only, counted from before the ban began. The loop is
+        # bounded in count (150 x 0.2 s plus request time), the test's bound, not the relay's.
+        lifted, last = None, None
+        for _ in range(150):
             st, h, body = r.tunnel(tok)
+            last = st
             if st == 200:
                 body.close()
-                lifted = time.monotonic() - banned_at
+                lifted = time.monotonic() - before_ban
                 break
             time.sleep(0.2)
-        ck(lifted is not None and 1.5 <= lifted <= 5.0,
-           "brute: the ban lifts after authFailBan (valid token works after %.1f s)"
-           % (lifted or -1))
+        ck(lifted is not None, "brute: the ban lifts (the valid token works again)", last)
+        ck(lifted is not None and lifted >= 1.5,
+           "brute: ... not before authFailBan 3s (after %.1f s)" % (lifted or -1))
         # Failed grants count as well.
         bad_grants = [r.post_token("Bearer " + remember(
             rt.jwt_hs256(py_grant(sub="resp-brute"), "not-the-key"))).status for _ in range(4)]
