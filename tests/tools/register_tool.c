@@ -3,7 +3,7 @@
  * tests/integration/test_register.py, until the relay itself wires registration in.
  *
  *   register_tool CONFIG [--backoff BASE_MS CAP_MS] [--timeout S] [--inline-ca FILE]
- *                 [--write] [--stop-after MS]
+ *                 [--write] [--stop-on-signal]
  *
  * Loads CONFIG with config_load (so the environment applies), starts register_start()
  * and waits on a pipe that done() writes from the registration thread. Logs (JSON lines)
@@ -11,16 +11,20 @@
  *   registered relayId=N token_sha256=<first 16 hex digits of SHA-256(token)>
  *   written | write failed: <error>          (--write: cfgwrite_update on CONFIG)
  *   reloaded relayId=N token_sha256=.. deploymentToken=set|empty   (after --write)
- *   stopped                                  (--stop-after: register_stop, then 1.5 s)
+ *   stop_at_ms=N                             (--stop-on-signal: SIGUSR1 came, register_stop
+ *                                             returned at N, milliseconds of CLOCK_REALTIME)
+ *   stopped                                  (... and done was not called within 1.5 s)
  * --inline-ca puts FILE's text into consoleCACert as an inline PEM would arrive.
  * Exit: 0 registered (or stopped), 2 bad config or usage, 3 timed out (default 60 s).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bearssl.h>
@@ -36,6 +40,53 @@
 
 static struct config cfg;
 static int pipefd[2];
+static int sigfd[2];           /* --stop-on-signal: SIGUSR1's handler writes a byte here */
+
+static void
+on_usr1(int sig)
+{
+	char b = 1;
+
+	(void)sig;
+	if (write(sigfd[1], &b, 1) < 0)
+		_exit(4);
+}
+
+/* --stop-on-signal: wait (up to timeout_s) for SIGUSR1, stop the registration, and say
+ * when; then done must not come within 1.5 s. The test sends the signal once the console
+ * has seen the attempts it wants, so what happens before the stop is counted, not timed. */
+static int
+stop_on_signal(long timeout_s)
+{
+	struct pollfd p[2];
+	struct timespec ts;
+
+	p[0].fd = pipefd[0];
+	p[0].events = POLLIN;
+	p[1].fd = sigfd[0];
+	p[1].events = POLLIN;
+	int64_t end = loop_now_ms() + timeout_s * 1000, left;
+	int n;
+
+	do { /* the signal itself interrupts poll (EINTR) before its byte is seen */
+		left = end - loop_now_ms();
+		n = left > 0 ? poll(p, 2, (int)left) : 0;
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0 || !(p[1].revents & POLLIN) || (p[0].revents & POLLIN)) {
+		printf("done called or no signal before register_stop\n");
+		return 1;
+	}
+	register_stop();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	printf("stop_at_ms=%lld\n", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	fflush(stdout);
+	if (poll(p, 1, 1500) == 0) {
+		printf("stopped\n");
+		return 0;
+	}
+	printf("done called after register_stop\n");
+	return 1;
+}
 
 struct result {
 	int64_t relay_id;
@@ -76,8 +127,8 @@ main(int argc, char **argv)
 	char err[2048], sha[17];
 	struct result r;
 	struct pollfd pfd;
-	long timeout_s = 60, stop_ms = -1;
-	int i, write_back = 0;
+	long timeout_s = 60;
+	int i, write_back = 0, stop_signal = 0;
 	size_t got = 0;
 	ssize_t k;
 	int64_t end;
@@ -97,8 +148,8 @@ main(int argc, char **argv)
 			i += 2;
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			timeout_s = atol(argv[++i]);
-		} else if (strcmp(argv[i], "--stop-after") == 0 && i + 1 < argc) {
-			stop_ms = atol(argv[++i]);
+		} else if (strcmp(argv[i], "--stop-on-signal") == 0) {
+			stop_signal = 1;
 		} else if (strcmp(argv[i], "--write") == 0) {
 			write_back = 1;
 		} else if (strcmp(argv[i], "--inline-ca") == 0 && i + 1 < argc) {
@@ -115,23 +166,18 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (stop_signal && (pipe(sigfd) != 0 || signal(SIGUSR1, on_usr1) == SIG_ERR)) {
+		fprintf(stderr, "register_tool: cannot wait for SIGUSR1\n");
+		return 2;
+	}
 	if (pipe(pipefd) != 0 || register_start(&cfg, done, NULL) != ERR_OK) {
 		fprintf(stderr, "register_tool: cannot start\n");
 		return 2;
 	}
 	pfd.fd = pipefd[0];
 	pfd.events = POLLIN;
-	if (stop_ms >= 0) {
-		if (poll(&pfd, 1, (int)stop_ms) == 0) {
-			register_stop();
-			if (poll(&pfd, 1, 1500) == 0) {
-				printf("stopped\n");
-				return 0;
-			}
-		}
-		printf("done called after register_stop\n");
-		return 1;
-	}
+	if (stop_signal)
+		return stop_on_signal(timeout_s);
 	end = loop_now_ms() + timeout_s * 1000;
 	while (got < sizeof r) {
 		int64_t left = end - loop_now_ms();
