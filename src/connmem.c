@@ -181,6 +181,10 @@ connmem_get(size_t size, int64_t now)
 		free(ch);
 		return NULL;
 	}
+	/* Never huge pages: with transparent huge pages "always" (some distributions' default)
+	 * a fault here, or khugepaged later, would make 2 MiB resident where an idle block
+	 * keeps four small pages. Should it fail, the kernel's default stays. */
+	(void)madvise(ch->base, CONNMEM_SLOTS * stride, MADV_NOHUGEPAGE);
 	ch->stride = stride;
 	ch->freed = ALL_SLOTS;
 	nchunks++;

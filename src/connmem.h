@@ -19,7 +19,8 @@
  * TLB shoot-down on the other CPU); the others give their pages back at once
  * (MADV_DONTNEED), and a chunk whose slots are all free and clean is unmapped. The spares
  * give theirs back once gets have paused for CONNMEM_SPARE_IDLE_MS (connmem_trim).
- * Chunks keep the number of mappings low (vm.max_map_count): one per CONNMEM_SLOTS blocks.
+ * Chunks keep the number of mappings low (vm.max_map_count): one per CONNMEM_SLOTS blocks,
+ * each marked MADV_NOHUGEPAGE (a huge page would make a sparse block wholly resident).
  *
  * Under AddressSanitizer blocks come from aligned_alloc and go back to free at once, so a
  * use after connmem_put is still caught.

@@ -38,6 +38,30 @@ intact(const unsigned char *p, size_t n, unsigned tag)
 }
 
 #ifndef __SANITIZE_ADDRESS__
+/* Whether the mapping holding p is marked "no huge pages" (VmFlags nh in smaps); -1 when
+ * smaps cannot be read. */
+static int
+no_huge_pages(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	unsigned long lo, hi, a = (unsigned long)(uintptr_t)p;
+	int in = 0, r = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) /* a mapping's first line */
+			in = a >= lo && a < hi;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			r = strstr(line, " nh") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
 /* Resident pages of [p, p + n) (p anywhere in a page). */
 static size_t
 resident(const void *p, size_t n)
@@ -81,6 +105,7 @@ t_connmem(void)
 	CHECK_INT(used, N, "connmem: 100 in use");
 #ifndef __SANITIZE_ADDRESS__
 	CHECK_INT(chunks, (N + CONNMEM_SLOTS - 1) / CONNMEM_SLOTS, "connmem: a chunk per 32 blocks");
+	CHECK_INT(no_huge_pages(b[0]), 1, "connmem: chunks are marked no huge pages (VmFlags nh)");
 #endif
 
 	/* The last one freed comes back for the same size, its bytes as they were. */
