@@ -335,7 +335,7 @@ def full_steps():
         Step("build unit tests (arm64)", ["make", "-s", "ARCH=arm64", "build/arm64/unit-tests"],
              groups=make, counts=False),
         Step("unit tests (arm64 under qemu)", ["qemu-aarch64-static", "build/arm64/unit-tests"],
-             after=["build unit tests (arm64)"]),
+             env={"RELAYPRO_EMULATED": "qemu-user"}, after=["build unit tests (arm64)"]),
         Step("unit tests (glibc, ASan + UBSan)", ["make", "-s", "asan"], groups=make),
         Step("fuzz corpora replayed (musl, then glibc ASan + UBSan)",
              ["make", "-s", "fuzz-replay"], groups=make),

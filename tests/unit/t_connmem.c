@@ -105,7 +105,13 @@ t_connmem(void)
 	CHECK_INT(used, N, "connmem: 100 in use");
 #ifndef __SANITIZE_ADDRESS__
 	CHECK_INT(chunks, (N + CONNMEM_SLOTS - 1) / CONNMEM_SLOTS, "connmem: a chunk per 32 blocks");
-	CHECK_INT(no_huge_pages(b[0]), 1, "connmem: chunks are marked no huge pages (VmFlags nh)");
+	/* qemu-user (make test's arm64 unit run) shows the host's smaps but applies no madvise
+	 * hint but MADV_DONTNEED: there the check cannot be made, and says so. */
+	if (t_emulated != NULL)
+		printf("SKIP connmem: chunks marked no huge pages: %s applies no madvise hint\n",
+		    t_emulated);
+	else
+		CHECK_INT(no_huge_pages(b[0]), 1, "connmem: chunks are marked no huge pages (VmFlags nh)");
 #endif
 
 	/* The last one freed comes back for the same size, its bytes as they were. */

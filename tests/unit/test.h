@@ -24,6 +24,11 @@ size_t t_unhex(const char *hex, unsigned char *out, size_t cap);
  * zero), `port`. The caller includes target.h. */
 struct target_addr;
 struct target_addr t_mktarget(const char *name, int kind, unsigned port);
+/* RELAYPRO_EMULATED as it was at start (the environment is scrubbed of RELAYPRO_* before
+ * the suites run): the emulator running the tests (tests/run.py sets it for qemu-user), or
+ * NULL. A case the emulator cannot show prints "SKIP suite: name: why" instead of checking
+ * (tests/run.py counts those lines as skipped). */
+extern const char *t_emulated;
 
 #define CHECK(c, name) t_check(!!(c), __FILE__, __LINE__, (name))
 #define CHECK_INT(a, b, name) t_check_int((long long)(a), (long long)(b), __FILE__, __LINE__, (name))
