@@ -42,21 +42,6 @@ linechar(unsigned char c)
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-/* Is buf[s..e) (ASCII case-insensitive) "chunked"? */
-static int
-is_chunked(const char *buf, size_t s, size_t e)
-{
-	static const char lit[] = "chunked";
-	size_t i;
-
-	if (e - s != sizeof lit - 1)
-		return 0;
-	for (i = 0; i < e - s; i++)
-		if ((buf[s + i] | 0x20) != lit[i])
-			return 0;
-	return 1;
-}
-
 /* see body.h */
 int
 body_start(struct body_state *b, const char *head, const struct http_request *r)
@@ -79,7 +64,7 @@ body_start(struct body_state *b, const char *head, const struct http_request *r)
 				e--;
 			if (e == s)
 				continue;
-			last = is_chunked(head, s, e);
+			last = http_ieq(head + s, e - s, "chunked", sizeof "chunked" - 1);
 			chunked += last;
 		}
 		if (!last || chunked != 1)

@@ -54,12 +54,7 @@ is_ows(int c)
 static int
 ieq(const char *s, size_t n, const char *lit)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (lit[i] == '\0' || lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
-			return 0;
-	return lit[n] == '\0';
+	return http_ieq(s, n, lit, strlen(lit));
 }
 
 static struct http_span
@@ -283,9 +278,9 @@ http_span_is(const char *buf, struct http_span s, const char *lit)
 	return strlen(lit) == s.len && memcmp(buf + s.off, lit, s.len) == 0;
 }
 
-/* 1 if a[0..n) equals b[0..m), ASCII case-insensitive. */
-static int
-ieq_span(const char *a, size_t n, const char *b, size_t m)
+/* see http.h */
+int
+http_ieq(const char *a, size_t n, const char *b, size_t m)
 {
 	size_t i;
 
@@ -318,7 +313,7 @@ list_has(const char *buf, const struct http_request *r, int id, const char *tok,
 				;
 			while (i < b && is_ows(buf[i]))
 				i++;
-			if (ieq_span(buf + i, b - i, tok, toklen))
+			if (http_ieq(buf + i, b - i, tok, toklen))
 				return 1;
 			i = a + 1;
 		}

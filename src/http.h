@@ -122,6 +122,11 @@ int http_parse_content_length(const char *s, size_t len, uint64_t *out);
 /* 1 if buf[s] is exactly the NUL-terminated lit (case-sensitive: methods, versions). */
 int http_span_is(const char *buf, struct http_span s, const char *lit);
 
+/* 1 if a[0..n) equals b[0..m), ASCII case-insensitive (only A-Z fold, whatever the
+ * locale): the one comparison for field names and tokens ("chunked", "keep-alive").
+ * Lengths differ: 0. Neither needs a NUL; bytes past n and m are never read. */
+int http_ieq(const char *a, size_t n, const char *b, size_t m);
+
 /* 1 if any field with this id holds token in its comma-separated list, ASCII
  * case-insensitive ("Connection: keep-alive, Upgrade" has "upgrade"). */
 int http_list_has(const char *buf, const struct http_request *r, int id, const char *token);

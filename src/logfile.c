@@ -32,16 +32,10 @@
  * is refused, never followed into a file relaypro was not meant to write (docs/configuration.md). */
 #define OPEN_FLAGS (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)
 
-struct rot_cfg {
-	uint64_t max_size;
-	int64_t max_age_ms;
-	int max_backups, compress;
-};
-
 /* The file (log.c's mutex held). */
 static char path[LOGFILE_PATH_MAX];   /* the file logfile_open opened; "" = no rotation */
 static int is_file;                   /* path is a regular file: rotation applies */
-static struct rot_cfg rot;
+static struct logkeep_cfg rot;
 static uint64_t size;                 /* the file's bytes as last seen + ours since */
 static int shared;                    /* another process may write it: check every record */
 static int64_t last_rot_ms;           /* rotated names strictly increase */
@@ -51,7 +45,7 @@ static int64_t retry_at_ms;           /* no rename or reopen before this */
 static pthread_mutex_t hk_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hk_idle = PTHREAD_COND_INITIALIZER;
 static char hk_path[LOGFILE_PATH_MAX];
-static struct rot_cfg hk_cfg;
+static struct logkeep_cfg hk_cfg;
 static int64_t hk_now_ms;             /* the rotation's time: maxAge counts from it */
 static int hk_busy, hk_again, hk_errno;
 static unsigned hk_failed, hk_failed_told;
@@ -329,8 +323,7 @@ housekeep_start(int64_t now)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		/* No thread: do it here (bounded: at most max_backups files of max_size). */
-		if (logkeep_run(hk_path, hk_cfg.max_age_ms, hk_cfg.max_backups, hk_cfg.compress,
-		    hk_now_ms) != 0) {
+		if (logkeep_run(hk_path, &hk_cfg, hk_now_ms) != 0) {
 			__atomic_add_fetch(&hk_failed, 1, __ATOMIC_RELEASE);
 			hk_errno = errno;
 		}
@@ -402,7 +395,7 @@ static void *
 housekeeper(void *arg)
 {
 	char p[LOGFILE_PATH_MAX];
-	struct rot_cfg cfg;
+	struct logkeep_cfg cfg;
 	int64_t now;
 	int rc, err;
 
@@ -416,7 +409,7 @@ housekeeper(void *arg)
 		now = hk_now_ms;
 		hk_again = 0;
 		pthread_mutex_unlock(&hk_mu);
-		rc = logkeep_run(p, cfg.max_age_ms, cfg.max_backups, cfg.compress, now);
+		rc = logkeep_run(p, &cfg, now);
 		err = errno;
 		pthread_mutex_lock(&hk_mu);
 		if (rc != 0) {

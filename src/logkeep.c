@@ -19,12 +19,6 @@
 #define STALE_TMP_S 600          /* a compression temporary untouched this long is left over */
 #define TS_LEN 20                /* "20261123T100000.123Z" */
 
-struct rot_cfg {
-	uint64_t max_size;
-	int64_t max_age_ms;
-	int max_backups, compress;
-};
-
 static int
 digits(const char *s, int n, unsigned *v)
 {
@@ -80,7 +74,7 @@ join(char *out, size_t cap, const char *dir, const char *name)
 /* Delete rotated files older than max_age and beyond max_backups, oldest first; also
  * compression temporaries nobody has written for STALE_TMP_S. 0 or -1 (errno). */
 static int
-prune(const char *dir, const char *base, const struct rot_cfg *cfg, int64_t now)
+prune(const char *dir, const char *base, const struct logkeep_cfg *cfg, int64_t now)
 {
 	char oldest[256];
 	size_t blen = strlen(base);
@@ -185,13 +179,10 @@ compress_all(const char *dir, const char *base)
 	return rc;
 }
 
-/* Prune as of `now`, then compress what is left. 0 or -1 (errno). */
 /* see logkeep.h */
 int
-logkeep_run(const char *p, int64_t max_age_ms, int max_backups, int compress, int64_t now)
+logkeep_run(const char *p, const struct logkeep_cfg *cfg, int64_t now)
 {
-	struct rot_cfg c = { 0, max_age_ms, max_backups, compress };
-	const struct rot_cfg *cfg = &c;
 	char dir[PATH_MAX];
 	const char *slash = strrchr(p, '/'), *base = slash ? slash + 1 : p;
 	size_t n = slash ? (size_t)(slash - p) : 0;

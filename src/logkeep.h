@@ -16,10 +16,20 @@
 
 #include <stdint.h>
 
-/* Prune the rotated files of the log file `path` as of now (ms since the epoch), then
- * compress what is left when compress is set. max_age_ms 0: no age limit; max_backups 0:
- * no count limit. 0, or -1 with errno of the last failure (the others are still tried). */
-int logkeep_run(const char *path, int64_t max_age_ms, int max_backups, int compress,
-    int64_t now);
+/* The rotation settings (the log file's [log] keys), declared once for both sides:
+ * max_size is logfile.c's (rotate when a record would pass it; 0: never), the other three
+ * are what logkeep_run applies. */
+struct logkeep_cfg {
+	uint64_t max_size;
+	int64_t max_age_ms;     /* 0: no age limit */
+	int max_backups;        /* 0: no count limit */
+	int compress;           /* 1: gzip the rotated files that are kept */
+};
+
+/* Prune the rotated files of the log file `path` as of now (ms since the epoch) by
+ * cfg->max_age_ms and cfg->max_backups, then compress what is left when cfg->compress is
+ * set (cfg->max_size is not read). 0, or -1 with errno of the last failure (the others are
+ * still tried). */
+int logkeep_run(const char *path, const struct logkeep_cfg *cfg, int64_t now);
 
 #endif

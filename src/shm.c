@@ -320,19 +320,6 @@ shm_rec_end(enum shm_part p, unsigned i)
 }
 
 /* see shm.h */
-int
-shm_rec_put(enum shm_part p, unsigned i, const void *data)
-{
-	void *dst = shm_rec_begin(p, i);
-
-	if (dst == NULL)
-		return ERR_RANGE;
-	memcpy(dst, data, shm_rec_size(p));
-	shm_rec_end(p, i);
-	return ERR_OK;
-}
-
-/* see shm.h */
 void
 shm_rec_clear(enum shm_part p, unsigned i)
 {

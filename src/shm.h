@@ -30,8 +30,8 @@
  * Records: a per-worker part planned with shm_plan_records holds, in every row, `count`
  * records of one fixed size, each behind a sequence count, so that a reader in another
  * process copies a record whole or not at all, never half of one being written. The owner
- * publishes record i with shm_rec_put (or writes it in place between shm_rec_begin and
- * shm_rec_end) and withdraws it with shm_rec_clear; any worker copies it out with
+ * publishes record i by writing it in place between shm_rec_begin and shm_rec_end, and
+ * withdraws it with shm_rec_clear; any worker copies it out with
  * shm_rec_get. Nothing is locked: a writer never waits; a reader that meets a record in
  * the middle of a write tries a few times, then reports it busy. A record holds plain data
  * of its module's own fixed layout (no pointers), written by one process only.
@@ -102,13 +102,10 @@ size_t shm_rec_size(enum shm_part p);
  * [0, shm_rec_used) of each row, not the whole row. */
 unsigned shm_rec_used(enum shm_part p, int w);
 
-/* This process's record i of part p: write it whole. ERR_OK, or ERR_RANGE when i is out
- * of range or there is no region. */
-int shm_rec_put(enum shm_part p, unsigned i, const void *rec);
-
-/* Or write it in place: shm_rec_begin returns the record's bytes (shm_rec_size of them,
- * 8-byte aligned; NULL out of range) and readers see "busy" until shm_rec_end publishes
- * them. Between the two, write that record only, and do not call other shm functions. */
+/* This process's record i of part p, written in place: shm_rec_begin returns the record's
+ * bytes (shm_rec_size of them, 8-byte aligned; NULL when i is out of range or there is no
+ * region) and readers see "busy" until shm_rec_end publishes them. Between the two, write
+ * that record only, and do not call other shm functions. */
 void *shm_rec_begin(enum shm_part p, unsigned i);
 void shm_rec_end(enum shm_part p, unsigned i);
 

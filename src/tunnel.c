@@ -4,7 +4,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "body.h"
 #include "err.h"
@@ -23,9 +22,7 @@
 static int
 name_is(const char *h, struct http_span s, const char *lit)
 {
-	size_t n = strlen(lit);
-
-	return s.len == n && strncasecmp(h + s.off, lit, n) == 0;
+	return http_ieq(h + s.off, s.len, lit, strlen(lit));
 }
 
 /* ---- absolute-form: one request, then nothing ----------------------------------------

@@ -168,7 +168,7 @@ def normal_ops(n, name):
     return ok, lat
 
 
-@rt.case(timeout=60)
+@rt.case(timeout=150)
 def slowloris_does_not_starve_others():
     n_ops = 100
     ok0, base = normal_ops(n_ops, "unloaded")
@@ -189,9 +189,10 @@ def slowloris_does_not_starve_others():
     closed = {}
 
     def trickle():
-        # one more byte per connection every 0.5 s until the relay closes it (bounded)
+        # one more byte per connection every 0.5 s until the relay closes it (bounded: the
+        # wait below sets `stop`; the 120 s only guards against that wait never ending)
         pos = 10
-        end = time.monotonic() + 30
+        end = time.monotonic() + 120
         while not stop.is_set() and time.monotonic() < end:
             b = head[pos:pos + 1] if pos < len(head) else b"a"
             pos += 1
@@ -218,10 +219,13 @@ def slowloris_does_not_starve_others():
                                              pct(loaded, .5), pct(loaded, .99),
                                              pct(loaded, .99) / max(0.001, pct(base, .99))))
     # headerTimeout 5 s from accept: every slowloris connection is closed by the relay.
+    # Wait for the event (each socket's EOF or reset); the 60 s is only a bound on the wait,
+    # generous for a loaded machine, and nothing below asserts how long it took: the pass
+    # condition is that all of them were closed.
     sel = selectors.DefaultSelector()
     for i, s in enumerate(slow):
         sel.register(s, selectors.EVENT_READ, i)
-    end = time.monotonic() + 20
+    end = time.monotonic() + 60
     while len(closed) < SLOWLORIS and time.monotonic() < end:
         for key, _ in sel.select(0.5):
             i = key.data
@@ -341,4 +345,4 @@ def ten_thousand_idle_tunnels_then_reload():
 
 
 if __name__ == "__main__":
-    rt.main("abuse", deadline=240)
+    rt.main("abuse", deadline=360)
