@@ -69,8 +69,7 @@ def upgrade_under_load():
     # new process reported ready (the old one no longer accepts then).
     load = pt.Load(S["port"], rate=50, threads=1, limit=60, timeout=10).start()
     try:
-        rt.check(load.wait_ok(10, timeout=20), "the connections run before the upgrade",
-                 (load.ok, load.fail, load.errors[:3]))
+        load.check_more(10, "the connections run before the upgrade", timeout=20)
         os.kill(old_pid, signal.SIGUSR2)
         ev = rt.wait_for_log(S["log"], "upgrade.ready", timeout=15)
         rt.check(ev is not None, "upgrade.ready logged", ev)
@@ -79,10 +78,7 @@ def upgrade_under_load():
         rt.check(new_pid is not None and new_pid != old_pid, "a new process with a new PID started")
         if new_pid:
             rt.track_pid(new_pid, "upgraded relay")
-        at_ready = load.ok
-        rt.check(load.wait_ok(at_ready + 50, timeout=30),
-                 "50 more connections answered after upgrade.ready",
-                 (load.ok - at_ready, load.fail, load.errors[:3]))
+        load.check_more(50, "50 more connections answered after upgrade.ready")
     finally:
         load.stop()
     print("measure: connections during upgrade ok=%d fail=%d" % (load.ok, load.fail))
@@ -187,7 +183,7 @@ def upgrade_loses_nothing():
     L["old_listeners"] = pt.listeners_of(old, L["ports"])
 
     load = pt.Load(L["http"], rate=200).start()
-    rt.check(load.wait_ok(50), "the load runs before the upgrade", (load.ok, load.errors))
+    load.check_more(50, "the load runs before the upgrade")
     since = rt.log_offset(L["log"])
     os.kill(old, signal.SIGUSR2)
     ev = rt.wait_for_log(L["log"], "upgrade.ready", timeout=30, since=since)

@@ -264,8 +264,7 @@ def supervisor_upgrade():
     # A new connection every 20 ms from before SIGUSR2 until the new workers have served
     # 50 after the old supervisor exited: counted connections, not time windows.
     load = pt.Load(S["port"], rate=50, threads=1, limit=90, timeout=10).start()
-    rt.check(load.wait_ok(10, timeout=20), "the connections run before the upgrade",
-             (load.ok, load.fail, load.errors[:3]))
+    load.check_more(10, "the connections run before the upgrade", timeout=20)
     try:
         os.kill(S["relay"].pid, signal.SIGUSR2)
         ev = rt.wait_for_log(S["log"], "upgrade.ready", timeout=20, since=since)
@@ -290,10 +289,8 @@ def supervisor_upgrade():
             s.close()
         rc = S["relay"].wait(30)
         rt.check_eq(rc, 0, "the old supervisor exits 0 after its workers drained")
-        at_exit = load.ok
-        rt.check(load.wait_ok(at_exit + 50, timeout=30),
-                 "50 more connections answered once the old supervisor exited (by the new workers)",
-                 (load.ok - at_exit, load.fail, load.errors[:3]))
+        load.check_more(50, "50 more connections answered once the old supervisor exited "
+                        "(by the new workers)")
     finally:
         load.stop()
     print("measure: connections during supervisor upgrade ok=%d fail=%d" % (load.ok, load.fail))

@@ -143,6 +143,13 @@ class Load:
     def wait_ok(self, n, timeout=30):
         return rt.wait_until(lambda: self.ok >= n, timeout=timeout)
 
+    def check_more(self, n, what, timeout=30):
+        """rt.check that n more connections are answered from now on: the load's progress
+        counted in connections (the timeout only bounds the wait)."""
+        at = self.ok
+        return rt.check(self.wait_ok(at + n, timeout=timeout), what,
+                        (self.ok - at, self.fail, self.errors[:3]))
+
     def stop(self):
         self._stop.set()
         for t in self._threads:
