@@ -40,6 +40,7 @@ struct pollset {
 	uint32_t *kser;               /* per key: the serial of its current registration */
 	short *kev;                   /* per key: the registered events; -1: refused, reported */
 	int *errq, nerr;              /* keys the kernel refused to watch, not yet reported */
+	unsigned char *kq;            /* per key: 1 while it is in errq (so at most once) */
 	void *evbuf;                  /* struct epoll_event[POLLSET_EPOLL_BATCH] */
 };
 
@@ -110,7 +111,7 @@ pollset_new(int backend, int nfixed, int npairs)
 #ifdef __linux__
 	if (backend == POLLSET_EPOLL) {
 		ps->epfd = epoll_create1(EPOLL_CLOEXEC);
-		ps->kfd = block(nent * (3 * sizeof(int) + sizeof(short)));
+		ps->kfd = block(nent * (3 * sizeof(int) + sizeof(short) + 1));
 		ps->ready = block(2 * POLLSET_EPOLL_BATCH * sizeof *ps->ready);
 		ps->evbuf = block(POLLSET_EPOLL_BATCH * sizeof(struct epoll_event));
 		if (ps->epfd < 0 || ps->kfd == NULL || ps->ready == NULL || ps->evbuf == NULL) {
@@ -122,6 +123,7 @@ pollset_new(int backend, int nfixed, int npairs)
 		ps->errq = ps->kfd + nent;
 		ps->kser = (uint32_t *)(void *)(ps->errq + nent);
 		ps->kev = (short *)(void *)(ps->kser + nent);
+		ps->kq = (unsigned char *)(ps->kev + nent);
 		return ps;
 	}
 #endif
@@ -243,10 +245,12 @@ ep_refused(struct pollset *ps, int key)
 	ps->kfd[key] = 0;
 	if (ps->kev[key] != -1) {
 		ps->kev[key] = -1;
-		/* A key refused, accepted and refused again before a wait may be queued twice:
-		 * the queue holds nent, and a report past that is dropped, never written over. */
-		if (ps->nerr < ps->nent)
+		/* A key is queued once however often it is refused, accepted and refused again
+		 * before a wait: the queue (nent) can hold every key. */
+		if (!ps->kq[key]) {
+			ps->kq[key] = 1;
 			ps->errq[ps->nerr++] = key;
+		}
 	}
 }
 
@@ -296,6 +300,7 @@ ep_wait(struct pollset *ps, int timeout_ms)
 	/* Keys the kernel refused: POLLERR, once (at most a batch a wait; the rest next). */
 	while (ps->nerr > 0 && n < POLLSET_EPOLL_BATCH) {
 		int key = ps->errq[--ps->nerr];
+		ps->kq[key] = 0;
 		if (ps->kev[key] != -1)
 			continue; /* watched after all by a later put */
 		ps->kev[key] = 0;

@@ -200,6 +200,19 @@ one_backend(int backend)
 			CHECK(n == 1 && keys[0] == POLLSET_KEY(NF, 1, 0) && rev[0] == POLLERR,
 			    NAME("refused by the kernel: POLLERR once"));
 			CHECK_INT(wait_keys(ps, 0, keys, rev, 16), 0, NAME("... and only once"));
+			/* One key refused, watched and refused again many times before a wait is
+			 * queued once, so the report of another refused key is never crowded out. */
+			for (i = 0; i < 4 * (NF + 8); i++) {
+				pollset_put(ps, POLLSET_KEY(NF, 1, 0), fd, POLLIN);
+				pollset_put(ps, POLLSET_KEY(NF, 1, 0), fx[1], POLLOUT);
+			}
+			pollset_put(ps, POLLSET_KEY(NF, 1, 0), fd, POLLIN);
+			pollset_put(ps, POLLSET_KEY(NF, 2, 0), fd, POLLIN);
+			n = wait_keys(ps, 0, keys, rev, 16);
+			CHECK(n == 2 && rev_of(keys, rev, n, POLLSET_KEY(NF, 1, 0)) == POLLERR &&
+			    rev_of(keys, rev, n, POLLSET_KEY(NF, 2, 0)) == POLLERR,
+			    NAME("a key refused again and again is queued once; another's refusal is reported"));
+			pollset_closed(ps, POLLSET_KEY(NF, 2, 0));
 		} else {
 			CHECK(n == 1 && (rev_of(keys, rev, n, POLLSET_KEY(NF, 1, 0)) & POLLIN),
 			    NAME("a file is always readable"));
