@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "proxyproto.h"
 #include "respond.h"
+#include "secret.h"
 #include "tls.h"
 
 static void
@@ -152,7 +153,9 @@ front_pphdr_timeout(struct conn *c)
 
 /* ---- the request head ----------------------------------------------------------------- */
 
-/* Take client bytes into head[] up to end. */
+/* Take client bytes into head[] up to end. What is taken is wiped where it lay (the
+ * plain buffer, or BearSSL's input buffer, decrypted in place): head[] is the one copy of
+ * the credentials, wiped at conn_free, and a block kept for reuse holds none. */
 static void
 take_until(struct conn *c, size_t end)
 {
@@ -163,6 +166,7 @@ take_until(struct conn *c, size_t end)
 		take = end - c->head_len;
 		take = avail < take ? avail : take;
 		memcpy(c->head + c->head_len, b, take);
+		secret_wipe(b, take);
 		c->head_len += take;
 		hop_rack(&c->hop.front, take);
 	}
