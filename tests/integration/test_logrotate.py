@@ -182,9 +182,7 @@ def rotation_and_gzip():
             rt.check(gzip.decompress(f.read()) == c.stdout, "Python's gzip agrees on " + n)
         rt.check(os.stat(p).st_mode & 0o777 == 0o640, n + " has mode 0640",
                  oct(os.stat(p).st_mode & 0o777))
-        recs = json_lines(c.stdout, n)
-        if recs is not None:
-            rt.check(len(recs) > 0, n + ": complete JSON log lines (%d)" % len(recs))
+        recs = json_lines(c.stdout, n)  # checks the lines are complete JSON
         if recs:
             contents.append((n, recs))
     with open(r.log, "rb") as f:

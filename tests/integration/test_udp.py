@@ -22,6 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import proctest as pt  # noqa: E402
 import relaytest as rt  # noqa: E402
 import relays  # noqa: E402
 import wsclient  # noqa: E402
@@ -293,13 +294,10 @@ def metrics_count_datagrams():
     relay = S["relay"]
 
     def scrape():
-        text = rt.http_request("127.0.0.1", relay.admin_port, "GET", "/metrics").body.decode()
-        vals = {}
-        for ln in text.splitlines():
-            if ln.startswith("relaypro_udp_datagrams_total{"):
-                k, v = ln.rsplit(" ", 1)
-                vals[k.split('"')[1]] = int(v)
-        return text, vals.get("up", 0), vals.get("down", 0)
+        """(samples, up, down): one scrape of /metrics (proctest's parser)."""
+        samples = pt.scrape(relay.admin_port) or []
+        count = lambda d: int(pt.sample(samples, "relaypro_udp_datagrams_total", {"direction": d}) or 0)
+        return samples, count("up"), count("down")
 
     _, up0, down0 = scrape()
     st, h, ws = open_udp(relay)
@@ -308,10 +306,11 @@ def metrics_count_datagrams():
         ws.recv_message(timeout=10)
     ws.close()
     got = rt.wait_until(lambda: scrape()[1:] == (up0 + 3, down0 + 3), timeout=10)
-    text, up, down = scrape()
+    samples, up, down = scrape()
     rt.check(got, "relaypro_udp_datagrams_total counts the 3 datagrams each way",
              "up %d -> %d, down %d -> %d" % (up0, up, down0, down))
-    rt.check("relaypro_udp_dropped_total" in text, "relaypro_udp_dropped_total is exported")
+    rt.check(any(n == "relaypro_udp_dropped_total" for n, _, _ in samples),
+             "relaypro_udp_dropped_total is exported")
     ws.close()
 
 

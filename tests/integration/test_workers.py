@@ -263,7 +263,7 @@ def supervisor_upgrade():
     rt.check(got, "the old workers accepted the parked plain clients")
     # A new connection every 20 ms from before SIGUSR2 until the new workers have served
     # 50 after the old supervisor exited: counted connections, not time windows.
-    load = pt.Load(S["port"], rate=50, threads=1, limit=90, timeout=10).start()
+    load = pt.Load(S["port"], rate=50, threads=1, limit=3600, timeout=10).start()
     load.check_more(10, "the connections run before the upgrade", timeout=20)
     try:
         os.kill(S["relay"].pid, signal.SIGUSR2)
