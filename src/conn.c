@@ -97,20 +97,14 @@ layout(int kind, size_t head_max, struct layout *l)
 	l->total = off;
 }
 
-static size_t
-footprint(int kind, size_t head_max)
-{
-	struct layout l;
-
-	layout(kind, head_max, &l);
-	return l.total;
-}
-
 /* see conn.h */
 size_t
 conn_footprint(int kind)
 {
-	return footprint(kind, start_head_max);
+	struct layout l;
+
+	layout(kind, start_head_max, &l);
+	return l.total;
 }
 
 /* see conn.h */

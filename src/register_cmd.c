@@ -71,7 +71,7 @@ register_main(int argc, char **argv)
 		return 2;
 	}
 	generated = !c.relay_pro_id[0];
-	if (!c.relay_pro_id[0]) /* this registration's, when none is configured */
+	if (generated) /* this registration's, when none is configured */
 		rand_uuid4(c.relay_pro_id, sizeof c.relay_pro_id);
 	rc = register_once(&c, (uint32_t)timeout_s * 1000, &id, token, sizeof token);
 	if (rc != ERR_OK) {
