@@ -160,11 +160,12 @@ connmem_get(size_t size, int64_t now)
 		return NULL;
 	stride = (size + CONNMEM_OFFSET + page_size - 1) / page_size * page_size;
 	last_get_ms = now;
-	for (i = nspare - 1; i >= 0; i--) {
+	for (i = nspare - 1; i >= 0; i--) { /* the newest first; the rest keep their age order */
 		if (spares[i].ch->stride == stride) {
 			ch = spares[i].ch;
 			unsigned idx = spares[i].idx;
-			spares[i] = spares[--nspare];
+			memmove(&spares[i], &spares[i + 1], (size_t)(nspare - 1 - i) * sizeof spares[0]);
+			nspare--;
 			return hand_out(ch, idx);
 		}
 	}
@@ -201,14 +202,22 @@ connmem_put(void *block)
 	unsigned idx = h->idx;
 
 	nused--;
-	if (nspare < CONNMEM_SPARE_MAX) {
-		ch->freed |= 1u << idx;
-		ch->spare |= 1u << idx;
-		spares[nspare].ch = ch;
-		spares[nspare++].idx = idx;
-		return;
+	/* The newest block is kept and, when the spares are full, the oldest gives its pages
+	 * back: spares of a size nobody asks for any more (another listener's, or the size
+	 * before a reload changed maxHeaderBytes) age out under load instead of holding
+	 * every place while each close of the busy size pays for its pages. */
+	if (nspare == CONNMEM_SPARE_MAX) {
+		struct chunk *old = spares[0].ch;
+		unsigned oidx = spares[0].idx;
+
+		memmove(&spares[0], &spares[1], (CONNMEM_SPARE_MAX - 1) * sizeof spares[0]);
+		nspare--;
+		release(old, oidx);
 	}
-	release(ch, idx);
+	ch->freed |= 1u << idx;
+	ch->spare |= 1u << idx;
+	spares[nspare].ch = ch;
+	spares[nspare++].idx = idx;
 }
 
 /* see connmem.h */

@@ -14,9 +14,9 @@
  * so that the bytes an idle tunnel touched share pages (docs/design.md, "Memory per
  * connection").
  *
- * Freed blocks: up to CONNMEM_SPARE_MAX are kept with their pages for the next get of the
- * same size (a new mapping or fresh pages cost page faults, and giving pages back costs a
- * TLB shoot-down on the other CPU); the others give their pages back at once
+ * Freed blocks: the CONNMEM_SPARE_MAX most recently freed are kept with their pages for the
+ * next get of the same size (a new mapping or fresh pages cost page faults, and giving pages
+ * back costs a TLB shoot-down on the other CPU); an older one gives its pages back at once
  * (MADV_DONTNEED), and a chunk whose slots are all free and clean is unmapped. The spares
  * give theirs back once gets have paused for CONNMEM_SPARE_IDLE_MS (connmem_trim).
  * Chunks keep the number of mappings low (vm.max_map_count): one per CONNMEM_SLOTS blocks,

@@ -149,13 +149,14 @@ t_connmem(void)
 		return;
 	fill(b[8], SIZE, 8);
 
-	/* Freed past the spares: the pages go back at once; the spares keep theirs. */
+	/* Freed past the spares: the newest are kept with their pages, the oldest gives its
+	 * pages back at once. */
 	for (i = 0; i < CONNMEM_SPARE_MAX; i++)
 		connmem_put(b[i]);
-	connmem_put(b[N - 1]); /* its chunk still holds three blocks */
+	connmem_put(b[N - 1]); /* the 33rd: b[0], the oldest, goes (its chunk holds spares) */
 #ifndef __SANITIZE_ADDRESS__
-	CHECK(resident(b[0], SIZE) > 0, "connmem: a spare's pages stay resident");
-	CHECK_INT(resident(b[N - 1], SIZE), 0, "connmem: a block past the spares gives its pages back");
+	CHECK(resident(b[N - 1], SIZE) > 0, "connmem: the newest spare's pages stay resident");
+	CHECK_INT(resident(b[0], SIZE), 0, "connmem: the oldest spare past the limit gives its pages back");
 #endif
 	for (i = CONNMEM_SPARE_MAX; i < N - 1; i++)
 		connmem_put(b[i]);
@@ -163,13 +164,27 @@ t_connmem(void)
 	CHECK_INT(used, 0, "connmem: none in use after all put");
 #ifndef __SANITIZE_ADDRESS__
 	CHECK_INT(spares, CONNMEM_SPARE_MAX, "connmem: CONNMEM_SPARE_MAX spares kept");
-	CHECK_INT(chunks, 1, "connmem: only the chunk holding the spares stays mapped");
+	/* the last 32 put, b[67..98], lie in the third and fourth chunks */
+	CHECK_INT(chunks, 2, "connmem: only the chunks holding spares stay mapped");
+	/* A size nobody asked for lately does not hold the places: a block of another size,
+	 * freed now, is kept (its bytes come back) and the oldest spare makes room. */
+	other = connmem_get(SIZE + 2 * CONNMEM_PAGE, 1000);
+	CHECK(other != NULL, "connmem: a block of another size");
+	if (other) {
+		fill(other, SIZE + 2 * CONNMEM_PAGE, 201);
+		connmem_put(other);
+		again = connmem_get(SIZE + 2 * CONNMEM_PAGE, 1000);
+		CHECK(again == other && intact(again, SIZE + 2 * CONNMEM_PAGE, 201),
+		    "connmem: the newest spare is kept whatever its size");
+		if (again)
+			connmem_put(again);
+	}
 	connmem_trim(1000 + CONNMEM_SPARE_IDLE_MS - 1);
 	connmem_counts(&used, &spares, &chunks);
 	CHECK_INT(spares, CONNMEM_SPARE_MAX, "connmem: spares kept while gets are recent");
 	connmem_trim(1000 + CONNMEM_SPARE_IDLE_MS);
 	connmem_counts(&used, &spares, &chunks);
-	CHECK_INT(spares + chunks, 0, "connmem: spares and their chunk given back once gets pause");
+	CHECK_INT(spares + chunks, 0, "connmem: spares and their chunks given back once gets pause");
 #endif
 
 	/* A fresh block reads as zeros (a new mapping), and churn keeps the counts straight. */
